@@ -1,0 +1,280 @@
+"""Where a lab runs: profiles and parameters, device, seeding, output folders, and `record`.
+
+Introduced in notebooks/01_data_prep.ipynb. Every notebook starts with
+
+    lab = labkit.setup("02_naive_cnn", profile, defaults=DEFAULTS, epochs=epochs, ...)
+
+which resolves every parameter left `None` from the profile's defaults, checks the types of the
+others, seeds every random number generator, picks the device and prepares
+`{out_dir}/figures/{notebook}/`, `{out_dir}/metrics/` and `{out_dir}/checkpoints/`.
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "full")
+
+# Parameters every notebook shares. A notebook's own DEFAULTS extend or override these.
+COMMON_DEFAULTS: dict[str, dict[str, Any]] = {
+    "smoke": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
+    "full": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
+}
+
+# Parameters that may legitimately hold values of different types (a path or None, a dict, ...).
+_FREE_TYPED = {"out_dir", "data_root"}
+
+
+class LabError(ValueError):
+    """A lab was called with something it cannot use; the message says what to change."""
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """Return the device to compute on: "auto" takes cuda, then mps, then cpu.
+
+    An explicit device that is not present raises a `LabError` that says what is.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LabError(f"device={device!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'.")
+    if name == "mps" and not has_mps:
+        raise LabError("device='mps' was asked for but Apple's MPS backend is not available; use 'auto' or 'cpu'.")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise LabError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'.") from err
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (all devices); with `deterministic`, ask torch for
+    deterministic kernels so the same seed, device and data give the same figures."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS needs this set before its first call to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def seed_worker(worker_id: int) -> None:
+    """`worker_init_fn` for DataLoader: derive python and numpy seeds from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU torch.Generator seeded with `seed`, for samplers and `random_split`."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding pyproject.toml above `start` (default: the current folder), else `start`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "labkit").is_dir():
+            return folder
+    return here
+
+
+@dataclass
+class Lab:
+    """The resolved settings of one notebook run. Parameters read as attributes: `lab.epochs`."""
+
+    notebook: str
+    profile: str
+    device: torch.device
+    out_dir: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"lab has no parameter {name!r}; it has {sorted(params)}")
+
+    @property
+    def seed(self) -> int:
+        return self.params["seed"]
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.out_dir / "figures" / self.notebook
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics" / f"{self.notebook}.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def savefig(self, fig, name: str, dpi: int = 110) -> Path:
+        """Save a matplotlib figure as `{figures_dir}/{name}.png` and return the path."""
+        path = self.figures_dir / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def record(self, **figures: Any) -> dict[str, Any]:
+        """Add headline figures to `{out_dir}/metrics/{notebook}.json` (written atomically)."""
+        self.figures.update({k: to_jsonable(v) for k, v in figures.items()})
+        write_json_atomic(self.metrics_path, self.figures)
+        return dict(self.figures)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"Lab({self.notebook}, profile={self.profile}, device={self.device}, {shown})"
+
+
+_current: Lab | None = None
+
+
+def _check_type(name: str, value: Any, default: Any) -> Any:
+    """Accept `value` where it has the type of the profile's default; say what is wrong otherwise."""
+    if value is None or default is None or name in _FREE_TYPED:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise LabError(
+            f"parameter {name}={value!r} is a {type(value).__name__}, but {name} takes a "
+            f"{type(default).__name__} (for example {default!r}). With the runner write "
+            f"-p {name}={default!r} (values are read as YAML: 3 is an int, '3' a string)."
+        )
+    return value
+
+
+def setup(
+    notebook: str,
+    profile: str = "full",
+    *,
+    defaults: dict[str, dict[str, Any]] | None = None,
+    **params: Any,
+) -> Lab:
+    """Resolve a notebook's parameters, seed everything, pick the device, make output folders.
+
+    Args:
+        notebook: the notebook's name without extension, e.g. "02_naive_cnn".
+        profile: "full" (what a student runs) or "smoke" (seconds, for CI).
+        defaults: {"smoke": {...}, "full": {...}}: this notebook's defaults per profile.
+        **params: the values of the notebook's `parameters` cell; `None` takes the default.
+
+    Returns:
+        a `Lab`; also made current, so `labkit.record(...)` writes to its metrics file.
+
+    Raises:
+        LabError: unknown profile, unknown parameter, or a value of the wrong type.
+    """
+    global _current
+    if profile not in PROFILES:
+        raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
+    table = {**COMMON_DEFAULTS[profile], **(defaults or {}).get(profile, {})}
+    unknown = sorted(set(params) - set(table))
+    if unknown:
+        raise LabError(
+            f"{notebook}: unknown parameter(s) {unknown}; this notebook takes {sorted(table)}."
+        )
+    resolved = {}
+    for name, default in table.items():
+        value = params.get(name)
+        resolved[name] = default if value is None else _check_type(name, value, default)
+
+    out_dir = resolved["out_dir"]
+    out_dir = Path(out_dir) if out_dir else project_root() / "runs" / profile
+    out_dir = out_dir.expanduser().resolve()
+    resolved["out_dir"] = str(out_dir)
+    device = pick_device(resolved["device"])
+    seed_everything(int(resolved["seed"]))
+
+    lab = Lab(notebook=notebook, profile=profile, device=device, out_dir=out_dir, params=resolved)
+    for folder in (lab.figures_dir, lab.metrics_path.parent, lab.checkpoints_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    # A rerun starts its metrics afresh, so no figure of an earlier run survives unnoticed.
+    write_json_atomic(lab.metrics_path, {})
+    _current = lab
+    return lab
+
+
+def current() -> Lab:
+    """The Lab made by the last `setup` call."""
+    if _current is None:
+        raise LabError("no lab is set up: call labkit.setup(notebook, profile, ...) first.")
+    return _current
+
+
+def record(**figures: Any) -> dict[str, Any]:
+    """Record headline figures of the current lab (see `Lab.record`)."""
+    return current().record(**figures)
+
+
+def savefig(fig, name: str, dpi: int = 110) -> Path:
+    """Save a figure under the current lab's figures folder (see `Lab.savefig`)."""
+    return current().savefig(fig, name, dpi=dpi)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn numpy/torch scalars and arrays, paths and tuples into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return to_jsonable(value.detach().cpu().tolist())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
