@@ -1,0 +1,42 @@
+# CNN Lab. `make lab` sets everything up and runs the whole series; `make test` is what CI runs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NB     ?=
+P      ?=
+
+.PHONY: setup lab smoke test lint bench student clean
+
+# Re-running is quick: pip runs again only when a requirements or project file changed.
+setup: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Every notebook under the full profile into runs/full/ (NB="02 03" picks some; P="-p epochs=3" passes parameters).
+lab: setup
+	$(PY) -m labkit run $(NB) --profile full $(P)
+
+smoke: setup
+	$(PY) -m labkit run $(NB) --profile smoke $(P)
+
+lint: setup
+	$(VENV)/bin/ruff check labkit tests
+
+# ruff, unit tests, and every notebook executed under the smoke profile.
+test: setup lint
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(PY) -m labkit.bench
+
+# Student copies of the notebooks, solutions replaced by placeholders, in student/.
+student: setup
+	$(PY) -m labkit.student notebooks student
+
+clean:
+	rm -rf runs student .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,110 @@
+"""What `fit` returns: one row per epoch, and the figures a lab records from it.
+
+Introduced in notebooks/02_naive_cnn.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_loss_smooth", "lr", "seconds")
+
+
+def smooth(values: Iterable[float], smoothing: float = 0.6) -> np.ndarray:
+    """Exponential smoothing, as TensorBoard's slider (without its start-up de-biasing).
+
+        s_1 = v_1,    s_t = smoothing * s_{t-1} + (1 - smoothing) * v_t
+
+    `smoothing=0` gives the raw values back; closer to 1 is smoother and lags more.
+    NaN values are carried through without disturbing the running value.
+    """
+    values = np.asarray(list(values), dtype=float)
+    out = np.empty_like(values)
+    running = np.nan
+    for i, v in enumerate(values):
+        if not np.isnan(v):
+            running = v if np.isnan(running) else smoothing * running + (1.0 - smoothing) * v
+        out[i] = running if not np.isnan(v) else np.nan
+    return out
+
+
+@dataclass
+class History:
+    """Per-epoch record of a `fit` run.
+
+    Attributes:
+        df: one row per epoch with the columns epoch (from 1), train_loss, train_acc, val_loss, val_acc,
+            val_loss_smooth (see `smooth`), lr (learning rate of the first parameter group at the
+            start of the epoch) and seconds (wall time of the epoch).
+        best_epoch: the epoch with the lowest smoothed validation loss: the weights `fit` restores.
+        best_val_acc: validation accuracy of those weights (the row of `best_epoch`).
+        epochs_run: epochs trained in all (also those before a resume).
+        seconds: training seconds in all.
+        stopped_early: True when early stopping ended the run before `epochs`.
+    """
+
+    df: pd.DataFrame
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.df)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.df["seconds"].sum()) if len(self.df) else 0.0
+
+    def _best_row(self) -> pd.Series | None:
+        if self.best_epoch is None:
+            return None
+        return self.df.loc[self.df["epoch"] == self.best_epoch].iloc[0]
+
+    @property
+    def best_val_acc(self) -> float | None:
+        row = self._best_row()
+        return None if row is None else float(row["val_acc"])
+
+    @property
+    def best_val_loss(self) -> float | None:
+        row = self._best_row()
+        return None if row is None else float(row["val_loss"])
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the per-epoch table to `path` as CSV (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                self.df.to_csv(fh, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def to_dict(self) -> dict:
+        """Plain lists (a checkpoint holds them with `weights_only=True`)."""
+        return {c: [float(v) for v in self.df[c]] for c in self.df.columns}
+
+    @classmethod
+    def from_rows(cls, rows: list[dict], best_epoch: int | None = None, stopped_early: bool = False) -> History:
+        df = pd.DataFrame(rows, columns=list(COLUMNS))
+        df["epoch"] = df["epoch"].astype(int)
+        return cls(df=df, best_epoch=best_epoch, stopped_early=stopped_early)
+
+    def __repr__(self) -> str:
+        best = "" if self.best_epoch is None else f", best_epoch={self.best_epoch}, best_val_acc={self.best_val_acc:.4f}"
+        stop = ", stopped early" if self.stopped_early else ""
+        return f"History(epochs_run={self.epochs_run}{best}{stop}, seconds={self.seconds:.1f})"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self!r}</p>" + self.df.to_html(index=False, float_format=lambda v: f"{v:.4g}")

@@ -1,0 +1,49 @@
+"""Shared fixtures. `smoke_metrics(name)` executes the lab notebooks under the smoke profile, once
+per test session and in lab order (later labs reuse the checkpoint lab 02 saves, as in `make lab`),
+and returns the figures a notebook recorded.
+
+Set LABKIT_TEST_NOTEBOOKS="02 05" to execute only those notebooks while working on them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Run every selected notebook once under smoke; returns {notebook: Outcome} and the output folder."""
+    from labkit import run as runner
+
+    out = tmp_path_factory.mktemp("runs_smoke")
+    only = os.environ.get("LABKIT_TEST_NOTEBOOKS", "").split()
+    outcomes = runner.run(only or None, profile="smoke", out=out, keep_going=True, html_index=True)
+    return {o.notebook: o for o in outcomes}, out
+
+
+@pytest.fixture(scope="session")
+def smoke_metrics(smoke_run):
+    outcomes, _ = smoke_run
+
+    def metrics(notebook: str) -> dict:
+        if notebook not in outcomes:
+            pytest.skip(f"{notebook} not selected by LABKIT_TEST_NOTEBOOKS")
+        outcome = outcomes[notebook]
+        if outcome.status != "ok":
+            pytest.fail(f"{notebook} failed under smoke: {outcome.error}\nexecuted copy: {outcome.executed}")
+        return outcome.metrics
+
+    return metrics
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

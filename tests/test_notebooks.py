@@ -1,0 +1,76 @@
+"""Every lab notebook: stored without outputs, follows the notebook contract, and is deterministic."""
+
+import json
+
+import nbformat
+import pytest
+
+from labkit import run as runner
+
+NOTEBOOKS = runner.available()
+IDS = [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_follows_the_contract(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged `parameters`"
+    params = runner.declared_parameters(path)
+    assert {"profile", "seed", "device", "out_dir"} <= params
+    source = "\n".join(c.source for c in code)
+    assert f'labkit.setup("{path.stem}"' in source
+    assert "labkit.record(" in source or "lab.record(" in source
+    # every parameter reaches labkit.setup, so the profile's default applies and its type is checked
+    setup_call = source[source.index("labkit.setup("):]
+    setup_call = setup_call[: setup_call.index(")\n") + 1]
+    missing = [p for p in params - {"profile"} if f"{p}={p}" not in setup_call]
+    assert not missing, f"parameters {missing} are not passed to labkit.setup"
+    solutions = sum(c.source.count("### BEGIN SOLUTION") for c in code)
+    assert solutions == sum(c.source.count("### END SOLUTION") for c in code)
+
+
+def test_every_notebook_has_a_test_file():
+    from pathlib import Path
+
+    tests = {p.stem for p in Path(__file__).parent.glob("test_lab*.py")}
+    missing = [p.stem for p in NOTEBOOKS if not any(t.startswith(f"test_lab{p.stem[:2]}") for t in tests)]
+    assert not missing, f"no tests/test_labNN_*.py for {missing}"
+
+
+@pytest.mark.notebook
+def test_smoke_run_writes_summary_and_index(smoke_run):
+    outcomes, out = smoke_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert [n["notebook"] for n in summary["notebooks"]] == list(outcomes)
+    assert all(n["status"] == "ok" for n in summary["notebooks"]), [n["error"] for n in summary["notebooks"]]
+    index = (out / "index.html").read_text()
+    for name in outcomes:
+        assert f'href="html/{name}.html"' in index
+        assert (out / "html" / f"{name}.html").is_file()
+
+
+def _without_timings(metrics):
+    if isinstance(metrics, dict):
+        return {k: _without_timings(v) for k, v in metrics.items() if "seconds" not in k}
+    return metrics
+
+
+@pytest.mark.notebook
+def test_two_smoke_runs_record_identical_figures(smoke_run, tmp_path):
+    outcomes, _ = smoke_run
+    again = [name for name in ("01_data_prep", "02_naive_cnn") if name in outcomes]
+    if not again:
+        pytest.skip("labs 01 and 02 not selected")
+    second = runner.run(again, profile="smoke", out=tmp_path, html_index=False)
+    for o in second:
+        assert o.status == "ok", o.error
+        assert _without_timings(o.metrics) == _without_timings(outcomes[o.notebook].metrics)
