@@ -105,7 +105,10 @@ def capture(
         def hook(module, args, output):
             if not isinstance(output, torch.Tensor):
                 raise LabError(f"layer {name!r} returns {type(output).__name__}, not a tensor; pick a layer with a tensor output.")
-            record.activations[name] = output.detach() if detach else output
+            # Detached: a copy, so that a later in-place op (ReLU(inplace=True) after a conv, as in
+            # VGG and ResNet) cannot overwrite what was recorded. Not detached: the output itself,
+            # so that gradients with respect to it can be taken.
+            record.activations[name] = output.detach().clone() if detach else output
             if gradients and output.requires_grad:
                 # A tensor hook, set here on this very output, sees the gradient that reaches the
                 # layer's output even where later in-place ops would confuse a module backward hook.
@@ -125,14 +128,19 @@ def capture(
             handle.remove()
 
 
+# ReLU6 (MobileNet, EfficientNet-Lite) is a clipped ReLU; it is not a subclass of nn.ReLU.
+RELU_TYPES = (nn.ReLU, nn.ReLU6)
+
+
 def relu_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The `nn.ReLU` modules of `model` (functional `F.relu` calls cannot be hooked; see docs)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    """The `nn.ReLU` and `nn.ReLU6` modules of `model` (functional `F.relu` calls cannot be
+    hooked; see docs)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, RELU_TYPES)]
 
 
 @contextmanager
 def relu_backward(model: nn.Module, rule: str) -> Iterator[None]:
-    """Replace the backward pass of every `nn.ReLU` inside the block.
+    """Replace the backward pass of every `nn.ReLU` (and `nn.ReLU6`) inside the block.
 
     rule:
         "deconvnet": grad_in = relu(grad_out)  (Zeiler & Fergus 2014; ignores the forward input)
@@ -149,7 +157,10 @@ def relu_backward(model: nn.Module, rule: str) -> Iterator[None]:
 
     def hook(module, grad_input, grad_output):
         # ReLU's own grad_input is grad_out * (input > 0), so its positive part is the guided rule.
+        # ReLU6's grad_input is grad_out * (0 < input < 6): the same reasoning holds.
         source = grad_input[0] if rule == "guided" else grad_output[0]
+        if grad_input[0] is None:  # the ReLU's input needs no gradient: nothing to replace
+            return None
         return (source.clamp(min=0),)
 
     try:

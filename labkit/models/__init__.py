@@ -3,14 +3,50 @@ ResNets (lab 03), pretrained backbones (lab 04), plus summaries and rebuilding f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from labkit.env import LabError
+from labkit.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
+from labkit.models.features import Headless, extract_features, headless
+from labkit.models.freezing import (
+    freeze,
+    freeze_bn_of_frozen,
+    frozen_bn_layers,
+    param_groups,
+    stage_names,
+    stage_table,
+    stages,
+    trainable_stages,
+    unfreeze,
+)
+from labkit.models.heads import find_head, replace_head
+from labkit.models.inception import InceptionBlock, NaiveInception
 from labkit.models.naive import NaiveCNN
+from labkit.models.pretrained import (
+    BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    cached_weights_path,
+    imagenet_classes,
+    pretrained,
+    top_classes,
+    torchvision_model,
+)
+from labkit.models.residual import BasicBlock, ResNet, resnet18, small_resnet
 from labkit.models.summary import count_params, summary
+from labkit.models.variants import DeepNet, NaiveCNNVariant, gradient_norms
 
 # name -> constructor; `build` and checkpoints use it. Other model files add their entries below.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"naive_cnn": NaiveCNN}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "naive_cnn": NaiveCNN,
+    "naive_cnn_variant": NaiveCNNVariant,
+    "resnet": ResNet,
+    "deep_net": DeepNet,
+    "efficientnet_lite0": EfficientNetLite0,
+    "torchvision": torchvision_model,  # random weights: a checkpoint supplies them
+}
 
 
 def build(arch: dict) -> nn.Module:
@@ -21,4 +57,11 @@ def build(arch: dict) -> nn.Module:
     return ARCHITECTURES[name](**arch.get("kwargs", {}))
 
 
-__all__ = ["ARCHITECTURES", "NaiveCNN", "build", "count_params", "summary"]
+__all__ = [
+    "ARCHITECTURES", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
+    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "ResNet", "build",
+    "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
+    "freeze_bn_of_frozen", "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
+    "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",
+    "top_classes", "torchvision_model", "trainable_stages", "unfreeze",
+]  # fmt: skip

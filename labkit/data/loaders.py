@@ -1,0 +1,108 @@
+"""DataLoaders for a `Splits`, class weights and a weighted sampler against class imbalance.
+
+Introduced in notebooks/01_data_prep.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from labkit.env import LabError, generator, seed_worker
+
+
+@dataclass
+class Loaders:
+    """DataLoaders of the splits: `train` (shuffled, augmented), `val`, `test`, `train_eval` (in order)."""
+
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+    train_eval: DataLoader
+
+    def __iter__(self):
+        return iter((self.train, self.val, self.test))
+
+
+def _counts(targets, num_classes: int) -> np.ndarray:
+    t = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets, dtype=np.int64)
+    if t.size and (t.min() < 0 or t.max() >= num_classes):
+        raise LabError(f"targets must lie in 0..{num_classes - 1}; found {t.min()}..{t.max()}.")
+    return np.bincount(t, minlength=num_classes)
+
+
+def class_weights(targets: Sequence[int] | np.ndarray | torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights for a weighted loss: w_c = N / (num_classes * n_c).
+
+    A balanced set gives every weight 1; a class half as frequent as average gets 2. Classes absent
+    from `targets` get weight 0 (they never appear in the loss anyway). Same as scikit-learn's
+    `compute_class_weight("balanced", ...)`.
+
+    Args:
+        targets: class index of each training sample, shape (N,).
+        num_classes: number of classes C.
+
+    Returns:
+        float32 tensor (C,), for `nn.CrossEntropyLoss(weight=...)`.
+    """
+    counts = _counts(targets, num_classes).astype(np.float64)
+    total = counts.sum()
+    w = np.where(counts > 0, total / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def weighted_sampler(targets: Sequence[int] | np.ndarray | torch.Tensor, seed: int = 0) -> WeightedRandomSampler:
+    """A sampler that draws every class equally often (with replacement), one epoch = len(targets) draws.
+
+    Each sample's weight is 1 / (count of its class), so every class has the same total weight.
+
+    Args:
+        targets: class index of each training sample, shape (N,).
+        seed: seeds the sampler's own generator, so the drawn order repeats.
+    """
+    t = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets, dtype=np.int64)
+    counts = np.bincount(t)
+    weights = 1.0 / counts[t]
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double), num_samples=len(t), replacement=True, generator=generator(seed)
+    )
+
+
+_balanced_sampler = weighted_sampler  # make_loaders' flag of the same name shadows the function
+
+
+def make_loaders(splits, batch_size: int, *, seed: int = 0, num_workers: int = 0, weighted_sampler: bool = False) -> Loaders:
+    """DataLoaders for train (shuffled with the seed), val, test and train_eval (in order).
+
+    Args:
+        splits: a `Splits` from `load_dataset`.
+        batch_size: samples per batch.
+        seed: seeds the shuffling (or the weighted sampler): same seed, same batches.
+        num_workers: loader worker processes (0: load in the main process; workers are seeded
+            with `seed_worker`).
+        weighted_sampler: draw training samples so every class is equally frequent (see
+            `weighted_sampler`) instead of shuffling.
+
+    Returns:
+        Loaders with `.train .val .test .train_eval`.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise LabError(f"batch_size={batch_size!r} must be a positive int, e.g. 64.")
+    common = {"batch_size": batch_size, "num_workers": num_workers, "worker_init_fn": seed_worker}
+    if num_workers > 0:
+        common["persistent_workers"] = True
+    if weighted_sampler:
+        sampler = _balanced_sampler(splits.targets("train"), seed)
+        train = DataLoader(splits.train, sampler=sampler, generator=generator(seed), **common)
+    else:
+        train = DataLoader(splits.train, shuffle=True, generator=generator(seed), **common)
+    return Loaders(
+        train=train,
+        val=DataLoader(splits.val, shuffle=False, **common),
+        test=DataLoader(splits.test, shuffle=False, **common),
+        train_eval=DataLoader(splits.train_eval, shuffle=False, **common),
+    )

@@ -1,0 +1,64 @@
+"""Real photographs that ship inside scikit-image (`skimage.data`): usable with no network.
+
+Introduced in notebooks/04_transfer_learning.ipynb and used by the interpretability labs to look
+at what an ImageNet network sees in a real photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from labkit.data.transforms import raw_transform
+from labkit.env import LabError
+
+# name -> a short description (what an ImageNet network should see).
+PHOTOS = {
+    "chelsea": "a tabby cat",
+    "coffee": "a cup of coffee",
+    "astronaut": "astronaut Eileen Collins",
+    "rocket": "a rocket on its launch pad",
+    "motorcycle_left": "a motorcycle (left view of a stereo pair)",
+    "hubble_deep_field": "galaxies seen by the Hubble telescope",
+    "immunohistochemistry": "stained tissue under a microscope",
+    "retina": "a human retina",
+}
+DEFAULT_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left")
+
+
+def _load(name: str) -> np.ndarray:
+    from skimage import data
+
+    if name == "motorcycle_left":
+        return data.stereo_motorcycle()[0]
+    return getattr(data, name)()
+
+
+def photos(names: Sequence[str] | None = None, image_size: int = 224) -> dict[str, torch.Tensor]:
+    """Photos from scikit-image, resized (short side) and centre-cropped to a square.
+
+    Args:
+        names: which photos (keys of `PHOTOS`); None: chelsea, coffee, astronaut, rocket, motorcycle_left.
+        image_size: side S of the square output.
+
+    Returns:
+        dict name -> uint8 tensor (3, S, S).
+
+    Raises:
+        LabError: an unknown photo name (the message lists the known ones).
+    """
+    names = list(DEFAULT_PHOTOS if names is None else ([names] if isinstance(names, str) else names))
+    unknown = [n for n in names if n not in PHOTOS]
+    if unknown:
+        raise LabError(f"unknown photo(s) {unknown}; choose from {list(PHOTOS)}.")
+    t = raw_transform(image_size)
+    out = {}
+    for name in names:
+        arr = _load(name)
+        if arr.ndim == 2:  # grayscale -> RGB
+            arr = np.repeat(arr[..., None], 3, axis=-1)
+        arr = np.ascontiguousarray(arr[..., :3])
+        out[name] = t(torch.from_numpy(arr).permute(2, 0, 1).contiguous())
+    return out

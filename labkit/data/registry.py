@@ -1,0 +1,464 @@
+"""The dataset registry: `load_dataset(name, ...)` for shapes, CIFAR-10, cats vs dogs, Imagenette,
+Caltech-101 and any ImageFolder tree (`folder:PATH`).
+
+Introduced in notebooks/01_data_prep.ipynb.
+
+Where data lives: the `data_root` argument, else the `LABKIT_DATA` environment variable, else the
+user cache folder `~/.cache/labkit` (`$XDG_CACHE_HOME/labkit` where that is set). Inside it each
+dataset has the folder names its public archive unpacks to (see `LAYOUTS`). When the data is not
+there, it is downloaded through torchvision where that is possible and the network answers within
+3 seconds; otherwise loading stops at once, before any work, with a message naming the dataset, the
+folders looked in and the offline choices.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from labkit.data.shapes import make_shapes
+from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
+from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, augment_names, raw_transform
+from labkit.data.verify import check_image, is_image_file
+from labkit.env import LabError
+
+KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
+ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs": "cats_vs_dogs", "caltech-101": "caltech101"}
+DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32, "cats_vs_dogs": 128, "imagenette": 128, "caltech101": 128, "folder": 128}
+HELD_OUT = ("test", "validation", "val")  # a folder beside train/ that is the test split
+STATS_SAMPLE = 500  # training images read to estimate a folder dataset's mean and std
+
+# The published CIFAR-10 training-set statistics: no need to read 50,000 images for them.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+# Where each dataset may sit inside the data root, and the layout a person can put there by hand.
+LAYOUTS = {
+    "cifar10": "cifar-10-batches-py/ (torchvision's pickles) or cifar10/train/<class>/*.jpg [+ cifar10/test/]",
+    "cats_vs_dogs": "cats_and_dogs_filtered/{train,validation}/{cats,dogs}/*.jpg or cats_and_dogs/train/{cats,dogs}/",
+    "imagenette": "imagenette2-160/{train,val}/<wnid>/*.JPEG (also imagenette2-320/, imagenette2/)",
+    "caltech101": "caltech101/101_ObjectCategories/<class>/*.jpg",
+}
+DOWNLOAD_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cats_vs_dogs": "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip",
+    "imagenette": "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
+    "caltech101": "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip",
+}
+
+
+# ----------------------------------------------------------------------------- where data lives
+def default_cache() -> Path:
+    """The user cache folder for datasets: `$XDG_CACHE_HOME/labkit` or `~/.cache/labkit`."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "labkit"
+
+
+def resolve_root(data_root: str | Path | None = None) -> tuple[Path, str]:
+    """The data root and where it came from: the argument, else $LABKIT_DATA, else the user cache."""
+    if data_root not in (None, ""):
+        return Path(data_root).expanduser(), "the data_root argument"
+    env = os.environ.get("LABKIT_DATA")
+    if env:
+        return Path(env).expanduser(), "the LABKIT_DATA environment variable"
+    return default_cache(), "the default cache folder (set data_root= or LABKIT_DATA to change it)"
+
+
+def network_available(url: str, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the host of `url` opens within `timeout` seconds."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _not_found(name: str, looked: Sequence[Path], root: Path, origin: str, why: str) -> LabError:
+    folders = "\n".join(f"  - {p}" for p in looked)
+    return LabError(
+        f"dataset {name!r} was not found. Data root: {root} (from {origin}). Folders looked in:\n{folders}\n"
+        f"{why}\nOffline choices: (1) use dataset='shapes' (built in, nothing to download); "
+        f"(2) put the data in one of the folders above, laid out as {LAYOUTS[name]}; "
+        f"(3) pass data_root=... or set the LABKIT_DATA environment variable to a folder that holds it; "
+        f"(4) use dataset='folder:PATH' for any ImageFolder tree (PATH/<class>/*.jpg or PATH/train/<class>/...)."
+    )
+
+
+def _download(name: str, root: Path) -> None:
+    """Fetch `name` into `root` with torchvision's downloaders."""
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {name} into {root} ...")
+    if name == "cifar10":
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)
+    elif name == "imagenette":
+        from torchvision.datasets import Imagenette
+
+        Imagenette(str(root), split="train", size="160px", download=True)
+    elif name == "caltech101":
+        from torchvision.datasets import Caltech101
+
+        Caltech101(str(root), download=True)
+    elif name == "cats_vs_dogs":
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(DOWNLOAD_URLS[name], str(root))
+
+
+# ----------------------------------------------------------------------------- folder datasets
+def _class_dirs(folder: Path, exclude: Sequence[str] = ()) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in exclude)
+
+
+def scan_image_folder(folder: Path, classes: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> tuple[list[str], list[str], np.ndarray]:
+    """List an ImageFolder tree `folder/<class>/**/image`.
+
+    Args:
+        folder: the tree's root.
+        classes: the class names to expect (a held-out folder must use the training classes);
+            None takes the sorted sub-folder names.
+        exclude: sub-folder names that are not classes.
+
+    Returns:
+        (classes, paths, targets).
+
+    Raises:
+        LabError: no class folders, an empty class folder, or a class the training tree lacks.
+    """
+    dirs = _class_dirs(folder, exclude)
+    if not dirs:
+        raise LabError(
+            f"{folder} has no class folders; an ImageFolder tree is {folder}/<class name>/<images>, "
+            f"one sub-folder per class."
+        )
+    names = [d.name for d in dirs]
+    if classes is None:
+        classes = names
+    else:
+        extra = sorted(set(names) - set(classes))
+        if extra:
+            raise LabError(f"{folder} has class folders {extra} that the training folder lacks ({list(classes)}); rename or remove them.")
+    index = {c: i for i, c in enumerate(classes)}
+    paths: list[str] = []
+    targets: list[int] = []
+    for d in dirs:
+        files = sorted(str(p) for p in d.rglob("*") if p.is_file() and is_image_file(p))
+        if not files:
+            raise LabError(
+                f"class folder {d} holds no images (extensions .jpg, .png, ...); put images in it or delete the folder."
+            )
+        paths += files
+        targets += [index[d.name]] * len(files)
+    return list(classes), paths, np.asarray(targets, dtype=np.int64)
+
+
+def _drop_corrupt(paths: list[str], targets: np.ndarray, skip_corrupt: bool, where: Path) -> tuple[list[str], np.ndarray, int]:
+    """Check every file decodes (PIL open + verify); refuse, or skip with a count, the bad ones."""
+    show = len(paths) > 2000
+    items = paths
+    if show:
+        from tqdm.auto import tqdm
+
+        items = tqdm(paths, desc=f"checking images in {where.name}", unit="img", leave=False)
+    bad = [(p, r) for p in items if (r := check_image(p)) is not None]
+    if not bad:
+        return paths, targets, 0
+    if not skip_corrupt:
+        listed = "\n".join(f"  - {p}  ({r})" for p, r in bad[:10])
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise LabError(
+            f"{len(bad)} image file(s) under {where} cannot be read:\n{listed}{more}\n"
+            f"Fix: delete these files, or pass skip_corrupt=True to leave them out (a count is printed)."
+        )
+    bad_set = {p for p, _ in bad}
+    keep = [i for i, p in enumerate(paths) if p not in bad_set]
+    print(f"skip_corrupt=True: left out {len(bad)} unreadable image(s) under {where}.")
+    return [paths[i] for i in keep], targets[keep], len(bad)
+
+
+def _folder_stats(source: FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
+    """Mean and std over up to STATS_SAMPLE training images (a seeded sample), resized as for eval."""
+    n = len(source)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(n, size=min(n, STATS_SAMPLE), replace=False))
+    t = raw_transform(image_size)
+    return channel_stats(torch.stack([t(source.load(int(i))) for i in pick]))
+
+
+def _folder_sources(
+    folder: Path, *, seed: int, split: Sequence[float], val_fraction: float, skip_corrupt: bool,
+    exclude: Sequence[str] = (),
+) -> tuple[list[str], dict[str, FileSource], dict]:  # fmt: skip
+    """Sources for an ImageFolder tree: train/ [+ test/|validation/|val/], or class folders only."""
+    train_dir = folder / "train"
+    info: dict = {"root": str(folder)}
+    if train_dir.is_dir():
+        held = next((folder / h for h in HELD_OUT if (folder / h).is_dir()), None)
+        classes, paths, targets = scan_image_folder(train_dir, exclude=exclude)
+        test_paths, test_targets = [], np.zeros(0, np.int64)
+        if held is not None:
+            _, test_paths, test_targets = scan_image_folder(held, classes=classes, exclude=exclude)
+        n_bad = 0
+        paths, targets, n = _drop_corrupt(paths, targets, skip_corrupt, train_dir)
+        n_bad += n
+        if held is not None:
+            test_paths, test_targets, n = _drop_corrupt(test_paths, test_targets, skip_corrupt, held)
+            n_bad += n
+            tr, va = stratified_split(targets, (1 - val_fraction, val_fraction), seed)
+            whole = FileSource(paths, targets)
+            sources = {"train": whole.subset(tr), "val": whole.subset(va), "test": FileSource(test_paths, test_targets)}
+            info["layout"] = f"train/ + {held.name}/ (test); val carved from train ({val_fraction:.0%})"
+        else:
+            tr, va, te = stratified_split(targets, split, seed)
+            whole = FileSource(paths, targets)
+            sources = {k: whole.subset(i) for k, i in zip(("train", "val", "test"), (tr, va, te))}
+            info["layout"] = f"train/ only; stratified split {tuple(split)}"
+    else:
+        classes, paths, targets = scan_image_folder(folder, exclude=exclude)
+        paths, targets, n_bad = _drop_corrupt(paths, targets, skip_corrupt, folder)
+        tr, va, te = stratified_split(targets, split, seed)
+        whole = FileSource(paths, targets)
+        sources = {k: whole.subset(i) for k, i in zip(("train", "val", "test"), (tr, va, te))}
+        info["layout"] = f"class folders; stratified split {tuple(split)}"
+    info["skipped_corrupt"] = n_bad
+    return classes, sources, info
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 pickles
+def _cifar_reader():
+    from torchvision.datasets import CIFAR10
+
+    class LocalCIFAR10(CIFAR10):
+        """torchvision's CIFAR-10 reader that checks the files exist instead of hashing 180 MB on
+        every load; a damaged file still fails when unpickled (reported by `_cifar_sources`)."""
+
+        def _check_integrity(self) -> bool:
+            folder = Path(self.root) / self.base_folder
+            return all((folder / f).is_file() for f, _ in (*self.train_list, *self.test_list, (self.meta["filename"], "")))
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
+                data = pickle.load(fh, encoding="latin1")
+            self.classes = data[self.meta["key"]]
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return LocalCIFAR10
+
+
+def _cifar_sources(batches: Path, seed: int, val_fraction: float) -> tuple[list[str], dict[str, TensorSource]]:
+    reader = _cifar_reader()
+    try:
+        train = reader(str(batches.parent), train=True, download=False)
+        test = reader(str(batches.parent), train=False, download=False)
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+        raise LabError(
+            f"{batches} is incomplete or damaged ({type(err).__name__}: {err}). It needs data_batch_1..5, "
+            f"test_batch and batches.meta; delete the folder and download again (download=True), or use "
+            f"dataset='shapes'."
+        ) from err
+
+    def to_source(ds) -> TensorSource:
+        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        return TensorSource(images, np.asarray(ds.targets, dtype=np.int64))
+
+    whole = to_source(train)
+    tr, va = stratified_split(whole.targets, (1 - val_fraction, val_fraction), seed)
+    return list(train.classes), {"train": whole.subset(tr), "val": whole.subset(va), "test": to_source(test)}
+
+
+# ----------------------------------------------------------------------------- candidates
+def _candidates(name: str, root: Path) -> list[Path]:
+    """Folders, in order, where dataset `name` may sit under `root`."""
+    if name == "cifar10":
+        return [root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py", root / "cifar10", root]
+    if name == "cats_vs_dogs":
+        return [root / "cats_and_dogs_filtered", root / "cats_and_dogs", root]
+    if name == "imagenette":
+        return [root / "imagenette2-160", root / "imagenette2-320", root / "imagenette2", root / "imagenette", root]
+    if name == "caltech101":
+        return [root / "caltech101" / "101_ObjectCategories", root / "101_ObjectCategories"]
+    raise AssertionError(name)
+
+
+def _present(name: str, folder: Path) -> bool:
+    if name == "cifar10" and folder.name == "cifar-10-batches-py":
+        return (folder / "data_batch_1").is_file()
+    if name == "caltech101":
+        return folder.is_dir() and any(folder.iterdir())
+    # A root that is itself a dataset folder counts only when it has the right shape.
+    return (folder / "train").is_dir()
+
+
+def _locate(name: str, root: Path, origin: str, download: bool | None) -> Path:
+    looked = _candidates(name, root)
+    for folder in looked:
+        if _present(name, folder):
+            return folder
+    if download is False:
+        raise _not_found(name, looked, root, origin, "download=False, so nothing was downloaded.")
+    url = DOWNLOAD_URLS[name]
+    if not network_available(url):
+        raise _not_found(
+            name, looked, root, origin, f"No network: {urlparse(url).hostname} did not answer within 3 s, so nothing was downloaded."
+        )
+    try:
+        _download(name, root)
+    except Exception as err:  # any failure of the download is reported with the same choices
+        raise _not_found(name, looked, root, origin, f"The download failed: {type(err).__name__}: {err}") from err
+    for folder in looked:
+        if _present(name, folder):
+            return folder
+    raise _not_found(name, looked, root, origin, "The download finished but the expected folders are missing.")
+
+
+# ----------------------------------------------------------------------------- entry point
+def _check_args(image_size, split, val_fraction, normalize, augment) -> None:
+    if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8):
+        raise LabError(f"image_size={image_size!r} must be an int of at least 8 (or None for the dataset's default).")
+    if len(tuple(split)) != 3:
+        raise LabError(f"split={split!r} must be three fractions (train, val, test) summing to 1, e.g. (0.7, 0.15, 0.15).")
+    if not 0 < float(val_fraction) < 1:
+        raise LabError(f"val_fraction={val_fraction!r} must lie between 0 and 1, e.g. 0.15.")
+    ok_norm = normalize in ("dataset", "imagenet", "none", None) or (
+        isinstance(normalize, (tuple, list)) and len(normalize) == 2 and all(len(v) == 3 for v in normalize)
+    )
+    if not ok_norm:
+        raise LabError(f"normalize={normalize!r}: use 'dataset', 'imagenet' (pretrained networks), 'none', or (mean, std).")
+    augment_names(augment)
+
+
+def load_dataset(
+    name: str,
+    data_root: str | Path | None = None,
+    *,
+    image_size: int | None = None,
+    seed: int = 0,
+    split: Sequence[float] = (0.7, 0.15, 0.15),
+    val_fraction: float = 0.15,
+    n_per_class=None,
+    augment="none",
+    normalize="dataset",
+    download: bool | None = None,
+    skip_corrupt: bool = False,
+) -> Splits:
+    """Load a dataset as stratified train/val/test splits with transforms.
+
+    Args:
+        name: "shapes" (built in), "cifar10", "cats_vs_dogs", "imagenette", "caltech101", or
+            "folder:PATH" for any ImageFolder tree (PATH/<class>/..., or PATH/train/<class>/... with
+            an optional PATH/test/, PATH/validation/ or PATH/val/).
+        data_root: folder holding the datasets; None: $LABKIT_DATA, else ~/.cache/labkit.
+        image_size: side S of the square images the model sees; None: the dataset's default
+            (shapes 64, cifar10 32, others 128). Shapes are drawn at S; photos are resized
+            (short side) and centre-cropped.
+        seed: seeds the split (and the shapes generator): same seed, same splits.
+        split: (train, val, test) fractions, used when the dataset has no held-out folder.
+        val_fraction: share of the training data carved out (stratified) as validation when the
+            dataset brings its own test split (CIFAR-10's test batch, a test/ or validation/ folder).
+        n_per_class: shapes only: images per class (int, list or dict; default 600).
+        augment: train augmentation: "none", "light", "strong" or a list (see `train_transform`).
+        normalize: "dataset" (mean/std of the training split; for folders estimated from up to 500
+            training images; CIFAR-10 uses its published values), "imagenet" (IMAGENET_MEAN/STD, for
+            pretrained networks), "none", or an explicit (mean, std).
+        download: None: download when missing and the network answers; False: never; True: the
+            same as None but meant as a request (an offline machine still gets the clear error).
+            shapes and folder: never download.
+        skip_corrupt: folder datasets check that every image file opens (PIL open + verify) before
+            anything else. With False (default) any unreadable file REFUSES the load with a
+            LabError listing up to 10 bad paths, their count and the fix; with True the bad files
+            are left out and their count is printed (and kept in `splits.info["skipped_corrupt"]`).
+
+    Returns:
+        Splits (see labkit.data.splits.Splits). Grayscale, palette and RGBA images come out as RGB.
+
+    Raises:
+        LabError: unknown name (the message lists the known ones), data not found and not
+            downloadable (names the folders looked in and the offline choices), an empty class
+            folder (named), unreadable images (named, unless skip_corrupt), or bad arguments.
+    """
+    if not isinstance(name, str):
+        raise LabError(f"dataset name {name!r} must be a string such as 'shapes' or 'folder:/path/to/images'.")
+    _check_args(image_size, split, val_fraction, normalize, augment)
+    key = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else "folder"
+    if key not in (*KNOWN_DATASETS, "folder"):
+        raise LabError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)}, or 'folder:PATH' "
+            f"for an ImageFolder tree of your own."
+        )
+    size = image_size or DEFAULT_IMAGE_SIZE[key]
+    if key == "shapes":
+        return _load_shapes(size, seed, split, n_per_class, augment, normalize)
+    if n_per_class is not None:
+        raise LabError(f"n_per_class is for dataset='shapes' only; {name!r} has the images it has.")
+
+    known_stats = None
+    info: dict = {}
+    root, origin = resolve_root(data_root)
+    common = {"seed": seed, "split": split, "val_fraction": val_fraction, "skip_corrupt": skip_corrupt}
+    if key == "folder":
+        path = Path(name[len("folder:") :]).expanduser()
+        if not path.is_absolute() and data_root is not None and (Path(data_root) / path).is_dir():
+            path = Path(data_root) / path
+        if not path.is_dir():
+            raise LabError(
+                f"dataset {name!r}: folder {path.resolve()} does not exist. Give the path of an ImageFolder "
+                f"tree: PATH/<class>/*.jpg, or PATH/train/<class>/... with an optional PATH/test/."
+            )
+        classes, sources, info = _folder_sources(path, **common)
+        display = path.name
+    else:
+        folder = _locate(key, root, origin, download)
+        display = key
+        if key == "cifar10" and folder.name == "cifar-10-batches-py":
+            classes, sources = _cifar_sources(folder, seed, val_fraction)
+            info = {"root": str(folder), "layout": "torchvision cifar-10-batches-py"}
+        else:
+            exclude = ("BACKGROUND_Google",) if key == "caltech101" else ()
+            classes, sources, info = _folder_sources(folder, exclude=exclude, **common)
+        if key == "imagenette":
+            from torchvision.datasets import Imagenette
+
+            classes = [Imagenette._WNID_TO_CLASS.get(c, (c,))[0] for c in classes]
+        if key == "cifar10":
+            known_stats = (CIFAR10_MEAN, CIFAR10_STD)
+
+    if normalize == "imagenet":
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    elif normalize in ("none", None):
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    elif isinstance(normalize, (tuple, list)):
+        mean, std = tuple(normalize[0]), tuple(normalize[1])
+    elif known_stats is not None:
+        mean, std = known_stats
+    else:
+        mean, std = _folder_stats(sources["train"], size, seed)
+    return Splits(display, classes, size, mean, std, sources, augment=augment, masks=None, info=info)
+
+
+def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize) -> Splits:
+    data = make_shapes(600 if n_per_class is None else n_per_class, image_size=size, seed=seed)
+    targets = data.targets.numpy()
+    idx = dict(zip(("train", "val", "test"), stratified_split(targets, split, seed)))
+    whole = TensorSource(data.images, targets)
+    sources = {k: whole.subset(i) for k, i in idx.items()}
+    masks = {k: data.masks[torch.as_tensor(i)] for k, i in idx.items()}
+    if normalize == "imagenet":
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    elif normalize in ("none", None):
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    elif isinstance(normalize, (tuple, list)):
+        mean, std = tuple(normalize[0]), tuple(normalize[1])
+    else:
+        mean, std = channel_stats(sources["train"].images)
+    info = {"generator": "labkit.data.make_shapes", "n_per_class": n_per_class or 600, "seed": seed}
+    return Splits("shapes", data.classes, size, mean, std, sources, augment=augment, masks=masks, info=info)

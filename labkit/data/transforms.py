@@ -1,0 +1,118 @@
+"""Image transforms (torchvision.transforms.v2): an eval preset and train presets with augmentation.
+
+Introduced in notebooks/01_data_prep.ipynb. Every transform takes a uint8 image (a PIL image or a
+uint8 tensor (3, H, W)) and returns a float tensor (3, S, S) normalised with the dataset's mean and
+standard deviation. Eval: resize the short side to S, centre-crop S x S. Train: the same plus the
+chosen augmentations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms import v2
+
+from labkit.env import LabError
+
+# The statistics torchvision's ImageNet-pretrained weights were trained with.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# Named augmentations: name -> factory(image_size) -> v2 transform.
+AUGMENTATIONS = {
+    "crop": lambda s: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
+    "flip": lambda s: v2.RandomHorizontalFlip(),
+    "vflip": lambda s: v2.RandomVerticalFlip(),
+    "rotation": lambda s: v2.RandomRotation(20),
+    "perspective": lambda s: v2.RandomPerspective(distortion_scale=0.2, p=0.3),
+    "color": lambda s: v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+}
+
+# The presets: which named augmentations each one applies (crop first, colour last).
+PRESETS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "light": ("crop", "flip"),
+    "strong": ("crop", "flip", "rotation", "perspective", "color"),
+}
+
+
+def _resize_crop(image_size: int) -> list[v2.Transform]:
+    return [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+
+
+def _finish(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+
+
+def raw_transform(image_size: int) -> v2.Compose:
+    """PIL or uint8 tensor -> uint8 tensor (3, S, S): resized and centre-cropped, not normalised."""
+    return v2.Compose([v2.ToImage(), *_resize_crop(image_size), v2.ToPureTensor()])
+
+
+def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """The evaluation preset: resize the short side to `image_size`, centre crop, normalise.
+
+    Args:
+        image_size: side S of the square output.
+        mean, std: per-channel statistics (of images scaled to [0, 1]) to normalise with.
+
+    Returns:
+        a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).
+    """
+    return v2.Compose([v2.ToImage(), *_resize_crop(image_size), *_finish(mean, std), v2.ToPureTensor()])
+
+
+def augment_names(augment: str | Sequence[str | v2.Transform]) -> list[str | v2.Transform]:
+    """Expand a preset name into its augmentations; check a list of names. Raises LabError if unknown."""
+    if isinstance(augment, str):
+        if augment not in PRESETS:
+            raise LabError(
+                f"augment={augment!r} is not a preset; use one of {list(PRESETS)} or a list of "
+                f"augmentation names from {list(AUGMENTATIONS)} (v2 transforms are accepted too)."
+            )
+        return list(PRESETS[augment])
+    if augment is None:
+        return []
+    items = list(augment)
+    bad = [a for a in items if not (isinstance(a, str) and a in AUGMENTATIONS) and not callable(a)]
+    if bad:
+        raise LabError(f"augment has unknown augmentations {bad}; the names are {list(AUGMENTATIONS)}.")
+    return items
+
+
+def train_transform(
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: str | Sequence[str | v2.Transform] = "light",
+) -> v2.Compose:
+    """The training preset: augmentations, then the same resize/crop/normalise as evaluation.
+
+    Args:
+        image_size: side S of the square output.
+        mean, std: per-channel statistics to normalise with.
+        augment: "none" (same as eval), "light" (random resized crop, horizontal flip), "strong"
+            (crop, flip, rotation up to 20 degrees, perspective, colour jitter), or a list of names
+            from `AUGMENTATIONS` ("crop", "flip", "vflip", "rotation", "perspective", "color") and/or
+            v2 transforms applied to the uint8 image.
+
+    Returns:
+        a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).
+
+    Raises:
+        LabError: an unknown preset or augmentation name.
+    """
+    items = augment_names(augment)
+    steps: list = [v2.ToImage()]
+    # A random resized crop replaces resize + centre crop; otherwise resize first so later
+    # geometric augmentations work at the final size (cheaper for large photos).
+    if "crop" in items:
+        steps.append(AUGMENTATIONS["crop"](image_size))
+    else:
+        steps.extend(_resize_crop(image_size))
+    for item in items:
+        if item == "crop":
+            continue
+        steps.append(AUGMENTATIONS[item](image_size) if isinstance(item, str) else item)
+    return v2.Compose([*steps, *_finish(mean, std), v2.ToPureTensor()])

@@ -1,0 +1,123 @@
+"""Reading image files safely: RGB conversion and a check that every file decodes.
+
+Introduced in notebooks/01_data_prep.ipynb. Public image collections contain broken files (the
+cats-vs-dogs download has a few JPEGs that are empty or not images at all); a training run that
+meets one fails halfway with a cryptic error. `verify_images` finds them up front and names them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from labkit.env import LabError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+PROGRESS_ABOVE = 2000  # show a progress bar when checking more files than this
+
+
+@dataclass
+class VerifyReport:
+    """Result of `verify_images`.
+
+    Attributes:
+        n_ok: files that opened and passed PIL's check.
+        bad: (path, reason) for every file that did not.
+    """
+
+    n_ok: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def n_bad(self) -> int:
+        return len(self.bad)
+
+    def __repr__(self) -> str:
+        return f"VerifyReport(n_ok={self.n_ok}, n_bad={self.n_bad})"
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for a file name with a known image extension (case-insensitive), hidden files excluded."""
+    name = os.path.basename(str(path))
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under `root` (recursively), sorted."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_file(p))
+
+
+def check_image(path: str | Path) -> str | None:
+    """None when `path` opens as an image and passes PIL's `verify()`, else the reason it does not."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as im:
+            im.verify()  # cheap: checks the header and structure without decoding every pixel
+        return None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return f"{type(err).__name__}: {err}".strip()
+
+
+def verify_images(root_or_paths: str | Path | Iterable[str | Path], progress: bool | None = None) -> VerifyReport:
+    """Check that image files open; report the ones that do not, by path.
+
+    Args:
+        root_or_paths: a folder (every image file below it is checked) or an iterable of paths.
+        progress: show a tqdm progress bar; None shows one for more than 2000 files.
+
+    Returns:
+        VerifyReport with `.n_ok` and `.bad` = [(path, reason), ...].
+    """
+    if isinstance(root_or_paths, (str, Path)):
+        root = Path(root_or_paths)
+        if not root.exists():
+            raise LabError(f"verify_images: {root} does not exist; pass a folder of images or a list of paths.")
+        paths = list_images(root) if root.is_dir() else [root]
+    else:
+        paths = list(root_or_paths)
+    show = len(paths) > PROGRESS_ABOVE if progress is None else progress
+    if show:
+        from tqdm.auto import tqdm
+
+        paths_iter = tqdm(paths, desc="checking images", unit="img", leave=False)
+    else:
+        paths_iter = paths
+    report = VerifyReport()
+    for p in paths_iter:
+        reason = check_image(p)
+        if reason is None:
+            report.n_ok += 1
+        else:
+            report.bad.append((str(p), reason))
+    return report
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode an image file as a PIL RGB image.
+
+    Grayscale and palette images are converted to RGB; images with transparency (RGBA, LA, palette
+    with a transparent colour) are laid on a white background first, so every image gives three
+    channels and batches never mix shapes.
+
+    Raises:
+        LabError: the file cannot be decoded; the message names the path and the fix.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            if has_alpha:
+                rgba = im.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                return Image.alpha_composite(white, rgba).convert("RGB")
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise LabError(
+            f"cannot decode image {path}: {type(err).__name__}: {err}. Delete the file, or load the "
+            f"dataset with skip_corrupt=True (labkit.data.verify_images(folder) lists every bad file)."
+        ) from err

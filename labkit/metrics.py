@@ -1,0 +1,143 @@
+"""Classification metrics through scikit-learn: accuracy, macro precision/recall/F1, per-class
+report, confusion matrices, and the predictions CSV.
+
+Introduced in notebooks/02_naive_cnn.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from labkit.env import LabError
+
+
+def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    if len(y_true) != len(y_pred):
+        raise LabError(f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}; pass one prediction per sample.")
+    if len(y_true) == 0:
+        raise LabError("no labels given (empty y_true); evaluate on a non-empty split.")
+    return y_true, y_pred
+
+
+def summary(y_true, y_pred) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1.
+
+    Macro averages weigh every class alike (a rare class counts as much as a frequent one), over the
+    classes present in `y_true` or `y_pred`; a class never predicted has precision 0 (zero_division=0).
+
+    Returns:
+        {"accuracy", "precision_macro", "recall_macro", "f1_macro"} as floats.
+    """
+    y_true, y_pred = _labels(y_true, y_pred)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+    }
+
+
+def report(y_true, y_pred, classes: Sequence[str]) -> pd.DataFrame:
+    """Per-class precision, recall, F1 and support, as scikit-learn's classification_report.
+
+    Returns:
+        DataFrame indexed by class name, then "accuracy", "macro avg", "weighted avg"; columns
+        precision, recall, f1-score, support (int). The accuracy row holds the accuracy in f1-score
+        (as sklearn prints it) and NaN in precision and recall.
+    """
+    y_true, y_pred = _labels(y_true, y_pred)
+    classes = [str(c) for c in classes]
+    _check_range(y_true, y_pred, len(classes), "len(classes)")
+    d = classification_report(y_true, y_pred, labels=list(range(len(classes))), target_names=classes,
+                               output_dict=True, zero_division=0)  # fmt: skip
+    accuracy = float(accuracy_score(y_true, y_pred))
+    d.pop("accuracy", None)
+    d.pop("micro avg", None)  # sklearn gives "micro avg" instead of "accuracy" in some label subsets
+    rows = {name: d[name] for name in classes}
+    rows["accuracy"] = {"precision": np.nan, "recall": np.nan, "f1-score": accuracy, "support": len(y_true)}
+    rows["macro avg"], rows["weighted avg"] = d["macro avg"], d["weighted avg"]
+    df = pd.DataFrame.from_dict(rows, orient="index")[["precision", "recall", "f1-score", "support"]]
+    df["support"] = df["support"].astype(int)
+    return df
+
+
+def _check_range(y_true, y_pred, num_classes: int, what: str) -> None:
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise LabError(
+                f"{name} holds label {int(y.max() if y.max() >= num_classes else y.min())}, outside 0..{num_classes - 1} "
+                f"({what}={num_classes}); pass the class count of the dataset."
+            )
+
+
+def confusion(y_true, y_pred, num_classes: int, normalize: str | None = None) -> np.ndarray:
+    """Confusion matrix: rows are true classes, columns predicted classes, over every class 0..K-1.
+
+    Args:
+        normalize: None for counts (int64), "true" for rows divided by their sums (each row is then the
+            distribution of predictions for that true class; a class without samples gives a row of 0).
+
+    Returns:
+        (K, K) array.
+    """
+    y_true, y_pred = _labels(y_true, y_pred)
+    if normalize not in (None, "true"):
+        raise LabError(f"normalize={normalize!r}: use None (counts) or 'true' (row-normalised).")
+    _check_range(y_true, y_pred, num_classes, "num_classes")
+    return confusion_matrix(y_true, y_pred, labels=list(range(num_classes)), normalize=normalize)
+
+
+def write_predictions_csv(
+    path: str | os.PathLike, predictions: Any, classes: Sequence[str], ids: Sequence | None = None
+) -> Path:
+    """Write one row per sample: id, true, predicted, confidence, correct (class names, not indices).
+
+    Args:
+        path: the CSV file (written to a temporary file beside it, then renamed).
+        predictions: `labkit.train.Predictions` (anything with y_true, y_pred and confidence).
+        classes: class names by index.
+        ids: one id per sample (file names, dataset indices ...); default 0..N-1.
+
+    Returns:
+        the path written.
+    """
+    y_true, y_pred = _labels(predictions.y_true, predictions.y_pred)
+    confidence = np.asarray(predictions.confidence, dtype=float).ravel()
+    classes = [str(c) for c in classes]
+    _check_range(y_true, y_pred, len(classes), "len(classes)")
+    ids = list(range(len(y_true))) if ids is None else list(ids)
+    if len(ids) != len(y_true) or len(confidence) != len(y_true):
+        raise LabError(f"{len(y_true)} predictions but {len(ids)} ids and {len(confidence)} confidences; "
+                       f"pass one of each per sample.")  # fmt: skip
+    names = np.asarray(classes, dtype=object)
+    df = pd.DataFrame({"id": ids, "true": names[y_true], "predicted": names[y_pred],
+                       "confidence": confidence.round(6), "correct": y_true == y_pred})  # fmt: skip
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+__all__ = ["confusion", "report", "summary", "write_predictions_csv"]

@@ -1,0 +1,87 @@
+"""Feature caching: with a frozen base, run every image through it ONCE and train the head on the
+stored features.
+
+Introduced in notebooks/04_transfer_learning.ipynb.
+
+While the base is frozen (and its batch-norm layers are in eval mode, and no dropout sits below the
+head) it is a fixed function: image -> feature vector. Computing it every epoch repeats the same
+work; caching it makes each head epoch cost a few milliseconds instead of a pass through the whole
+network. Training the head on cached features gives exactly the head that training through the
+frozen base gives, with the same initial head, optimiser, batches and order (tests/test_pretrained.py
+checks this). Data augmentation is the exception: augmented images give new features every epoch,
+so caching and augmentation do not mix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from labkit.env import LabError, pick_device
+from labkit.models.heads import find_head, set_submodule
+
+
+class Headless(nn.Module):
+    """The model without its head: `Headless(model)(x)` is what the head receives (N, features).
+
+    Shares the model's modules and weights (nothing is copied). During a forward pass the head is
+    swapped for an `nn.Identity` and put back afterwards, also when the pass raises.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.head_name, _ = find_head(model)
+
+    def forward(self, x):
+        head = self.model.get_submodule(self.head_name)
+        set_submodule(self.model, self.head_name, nn.Identity())
+        try:
+            return self.model(x)  # (N, head.in_features)
+        finally:
+            set_submodule(self.model, self.head_name, head)
+
+
+def headless(model: nn.Module) -> Headless:
+    """The model's body: everything up to the input of its final linear layer."""
+    return Headless(model)
+
+
+@torch.no_grad()
+def extract_features(body: nn.Module, loader: DataLoader, device: str | torch.device = "cpu", progress: bool = False) -> TensorDataset:
+    """Run every batch of `loader` through `body` in eval mode; keep features and targets.
+
+    Args:
+        body: image -> feature network, e.g. `headless(model)` of a frozen model.
+        loader: yields `(images, targets)`; use one without augmentation (e.g. `loaders.train_eval`)
+            and keep its order if you want to compare with training through the base.
+        device: where to compute; features come back on the CPU.
+        progress: show a tqdm bar.
+
+    Returns:
+        TensorDataset(features float32 (N, D), targets int64 (N,)); the body's train/eval mode is
+        restored afterwards.
+    """
+    if not isinstance(loader, DataLoader) and not hasattr(loader, "__iter__"):
+        raise LabError(f"loader must be a DataLoader of (images, targets) batches, not {type(loader).__name__}.")
+    device = pick_device(device)
+    modes = [(m, m.training) for m in body.modules()]
+    body.eval()
+    feats, targets = [], []
+    try:
+        batches = loader
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(loader, desc="features", leave=False)
+        for x, y in batches:
+            f = body(x.to(device))
+            feats.append(f.flatten(1).float().cpu())
+            targets.append(torch.as_tensor(y).long().cpu())
+    finally:
+        for m, training in modes:
+            m.training = training
+    if not feats:
+        raise LabError("the loader gave no batch: is the dataset split empty?")
+    return TensorDataset(torch.cat(feats), torch.cat(targets))

@@ -1,0 +1,168 @@
+"""Figures of data: image grids with class names, augmentation previews, class balance per split.
+Every function returns its Figure and never calls `plt.show()`.
+
+Introduced in notebooks/01_data_prep.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from labkit.env import LabError
+
+__all__ = ["augmentation_preview", "class_balance", "image_grid", "to_display"]
+
+
+def to_display(images: Any, denormalize: Callable | Any | None = None) -> np.ndarray:
+    """Images as float (N, H, W, 3) in [0, 1] for imshow.
+
+    Args:
+        images: uint8 (N, 3, H, W) or (3, H, W) tensor/array (0..255), float in [0, 1], or
+            normalised float together with `denormalize`.
+        denormalize: a function normalised -> [0, 1] (e.g. `splits.denormalize`), or an object with
+            a `.denormalize` method (a `Splits`).
+    """
+    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).detach().cpu()
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise LabError(f"images must be (N, 3, H, W) or (3, H, W) (1 channel allowed), got shape {tuple(x.shape)}.")
+    if denormalize is not None:
+        fn = getattr(denormalize, "denormalize", denormalize)
+        x = fn(x.float())
+    elif x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    else:
+        x = x.float()
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def _label_text(label: Any, classes: Sequence[str] | None) -> str:
+    if isinstance(label, torch.Tensor):
+        label = label.item()
+    if isinstance(label, (int, np.integer)) and classes is not None:
+        return str(classes[int(label)])
+    return str(label)
+
+
+def image_grid(
+    images: Any,
+    labels: Sequence[Any] | None = None,
+    classes: Sequence[str] | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+    denormalize: Callable | Any | None = None,
+) -> Figure:
+    """A grid of images with their labels as titles.
+
+    Args:
+        images: uint8 (N, 3, H, W), float in [0, 1], or normalised float (with `denormalize`).
+        labels: one label per image: class indices (named through `classes`) or strings.
+        classes: class names, indexed by integer labels.
+        ncols: images per row.
+        title: figure title.
+        denormalize: `splits.denormalize` (or the Splits itself) for normalised tensors.
+
+    Returns:
+        the Figure.
+    """
+    x = to_display(images, denormalize)
+    n = len(x)
+    if n == 0:
+        raise LabError("image_grid got no images; pass at least one.")
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.6 * nrows + (0.4 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(x[i], interpolation="nearest")
+            if labels is not None:
+                ax.set_title(_label_text(labels[i], classes), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_preview(splits, n: int = 4, k: int = 6, split: str = "train", seed: int = 0, augment=None) -> Figure:
+    """Each row: one image as evaluation sees it, then `k` random draws of the training transform.
+
+    Args:
+        splits: a `Splits` (its train transform is previewed; see `Splits.with_augment`).
+        n: number of images (rows), the first `n` of `split`.
+        k: augmented versions per image.
+        split: which split's images to show.
+        seed: seeds the random augmentations (the global torch RNG is left as it was).
+        augment: preview this augmentation instead of the splits' own (e.g. "strong").
+
+    Returns:
+        the Figure.
+    """
+    if augment is not None:
+        splits = splits.with_augment(augment)
+    dataset = {"train": splits.train, "val": splits.val, "test": splits.test, "train_eval": splits.train_eval}[split]
+    n = min(n, len(dataset))
+    transform = splits.train.transform
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.5 * (k + 1), 1.6 * n + 0.4), squeeze=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for r in range(n):
+            src = dataset.source.load(r)
+            label = splits.classes[int(dataset.targets[r])]
+            views = [to_display(splits.raw(split, r))[0]]
+            views += [to_display(transform(src), splits)[0] for _ in range(k)]
+            for c, (ax, img) in enumerate(zip(axes[r], views)):
+                ax.imshow(img, interpolation="nearest")
+                ax.axis("off")
+                if r == 0:
+                    ax.set_title("original" if c == 0 else f"augmented {c}", fontsize=8)
+            axes[r, 0].text(-0.1, 0.5, label, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    name = splits.augment if isinstance(splits.augment, str) else ", ".join(map(str, splits.augment))
+    fig.suptitle(f"{splits.name}: training augmentation '{name}'")
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(counts_by_split: Mapping[str, Mapping[str, int]] | Any, title: str | None = None, normalize: bool = False) -> Figure:
+    """Grouped bar chart: images per class, one bar colour per split.
+
+    Args:
+        counts_by_split: dict split -> dict class -> count (e.g. {"train": splits.class_counts("train"), ...}),
+            or a `Splits` (train/val/test are counted).
+        title: figure title.
+        normalize: plot each split's class shares (fractions) instead of counts, so splits of
+            different sizes compare directly.
+
+    Returns:
+        the Figure.
+    """
+    if hasattr(counts_by_split, "class_counts"):
+        counts_by_split = {s: counts_by_split.class_counts(s) for s in ("train", "val", "test")}
+    if not counts_by_split:
+        raise LabError("class_balance needs a dict split -> {class: count} with at least one split.")
+    splits = list(counts_by_split)
+    classes = list(dict.fromkeys(c for s in splits for c in counts_by_split[s]))
+    width = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(classes) * max(1, len(splits) / 2) + 1.5), 3.4))
+    xs = np.arange(len(classes))
+    for i, s in enumerate(splits):
+        values = np.array([counts_by_split[s].get(c, 0) for c in classes], dtype=float)
+        if normalize and values.sum() > 0:
+            values = values / values.sum()
+        ax.bar(xs + (i - (len(splits) - 1) / 2) * width, values, width, label=f"{s} ({int(sum(counts_by_split[s].values()))})")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(classes, rotation=45 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center")
+    ax.set_ylabel("share of split" if normalize else "images")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Images per class and split")
+    fig.tight_layout()
+    return fig

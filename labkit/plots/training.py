@@ -1,0 +1,320 @@
+"""Figures of training and evaluation: learning curves, confusion matrices, misclassified images,
+comparison tables. Every function returns its Figure (or DataFrame) and never calls `plt.show()`.
+
+Introduced in notebooks/02_naive_cnn.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+
+from labkit.env import LabError
+from labkit.train.history import History, smooth
+
+TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
+# (panel title, y label, candidate columns as (column, legend label, colour))
+_PANELS = (
+    ("Loss", "cross-entropy", (("train_loss", "train", TRAIN_COLOR), ("val_loss", "val", VAL_COLOR),
+                               ("loss", "batch", TRAIN_COLOR))),
+    ("Accuracy", "accuracy", (("train_acc", "train", TRAIN_COLOR), ("val_acc", "val", VAL_COLOR),
+                              ("accuracy", "batch", TRAIN_COLOR))),
+)  # fmt: skip
+MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the cells are unreadable
+
+
+def _frame(history: Any) -> pd.DataFrame:
+    if isinstance(history, History):
+        return history.df
+    if isinstance(history, pd.DataFrame):
+        return history
+    if isinstance(history, Mapping):
+        return pd.DataFrame(dict(history))
+    raise LabError(f"expected a History, a DataFrame or a dict of columns, got a {type(history).__name__}.")
+
+
+def _x(df: pd.DataFrame) -> tuple[np.ndarray, str]:
+    for name in ("epoch", "step"):
+        if name in df.columns:
+            return df[name].to_numpy(), name
+    return np.arange(1, len(df) + 1), "epoch"
+
+
+def _best_epoch(history: Any, df: pd.DataFrame, smoothing: float) -> int | None:
+    if isinstance(history, History):
+        return history.best_epoch
+    if "val_loss" not in df.columns or df["val_loss"].isna().all():
+        return None
+    s = df["val_loss_smooth"] if "val_loss_smooth" in df.columns else pd.Series(smooth(df["val_loss"], smoothing))
+    return int(_x(df)[0][int(np.nanargmin(s.to_numpy()))])
+
+
+def _line(ax, x, y, smoothing: float, label: str, color: str) -> None:
+    """Raw values faint, smoothed values bold (only the raw ones when smoothing is 0)."""
+    y = np.asarray(y, dtype=float)
+    marker = "o" if len(y) == 1 else None
+    if smoothing > 0:
+        ax.plot(x, y, color=color, alpha=0.3, linewidth=1, marker=marker)
+        ax.plot(x, smooth(y, smoothing), color=color, linewidth=2.2, label=label, marker=marker)
+    else:
+        ax.plot(x, y, color=color, linewidth=2, label=label, marker=marker)
+
+
+def curves(history_or_df: Any, smoothing: float = 0.6, title: str | None = None) -> Figure:
+    """Loss and accuracy side by side, train vs val: raw values faint, smoothed bold, best epoch marked.
+
+    Args:
+        history_or_df: a History from `fit`, its `.df`, or the DataFrame of `overfit_one_batch`
+            (columns step, loss, accuracy).
+        smoothing: exponential smoothing of the bold lines (see `labkit.train.smooth`); 0 draws raw only.
+        title: a title above both panels.
+
+    Returns:
+        Figure with two axes titled "Loss" and "Accuracy".
+    """
+    df = _frame(history_or_df)
+    x, xlabel = _x(df)
+    best = _best_epoch(history_or_df, df, smoothing)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, (panel, ylabel, candidates) in zip(axes, _PANELS):
+        present = [c for c in candidates if c[0] in df.columns and not df[c[0]].isna().all()]
+        if not present:
+            raise LabError(f"no {panel.lower()} column in {list(df.columns)}; pass fit's History or its .df.")
+        for column, label, color in present:
+            _line(ax, x, df[column], smoothing, label, color)
+        if best is not None:
+            ax.axvline(best, color="0.4", linestyle="--", linewidth=1, label=f"best epoch {best}")
+            val = "val_loss" if panel == "Loss" else "val_acc"
+            if val in df.columns:
+                y_best = df.loc[x == best, val]
+                ax.plot([best], y_best.to_numpy()[:1], marker="*", markersize=12, color=VAL_COLOR, linestyle="")
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def compare_curves(runs: Mapping[str, Any], metric: str = "val_acc", smoothing: float = 0.6) -> Figure:
+    """One metric of several runs on one axis (raw faint, smoothed bold, one colour per run).
+
+    Args:
+        runs: {name: History or DataFrame}.
+        metric: a column of the histories: "val_acc", "val_loss", "train_loss", "train_acc", "lr" ...
+
+    Returns:
+        Figure with one axis, one legend entry per run.
+    """
+    if not runs:
+        raise LabError("compare_curves needs at least one run: {name: History}.")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = sns.color_palette(n_colors=max(len(runs), 1))
+    for color, (name, history) in zip(colors, runs.items()):
+        df = _frame(history)
+        if metric not in df.columns:
+            raise LabError(f"run {name!r} has no column {metric!r}; its columns are {list(df.columns)}.")
+        x, xlabel = _x(df)
+        _line(ax, x, df[metric], smoothing, str(name), color)
+    ax.set_title(metric)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _row_normalise(cm: np.ndarray) -> np.ndarray:
+    sums = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, sums, out=np.zeros_like(cm, dtype=float), where=sums > 0)
+
+
+def confusion_heatmap(
+    cm, classes: Sequence[str], ax=None, normalize: bool = False, title: str | None = None, cbar: bool = True
+) -> Figure:
+    """A confusion matrix as a seaborn heatmap: rows true class, columns predicted class.
+
+    Args:
+        cm: (K, K) counts (e.g. `labkit.metrics.confusion`); a float matrix is drawn as it is.
+        classes: the K class names, on both axes.
+        ax: an Axes to draw into (default: a new figure).
+        normalize: divide each row by its sum first (cells then read "fraction of class i predicted j").
+        title: default "confusion matrix (counts)" or "(row-normalised)".
+        cbar: draw a colour bar.
+
+    Returns:
+        the Figure holding the heatmap. Cells are annotated (counts as ints, fractions with 2
+        decimals) for up to 20 classes.
+    """
+    cm = np.asarray(cm)
+    k = len(classes)
+    if cm.shape != (k, k):
+        raise LabError(f"cm has shape {cm.shape} but there are {k} classes; pass a ({k}, {k}) matrix.")
+    values = _row_normalise(cm.astype(float)) if normalize else cm
+    integral = not normalize and (np.issubdtype(cm.dtype, np.integer) or np.all(np.mod(cm, 1) == 0))
+    values = values.astype(np.int64) if integral else values.astype(float)
+    if ax is None:
+        side = max(3.5, 0.45 * k + 2)
+        _, ax = plt.subplots(figsize=(side + 1, side))
+    sns.heatmap(values, annot=k <= MAX_ANNOTATED_CLASSES, fmt="d" if integral else ".2f", cmap="Blues",
+                xticklabels=list(classes), yticklabels=list(classes), ax=ax, cbar=cbar, square=True,
+                vmin=0, vmax=1 if normalize else None)  # fmt: skip
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix (counts)"))
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    plt.setp(ax.get_yticklabels(), rotation=0)
+    return ax.figure
+
+
+def _pair(value: Any) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(value, "y_true") and hasattr(value, "y_pred"):
+        return np.asarray(value.y_true), np.asarray(value.y_pred)
+    y_true, y_pred = value
+    return np.asarray(y_true), np.asarray(y_pred)
+
+
+def confusion_grid(splits: Mapping[str, Any], classes: Sequence[str]) -> Figure:
+    """Confusion matrices of several splits: top row counts, bottom row row-normalised.
+
+    Args:
+        splits: {"train": (y_true, y_pred), "val": Predictions, ...} (pairs or objects with y_true/y_pred).
+        classes: the class names.
+
+    Returns:
+        Figure with 2 x len(splits) axes, titled "<split>: counts (accuracy 0.950)" and
+        "<split>: row-normalised".
+    """
+    from labkit.metrics import confusion
+
+    if not splits:
+        raise LabError("confusion_grid needs at least one split: {'test': (y_true, y_pred)}.")
+    n, k = len(splits), len(classes)
+    side = max(3.2, 0.4 * k + 1.8)
+    fig, axes = plt.subplots(2, n, figsize=(side * n, side * 2), squeeze=False)
+    for col, (name, value) in enumerate(splits.items()):
+        y_true, y_pred = _pair(value)
+        cm = confusion(y_true, y_pred, k)
+        acc = float(np.mean(y_true == y_pred))
+        confusion_heatmap(cm, classes, ax=axes[0, col], title=f"{name}: counts (accuracy {acc:.3f})", cbar=False)
+        confusion_heatmap(cm, classes, ax=axes[1, col], normalize=True, title=f"{name}: row-normalised", cbar=False)
+    fig.tight_layout()
+    return fig
+
+
+def _image(images: Any, i: int) -> np.ndarray:
+    """Image i as an (H, W, C) or (H, W) float array in [0, 1]."""
+    img = images(int(i)) if callable(images) else images[int(i)]
+    img = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    else:
+        img = img.astype(np.float32)
+        lo, hi = float(img.min()), float(img.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise LabError(
+                f"image {i} has values in [{lo:.2f}, {hi:.2f}]: it looks normalised. Pass uint8 images or "
+                f"floats in [0, 1] (e.g. splits.denormalize(x) or splits.raw(split, i))."
+            )
+        img = img.clip(0, 1)
+    if img.ndim == 3 and img.shape[0] in (1, 3):
+        img = img.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+
+
+def misclassified_grid(
+    images: Any,
+    y_true,
+    y_pred,
+    confidence,
+    classes: Sequence[str],
+    k: int = 16,
+    ncols: int = 8,
+) -> Figure:
+    """The k most confident mistakes, titled "true → pred (confidence)".
+
+    Args:
+        images: all N images in prediction order: uint8 (N, 3, H, W) or float in [0, 1], as a tensor
+            or array, or a callable index -> image (e.g. `lambda i: splits.raw("test", i)`).
+        y_true, y_pred, confidence: (N,) as in `labkit.train.Predictions`.
+        classes: class names by index.
+        k: how many mistakes to show (the most confident first: they are the instructive ones).
+        ncols: images per row.
+
+    Returns:
+        Figure with one axis per image shown (one axis saying so when nothing is misclassified).
+    """
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    confidence = np.asarray(confidence, dtype=float).ravel()
+    if not (len(y_true) == len(y_pred) == len(confidence)):
+        raise LabError("y_true, y_pred and confidence must have one entry per image.")
+    if not callable(images) and len(images) != len(y_true):
+        raise LabError(f"{len(images)} images for {len(y_true)} predictions; pass the images in prediction order.")
+    wrong = np.flatnonzero(y_true != y_pred)
+    shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:k]
+    if len(shown) == 0:
+        fig, ax = plt.subplots(figsize=(4, 1.5))
+        ax.text(0.5, 0.5, f"no misclassified images (of {len(y_true)})", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    ncols = min(ncols, len(shown))
+    nrows = int(np.ceil(len(shown) / ncols))
+    fig = plt.figure(figsize=(1.9 * ncols, 2.1 * nrows + 0.4))
+    for slot, i in enumerate(shown):
+        ax = fig.add_subplot(nrows, ncols, slot + 1)
+        img = _image(images, i)
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_title(f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({confidence[i]:.2f})", fontsize=8,
+                     color="tab:red")  # fmt: skip
+        ax.axis("off")
+    fig.suptitle(f"{len(wrong)} of {len(y_true)} misclassified; the {len(shown)} most confident mistakes")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_table(rows: Sequence[Mapping[str, Any]], sort_by: str | None = None) -> pd.DataFrame:
+    """One row per model or run, for comparing variants (columns in first-seen order).
+
+    Args:
+        rows: dicts such as {"name": "resnet", "params": 1.2e5, "val_acc": 0.93, "seconds": 41}.
+            A "name" key in every row becomes the index.
+        sort_by: a column to sort by, descending (e.g. "val_acc").
+
+    Returns:
+        DataFrame (missing values are NaN).
+    """
+    rows = [dict(r) for r in rows]
+    if not rows:
+        raise LabError("comparison_table needs at least one row (a dict per model).")
+    columns: list[str] = []
+    for r in rows:
+        columns += [c for c in r if c not in columns]
+    df = pd.DataFrame(rows, columns=columns)
+    if all("name" in r for r in rows):
+        df = df.set_index("name")
+    if sort_by is not None:
+        if sort_by not in df.columns:
+            raise LabError(f"sort_by={sort_by!r} is not a column; columns are {list(df.columns)}.")
+        df = df.sort_values(sort_by, ascending=False)
+    return df
+
+
+__all__ = [
+    "compare_curves",
+    "comparison_table",
+    "confusion_grid",
+    "confusion_heatmap",
+    "curves",
+    "misclassified_grid",
+]

@@ -1,0 +1,29 @@
+"""Training, evaluation, prediction and checkpoints (lab 02 onwards).
+
+    history = fit(model, loaders.train, loaders.val, epochs=10, scheduler="cosine", patience=3,
+                  checkpoint=lab.checkpoints_dir / "run.pt", resume=True)
+    preds = predict(model, loaders.test)
+
+Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
+(evaluate, predict), `overfit.py`, `checkpoint.py` (save/load), `rng.py` (generator states).
+"""
+
+from __future__ import annotations
+
+from labkit.train.checkpoint import load_checkpoint, save_checkpoint
+from labkit.train.history import History, smooth
+from labkit.train.loop import fit
+from labkit.train.overfit import overfit_one_batch
+from labkit.train.predict import Predictions, evaluate, predict
+
+__all__ = [
+    "History",
+    "Predictions",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "overfit_one_batch",
+    "predict",
+    "save_checkpoint",
+    "smooth",
+]

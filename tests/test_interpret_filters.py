@@ -1,0 +1,181 @@
+"""filters, feature maps, deep-filter summaries, filter patterns (activation maximisation) and their
+figures."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import labkit.interpret as interp
+from labkit.env import LabError
+from labkit.models import NaiveCNN
+from labkit.plots import filters as fplots
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def net() -> NaiveCNN:
+    model = NaiveCNN(4, channels=(6, 8), convs_per_stage=2, hidden=0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_filters_returns_a_detached_copy_of_the_weights():
+    model = net()
+    w = interp.filters(model, "features.conv2_1")
+    assert w.shape == (8, 6, 3, 3)
+    assert torch.equal(w, model.features.conv2_1.weight)
+    w.zero_()
+    assert model.features.conv2_1.weight.abs().sum() > 0, "filters() must not hand out the live weights"
+    assert torch.equal(interp.filters(model, model.features.conv1_1), model.features.conv1_1.weight)
+
+
+def test_filters_of_a_non_conv_layer_names_the_conv_layers():
+    with pytest.raises(LabError, match=r"'features.relu1_1' is a ReLU, not a conv layer.*'features.conv1_1', 'features.conv1_2'"):
+        interp.filters(net(), "features.relu1_1")
+
+
+def test_filters_of_an_unknown_layer_suggests_close_names():
+    with pytest.raises(LabError, match=r"Did you mean.*'features.conv1_1'"):
+        interp.filters(net(), "features.conv11")
+
+
+def test_input_channel_norms_and_strongest_slices():
+    model = net()
+    w = model.features.conv2_2.weight.detach()
+    norms = interp.input_channel_norms(model, "features.conv2_2")
+    assert norms.shape == (8, 8)
+    assert torch.allclose(norms[3, 5], w[3, 5].pow(2).sum().sqrt())
+    idx, slices = interp.strongest_slices(model, "features.conv2_2", 3, k=2)
+    expected = sorted(range(8), key=lambda i: -float(w[3, i].norm()))[:2]
+    assert idx.tolist() == expected
+    assert torch.equal(slices, w[3, expected])
+
+
+def test_strongest_slices_channel_out_of_range_names_layer_and_count():
+    with pytest.raises(LabError, match=r"channel 8 is out of range: layer 'features.conv2_2' has 8 channels"):
+        interp.strongest_slices(net(), "features.conv2_2", 8)
+
+
+def test_feature_maps_equal_the_layers_outputs_and_leave_batchnorm_statistics_alone():
+    model = net().train()  # a forward pass in train mode would update the running statistics
+    mean_before = model.features.bn1_1.running_mean.clone()
+    x = torch.randn(2, 3, 12, 12)
+    maps = interp.feature_maps(model, x, ["features.relu1_2", model.features.conv2_1])
+    assert list(maps) == ["features.relu1_2", "features.conv2_1"]
+    f = model.features
+    with torch.no_grad():
+        model.eval()
+        h = f.relu1_2(f.bn1_2(f.conv1_2(f.relu1_1(f.bn1_1(f.conv1_1(x))))))
+        torch.testing.assert_close(maps["features.relu1_2"], h)
+        torch.testing.assert_close(maps["features.conv2_1"], f.conv2_1(f.pool1(h)))
+    assert torch.equal(model.features.bn1_1.running_mean, mean_before)
+
+
+def test_feature_maps_rejects_a_single_image_without_batch_dimension():
+    with pytest.raises(LabError, match=r"unsqueeze\(0\)"):
+        interp.feature_maps(net(), torch.randn(3, 12, 12), "features.conv1_1")
+
+
+# ---------------------------------------------------------------- filter_pattern
+
+
+def test_filter_pattern_raises_the_activation_above_random_and_start_images():
+    model = net()
+    layer, channel = "features.relu2_1", 2
+    image, reached = interp.filter_pattern(model, layer, channel, steps=40, lr=0.1, image_size=24,
+                                           return_activation=True)  # fmt: skip
+    assert image.shape == (1, 3, 24, 24)
+    maps = interp.feature_maps(model, image, layer)[layer]
+    assert abs(float(maps[0, channel].mean()) - reached) < 1e-5
+    random_images = torch.randn(16, 3, 24, 24)
+    random_mean = float(interp.feature_maps(model, random_images, layer)[layer][:, channel].mean())
+    assert reached > 2 * max(random_mean, 1e-3)
+
+
+def test_filter_pattern_is_reproducible_and_respects_the_pixel_range():
+    model = net()
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    kwargs = dict(steps=10, lr=0.5, image_size=16, mean=mean, std=std, seed=3)
+    a = interp.filter_pattern(model, "features.conv1_2", 1, **kwargs)
+    b = interp.filter_pattern(model, "features.conv1_2", 1, **kwargs)
+    assert torch.equal(a, b)
+    pixels = a * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+
+def test_filter_pattern_regularisers_can_be_switched_off():
+    model = net()
+    smooth = interp.filter_pattern(model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=1, blur_sigma=1.0)
+    rough = interp.filter_pattern(model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=0, jitter=0, l2=0)
+
+    def roughness(img):
+        return float((img[..., 1:, :] - img[..., :-1, :]).abs().mean())
+
+    assert roughness(smooth) < roughness(rough)
+
+
+def test_filter_pattern_bad_channel_and_settings():
+    with pytest.raises(LabError, match=r"layer 'features.relu2_1' has 8 channels"):
+        interp.filter_pattern(net(), "features.relu2_1", 12, steps=1, image_size=8)
+    with pytest.raises(LabError, match="steps"):
+        interp.filter_pattern(net(), "features.relu2_1", 0, steps=-1)
+    with pytest.raises(LabError, match="both mean and std"):
+        interp.filter_pattern(net(), "features.relu2_1", 0, steps=1, mean=(0.5, 0.5, 0.5))
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _drawn(fig) -> list[np.ndarray]:
+    """The image arrays drawn in a figure's axes."""
+    return [im.get_array() for ax in fig.axes for im in ax.get_images()]
+
+
+def test_filter_grid_shows_rgb_filters_with_zero_as_grey():
+    matplotlib.use("Agg")
+    w = torch.zeros(4, 3, 3, 3)
+    w[1, 0, 1, 1] = 1.0  # one red centre
+    fig = fplots.filter_grid(w, ncols=2)
+    images = _drawn(fig)
+    assert len(images) == 4
+    assert np.allclose(images[0], 0.5)
+    assert images[1][1, 1, 0] == 1.0 and images[1][1, 1, 1] == 0.5
+
+
+def test_feature_map_grid_and_pairs_draw_one_panel_per_item():
+    model = net()
+    x = torch.randn(1, 3, 16, 16)
+    maps = interp.feature_maps(model, x, "features.relu1_1")["features.relu1_1"]
+    fig = fplots.feature_map_grid(maps, channels=[0, 2, 4], image=x[0])
+    assert len(_drawn(fig)) == 4
+    fig = fplots.filter_map_pairs(model, x, [("features.conv1_1", 2), ("features.conv2_2", 5)], k=3)
+    drawn = _drawn(fig)
+    assert len(drawn) == (1 + 1 + 1) + (1 + 3 + 1)
+    conv_map = interp.feature_maps(model, x, "features.conv2_2")["features.conv2_2"][0, 5].numpy()
+    assert np.allclose(drawn[-1], conv_map)
+
+
+def test_patch_and_deconv_grids():
+    crops = {"unit a": [torch.rand(3, 5, 5), torch.rand(3, 4, 5)], "unit b": [torch.rand(3, 5, 5)]}
+    fig = fplots.patch_grid(crops, values={"unit a": [2.0, 1.0], "unit b": [0.5]})
+    assert len(_drawn(fig)) == 3
+    images = torch.rand(2, 3, 8, 8)
+    fig = fplots.deconv_grid(images, {"conv1": torch.randn(2, 3, 8, 8), "decoder conv1": torch.rand(2, 3, 8, 8)})
+    assert len(_drawn(fig)) == 6
+
+
+def test_conv_layers_lists_conv_modules_in_order():
+    seq = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 2, 1), relu=nn.ReLU(), conv_b=nn.Conv2d(2, 2, 3)))
+    assert interp.conv_layers(seq) == ["conv", "conv_b"]
