@@ -53,11 +53,12 @@ def _data_record(splits) -> dict[str, Any]:
     }
 
 
-def save_naive_cnn(lab: Lab, model: nn.Module, splits, *, seed: int | None = None, **extra: Any) -> Path:
-    """Save a trained naive CNN where `naive_cnn` looks for it (atomic write)."""
+def save_naive_cnn(lab: Lab, model: nn.Module, splits, *, variant: int | None = None, **extra: Any) -> Path:
+    """Save a trained naive CNN where `naive_cnn(lab, seed=variant)` looks for it (atomic write);
+    `extra` (test accuracy, epochs, seed, ...) is stored beside the weights."""
     from labkit.train import save_checkpoint
 
-    path = checkpoint_path(lab, seed)
+    path = checkpoint_path(lab, variant)
     save_checkpoint(path, model, data=_data_record(splits), **extra)
     return path
 
@@ -117,7 +118,7 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
     test_accuracy = evaluate(model, loaders.test, device=lab.device)["accuracy"]
     info = {"source": "trained now", "path": str(path), "epochs": history.epochs_run,
             "train_seconds": round(seconds, 1), "test_accuracy": float(test_accuracy), "seed": train_seed}
-    save_naive_cnn(lab, model, splits, seed=seed, **{k: v for k, v in info.items() if k not in ("source", "path")})
+    save_naive_cnn(lab, model, splits, variant=seed, **{k: v for k, v in info.items() if k not in ("source", "path")})
     if verbose:
         print(f"Trained in {seconds:.0f} s; test accuracy {test_accuracy:.3f}; saved to {path}.")
     return model.to(lab.device).eval(), info

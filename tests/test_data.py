@@ -20,12 +20,12 @@ from labkit.data import (
     load_dataset,
     make_loaders,
     make_shapes,
+    registry,
     stratified_split,
     train_transform,
     verify_images,
     weighted_sampler,
 )
-from labkit.data import registry
 from labkit.env import LabError
 
 K = len(SHAPE_CLASSES)
@@ -196,17 +196,19 @@ def test_normalize_imagenet_uses_imagenet_statistics():
 
 
 # ----------------------------------------------------------------------------- folder layouts
-def test_folder_with_train_and_test_uses_test_as_test_split(tmp_path):
+@pytest.mark.parametrize("preload", [True, False])
+def test_folder_with_train_and_test_uses_test_as_test_split(tmp_path, preload):
     root = tmp_path / "pets"
     _image_folder(root / "train", {"cat": 20, "dog": 20})
     _image_folder(root / "test", {"cat": 3, "dog": 5}, offset=100)
-    splits = load_dataset(f"folder:{root}", image_size=16, val_fraction=0.25, seed=0)
+    splits = load_dataset(f"folder:{root}", image_size=16, val_fraction=0.25, seed=0, preload=preload)
     assert splits.classes == ["cat", "dog"]
     assert splits.class_counts("test") == {"cat": 3, "dog": 5}
     assert splits.class_counts("val") == {"cat": 5, "dog": 5}
     assert splits.class_counts("train") == {"cat": 15, "dog": 15}
     x, y = splits.test[0]
     assert x.shape == (3, 16, 16) and y == 0
+    assert splits.raw("test", 3)[:, 0, 0].tolist() == [60, 215, 100]  # the first dog of test/
 
 
 def test_folder_of_class_folders_only_is_split_70_15_15(tmp_path):
@@ -297,17 +299,42 @@ def test_empty_class_folder_is_named(tmp_path):
         load_dataset(f"folder:{root}")
 
 
-def test_corrupt_jpeg_is_refused_by_path_and_skipped_on_request(tmp_path, capsys):
+@pytest.mark.parametrize("preload", [True, False])
+def test_corrupt_jpeg_is_refused_by_path_and_skipped_on_request(tmp_path, capsys, preload):
     root = _image_folder(tmp_path / "set", {"a": 10, "b": 10}, ext=".jpg")
+    _image_folder(tmp_path / "set_test", {"a": 1}, ext=".jpg")
     bad = root / "a" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     (root / "b" / "empty.jpg").write_bytes(b"")
     with pytest.raises(LabError, match="2 image file") as info:
-        load_dataset(f"folder:{root}")
+        load_dataset(f"folder:{root}", preload=preload)
     assert str(bad) in str(info.value) and "skip_corrupt=True" in str(info.value)
-    splits = load_dataset(f"folder:{root}", skip_corrupt=True)
+    splits = load_dataset(f"folder:{root}", skip_corrupt=True, preload=preload)
     assert "left out 2 unreadable" in capsys.readouterr().out
     assert sum(splits.sizes().values()) == 20 and splits.info["skipped_corrupt"] == 2
+    assert splits.info["in_memory"] is preload
+
+
+def test_truncated_jpeg_is_caught_when_images_are_decoded(tmp_path):
+    root = _image_folder(tmp_path / "set", {"a": 4, "b": 4}, ext=".jpg")
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    noisy.save(root / "a" / "cut.jpg", quality=95)
+    data = (root / "a" / "cut.jpg").read_bytes()
+    (root / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])  # a download cut short
+    with pytest.raises(LabError, match=r"(?s)1 image file.*cut\.jpg"):
+        load_dataset(f"folder:{root}", preload=True)
+
+
+def test_held_out_folder_bad_files_are_listed_with_the_training_ones(tmp_path):
+    _image_folder(tmp_path / "p" / "train", {"a": 6, "b": 6})
+    _image_folder(tmp_path / "p" / "test", {"a": 2, "b": 2}, offset=10)
+    (tmp_path / "p" / "train" / "a" / "x.png").write_bytes(b"junk")
+    (tmp_path / "p" / "test" / "b" / "y.png").write_bytes(b"junk")
+    with pytest.raises(LabError, match="2 image file") as info:
+        load_dataset(f"folder:{tmp_path / 'p'}", preload=False)
+    assert "x.png" in str(info.value) and "y.png" in str(info.value)
+    splits = load_dataset(f"folder:{tmp_path / 'p'}", skip_corrupt=True)
+    assert splits.class_counts("test") == {"a": 2, "b": 2} and splits.info["skipped_corrupt"] == 2
 
 
 def test_verify_images_reports_bad_files_by_path(tmp_path):
@@ -411,10 +438,15 @@ def test_image_grid_class_balance_and_augmentation_preview_draw():
     splits = load_dataset("shapes", n_per_class=2, image_size=32, augment="strong")
     x = torch.stack([splits.train[i][0] for i in range(5)])
     fig = image_grid(x, labels=splits.targets("train")[:5], classes=splits.classes, ncols=3, denormalize=splits)
-    assert sum(bool(ax.images) for ax in fig.axes) == 5
-    assert fig.axes[0].get_title() == splits.classes[splits.targets("train")[0]]
+    mosaic = fig.axes[0].images[0].get_array()
+    assert mosaic.shape[0] < mosaic.shape[1] and mosaic.shape[2] == 3  # 2 rows of 3 tiles
+    assert [t.get_text() for t in fig.axes[0].texts] == [splits.classes[i] for i in splits.targets("train")[:5]]
+    # The first tile shows the first image, denormalised back to [0, 1].
+    pad = max(2, 32 // 4)
+    assert np.allclose(mosaic[pad : pad + 32, pad : pad + 32], splits.denormalize(x[0]).permute(1, 2, 0).numpy(), atol=1e-6)
     fig2 = class_balance(splits)
     assert len(fig2.axes[0].patches) == 3 * K
+    assert sorted(p.get_height() for p in fig2.axes[0].patches)[-1] == max(splits.class_counts("train").values())
     fig3 = augmentation_preview(splits, n=2, k=3)
-    assert sum(bool(ax.images) for ax in fig3.axes) == 8
+    assert fig3.axes[0].images[0].get_array().shape[1] > 4 * 32
     plt.close("all")

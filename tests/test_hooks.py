@@ -121,6 +121,35 @@ def test_capture_copy_survives_a_later_inplace_relu():
     assert (cap.activations["bn1"] < 0).any(), "the in-place ReLU after bn1 overwrote the recorded output"
 
 
+def test_forward_to_stops_after_the_layer_and_keeps_the_graph():
+    net = tiny_net().eval()
+    calls = []
+    counter = net.fc.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    cap = interp.hooks.forward_to(net, x, "relu1", detach=False)
+    counter.remove()
+    assert calls == [], "the layers after relu1 should not have run"
+    assert hook_count(net) == 0
+    expected = net.relu1(net.bn1(net.conv1(x)))
+    torch.testing.assert_close(cap.activations["relu1"], expected)
+    (grad,) = torch.autograd.grad(cap.activations["relu1"].sum(), x)
+    (grad_ref,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(grad, grad_ref)
+
+
+def test_forward_to_a_layer_the_model_does_not_use():
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Conv2d(3, 2, 1), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(LabError, match="not called in the forward pass"):
+        interp.hooks.forward_to(Skips(), torch.randn(1, 3, 4, 4), "unused")
+
+
 def test_capture_removes_hooks_when_the_forward_raises():
     net = tiny_net()
     with pytest.raises(RuntimeError), capture(net, ["conv1", "conv2"]):
@@ -185,7 +214,7 @@ def _calls() -> dict:
         "filter_pattern": lambda m: interp.filter_pattern(m, "features.relu2_1", 1, steps=3, image_size=16),
         "deconvnet": lambda m: interp.deconvnet(m, X, "features.pool2"),
         "deconvnet_gradient_rule": lambda m: _quiet(lambda: interp.deconvnet(m, X, "features.pool2", method="gradient_rule")),
-        "train_inversion": lambda m: interp.train_inversion(m, "features.pool1", X, test_images=X, epochs=1),
+        "train_inversion": lambda m: interp.train_inversion(m, "features.relu2_1", X, test_images=X, epochs=1),
     }
 
 

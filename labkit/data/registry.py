@@ -17,6 +17,7 @@ import os
 import pickle
 import socket
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -26,7 +27,7 @@ import torch
 from labkit.data.shapes import make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, augment_names, raw_transform
-from labkit.data.verify import check_image, is_image_file
+from labkit.data.verify import check_image, is_image_file, load_rgb
 from labkit.env import LabError
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
@@ -34,6 +35,10 @@ ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs
 DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32, "cats_vs_dogs": 128, "imagenette": 128, "caltech101": 128, "folder": 128}
 HELD_OUT = ("test", "validation", "val")  # a folder beside train/ that is the test split
 STATS_SAMPLE = 500  # training images read to estimate a folder dataset's mean and std
+PROGRESS_ABOVE = 2000  # show a progress bar when checking or loading more files than this
+# Folder datasets whose decoded images fit in this many bytes are decoded once and kept in memory:
+# CIFAR-10 as JPEGs (50,000 x 3 x 32 x 32 = 150 MB) then trains without decoding a file per sample.
+PRELOAD_BYTES = 1 << 30
 
 # The published CIFAR-10 training-set statistics: no need to read 50,000 images for them.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -162,32 +167,68 @@ def scan_image_folder(folder: Path, classes: Sequence[str] | None = None, exclud
     return list(classes), paths, np.asarray(targets, dtype=np.int64)
 
 
-def _drop_corrupt(paths: list[str], targets: np.ndarray, skip_corrupt: bool, where: Path) -> tuple[list[str], np.ndarray, int]:
-    """Check every file decodes (PIL open + verify); refuse, or skip with a count, the bad ones."""
-    show = len(paths) > 2000
-    items = paths
-    if show:
-        from tqdm.auto import tqdm
+def _progress(items, total: int, desc: str):
+    if total <= PROGRESS_ABOVE:
+        return items
+    from tqdm.auto import tqdm
 
-        items = tqdm(paths, desc=f"checking images in {where.name}", unit="img", leave=False)
-    bad = [(p, r) for p in items if (r := check_image(p)) is not None]
-    if not bad:
-        return paths, targets, 0
-    if not skip_corrupt:
+    return tqdm(items, total=total, desc=desc, unit="img", leave=False)
+
+
+def _decode(path: str, transform) -> tuple[torch.Tensor | None, str | None]:
+    """Decode one file to uint8 (3, S, S); (None, reason) when it cannot be decoded."""
+    try:
+        return transform(load_rgb(path)), None
+    except LabError as err:
+        cause = err.__cause__
+        return None, f"{type(cause).__name__}: {cause}" if cause else str(err)
+
+
+def _check_files(
+    paths: list[str], where: Path, skip_corrupt: bool, decode_size: int | None
+) -> tuple[np.ndarray, torch.Tensor | None, int]:
+    """Check every file before anything else; refuse, or skip with a count, the unreadable ones.
+
+    With `decode_size`, every image is fully decoded, resized and centre-cropped to that size and
+    kept in memory (a complete check, and fast training afterwards); otherwise each file gets PIL's
+    cheap open + verify.
+
+    Returns:
+        (indices of the files kept, their images uint8 (K, 3, S, S) or None, number left out).
+    """
+    images = None
+    if decode_size is not None:
+        transform = raw_transform(decode_size)
+        # PIL releases the GIL while decoding, so a few threads overlap file reads and decodes.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            results = list(_progress(pool.map(lambda p: _decode(p, transform), paths), len(paths),
+                                     f"loading images from {where.name}"))  # fmt: skip
+        bad = [(p, r) for p, (_, r) in zip(paths, results) if r is not None]
+        decoded = [img for img, _ in results]
+    else:
+        bad = [(p, r) for p in _progress(paths, len(paths), f"checking images in {where.name}")
+               if (r := check_image(p)) is not None]  # fmt: skip
+    if bad and not skip_corrupt:
         listed = "\n".join(f"  - {p}  ({r})" for p, r in bad[:10])
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
         raise LabError(
             f"{len(bad)} image file(s) under {where} cannot be read:\n{listed}{more}\n"
             f"Fix: delete these files, or pass skip_corrupt=True to leave them out (a count is printed)."
         )
+    if bad:
+        print(f"skip_corrupt=True: left out {len(bad)} unreadable image(s) under {where}.")
     bad_set = {p for p, _ in bad}
     keep = [i for i, p in enumerate(paths) if p not in bad_set]
-    print(f"skip_corrupt=True: left out {len(bad)} unreadable image(s) under {where}.")
-    return [paths[i] for i in keep], targets[keep], len(bad)
+    if decode_size is not None:
+        images = torch.stack([decoded[i] for i in keep]) if keep else torch.zeros(0, 3, decode_size, decode_size, dtype=torch.uint8)
+    return np.asarray(keep, dtype=np.int64), images, len(bad)
 
 
-def _folder_stats(source: FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
-    """Mean and std over up to STATS_SAMPLE training images (a seeded sample), resized as for eval."""
+def _folder_stats(source: TensorSource | FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
+    """Mean and std of the training images: all of them when in memory, else a seeded sample of up
+    to STATS_SAMPLE files, resized as for evaluation."""
+    if isinstance(source, TensorSource):
+        return channel_stats(source.images)
     n = len(source)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(n, size=min(n, STATS_SAMPLE), replace=False))
@@ -195,42 +236,52 @@ def _folder_stats(source: FileSource, image_size: int, seed: int) -> tuple[tuple
     return channel_stats(torch.stack([t(source.load(int(i))) for i in pick]))
 
 
+def _make_source(paths: list[str], targets: np.ndarray, images: torch.Tensor | None) -> TensorSource | FileSource:
+    return FileSource(paths, targets) if images is None else TensorSource(images, targets)
+
+
 def _folder_sources(
     folder: Path, *, seed: int, split: Sequence[float], val_fraction: float, skip_corrupt: bool,
-    exclude: Sequence[str] = (),
-) -> tuple[list[str], dict[str, FileSource], dict]:  # fmt: skip
+    image_size: int, preload: bool | None, exclude: Sequence[str] = (),
+) -> tuple[list[str], dict, dict]:  # fmt: skip
     """Sources for an ImageFolder tree: train/ [+ test/|validation/|val/], or class folders only."""
     train_dir = folder / "train"
     info: dict = {"root": str(folder)}
+    held = None
     if train_dir.is_dir():
         held = next((folder / h for h in HELD_OUT if (folder / h).is_dir()), None)
         classes, paths, targets = scan_image_folder(train_dir, exclude=exclude)
-        test_paths, test_targets = [], np.zeros(0, np.int64)
-        if held is not None:
-            _, test_paths, test_targets = scan_image_folder(held, classes=classes, exclude=exclude)
-        n_bad = 0
-        paths, targets, n = _drop_corrupt(paths, targets, skip_corrupt, train_dir)
-        n_bad += n
-        if held is not None:
-            test_paths, test_targets, n = _drop_corrupt(test_paths, test_targets, skip_corrupt, held)
-            n_bad += n
-            tr, va = stratified_split(targets, (1 - val_fraction, val_fraction), seed)
-            whole = FileSource(paths, targets)
-            sources = {"train": whole.subset(tr), "val": whole.subset(va), "test": FileSource(test_paths, test_targets)}
-            info["layout"] = f"train/ + {held.name}/ (test); val carved from train ({val_fraction:.0%})"
-        else:
-            tr, va, te = stratified_split(targets, split, seed)
-            whole = FileSource(paths, targets)
-            sources = {k: whole.subset(i) for k, i in zip(("train", "val", "test"), (tr, va, te))}
-            info["layout"] = f"train/ only; stratified split {tuple(split)}"
     else:
+        train_dir = folder
         classes, paths, targets = scan_image_folder(folder, exclude=exclude)
-        paths, targets, n_bad = _drop_corrupt(paths, targets, skip_corrupt, folder)
-        tr, va, te = stratified_split(targets, split, seed)
-        whole = FileSource(paths, targets)
+    test_paths, test_targets = [], np.zeros(0, np.int64)
+    if held is not None:
+        _, test_paths, test_targets = scan_image_folder(held, classes=classes, exclude=exclude)
+
+    if preload is None:
+        preload = (len(paths) + len(test_paths)) * 3 * image_size**2 <= PRELOAD_BYTES
+    # One check over training and held-out files, so a refusal lists the bad files of both.
+    keep, images, n_bad = _check_files(paths + test_paths, folder, skip_corrupt, image_size if preload else None)
+    is_train = keep < len(paths)
+
+    def source(mask: np.ndarray, all_paths: list[str], offset: int, all_targets: np.ndarray):
+        idx = keep[mask] - offset
+        picked = [all_paths[i] for i in idx]
+        return _make_source(picked, all_targets[idx], None if images is None else images[torch.as_tensor(mask)])
+
+    whole = source(is_train, paths, 0, targets)
+    if held is not None:
+        tr, va = stratified_split(whole.targets, (1 - val_fraction, val_fraction), seed)
+        test = source(~is_train, test_paths, len(paths), test_targets)
+        sources = {"train": whole.subset(tr), "val": whole.subset(va), "test": test}
+        info["layout"] = f"train/ + {held.name}/ (test); val carved from train ({val_fraction:.0%})"
+    else:
+        tr, va, te = stratified_split(whole.targets, split, seed)
         sources = {k: whole.subset(i) for k, i in zip(("train", "val", "test"), (tr, va, te))}
-        info["layout"] = f"class folders; stratified split {tuple(split)}"
+        layout = "train/ only" if train_dir != folder else "class folders"
+        info["layout"] = f"{layout}; stratified split {tuple(split)}"
     info["skipped_corrupt"] = n_bad
+    info["in_memory"] = bool(preload)
     return classes, sources, info
 
 
@@ -350,6 +401,7 @@ def load_dataset(
     normalize="dataset",
     download: bool | None = None,
     skip_corrupt: bool = False,
+    preload: bool | None = None,
 ) -> Splits:
     """Load a dataset as stratified train/val/test splits with transforms.
 
@@ -373,10 +425,14 @@ def load_dataset(
         download: None: download when missing and the network answers; False: never; True: the
             same as None but meant as a request (an offline machine still gets the clear error).
             shapes and folder: never download.
-        skip_corrupt: folder datasets check that every image file opens (PIL open + verify) before
-            anything else. With False (default) any unreadable file REFUSES the load with a
-            LabError listing up to 10 bad paths, their count and the fix; with True the bad files
-            are left out and their count is printed (and kept in `splits.info["skipped_corrupt"]`).
+        skip_corrupt: folder datasets check every image file before anything else (decoded in
+            full when preloaded, else PIL's cheap open + verify). With False (default) any
+            unreadable file REFUSES the load with a LabError listing up to 10 bad paths, their
+            count and the fix; with True the bad files are left out and their count is printed
+            (and kept in `splits.info["skipped_corrupt"]`).
+        preload: folder datasets: decode every image once (resized and centre-cropped to
+            image_size) and keep them in memory, so training does not decode a file per sample.
+            None: preload when the decoded images take at most 1 GiB.
 
     Returns:
         Splits (see labkit.data.splits.Splits). Grayscale, palette and RGBA images come out as RGB.
@@ -404,7 +460,8 @@ def load_dataset(
     known_stats = None
     info: dict = {}
     root, origin = resolve_root(data_root)
-    common = {"seed": seed, "split": split, "val_fraction": val_fraction, "skip_corrupt": skip_corrupt}
+    common = {"seed": seed, "split": split, "val_fraction": val_fraction, "skip_corrupt": skip_corrupt,
+              "image_size": size, "preload": preload}  # fmt: skip
     if key == "folder":
         path = Path(name[len("folder:") :]).expanduser()
         if not path.is_absolute() and data_root is not None and (Path(data_root) / path).is_dir():

@@ -31,7 +31,7 @@ SHAPE_CLASSES: tuple[str, ...] = (
     "star",
     "cross",
     "ring",
-    "hexagon",
+    "semicircle",
     "arrow",
     "heart",
     "crescent",
@@ -39,7 +39,7 @@ SHAPE_CLASSES: tuple[str, ...] = (
 
 MIN_SIZE, MAX_SIZE = 32, 224
 # The object's extent (largest diameter) as a fraction of the image side.
-OBJECT_SCALE = (0.34, 0.6)
+OBJECT_SCALE = (0.4, 0.6)
 CHUNK = 256  # images generated together (vectorised background and compositing)
 SUPERSAMPLE = 2  # draw the object at 2x and box-filter down: anti-aliased edges
 
@@ -98,8 +98,10 @@ def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
         return [(-0.7071, -0.7071), (0.7071, -0.7071), (0.7071, 0.7071), (-0.7071, 0.7071)]
     if name == "triangle":
         return [(math.cos(a), math.sin(a)) for a in np.deg2rad([-90, 30, 150])]
-    if name == "hexagon":
-        return [(math.cos(a), math.sin(a)) for a in np.deg2rad(np.arange(0, 360, 60))]
+    if name == "semicircle":
+        # A half disc, shifted so its bounding box is centred (flat side at y = 0.5).
+        t = np.linspace(0, np.pi, 24)
+        return [(float(np.cos(a)), float(0.5 - np.sin(a))) for a in t]
     if name == "star":
         pts = []
         for i in range(10):
@@ -122,7 +124,15 @@ def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
     return None
 
 
-_POLYGONS = {name: _unit_polygon(name) for name in SHAPE_CLASSES}
+def _normalised(poly: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+    """Scale a polygon so its farthest vertex is at radius 1: every class fits the same disc."""
+    if poly is None:
+        return None
+    r = max(math.hypot(x, y) for x, y in poly)
+    return [(x / r, y / r) for x, y in poly]
+
+
+_POLYGONS = {name: _normalised(_unit_polygon(name)) for name in SHAPE_CLASSES}
 
 
 def _draw_object(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float, angle: float) -> None:
@@ -147,15 +157,24 @@ def _draw_object(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: 
         raise LabError(f"no drawing for shape {name!r}")
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 brightness of an RGB colour
+
+
 def _contrasting_colours(rng: np.random.Generator, backgrounds: np.ndarray) -> np.ndarray:
-    """Random colours (n, 3), each at least 110 away (RGB distance) from its background's mean colour."""
+    """Random object colours (n, 3), clearly visible on their backgrounds' mean colours (n, 3).
+
+    A colour qualifies when it is at least 130 away in RGB and 90 away in brightness: brightness
+    contrast is what early conv filters pick up first, so shapes are learnt much faster than with
+    colour contrast alone (red on an equally bright green), yet the colour stays random.
+    """
     n = len(backgrounds)
-    candidates = rng.integers(0, 256, size=(n, 16, 3)).astype(np.float32)
-    far = np.linalg.norm(candidates - backgrounds[:, None, :], axis=-1) >= 110  # (n, 16)
-    first = far.argmax(axis=1)
-    colours = candidates[np.arange(n), first]
-    # Where no candidate is far enough, take the darkest or brightest extreme per channel.
-    fallback = np.where(backgrounds > 127, 20.0, 235.0)
+    candidates = rng.integers(0, 256, size=(n, 32, 3)).astype(np.float32)
+    far = (np.linalg.norm(candidates - backgrounds[:, None, :], axis=-1) >= 130) & (
+        np.abs(candidates @ _LUMA - (backgrounds @ _LUMA)[:, None]) >= 90
+    )  # (n, 32)
+    colours = candidates[np.arange(n), far.argmax(axis=1)]
+    # Where no candidate qualifies, take a dark or bright extreme against the background.
+    fallback = np.where((backgrounds @ _LUMA)[:, None] > 127, 20.0, 235.0) * np.ones((1, 3), np.float32)
     return np.where(far.any(axis=1)[:, None], colours, fallback).astype(np.float32)
 
 
@@ -163,13 +182,13 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     """Colour gradients along random directions plus pixel noise: uint8 (n, 3, H, W)."""
     size = grid.shape[-1]
     c0 = rng.uniform(0, 255, size=(n, 3, 1, 1)).astype(np.float32)
-    c1 = np.clip(c0 + rng.uniform(-90, 90, size=(n, 3, 1, 1)), 0, 255).astype(np.float32)
+    c1 = np.clip(c0 + rng.uniform(-70, 70, size=(n, 3, 1, 1)), 0, 255).astype(np.float32)
     theta = rng.uniform(0, 2 * np.pi, size=(n, 1, 1)).astype(np.float32)
     t = grid[0] * np.cos(theta) + grid[1] * np.sin(theta)  # (n, H, W)
     t = (t - t.min(axis=(1, 2), keepdims=True)) / (np.ptp(t, axis=(1, 2), keepdims=True) + 1e-6)
     img = c0 + (c1 - c0) * t[:, None]  # (n, 3, H, W); channel-first keeps numpy's inner loops long
     # Uniform noise from raw bytes: much cheaper than Gaussian noise and looks the same to a CNN.
-    sigma = rng.uniform(4, 22, size=(n, 1, 1, 1)).astype(np.float32) / 73.9  # 73.9: std of uniform bytes
+    sigma = rng.uniform(2, 12, size=(n, 1, 1, 1)).astype(np.float32) / 73.9  # 73.9: std of uniform bytes
     noise = np.frombuffer(rng.bytes(n * 3 * size * size), dtype=np.uint8).reshape(n, 3, size, size)
     noise = noise.astype(np.float32)
     noise -= 127.5
@@ -239,11 +258,11 @@ def make_shapes(
         bg = _backgrounds(rng, hi - lo, grid)  # (c, 3, H, W) uint8
         for j in range(hi - lo):
             canvas = _hwc(bg[j])
-            _strokes(rng, ImageDraw.Draw(canvas), size, int(rng.integers(1, 4)), width)  # under the object
+            _strokes(rng, ImageDraw.Draw(canvas), size, int(rng.integers(0, 3)), width)  # under the object
             bg[j] = np.asarray(canvas).transpose(2, 0, 1)
-            # The object: radius in supersampled pixels, centre so the whole shape stays inside.
+            # The object: radius in supersampled pixels; the centre keeps the shape 2 pixels inside the frame.
             r = 0.5 * rng.uniform(*OBJECT_SCALE) * big
-            cx, cy = (float(v) for v in rng.uniform(r + 1, big - r - 1, size=2))
+            cx, cy = (float(v) for v in rng.uniform(r + 2 * SUPERSAMPLE, big - r - 2 * SUPERSAMPLE, size=2))
             alpha_img = Image.new("L", (big, big), 0)
             _draw_object(ImageDraw.Draw(alpha_img), SHAPE_CLASSES[targets[lo + j]], cx, cy, r, rng.uniform(0, 2 * np.pi))
             alphas[lo + j] = np.asarray(alpha_img.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
@@ -257,7 +276,7 @@ def make_shapes(
         out = bgf + (fg - bgf) * alpha + 0.5
         np.clip(out, 0, 255, out=out)
         out = out.astype(np.uint8)
-        over = rng.random(hi - lo) < 0.3
+        over = rng.random(hi - lo) < 0.2
         for j in np.flatnonzero(over):
             # Sometimes one thin stroke across everything: it may cross the object, never hide it.
             canvas = _hwc(out[j])

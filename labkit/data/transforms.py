@@ -19,14 +19,16 @@ from labkit.env import LabError
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-# Named augmentations: name -> factory(image_size) -> v2 transform.
+# Named augmentations: name -> factory(image_size, fill) -> v2 transform. `fill` (the dataset's
+# mean colour, uint8) paints the corners that rotation and perspective uncover, so they normalise to
+# about 0 instead of showing up as black wedges.
 AUGMENTATIONS = {
-    "crop": lambda s: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
-    "flip": lambda s: v2.RandomHorizontalFlip(),
-    "vflip": lambda s: v2.RandomVerticalFlip(),
-    "rotation": lambda s: v2.RandomRotation(20),
-    "perspective": lambda s: v2.RandomPerspective(distortion_scale=0.2, p=0.3),
-    "color": lambda s: v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+    "crop": lambda s, fill: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
+    "flip": lambda s, fill: v2.RandomHorizontalFlip(),
+    "vflip": lambda s, fill: v2.RandomVerticalFlip(),
+    "rotation": lambda s, fill: v2.RandomRotation(20, fill=fill),
+    "perspective": lambda s, fill: v2.RandomPerspective(distortion_scale=0.2, p=0.3, fill=fill),
+    "color": lambda s, fill: v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
 }
 
 # The presets: which named augmentations each one applies (crop first, colour last).
@@ -104,15 +106,16 @@ def train_transform(
         LabError: an unknown preset or augmentation name.
     """
     items = augment_names(augment)
+    fill = [int(round(255 * m)) for m in mean] if all(0 <= m <= 1 for m in mean) else 0
     steps: list = [v2.ToImage()]
     # A random resized crop replaces resize + centre crop; otherwise resize first so later
     # geometric augmentations work at the final size (cheaper for large photos).
     if "crop" in items:
-        steps.append(AUGMENTATIONS["crop"](image_size))
+        steps.append(AUGMENTATIONS["crop"](image_size, fill))
     else:
         steps.extend(_resize_crop(image_size))
     for item in items:
         if item == "crop":
             continue
-        steps.append(AUGMENTATIONS[item](image_size) if isinstance(item, str) else item)
+        steps.append(AUGMENTATIONS[item](image_size, fill) if isinstance(item, str) else item)
     return v2.Compose([*steps, *_finish(mean, std), v2.ToPureTensor()])

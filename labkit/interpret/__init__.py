@@ -12,7 +12,13 @@ __all__ = ["capture", "find_layer", "preserved", "relu_backward"]
 from labkit.interpret._chain import conv_layers
 from labkit.interpret.activation_max import filter_pattern
 from labkit.interpret.deconvnet import DeconvInfo, GradientRuleWarning, deconvnet, gradient_rule
-from labkit.interpret.filters import feature_maps, filters, input_channel_norms, strongest_slices
+from labkit.interpret.filters import (
+    channel_means,
+    feature_maps,
+    filters,
+    input_channel_norms,
+    strongest_slices,
+)
 from labkit.interpret.inversion import (
     Inversion,
     inversion_errors,
@@ -29,7 +35,7 @@ from labkit.interpret.receptive_field import (
 )
 
 __all__ += [
-    "DeconvInfo", "GradientRuleWarning", "Inversion", "ReceptiveField", "conv_layers", "crop_patches",
+    "DeconvInfo", "GradientRuleWarning", "Inversion", "ReceptiveField", "channel_means", "conv_layers", "crop_patches",
     "deconvnet", "feature_maps", "filter_pattern", "filters", "gradient_rule", "input_channel_norms",
     "inversion_errors", "invert_layers", "max_activating_patches", "receptive_field", "receptive_field_error",
     "receptive_field_table", "relative_error", "strongest_slices", "train_inversion",

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from labkit.env import LabError
-from labkit.interpret.hooks import capture, find_layer
+from labkit.interpret.hooks import find_layer, forward_to
 
 # Modules that change the geometry (which input pixels a unit sees).
 GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -44,6 +45,29 @@ def check_images(x, what: str = "x") -> torch.Tensor:
             "(normalised, e.g. from a Splits dataset), not uint8."
         )
     return x
+
+
+def iter_batches(images, batch_size: int):
+    """Yield float batches (N, C, H, W) in dataset order from a tensor, Dataset or DataLoader."""
+    if isinstance(images, torch.Tensor):
+        check_images(images, "images")
+        for start in range(0, len(images), batch_size):
+            yield images[start : start + batch_size]
+        return
+    if isinstance(images, DataLoader):
+        if not isinstance(images.sampler, SequentialSampler):
+            raise LabError(
+                "images is a DataLoader that does not go through the data in order (shuffle=True or a "
+                "sampler), so image indices would mean nothing; pass the Dataset, or a loader with shuffle=False."
+            )
+        loader = images
+    elif isinstance(images, Dataset):
+        loader = DataLoader(images, batch_size=batch_size, shuffle=False)
+    else:
+        raise LabError(f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, not {type(images).__name__}.")
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        yield check_images(x, "a batch of images")
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -99,11 +123,8 @@ def check_channel(name: str, n_channels: int, channel) -> int:
 def output_channels(model: nn.Module, layer, x: torch.Tensor) -> tuple[str, torch.Tensor]:
     """Run `model` on `x` (no grad) and return the layer's name and activation (N, C, h, w)."""
     name, _ = find_layer(model, layer)
-    with torch.no_grad(), capture(model, name) as cap:
-        model(x)
-    if name not in cap.activations:
-        raise LabError(f"layer {name!r} was not called in the forward pass; pick a layer the model uses.")
-    act = cap.activations[name]
+    with torch.no_grad():
+        act = forward_to(model, x, name).activations[name]
     if act.dim() != 4:
         raise LabError(
             f"layer {name!r} gives shape {tuple(act.shape)}, not feature maps (N, C, h, w); "

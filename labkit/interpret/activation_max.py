@@ -31,7 +31,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from labkit.env import LabError
 from labkit.interpret._chain import check_channel, in_channels, model_device, model_dtype
-from labkit.interpret.hooks import LayerRef, capture, find_layer, preserved
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
 
 
 def _check_number(name: str, value, *, minimum: float = 0.0, integer: bool = False) -> None:
@@ -115,26 +115,25 @@ def filter_pattern(
     x = (grey + noise * scale * start).detach().requires_grad_(True)
     kernel = 2 * math.ceil(3 * blur_sigma) + 1 if blur_sigma > 0 else 1
 
-    def activation(img: torch.Tensor, cap) -> torch.Tensor:
-        model(img)
-        act = cap.activations.get(name)
-        if act is None or act.dim() != 4:
-            shape = None if act is None else tuple(act.shape)
+    def activation(img: torch.Tensor) -> torch.Tensor:
+        act = forward_to(model, img, name, detach=False).activations[name]  # later layers skipped
+        if act.dim() != 4:
+            shape = tuple(act.shape)
             raise LabError(f"layer {name!r} gives {shape}, not feature maps (N, C, h, w); pick a conv, ReLU or pooling layer.")
         return act[:, channel].mean()
 
-    with preserved(model), capture(model, name, detach=False) as cap:
+    with preserved(model):
         model.eval()
         for param in model.parameters():
             param.requires_grad_(False)  # only the image is optimised
         with torch.no_grad():
-            model(x)
-        channel = check_channel(name, cap.activations[name].shape[1], channel)
+            n_channels = forward_to(model, x, name).activations[name].shape[1]
+        channel = check_channel(name, n_channels, channel)
         opt = torch.optim.Adam([x], lr=lr)
         for step in range(steps):
             dy, dx = (rng.randint(-jitter, jitter), rng.randint(-jitter, jitter)) if jitter else (0, 0)
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            loss = -activation(shifted, cap) + l2 * x.pow(2).mean()
+            loss = -activation(shifted) + l2 * x.pow(2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -144,6 +143,6 @@ def filter_pattern(
                 if low is not None:
                     x.copy_(torch.maximum(torch.minimum(x, high), low))
         with torch.no_grad():
-            reached = float(activation(x, cap))
+            reached = float(activation(x))
     image = x.detach()
     return (image, reached) if return_activation else image

@@ -46,7 +46,7 @@ from labkit.interpret._chain import (
     output_channels,
     plain_chain,
 )
-from labkit.interpret.hooks import LayerRef, capture, find_layer, preserved, relu_backward
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved, relu_backward
 
 # What the explicit construction knows how to undo.
 _DECONV = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
@@ -249,11 +249,10 @@ def gradient_rule(model: nn.Module, x: torch.Tensor, layer: LayerRef, mask: torc
     """
     name, _ = find_layer(model, layer)
     xr = x.detach().clone().requires_grad_(True)
-    with preserved(model), relu_backward(model, "deconvnet"), capture(model, name, detach=False) as cap:
+    with preserved(model), relu_backward(model, "deconvnet"):
         model.eval()
         for param in model.parameters():
             param.requires_grad_(False)  # only d/d(input) is wanted
-        model(xr)
-        kept = cap.activations[name] * mask
+        kept = forward_to(model, xr, name, detach=False).activations[name] * mask
         (grad,) = torch.autograd.grad(0.5 * kept.pow(2).sum(), xr)
     return grad.detach()

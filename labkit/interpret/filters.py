@@ -20,8 +20,15 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret._chain import check_channel, check_images, conv_layers, find_conv, model_device
-from labkit.interpret.hooks import LayerRef, capture, find_layer, preserved
+from labkit.interpret._chain import (
+    check_channel,
+    check_images,
+    conv_layers,
+    find_conv,
+    iter_batches,
+    model_device,
+)
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
 
 
 def filters(model: nn.Module, layer: LayerRef) -> torch.Tensor:
@@ -97,10 +104,33 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[
     names = [find_layer(model, layer)[0] for layer in layers]
     if not names:
         raise LabError(f"layers is empty; name at least one layer, e.g. {conv_layers(model)[:3]}.")
-    with preserved(model), torch.no_grad(), capture(model, names) as cap:
+    with preserved(model), torch.no_grad():
         model.eval()
-        model(x.to(model_device(model)))
-    missing = [n for n in names if n not in cap.activations]
-    if missing:
-        raise LabError(f"layers {missing} were not called in the forward pass; pick layers the model uses.")
+        cap = forward_to(model, x.to(model_device(model)), names)  # later layers are skipped
     return {n: cap.activations[n].to(x.device) for n in names}
+
+
+def channel_means(model: nn.Module, images, layer: LayerRef, *, batch_size: int = 64) -> torch.Tensor:
+    """Mean activation of each channel of `layer` over all positions and all images, streamed in
+    batches (the quantity `filter_pattern` maximises, averaged over real data).
+
+    Args:
+        images: a Tensor (N, C, H, W), a Dataset of `x` or `(x, target)`, or an ordered DataLoader.
+
+    Returns:
+        Tensor (C_l,) on the CPU.
+    """
+    name, _ = find_layer(model, layer)
+    total, count = None, 0
+    with preserved(model), torch.no_grad():
+        model.eval()
+        for x in iter_batches(images, batch_size):
+            act = forward_to(model, x.to(model_device(model)), name).activations[name]
+            if act.dim() != 4:
+                raise LabError(f"layer {name!r} gives no feature maps (N, C, h, w); pick a conv, ReLU or pooling layer.")
+            part = act.float().mean(dim=(2, 3)).sum(0).cpu()
+            total = part if total is None else total + part
+            count += len(x)
+    if count == 0:
+        raise LabError("images is empty; pass at least one image.")
+    return total / count

@@ -82,6 +82,7 @@ def capture(
     *,
     gradients: bool = False,
     detach: bool = True,
+    stop: bool = False,
 ) -> Iterator[Capture]:
     """Record the outputs of `layers` during the forward passes run inside the block.
 
@@ -91,6 +92,8 @@ def capture(
         gradients: also record d(whatever is backpropagated)/d(output) of each layer.
         detach: store detached activations (set False to keep them in the graph, e.g. to build
             a loss on them).
+        stop: raise `StopForward` as soon as every layer has been recorded, to skip the rest of
+            the forward pass (use `forward_to`, which catches it).
 
     Yields:
         a `Capture`, keyed by layer name. Hooks are removed when the block ends, whatever happens.
@@ -116,6 +119,8 @@ def capture(
                     record.gradients[name] = grad.detach()
 
                 output.register_hook(keep)
+            if stop and all(n in record.activations for n in record.names):
+                raise StopForward
 
         return hook
 
@@ -126,6 +131,31 @@ def capture(
     finally:
         for handle in handles:
             handle.remove()
+
+
+class StopForward(Exception):
+    """Raised by `capture(..., stop=True)` once every layer is recorded; `forward_to` catches it."""
+
+
+def forward_to(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[LayerRef], *, detach: bool = True) -> Capture:
+    """Run `model(x)` only as far as needed to record `layers`, and return the `Capture`.
+
+    The rest of the forward pass (later layers, the classifier) is skipped. A layer called several
+    times is recorded at its first call. With `detach=False` the activations stay in the graph, so
+    gradients with respect to `x` can be taken from them.
+
+    Raises:
+        LabError: a layer was not reached by the forward pass.
+    """
+    with capture(model, layers, detach=detach, stop=True) as record:
+        try:
+            model(x)
+        except StopForward:
+            pass
+    missing = [n for n in record.names if n not in record.activations]
+    if missing:
+        raise LabError(f"layers {missing} were not called in the forward pass; pick layers the model uses.")
+    return record
 
 
 # ReLU6 (MobileNet, EfficientNet-Lite) is a clipped ReLU; it is not a subclass of nn.ReLU.

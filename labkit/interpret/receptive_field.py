@@ -9,7 +9,7 @@ is enough because every kernel is a full rectangle. The result is exact at the b
 padding cuts the field short, and with dilation.
 
 `method="gradient"` works for any network (residual connections too): a copy of the network whose
-conv weights are all 1, with batch-norm and activations replaced by identities and max-pooling by
+convs average their windows (all weights equal and positive), with batch-norm and activations replaced by identities and max-pooling by
 average pooling over the same windows, is differentiated; the box is the bounding box of the input
 pixels where the gradient of the unit is not zero.
 
@@ -28,7 +28,7 @@ from torch import nn
 
 from labkit.env import LabError
 from labkit.interpret._chain import GEOMETRIC, POINTWISE, Step, in_channels, model_device, plain_chain
-from labkit.interpret.hooks import LayerRef, capture, find_layer, preserved
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
 
 Box = tuple[int, int, int, int]
 
@@ -87,16 +87,17 @@ def _support(steps: list[Step], axis: int, unit: int) -> tuple[int, int]:
 
 
 def _geometry_twin(model: nn.Module) -> nn.Module:
-    """A float64 copy in which each input pixel reaches a unit with a positive weight exactly when
-    it does in `model`: conv weights 1, no bias, batch-norm/activations/dropout -> identity,
+    """A copy in which each input pixel reaches a unit with a positive weight exactly when it does
+    in `model`: every conv averages its window (weights 1 / fan-in, so values stay near 1 and float32
+    neither overflows nor underflows), no bias, batch-norm/activations/dropout -> identity,
     max-pooling -> average pooling over the same windows (its gradient reaches every pixel of a
-    window, not only the maximum)."""
-    twin = copy.deepcopy(model).double().eval()
+    window, not only the maximum). Sums of positive numbers cannot cancel to zero."""
+    twin = copy.deepcopy(model).float().eval()
     for name, module in list(twin.named_modules()):
         replacement = None
         if isinstance(module, nn.Conv2d):
             with torch.no_grad():
-                module.weight.fill_(1.0)
+                module.weight.fill_(1.0 / module.weight[0].numel())
                 if module.bias is not None:
                     module.bias.zero_()
         elif isinstance(module, nn.MaxPool2d):
@@ -123,11 +124,8 @@ def gradient_support_boxes(
     name, _ = find_layer(model, layer)
     twin = _geometry_twin(model) if twin is None else twin
     height, width = input_size
-    x = torch.ones(len(units), in_channels(model), height, width, dtype=torch.float64,
-                   device=model_device(model), requires_grad=True)  # fmt: skip
-    with capture(twin, name, detach=False) as cap:
-        twin(x)
-    act = cap.activations[name]  # (U, C, h, w)
+    x = torch.ones(len(units), in_channels(model), height, width, device=model_device(model), requires_grad=True)
+    act = forward_to(twin, x, name, detach=False).activations[name]  # (U, C, h, w)
     rows = torch.arange(len(units))
     ys = torch.tensor([u[0] for u in units])
     xs = torch.tensor([u[1] for u in units])
@@ -227,10 +225,8 @@ def receptive_field(
             else:
                 return _walked(name, size, steps)
         twin = _geometry_twin(model)
-        center = None
-        with torch.no_grad(), capture(twin, name) as cap:
-            twin(probe.double())
-        out = tuple(cap.activations[name].shape[2:])
+        with torch.no_grad():
+            out = tuple(forward_to(twin, probe, name).activations[name].shape[2:])
         center = (out[0] // 2, out[1] // 2)
         top, left, bottom, right = gradient_support_boxes(model, name, size, [center], twin=twin)[0]
         jump = (max(1, round(size[0] / out[0])), max(1, round(size[1] / out[1])))

@@ -11,7 +11,6 @@ shown with their own min-max per panel (viridis), input images through `denormal
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -25,13 +24,87 @@ from labkit.env import LabError
 Denorm = Callable[[torch.Tensor], torch.Tensor] | None
 
 
-def _grid(n: int, ncols: int, size: float = 1.4, title_space: float = 0.0) -> tuple[Figure, np.ndarray]:
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + title_space), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    return fig, axes
+Panel = np.ndarray  # (h, w, 3) floats in [0, 1]
+MIN_CELL = 48  # panels are enlarged (nearest neighbour) to at least this many pixels
+
+
+def _rgb(a: np.ndarray) -> Panel:
+    return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
+
+
+def _fit(panel: Panel, cell: int) -> Panel:
+    """Scale a panel by nearest neighbour to fit a cell x cell square (aspect kept), centred on white."""
+    h, w = panel.shape[:2]
+    scale = cell / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    rows = np.minimum((np.arange(nh) / scale).astype(int), h - 1)
+    cols = np.minimum((np.arange(nw) / scale).astype(int), w - 1)
+    out = np.ones((cell, cell, 3))
+    top, left = (cell - nh) // 2, (cell - nw) // 2
+    out[top : top + nh, left : left + nw] = panel[rows][:, cols]
+    return out
+
+
+def colorize(m: torch.Tensor, cmap: str = "viridis") -> Panel:
+    """A feature map (h, w) min-max scaled through a colour map (a constant map shows as its low end)."""
+    a = m.detach().cpu().float()
+    a = (a - a.min()) / (a.max() - a.min()).clamp(min=1e-12)
+    return plt.get_cmap(cmap)(a.numpy())[..., :3]
+
+
+def montage(
+    rows: Sequence[Sequence[Panel | None]],
+    labels: Sequence[Sequence[str]] | None = None,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    cell_inches: float = 1.25,
+) -> Figure:
+    """Panels on a grid drawn as ONE image (one axes, fast to draw and save), with a label above each
+    panel and an optional label left of each row. Every panel is fitted into a square cell.
+
+    Args:
+        rows: panels (h, w, 3) in [0, 1] per row; None leaves a cell empty.
+        labels: a label per panel (same layout; "" for none).
+        row_labels: one label per row, drawn at the left.
+    """
+    panels = [p for row in rows for p in row if p is not None]
+    if not panels:
+        raise LabError("nothing to draw: every panel is empty.")
+    cell = max(MIN_CELL, max(max(p.shape[:2]) for p in panels))
+    pad = max(2, cell // 24)
+    lines = max((lab.count("\n") + 1 for row in (labels or []) for lab in row if lab), default=0)
+    band = int(cell * 0.2 * lines)
+    left = int(cell * 1.1) if row_labels else 0
+    ncols = max(len(row) for row in rows)
+    height = len(rows) * (band + cell + pad) + pad
+    width = left + ncols * (cell + pad) + pad
+    canvas = np.ones((height, width, 3))
+    for r, row in enumerate(rows):
+        y = pad + r * (band + cell + pad) + band
+        for c, panel in enumerate(row):
+            if panel is not None:
+                x = left + pad + c * (cell + pad)
+                canvas[y : y + cell, x : x + cell] = _fit(np.clip(panel, 0, 1), cell)
+    inches = cell_inches / cell  # per canvas pixel
+    fig = plt.figure(figsize=(width * inches, height * inches))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    for r, row in enumerate(labels or []):
+        for c, text in enumerate(row):
+            if text:
+                y = pad + r * (band + cell + pad) + band / 2
+                ax.text(left + pad + c * (cell + pad) + cell / 2, y, text, ha="center", va="center", fontsize=7)
+    for r, text in enumerate(row_labels or []):
+        y = pad + r * (band + cell + pad) + band + cell / 2
+        ax.text(left - pad, y, text, ha="right", va="center", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.0, va="bottom")
+    return fig
+
+
+def _chunks(items: list, ncols: int) -> list[list]:
+    return [items[i : i + ncols] for i in range(0, len(items), ncols)]
 
 
 def to_image(x: torch.Tensor, denormalize: Denorm = None) -> np.ndarray:
@@ -55,7 +128,7 @@ def signed_image(x: torch.Tensor, scale: float | None = None) -> np.ndarray:
 
 
 def filter_grid(weights: torch.Tensor, ncols: int = 8, title: str | None = None, max_filters: int = 64) -> Figure:
-    """Filters of one conv layer as small images.
+    """Filters of one conv layer as small images, one colour scale for all (0 = grey).
 
     Args:
         weights: (out, in, kh, kw). in == 3: colour (RGB) images; in == 1: grey; otherwise the
@@ -68,14 +141,10 @@ def filter_grid(weights: torch.Tensor, ncols: int = 8, title: str | None = None,
     if w.shape[1] not in (1, 3):
         w = w.mean(dim=1, keepdim=True)
     scale = float(w.abs().max())  # one scale for the grid: filters compare with each other
-    fig, axes = _grid(len(w), ncols, size=1.0)
-    for i, ax in enumerate(axes.flat[: len(w)]):
-        img = signed_image(w[i], scale)
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(str(i), fontsize=7)
-    fig.suptitle(title or f"{len(w)} filters {tuple(weights.shape[1:])}: 0 = grey", fontsize=10)
-    fig.tight_layout()
-    return fig
+    panels = [_rgb(signed_image(f, scale)) for f in w]
+    labels = [str(i) for i in range(len(w))]
+    return montage(_chunks(panels, ncols), _chunks(labels, ncols),
+                   title=title or f"{len(w)} filters {tuple(weights.shape[1:])}: 0 = grey")  # fmt: skip
 
 
 def channel_norm_map(norms: torch.Tensor, title: str | None = None, max_out: int = 64) -> Figure:
@@ -112,18 +181,38 @@ def feature_map_grid(
     if maps.dim() != 3:
         raise LabError(f"maps has shape {tuple(maps.shape)}; expected (C, h, w) for one image.")
     channels = list(range(min(max_maps, maps.shape[0]))) if channels is None else list(channels)
-    extra = 1 if image is not None else 0
-    fig, axes = _grid(len(channels) + extra, ncols, size=1.3)
-    flat = list(axes.flat)
+    panels = [colorize(maps[c]) for c in channels]
+    labels = [f"ch {c}" for c in channels]
     if image is not None:
-        flat[0].imshow(to_image(image, denormalize))
-        flat[0].set_title("input", fontsize=7)
-    for ax, c in zip(flat[extra:], channels):
-        ax.imshow(maps[c].detach().cpu().float().numpy(), cmap="viridis")
-        ax.set_title(f"ch {c}", fontsize=7)
-    fig.suptitle(title or f"feature maps ({maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]})", fontsize=10)
-    fig.tight_layout()
-    return fig
+        panels.insert(0, _rgb(to_image(image, denormalize)))
+        labels.insert(0, "input")
+    title = title or f"feature maps ({maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}), each min-max"
+    return montage(_chunks(panels, ncols), _chunks(labels, ncols), title=title)
+
+
+def feature_map_rows(
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    channels: Sequence[int],
+    *,
+    row_labels: Sequence[str] | None = None,
+    denormalize: Denorm = None,
+    title: str | None = None,
+) -> Figure:
+    """Several images side by side at one layer: one row per image (input, then the chosen channels).
+
+    Args:
+        images: (N, C, H, W) inputs.
+        maps: (N, C_l, h, w) their feature maps at one layer.
+        channels: the channels to show (same for every row, so rows compare).
+    """
+    channels = list(channels)
+    rows, labels = [], []
+    for i in range(len(images)):
+        rows.append([_rgb(to_image(images[i], denormalize))] + [colorize(maps[i, c]) for c in channels])
+        labels.append([row_labels[i] if row_labels else "input"] + [f"ch {c}" for c in channels])
+    title = title or f"feature maps {tuple(maps.shape[2:])} per image (each panel min-max scaled)"
+    return montage(rows, labels, title=title)
 
 
 def filter_map_pairs(
@@ -134,11 +223,12 @@ def filter_map_pairs(
     k: int = 3,
     denormalize: Denorm = None,
 ) -> Figure:
-    """One row per (conv layer, output channel): the filter, then the map it produces on image `x`.
+    """One row per (conv layer, output channel): the input, the filter, then the map it produces.
 
     A filter with 3 input channels is shown as one colour image; a deeper filter as its `k`
-    strongest input slices by L2 norm (titled with the input channel each comes from). The map
-    is the conv layer's own output for that channel (before batch-norm and ReLU).
+    strongest input slices by L2 norm (labelled with the input channel each comes from; a depthwise
+    filter has a single slice). The map is the conv layer's own output for that channel (before
+    batch-norm and ReLU).
 
     Args:
         x: one image as the model takes it, (1, C, H, W).
@@ -147,31 +237,23 @@ def filter_map_pairs(
     from labkit.interpret import feature_maps, filters, strongest_slices
 
     maps = feature_maps(model, x, sorted({layer for layer, _ in pairs}))
-    ncols = k + 2
-    fig, axes = plt.subplots(len(pairs), ncols, figsize=(1.7 * ncols, 1.8 * len(pairs)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for row, (layer, channel) in enumerate(pairs):
+    image = _rgb(to_image(x[0], denormalize))
+    rows, labels = [], []
+    for layer, channel in pairs:
         w = filters(model, layer)
-        axes[row, 0].imshow(to_image(x[0], denormalize))
-        axes[row, 0].set_title("input", fontsize=7)
+        short = layer.split(".")[-1] if len(layer) > 18 else layer
         if w.shape[1] == 3:
-            axes[row, 1].imshow(signed_image(w[channel]), interpolation="nearest")
-            axes[row, 1].set_title(f"{layer}\nfilter {channel} (RGB)", fontsize=7)
+            panels, texts = [_rgb(signed_image(w[channel]))], [f"{short}\nfilter {channel} (RGB)"]
         else:
             idx, slices = strongest_slices(model, layer, channel, k=k)
             scale = float(slices.abs().max())
-            for j, (i, s) in enumerate(zip(idx.tolist(), slices)):
-                axes[row, 1 + j].imshow(signed_image(s[None], scale), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                label = f"{layer}\nfilter {channel}, in {i}" if j == 0 else f"in {i}"
-                axes[row, 1 + j].set_title(label, fontsize=7)
-        axes[row, -1].imshow(maps[layer][0, channel].cpu().float().numpy(), cmap="viridis")
-        axes[row, -1].set_title(f"map {channel}", fontsize=7)
-    fig.suptitle(
-        f"filter / feature-map pairs (deep filters: {k} strongest input slices by L2 norm; 0 = grey)", fontsize=9
-    )
-    fig.tight_layout()
-    return fig
+            panels = [_rgb(signed_image(s[None], scale)) for s in slices]
+            texts = [f"{short} f{channel}\nin {i}" if j == 0 else f"\nin {i}" for j, i in enumerate(idx.tolist())]
+        pad = k - len(panels)
+        rows.append([image, *panels, *([None] * pad), colorize(maps[layer][0, channel])])
+        labels.append(["input", *texts, *([""] * pad), f"\nmap {channel}"])
+    title = f"filter / feature-map pairs (deep filters: {k} strongest input slices by L2 norm; 0 = grey)"
+    return montage(rows, labels, title=title)
 
 
 def patch_grid(
@@ -186,22 +268,13 @@ def patch_grid(
         crops: {unit label: [patch (C, h, w)]}, e.g. from `interpret.crop_patches`.
         values: {unit label: [activation]} to print over each patch.
     """
-    rows = list(crops)
-    if not rows:
+    units = list(crops)
+    if not units:
         raise LabError("crops is empty; pass {unit label: [patches]}.")
-    ncols = max(len(c) for c in crops.values()) + 1
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.25 * ncols, 1.35 * len(rows)), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for r, unit in enumerate(rows):
-        axes[r, 0].text(0.95, 0.5, unit, ha="right", va="center", fontsize=8, transform=axes[r, 0].transAxes)
-        for c, patch in enumerate(crops[unit]):
-            axes[r, c + 1].imshow(to_image(patch, denormalize))
-            if values is not None:
-                axes[r, c + 1].set_title(f"{values[unit][c]:.2f}", fontsize=7)
-    fig.suptitle(title or "maximally activating patches (receptive-field boxes)", fontsize=10)
-    fig.tight_layout()
-    return fig
+    rows = [[_rgb(to_image(p, denormalize)) for p in crops[u]] for u in units]
+    labels = [[f"{v:.2f}" for v in values[u]] for u in units] if values is not None else None
+    return montage(rows, labels, row_labels=units,
+                   title=title or "maximally activating patches (receptive-field boxes)")  # fmt: skip
 
 
 def image_row(
@@ -212,16 +285,9 @@ def image_row(
     title: str | None = None,
 ) -> Figure:
     """Images (C, H, W) side by side, e.g. filter patterns; through `denormalize` when given."""
-    fig, axes = _grid(len(images), ncols, size=1.9)
-    for i, (ax, img) in enumerate(zip(axes.flat, images)):
-        img = img[0] if img.dim() == 4 else img
-        ax.imshow(to_image(img, denormalize))
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    panels = [_rgb(to_image(img[0] if img.dim() == 4 else img, denormalize)) for img in images]
+    labels = _chunks(list(titles), ncols) if titles is not None else None
+    return montage(_chunks(panels, ncols), labels, title=title, cell_inches=1.6)
 
 
 def deconv_grid(
@@ -230,6 +296,7 @@ def deconv_grid(
     denormalize: Denorm = None,
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
+    panel_labels: Mapping[str, Sequence[str]] | None = None,
 ) -> Figure:
     """Inputs and their projections: one row per image, one column per entry of `reconstructions`.
 
@@ -238,28 +305,126 @@ def deconv_grid(
         reconstructions: {column title: (N, C, H, W)} deconvnet projections (signed; each panel is
             scaled by its own largest |value|, 0 = grey) or decoder reconstructions (titles
             starting with "decoder" are shown as images, through `denormalize`).
+        row_labels: a label per image (default "input").
+        panel_labels: {column title: a second label line per image}, e.g. the channel kept.
     """
-    n = len(images)
     cols = list(reconstructions)
-    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(1.8 * (len(cols) + 1), 1.9 * n), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        axes[i, 0].imshow(to_image(images[i], denormalize))
-        axes[i, 0].set_title(row_labels[i] if row_labels else "input", fontsize=7)
-        for j, col in enumerate(cols):
+    rows, labels = [], []
+    for i in range(len(images)):
+        row = [_rgb(to_image(images[i], denormalize))]
+        text = [row_labels[i] if row_labels else "input"]
+        for col in cols:
             r = reconstructions[col][i]
-            img = to_image(r, denormalize) if col.startswith("decoder") else signed_image(r)
-            axes[i, j + 1].imshow(img)
-            if i == 0:
-                axes[i, j + 1].set_title(col, fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
+            row.append(_rgb(to_image(r, denormalize) if col.startswith("decoder") else signed_image(r)))
+            extra = panel_labels[col][i] if panel_labels and col in panel_labels else ""
+            text.append(f"{col}\n{extra}" if extra or i == 0 else "")
+        rows.append(row)
+        labels.append(text)
+    return montage(rows, labels, title=title, cell_inches=1.5)
+
+
+def receptive_field_boxes(
+    image: torch.Tensor,
+    boxes: Mapping[str, tuple[int, int, int, int]],
+    denormalize: Denorm = None,
+    title: str | None = None,
+) -> Figure:
+    """Boxes (top, left, bottom, right; bottom/right exclusive) drawn on one image, one colour each."""
+    from matplotlib.patches import Rectangle
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.imshow(to_image(image, denormalize))
+    colours = plt.cm.tab10.colors
+    for k, (label, (top, left, bottom, right)) in enumerate(boxes.items()):
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=2,
+                               edgecolor=colours[k % 10], label=label))  # fmt: skip
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.axis("off")
+    ax.set_title(title or "receptive fields (exact boxes, clipped at the border)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
+def running_headless() -> bool:
+    """True when no one can click a widget: not in a Jupyter kernel, LABKIT_HEADLESS=1 set, or the
+    kernel was started by papermill / nbconvert / nbclient / the labkit runner / pytest."""
+    import os
+
+    if os.environ.get("LABKIT_HEADLESS", "") not in ("", "0"):
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return True
+    try:  # the kernel's parent process is what started it (Linux; elsewhere assume a front end)
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
+            parent = fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(word in parent for word in ("papermill", "nbconvert", "nbclient", "-m labkit", "pytest"))
+
+
+def explorer(
+    render: Callable[[str, str, int], Figure],
+    choices: Mapping[str, Sequence[int] | int],
+    images: Sequence[str],
+    *,
+    interactive: bool | None = None,
+):
+    """An image / layer / channel chooser that redraws `render(image, layer, channel)`.
+
+    Args:
+        render: draws one view and returns its Figure.
+        choices: {layer name: its channel count, or the channels to offer}.
+        images: names of the images to choose from.
+        interactive: True (ipywidgets), False (a static figure of the first choice), None: widgets
+            only with a live front end (never under papermill or the lab runner, see `running_headless`).
+
+    Returns:
+        an ipywidgets VBox to display, or the static Figure.
+    """
+    layers = list(choices)
+    if not layers or not images:
+        raise LabError("explorer needs at least one layer and one image.")
+    offered = {k: list(range(v)) if isinstance(v, int) else list(v) for k, v in choices.items()}
+    if interactive is None:
+        interactive = not running_headless()
+    if not interactive:
+        return render(images[0], layers[0], offered[layers[0]][0])
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    image = widgets.Dropdown(options=list(images), description="image")
+    layer = widgets.Dropdown(options=layers, description="layer")
+    channel = widgets.Dropdown(options=offered[layers[0]], description="channel")
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = render(image.value, layer.value, channel.value)
+            display(fig)
+            plt.close(fig)
+
+    def new_layer(*_):
+        channel.unobserve(draw, names="value")
+        channel.options = offered[layer.value]
+        channel.value = offered[layer.value][0]
+        channel.observe(draw, names="value")
+        draw()
+
+    layer.observe(new_layer, names="value")
+    image.observe(draw, names="value")
+    channel.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([image, layer, channel]), out])
+
+
 __all__ = [
-    "channel_norm_map", "deconv_grid", "feature_map_grid", "filter_grid", "filter_map_pairs", "image_row",
-    "patch_grid", "signed_image", "to_image",
+    "channel_norm_map", "colorize", "deconv_grid", "explorer", "feature_map_grid", "feature_map_rows", "filter_grid",
+    "filter_map_pairs", "image_row", "montage", "patch_grid", "receptive_field_boxes", "running_headless",
+    "signed_image", "to_image",
 ]  # fmt: skip

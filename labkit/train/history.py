@@ -43,8 +43,10 @@ class History:
         df: one row per epoch with the columns epoch (from 1), train_loss, train_acc, val_loss, val_acc,
             val_loss_smooth (see `smooth`), lr (learning rate of the first parameter group at the
             start of the epoch) and seconds (wall time of the epoch).
-        best_epoch: the epoch with the lowest smoothed validation loss: the weights `fit` restores.
-        best_val_acc: validation accuracy of those weights (the row of `best_epoch`).
+        best_epoch: the epoch with the lowest smoothed validation loss: the weights `fit` restores
+            (with `restore_best=False` the model keeps the last epoch's weights; this still names
+            the best one). None without a validation loader.
+        best_val_acc: validation accuracy of the best epoch's weights (the row of `best_epoch`).
         epochs_run: epochs trained in all (also those before a resume).
         seconds: training seconds in all.
         stopped_early: True when early stopping ended the run before `epochs`.
@@ -90,10 +92,6 @@ class History:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
-
-    def to_dict(self) -> dict:
-        """Plain lists (a checkpoint holds them with `weights_only=True`)."""
-        return {c: [float(v) for v in self.df[c]] for c in self.df.columns}
 
     @classmethod
     def from_rows(cls, rows: list[dict], best_epoch: int | None = None, stopped_early: bool = False) -> History:

@@ -146,7 +146,8 @@ def fit(
         epochs: number of epochs in all (a resumed run counts the epochs before the interruption).
         device: "cpu", "cuda", "mps" or "auto".
         optimizer: "adam", "adamw", "sgd" (momentum `momentum`), "nesterov", or a torch Optimizer
-            built on `model`'s parameters (then `lr`, `weight_decay`, `momentum` are not used).
+            built on `model`'s parameters (then `lr`, `weight_decay`, `momentum`, `param_groups`
+            are not used).
         lr, weight_decay, momentum: optimiser settings.
         scheduler: None, "cosine", "step", "onecycle", an LRScheduler or a callable optimizer ->
             LRScheduler (see `labkit.train.optim.build_scheduler`).

@@ -57,5 +57,6 @@ def overfit_one_batch(
             loss = loss_fn(logits, y)
             loss.backward()
             optimizer.step()
-            rows.append({"step": step, "loss": loss.detach().item(), "accuracy": float((logits.argmax(1) == y).float().mean())})
+            accuracy = (logits.argmax(1) == y).float().mean().item()
+            rows.append({"step": step, "loss": loss.detach().item(), "accuracy": accuracy})
     return pd.DataFrame(rows, columns=["step", "loss", "accuracy"])

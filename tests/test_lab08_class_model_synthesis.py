@@ -1,0 +1,29 @@
+"""Lab 08 under smoke: the ablation is recorded per setting, and class models of the pretrained network work.
+
+The smoke profile's `shapes` networks are barely trained, so the confidence >= 0.99 and recognition
+targets are `full` targets (see the README); here the shapes figures are checked for form and range,
+and the ImageNet class model (the real pretrained network) for content.
+"""
+
+import pytest
+
+SETTINGS = ["none", "L2", "+ jitter", "+ blur", "+ TV"]
+
+
+@pytest.mark.notebook
+def test_lab08_records_confidence_and_cross_model_recognition_per_setting(smoke_metrics):
+    m = smoke_metrics("08_class_model_synthesis")
+    assert set(m["ablation"]) == set(SETTINGS)  # the metrics file sorts keys
+    for figures in m["ablation"].values():
+        assert 0.0 <= figures["confidence"] <= 1.0
+        assert figures["cross_model_recognition"] * 10 == pytest.approx(round(figures["cross_model_recognition"] * 10))  # k of 10
+    assert m["class_model_confidence"] == m["ablation"]["+ TV"]["confidence"]
+    assert m["cross_model_recognition"] == m["ablation"]["+ TV"]["cross_model_recognition"]
+    assert m["chance"] == pytest.approx(0.1)
+
+
+@pytest.mark.notebook
+def test_lab08_imagenet_class_model_convinces_the_pretrained_network(smoke_metrics):
+    m = smoke_metrics("08_class_model_synthesis")
+    assert set(m["imagenet_confidence"]) == {"goldfish"}
+    assert m["imagenet_confidence"]["goldfish"] > 0.9
