@@ -20,16 +20,16 @@ class CheckFailed(AssertionError):
     """An exercise's answer is not right yet; the message says how it differs."""
 
 
-def _ok(message: str) -> bool:
+def _ok(message: str) -> None:
     print(f"✓ {message}")
-    return True
+
 
 
 def _fail(message: str, hint: str | None) -> None:
     raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
 
 
-def shape(value: Any, expected: Sequence[int], what: str = "the output", hint: str | None = None) -> bool:
+def shape(value: Any, expected: Sequence[int], what: str = "the output", hint: str | None = None) -> None:
     """`value` (a tensor or array) has shape `expected`."""
     got = tuple(getattr(value, "shape", ()))
     if got != tuple(expected):
@@ -37,7 +37,7 @@ def shape(value: Any, expected: Sequence[int], what: str = "the output", hint: s
     return _ok(f"{what} has shape {got}.")
 
 
-def params(model: nn.Module, expected: int, what: str = "the model", hint: str | None = None) -> bool:
+def params(model: nn.Module, expected: int, what: str = "the model", hint: str | None = None) -> None:
     """`model` has `expected` parameters (trainable or not)."""
     got = sum(p.numel() for p in model.parameters())
     if got != expected:
@@ -47,7 +47,7 @@ def params(model: nn.Module, expected: int, what: str = "the model", hint: str |
 
 
 def close(value: Any, expected: Any, what: str = "the value", atol: float = 1e-6, rtol: float = 1e-5,
-          hint: str | None = None) -> bool:
+          hint: str | None = None) -> None:
     """`value` equals `expected` within tolerances (numbers, arrays or tensors of the same shape)."""
     got = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
     want = np.asarray(expected.detach().cpu() if isinstance(expected, torch.Tensor) else expected, dtype=float)
@@ -59,14 +59,14 @@ def close(value: Any, expected: Any, what: str = "the value", atol: float = 1e-6
     return _ok(f"{what} is right.")
 
 
-def equal(value: Any, expected: Any, what: str = "the value", hint: str | None = None) -> bool:
+def equal(value: Any, expected: Any, what: str = "the value", hint: str | None = None) -> None:
     """`value == expected` (plain Python values)."""
     if value != expected:
         _fail(f"{what} is {value!r}, expected {expected!r}.", hint)
     return _ok(f"{what} is {value!r}.")
 
 
-def at_least(value: float, threshold: float, what: str = "the value", hint: str | None = None) -> bool:
+def at_least(value: float, threshold: float, what: str = "the value", hint: str | None = None) -> None:
     """`value >= threshold`."""
     if not value >= threshold:
         _fail(f"{what} is {value:.4g}, below the {threshold:.4g} this exercise asks for.", hint)

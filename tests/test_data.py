@@ -29,6 +29,7 @@ from labkit.data import (
 from labkit.env import LabError
 
 K = len(SHAPE_CLASSES)
+REAL_NETWORK_PROBE = registry.network_available  # kept before the autouse fixture replaces it
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -259,6 +260,21 @@ def test_cats_and_dogs_filtered_layout_uses_validation_as_test(tmp_path):
     assert "validation" in splits.info["layout"]
 
 
+def test_imagenette_folder_gets_readable_class_names_and_val_as_test(tmp_path):
+    base = tmp_path / "imagenette2-160"
+    _image_folder(base / "train", {"n01440764": 5, "n03888257": 5}, ext=".JPEG")
+    _image_folder(base / "val", {"n01440764": 2, "n03888257": 2}, ext=".JPEG", offset=9)
+    splits = load_dataset("imagenette", data_root=tmp_path, image_size=8, download=False)
+    assert splits.classes == ["tench", "parachute"] and splits.sizes()["test"] == 4
+
+
+def test_caltech101_layout_leaves_out_the_background_class(tmp_path):
+    base = tmp_path / "caltech101" / "101_ObjectCategories"
+    _image_folder(base, {"accordion": 10, "airplanes": 10, "BACKGROUND_Google": 10}, ext=".jpg")
+    splits = load_dataset("caltech101", data_root=tmp_path, image_size=8, download=False)
+    assert splits.classes == ["accordion", "airplanes"] and sum(splits.sizes().values()) == 20
+
+
 def test_labkit_data_env_var_is_the_root_when_no_data_root(tmp_path, monkeypatch):
     _image_folder(tmp_path / "store" / "cifar10" / "train", {"cat": 10, "ship": 10})
     monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "store"))
@@ -387,6 +403,14 @@ def test_eval_transform_resizes_crops_and_normalises():
     assert torch.allclose(out, torch.full_like(out, 2.0))  # (1 - 0.5) / 0.25
 
 
+def test_dataset_shortcut_equals_the_v2_eval_transform():
+    splits = load_dataset("shapes", n_per_class=4, image_size=32)
+    for i in range(3):
+        x, _ = splits.val[i]
+        assert torch.equal(x, splits.val.transform(splits.raw("val", i)))
+        assert torch.equal(splits.train[i][0], splits.train.transform(splits.raw("train", i)))
+
+
 def test_unknown_augmentation_is_refused():
     with pytest.raises(LabError, match="unknown augmentations"):
         train_transform(16, (0,) * 3, (1,) * 3, ["flip", "zoom"])
@@ -450,3 +474,29 @@ def test_image_grid_class_balance_and_augmentation_preview_draw():
     fig3 = augmentation_preview(splits, n=2, k=3)
     assert fig3.axes[0].images[0].get_array().shape[1] > 4 * 32
     plt.close("all")
+
+
+# ----------------------------------------------------------------------------- photos, network probe
+def test_photos_come_from_scikit_image_as_uint8_squares():
+    from labkit.data import photos
+
+    out = photos(["chelsea", "coffee"], image_size=48)
+    assert list(out) == ["chelsea", "coffee"]
+    assert all(v.shape == (3, 48, 48) and v.dtype == torch.uint8 for v in out.values())
+    with pytest.raises(LabError, match="unknown photo"):
+        photos(["mona_lisa"])
+
+
+def test_network_probe_answers_true_for_a_listening_port_and_false_for_a_closed_one():
+    import socket
+
+    network_available = REAL_NETWORK_PROBE
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        assert network_available(f"http://127.0.0.1:{port}/x", timeout=1.0)
+    finally:
+        server.close()
+    assert not network_available(f"http://127.0.0.1:{port}/x", timeout=1.0)

@@ -138,42 +138,79 @@ def test_filter_pattern_bad_channel_and_settings():
 # ---------------------------------------------------------------- figures
 
 
-def _drawn(fig) -> list[np.ndarray]:
-    """The image arrays drawn in a figure's axes."""
-    return [im.get_array() for ax in fig.axes for im in ax.get_images()]
+def _canvas(fig) -> np.ndarray:
+    """The one image a montage figure draws (all panels on one canvas)."""
+    (image,) = [im for ax in fig.axes for im in ax.get_images()]
+    return np.asarray(image.get_array())
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
 
 
 def test_filter_grid_shows_rgb_filters_with_zero_as_grey():
     matplotlib.use("Agg")
     w = torch.zeros(4, 3, 3, 3)
-    w[1, 0, 1, 1] = 1.0  # one red centre
-    fig = fplots.filter_grid(w, ncols=2)
-    images = _drawn(fig)
-    assert len(images) == 4
-    assert np.allclose(images[0], 0.5)
-    assert images[1][1, 1, 0] == 1.0 and images[1][1, 1, 1] == 0.5
+    w[1, 0, 1, 1] = 1.0  # one red centre pixel
+    canvas = _canvas(fplots.filter_grid(w, ncols=2))
+    colours, counts = np.unique(canvas.reshape(-1, 3), axis=0, return_counts=True)
+    found = {tuple(c): n for c, n in zip(colours.round(3).tolist(), counts)}
+    assert set(found) == {(1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (1.0, 0.5, 0.5)}  # background, zero, red
+    cell = fplots.MIN_CELL
+    assert found[(1.0, 0.5, 0.5)] == (cell // 3) ** 2  # one weight, enlarged to a third of a cell
+    assert found[(0.5, 0.5, 0.5)] == 4 * cell**2 - (cell // 3) ** 2
 
 
-def test_feature_map_grid_and_pairs_draw_one_panel_per_item():
+def test_feature_map_grid_and_pairs_label_every_panel():
     model = net()
     x = torch.randn(1, 3, 16, 16)
     maps = interp.feature_maps(model, x, "features.relu1_1")["features.relu1_1"]
     fig = fplots.feature_map_grid(maps, channels=[0, 2, 4], image=x[0])
-    assert len(_drawn(fig)) == 4
+    assert _texts(fig) == ["input", "ch 0", "ch 2", "ch 4"]
     fig = fplots.filter_map_pairs(model, x, [("features.conv1_1", 2), ("features.conv2_2", 5)], k=3)
-    drawn = _drawn(fig)
-    assert len(drawn) == (1 + 1 + 1) + (1 + 3 + 1)
-    conv_map = interp.feature_maps(model, x, "features.conv2_2")["features.conv2_2"][0, 5].numpy()
-    assert np.allclose(drawn[-1], conv_map)
+    texts = _texts(fig)
+    assert "features.conv1_1\nfilter 2 (RGB)" in texts and "\nmap 5" in texts
+    w = model.features.conv2_2.weight[5].detach()
+    strongest = sorted(range(w.shape[0]), key=lambda i: -float(w[i].norm()))[:3]
+    assert [t for t in texts if "in " in t] == [f"features.conv2_2 f5\nin {strongest[0]}",
+                                               f"\nin {strongest[1]}", f"\nin {strongest[2]}"]  # fmt: skip
 
 
-def test_patch_and_deconv_grids():
-    crops = {"unit a": [torch.rand(3, 5, 5), torch.rand(3, 4, 5)], "unit b": [torch.rand(3, 5, 5)]}
+def test_colorize_spans_the_colour_map():
+    panel = fplots.colorize(torch.tensor([[0.0, 1.0], [2.0, 4.0]]))
+    viridis = matplotlib.colormaps["viridis"]
+    assert np.allclose(panel[0, 0], viridis(0.0)[:3]) and np.allclose(panel[1, 1], viridis(1.0)[:3])
+
+
+def test_patch_grid_keeps_relative_patch_sizes():
+    crops = {"unit a": [torch.full((3, 30, 30), 0.2), torch.full((3, 15, 30), 0.2)], "unit b": [torch.full((3, 10, 10), 0.2)]}
     fig = fplots.patch_grid(crops, values={"unit a": [2.0, 1.0], "unit b": [0.5]})
-    assert len(_drawn(fig)) == 3
+    assert _texts(fig) == ["2.00", "1.00", "0.50", "unit a", "unit b"]
+    canvas = _canvas(fig)
+    dark = np.isclose(canvas, 0.2).all(axis=2)
+    cell = fplots.MIN_CELL
+    assert dark.sum() == (cell * cell) + (cell * cell // 2) + (cell // 3) ** 2
+
+
+def test_deconv_grid_shows_signed_projections_with_zero_as_grey():
     images = torch.rand(2, 3, 8, 8)
-    fig = fplots.deconv_grid(images, {"conv1": torch.randn(2, 3, 8, 8), "decoder conv1": torch.rand(2, 3, 8, 8)})
-    assert len(_drawn(fig)) == 6
+    fig = fplots.deconv_grid(images, {"conv1": torch.zeros(2, 3, 8, 8), "decoder conv1": torch.rand(2, 3, 8, 8)},
+                             panel_labels={"conv1": ["ch 3", "ch 1"]})  # fmt: skip
+    assert _texts(fig) == ["input", "conv1\nch 3", "decoder conv1\n", "input", "conv1\nch 1"]  # "" is not drawn
+    assert np.isclose(_canvas(fig), 0.5).all(axis=2).sum() == 2 * fplots.MIN_CELL**2  # two all-zero panels
+
+
+def test_explorer_draws_a_static_figure_when_headless():
+    calls = []
+
+    def render(image, layer, channel):
+        calls.append((image, layer, channel))
+        return fplots.image_row([torch.rand(3, 4, 4)])
+
+    view = fplots.explorer(render, {"conv_a": 4, "conv_b": [7, 9]}, ["cat", "dog"], interactive=False)
+    assert isinstance(view, matplotlib.figure.Figure)
+    assert calls == [("cat", "conv_a", 0)]
+    assert fplots.running_headless()  # pytest is no live front end
 
 
 def test_conv_layers_lists_conv_modules_in_order():

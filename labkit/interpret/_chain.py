@@ -162,9 +162,9 @@ class Step:
     out_shape: tuple[int, ...]
 
 
-def chain_modules(model: nn.Module, layer) -> tuple[str, list[tuple[str, nn.Module]]]:
+def modules_up_to(model: nn.Module, layer) -> tuple[str, list[tuple[str, nn.Module]]]:
     """The modules, in registration order, from the input up to `layer` (its last module when it
-    is a container). Raises LabError when one of them is not a supported module."""
+    is a container), supported or not."""
     name, _ = find_layer(model, layer)
     if name == "":
         raise LabError("layer='' is the whole model; name one of its layers instead.")
@@ -172,7 +172,12 @@ def chain_modules(model: nn.Module, layer) -> tuple[str, list[tuple[str, nn.Modu
     ends = [i for i, (n, _) in enumerate(walked) if n == name or n.startswith(name + ".")]
     if not ends:
         raise LabError(f"layer {name!r} holds no module this walk can follow.")
-    steps = walked[: ends[-1] + 1]
+    return name, walked[: ends[-1] + 1]
+
+
+def chain_modules(model: nn.Module, layer) -> tuple[str, list[tuple[str, nn.Module]]]:
+    """`modules_up_to`, raising LabError when one of them is not a supported module."""
+    name, steps = modules_up_to(model, layer)
     for step_name, module in steps:
         if not _plain_forward(module):
             kinds = sorted({b.__name__ for b in SUPPORTED})

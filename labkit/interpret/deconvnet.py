@@ -43,6 +43,7 @@ from labkit.interpret._chain import (
     check_channel,
     check_images,
     model_device,
+    modules_up_to,
     output_channels,
     plain_chain,
 )
@@ -127,32 +128,30 @@ def _switches_backward(r: torch.Tensor, records: list, bn: str) -> torch.Tensor:
     return r
 
 
+def _deconv_ok(module: nn.Module) -> bool:
+    """A module the explicit construction can undo (its class's own forward, not a subclass's)."""
+    return any(isinstance(module, base) and type(module).forward is base.forward for base in _DECONV)
+
+
 def _explain_fallback(model: nn.Module, name: str, x: torch.Tensor) -> str:
     """'' when the explicit construction applies to `model` up to `name`, else the reason."""
+    _, modules = modules_up_to(model, name)
+    odd = sorted({type(m).__name__ for _, m in modules if not _deconv_ok(m)})
+    if odd:
+        return (
+            f"on the way to {name!r} there are {', '.join(odd)} modules, which have no deconvnet "
+            "counterpart (Zeiler & Fergus define conv, ReLU and max-pool; batch-norm is handled)."
+        )
     try:
         _, steps = plain_chain(model, name, x)
     except LabError as err:
         return str(err)
     for step in steps:
-        if not isinstance(step.module, _DECONV) or type(step.module).forward is not _forward_of(step.module):
-            return (
-                f"module {step.name!r} ({type(step.module).__name__}) has no deconvnet counterpart "
-                "(Zeiler & Fergus define conv, ReLU and max-pool only)."
-            )
-        if isinstance(step.module, nn.BatchNorm2d) and step.module.training:
-            return "batch-norm in training mode"  # pragma: no cover - eval() is set before
         if isinstance(step.module, nn.Conv2d) and step.module.padding == "same":
             k, d = step.module.kernel_size, step.module.dilation
             if any((di * (ki - 1)) % 2 for ki, di in zip(k, d)):
                 return f"conv {step.name!r} has uneven 'same' padding, which a transposed conv cannot mirror."
     return ""
-
-
-def _forward_of(module: nn.Module):
-    for base in _DECONV:
-        if isinstance(module, base):
-            return base.forward
-    return None  # pragma: no cover
 
 
 def deconvnet(
@@ -173,9 +172,9 @@ def deconvnet(
         layer: a layer name or module with feature-map output (N, C_l, h, w).
         channel: the channel to keep; None keeps, per image, the channel whose map has the
             largest maximum.
-        bn: "transpose" (divide out nothing: multiply by gamma / sqrt(var + eps), the transpose of
-            eval batch-norm without its shift) or "skip" (leave batch-norm out). Only the switch
-            construction can skip.
+        bn: "transpose" (multiply by gamma / sqrt(running_var + eps), the transpose of eval
+            batch-norm's affine map without its shift; what the gradient does) or "skip" (leave
+            batch-norm out). Only the switch construction can skip.
         method: "auto" (switches where the network is a plain conv/BN/ReLU/max-pool chain up to
             `layer`, else the gradient rule, with a `GradientRuleWarning`), "switches" (raise
             LabError where it does not apply) or "gradient_rule".

@@ -62,7 +62,7 @@ def relative_error(reconstruction: torch.Tensor, x: torch.Tensor) -> float:
 
 
 def _as_tensor(images, what: str, max_images: int | None) -> torch.Tensor:
-    if isinstance(images, Dataset) and not isinstance(images, torch.Tensor):
+    if isinstance(images, Dataset):
         n = len(images) if max_images is None else min(len(images), max_images)
         items = [images[i] for i in range(n)]
         images = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])

@@ -32,10 +32,11 @@ def _rgb(a: np.ndarray) -> Panel:
     return np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
 
 
-def _fit(panel: Panel, cell: int) -> Panel:
-    """Scale a panel by nearest neighbour to fit a cell x cell square (aspect kept), centred on white."""
+def _fit(panel: Panel, cell: int, scale: float | None = None) -> Panel:
+    """Scale a panel by nearest neighbour to fit a cell x cell square (aspect kept), centred on white;
+    with `scale`, by that factor instead (so that panels keep their relative sizes)."""
     h, w = panel.shape[:2]
-    scale = cell / max(h, w)
+    scale = cell / max(h, w) if scale is None else scale
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     rows = np.minimum((np.arange(nh) / scale).astype(int), h - 1)
     cols = np.minimum((np.arange(nw) / scale).astype(int), w - 1)
@@ -58,6 +59,7 @@ def montage(
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
     cell_inches: float = 1.25,
+    same_scale: bool = False,
 ) -> Figure:
     """Panels on a grid drawn as ONE image (one axes, fast to draw and save), with a label above each
     panel and an optional label left of each row. Every panel is fitted into a square cell.
@@ -66,11 +68,15 @@ def montage(
         rows: panels (h, w, 3) in [0, 1] per row; None leaves a cell empty.
         labels: a label per panel (same layout; "" for none).
         row_labels: one label per row, drawn at the left.
+        same_scale: enlarge every panel by the same factor (the largest fills a cell), so sizes
+            compare; otherwise each panel fills its cell.
     """
     panels = [p for row in rows for p in row if p is not None]
     if not panels:
         raise LabError("nothing to draw: every panel is empty.")
-    cell = max(MIN_CELL, max(max(p.shape[:2]) for p in panels))
+    largest = max(max(p.shape[:2]) for p in panels)
+    cell = max(MIN_CELL, largest)
+    scale = cell / largest if same_scale else None
     pad = max(2, cell // 24)
     lines = max((lab.count("\n") + 1 for row in (labels or []) for lab in row if lab), default=0)
     band = int(cell * 0.2 * lines)
@@ -84,7 +90,7 @@ def montage(
         for c, panel in enumerate(row):
             if panel is not None:
                 x = left + pad + c * (cell + pad)
-                canvas[y : y + cell, x : x + cell] = _fit(np.clip(panel, 0, 1), cell)
+                canvas[y : y + cell, x : x + cell] = _fit(np.clip(panel, 0, 1), cell, scale)
     inches = cell_inches / cell  # per canvas pixel
     fig = plt.figure(figsize=(width * inches, height * inches))
     ax = fig.add_axes((0, 0, 1, 1))
@@ -119,10 +125,12 @@ def to_image(x: torch.Tensor, denormalize: Denorm = None) -> np.ndarray:
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
 
 
-def signed_image(x: torch.Tensor, scale: float | None = None) -> np.ndarray:
-    """A signed (C, H, W) tensor -> [0, 1] image with 0 at grey and +-scale (default max |x|) at the ends."""
+def signed_image(x: torch.Tensor, scale: float | None = None, quantile: float = 1.0) -> np.ndarray:
+    """A signed (C, H, W) tensor -> [0, 1] image with 0 at grey and +-scale at the ends; the default
+    scale is the `quantile` of |x| (1.0: its maximum; lower values clip the few largest)."""
     x = x.detach().cpu().float()
-    scale = float(x.abs().max()) if scale is None else scale
+    if scale is None:
+        scale = float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
     y = (x / (2 * max(scale, 1e-12)) + 0.5).clamp(0, 1)
     return y[0].numpy() if y.shape[0] == 1 else y.permute(1, 2, 0).numpy()
 
@@ -262,7 +270,8 @@ def patch_grid(
     denormalize: Denorm = None,
     title: str | None = None,
 ) -> Figure:
-    """Maximally activating patches: one row per unit (the mapping's keys), strongest first.
+    """Maximally activating patches: one row per unit (the mapping's keys), strongest first. All
+    patches are drawn at one scale, so a larger receptive field shows as a larger patch.
 
     Args:
         crops: {unit label: [patch (C, h, w)]}, e.g. from `interpret.crop_patches`.
@@ -273,7 +282,7 @@ def patch_grid(
         raise LabError("crops is empty; pass {unit label: [patches]}.")
     rows = [[_rgb(to_image(p, denormalize)) for p in crops[u]] for u in units]
     labels = [[f"{v:.2f}" for v in values[u]] for u in units] if values is not None else None
-    return montage(rows, labels, row_labels=units,
+    return montage(rows, labels, row_labels=units, same_scale=True,
                    title=title or "maximally activating patches (receptive-field boxes)")  # fmt: skip
 
 
@@ -302,9 +311,10 @@ def deconv_grid(
 
     Args:
         images: (N, C, H, W) inputs.
-        reconstructions: {column title: (N, C, H, W)} deconvnet projections (signed; each panel is
-            scaled by its own largest |value|, 0 = grey) or decoder reconstructions (titles
-            starting with "decoder" are shown as images, through `denormalize`).
+        reconstructions: {column title: (N, C, H, W)} deconvnet projections (signed, 0 = grey;
+            each panel scaled by its own 99.5th percentile of |value|, the few larger values
+            clipped) or decoder reconstructions (titles starting with "decoder" are shown as
+            images, through `denormalize`).
         row_labels: a label per image (default "input").
         panel_labels: {column title: a second label line per image}, e.g. the channel kept.
     """
@@ -315,7 +325,7 @@ def deconv_grid(
         text = [row_labels[i] if row_labels else "input"]
         for col in cols:
             r = reconstructions[col][i]
-            row.append(_rgb(to_image(r, denormalize) if col.startswith("decoder") else signed_image(r)))
+            row.append(_rgb(to_image(r, denormalize) if col.startswith("decoder") else signed_image(r, quantile=0.995)))
             extra = panel_labels[col][i] if panel_labels and col in panel_labels else ""
             text.append(f"{col}\n{extra}" if extra or i == 0 else "")
         rows.append(row)

@@ -1,0 +1,35 @@
+"""Lab 03 under the smoke profile: every variant trained and recorded, and the gradient measurement."""
+
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+VARIANTS = {"naive_cnn", "inception", "residual", "no_pooling", "small_resnet"}
+
+
+def test_records_every_variant(smoke_metrics):
+    m = smoke_metrics("03_residual_inception")
+    variants = m["variants"]
+    assert set(variants) == VARIANTS
+    for name, v in variants.items():
+        assert set(v) == {"params", "train_seconds", "val_accuracy", "test_accuracy"}, name
+        assert 0.0 <= v["val_accuracy"] <= 1.0 and 0.0 <= v["test_accuracy"] <= 1.0, name
+        assert v["train_seconds"] > 0, name
+    # the same weights, different downsampling; the extra blocks add parameters
+    assert variants["no_pooling"]["params"] == variants["naive_cnn"]["params"]
+    assert variants["inception"]["params"] > variants["naive_cnn"]["params"]
+    assert variants["residual"]["params"] - variants["naive_cnn"]["params"] == 2 * (9 * 64 * 64 + 2 * 64)
+
+
+def test_residual_twin_keeps_the_gradient(smoke_metrics):
+    m = smoke_metrics("03_residual_inception")
+    assert m["grad_ratio_plain"] < 1e-3, "the plain net's gradient should fade towards the input"
+    assert 1e-2 < m["grad_ratio_residual"] < 1e2
+
+
+def test_saves_its_figures(smoke_run):
+    outcomes, out = smoke_run
+    if "03_residual_inception" not in outcomes:
+        pytest.skip("lab 03 not selected")
+    for name in ("variant_curves", "gradient_norms"):
+        assert (out / "figures" / "03_residual_inception" / f"{name}.png").stat().st_size > 10_000

@@ -1,0 +1,32 @@
+"""Lab 04 under the smoke profile: the offline backbone recognises the photographs, and the
+frozen/fine-tuned/scratch comparison is recorded."""
+
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+
+def test_backbone_recognises_photographs(smoke_metrics):
+    m = smoke_metrics("04_transfer_learning")
+    assert m["backbone"] == "efficientnet_lite0"
+    assert m["photo_top1"]["coffee"] == "espresso"
+    assert m["photo_top1"]["chelsea"] in {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+def test_records_the_comparison(smoke_metrics):
+    m = smoke_metrics("04_transfer_learning")
+    assert m["dataset"] == "shapes"
+    keys = ("frozen_test_accuracy", "finetune_test_accuracy", "finetune_aug_test_accuracy", "scratch_test_accuracy")
+    assert all(0.0 <= m[k] <= 1.0 for k in keys)
+    # ImageNet features beat chance (0.1 on 10 classes) by far, even on a handful of images
+    assert m["frozen_test_accuracy"] >= 0.4
+    assert m["frozen_test_accuracy"] > m["scratch_test_accuracy"]
+    assert m["head_train_seconds"] >= m["feature_seconds"] > 0
+
+
+def test_saves_its_figures(smoke_run):
+    outcomes, out = smoke_run
+    if "04_transfer_learning" not in outcomes:
+        pytest.skip("lab 04 not selected")
+    for name in ("imagenet_predictions", "finetune_curves", "test_predictions"):
+        assert (out / "figures" / "04_transfer_learning" / f"{name}.png").stat().st_size > 10_000

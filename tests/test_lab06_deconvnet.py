@@ -1,0 +1,41 @@
+"""Lab 06 under the smoke profile: the deconvnet equals the gradient rule, inversion errors per layer
+rise with depth, and every figure saved and not blank."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+NOTEBOOK = "06_deconvnet"
+FIGURES = ("deconv_per_layer", "deconv_top_channels", "deconv_batchnorm", "pretrained_gradient_rule",
+           "inversion_reconstructions", "explorer_static")  # fmt: skip
+
+
+def test_switches_equal_the_gradient_rule(smoke_metrics):
+    assert smoke_metrics(NOTEBOOK)["deconv_vs_gradient_rule_max_abs_diff"] <= 1e-5
+
+
+def test_inversion_error_per_layer(smoke_metrics):
+    errors = smoke_metrics(NOTEBOOK)["inversion_error_by_layer"]
+    assert list(errors) == ["features.pool1", "features.pool2", "features.pool3"]
+    assert all(0.0 < e < 1.5 for e in errors.values())
+    assert errors["features.pool1"] < errors["features.pool3"], "the first stage keeps more of the image"
+
+
+def test_batchnorm_skip_is_measured(smoke_metrics):
+    cosines = smoke_metrics(NOTEBOOK)["bn_skip_mean_cosine"]
+    assert set(cosines) == {"features.pool1", "features.relu2_2", "features.relu3_2"}
+    assert all(-1.0 <= c <= 1.0 for c in cosines.values())
+
+
+def test_figures_are_saved_and_not_blank(smoke_run):
+    import matplotlib.image as mpimg
+
+    outcomes, out = smoke_run
+    if NOTEBOOK not in outcomes:
+        pytest.skip(f"{NOTEBOOK} not selected")
+    for name in FIGURES:
+        path = out / "figures" / NOTEBOOK / f"{name}.png"
+        assert path.is_file(), f"{name}.png was not saved"
+        pixels = mpimg.imread(path)[..., :3]
+        assert np.std(pixels) > 0.05, f"{name}.png looks blank"
