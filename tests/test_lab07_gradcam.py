@@ -19,7 +19,8 @@ def test_lab07_records_pointing_game_and_energy_per_method(smoke_metrics):
     # the uniform map never points and puts exactly the objects' share of the image on them
     assert m["pointing_game_baselines"]["uniform (baseline)"] == 0.0
     assert 0.03 < m["energy_in_mask_baselines"]["uniform (baseline)"] < 0.3
-    assert m["gradcam_layer"] == "features.pool3"
+    assert m["gradcam_layer"] == "features.relu3_2"  # the last conv layer, as Selvaraju et al.
+    assert set(m["gradcam_pointing_game_by_layer"]) == {"relu1_2", "relu2_2", "relu3_2", "pool3"}
 
 
 @pytest.mark.notebook

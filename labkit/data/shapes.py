@@ -42,6 +42,7 @@ SHAPE_CLASSES: tuple[str, ...] = (
 MIN_SIZE, MAX_SIZE = 32, 224
 # The object's extent (largest diameter) as a fraction of the image side.
 OBJECT_SCALE = (0.4, 0.6)
+MAX_STROKES = 2  # distractor strokes under the object: 0 to MAX_STROKES per image
 CHUNK = 256  # images generated together (vectorised background and compositing)
 SUPERSAMPLE = 2  # draw the object at 2x and box-filter down: anti-aliased edges
 
@@ -205,22 +206,32 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     return img.astype(np.uint8)
 
 
-def _hwc(chw: np.ndarray) -> Image.Image:
-    """A PIL RGB image from a uint8 (3, H, W) array."""
-    return Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))
+def _strokes(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: int, width: int) -> np.ndarray:
+    """Draw `n` distractor strokes (straight lines and arcs) on an 'L' canvas as indices 1..n.
 
-
-def _strokes(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: int, width: int) -> None:
-    """`n` distractor strokes (straight lines and arcs) in random colours on an RGB canvas."""
-    for _ in range(n):
-        colour = tuple(int(v) for v in rng.integers(0, 256, size=3))
+    Returns:
+        their random colours, float32 (n, 3): stroke k is painted with row k - 1. Drawing indices
+        instead of colours keeps the per-image work on small 1-channel images; the colours are
+        painted in for a whole chunk at once.
+    """
+    colours = np.empty((n, 3), dtype=np.float32)
+    for k in range(n):
+        colours[k] = rng.integers(0, 256, size=3)
         x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, size=4))
         if rng.random() < 0.5:
-            draw.line([(x0, y0), (x1, y1)], fill=colour, width=width)
+            draw.line([(x0, y0), (x1, y1)], fill=k + 1, width=width)
         else:
             box = [min(x0, x1), min(y0, y1), max(x0, x1) + 2, max(y0, y1) + 2]
             start = float(rng.uniform(0, 360))
-            draw.arc(box, start, start + float(rng.uniform(60, 200)), fill=colour, width=width)
+            draw.arc(box, start, start + float(rng.uniform(60, 200)), fill=k + 1, width=width)
+    return colours
+
+
+def _paint(images: np.ndarray, index: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Paint strokes in place: images float (c, 3, H, W), index uint8 (c, H, W) (0 = none), colours (c, K+1, 3)."""
+    ci, yi, xi = np.nonzero(index)  # strokes cover few pixels: touch only those
+    images[ci, :, yi, xi] = colours[ci, index[ci, yi, xi]]  # (m, 3)
+    return images
 
 
 def make_shapes(
@@ -262,34 +273,39 @@ def make_shapes(
     # the fixed length also fixes the order of random draws, so a seed gives the same bytes.
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        bg = _backgrounds(rng, hi - lo, grid)  # (c, 3, H, W) uint8
-        for j in range(hi - lo):
-            canvas = _hwc(bg[j])
-            _strokes(rng, ImageDraw.Draw(canvas), size, int(rng.integers(0, 3)), width)  # under the object
-            bg[j] = np.asarray(canvas).transpose(2, 0, 1)
+        c = hi - lo
+        bg = _backgrounds(rng, c, grid).astype(np.float32)  # (c, 3, H, W)
+        under = np.zeros((c, size, size), dtype=np.uint8)  # stroke index per pixel, 0 = no stroke
+        under_colours = np.zeros((c, MAX_STROKES + 1, 3), dtype=np.float32)
+        for j in range(c):
+            canvas = Image.new("L", (size, size), 0)
+            k = int(rng.integers(0, MAX_STROKES + 1))
+            under_colours[j, 1 : k + 1] = _strokes(rng, ImageDraw.Draw(canvas), size, k, width)
+            under[j] = np.asarray(canvas)
             # The object: radius in supersampled pixels; the centre keeps the shape 2 pixels inside the frame.
             r = 0.5 * rng.uniform(*OBJECT_SCALE) * big
             cx, cy = (float(v) for v in rng.uniform(r + 2 * SUPERSAMPLE, big - r - 2 * SUPERSAMPLE, size=2))
             alpha_img = Image.new("L", (big, big), 0)
             _draw_object(ImageDraw.Draw(alpha_img), SHAPE_CLASSES[targets[lo + j]], cx, cy, r, rng.uniform(0, 2 * np.pi))
             alphas[lo + j] = np.asarray(alpha_img.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+        bg = _paint(bg, under, under_colours)  # strokes under the object
         alpha = alphas[lo:hi, None] / 255.0  # (c, 1, H, W)
-        bgf = bg.astype(np.float32)
-        colour = _contrasting_colours(rng, bgf.mean(axis=(2, 3)))[:, :, None, None]  # (c, 3, 1, 1)
+        colour = _contrasting_colours(rng, bg.mean(axis=(2, 3)))[:, :, None, None]  # (c, 3, 1, 1)
         # Slight shading across the object so it is not one flat colour.
-        tilt = rng.uniform(-0.15, 0.15, size=(hi - lo, 2, 1, 1)).astype(np.float32)
+        tilt = rng.uniform(-0.15, 0.15, size=(c, 2, 1, 1)).astype(np.float32)
         shade = 1.0 + (grid[None] * tilt).sum(axis=1, keepdims=True)  # (c, 1, H, W)
         fg = np.clip(colour * shade, 0, 255)
-        out = bgf + (fg - bgf) * alpha + 0.5
+        out = bg + (fg - bg) * alpha
+        # Sometimes one thin stroke across everything: it may cross the object, never hide it.
+        over = np.zeros((c, size, size), dtype=np.uint8)
+        over_colours = np.zeros((c, 2, 3), dtype=np.float32)
+        for j in np.flatnonzero(rng.random(c) < 0.2):
+            canvas = Image.new("L", (size, size), 0)
+            over_colours[j, 1:] = _strokes(rng, ImageDraw.Draw(canvas), size, 1, 1)
+            over[j] = np.asarray(canvas)
+        out = _paint(out, over, over_colours) + 0.5
         np.clip(out, 0, 255, out=out)
-        out = out.astype(np.uint8)
-        over = rng.random(hi - lo) < 0.2
-        for j in np.flatnonzero(over):
-            # Sometimes one thin stroke across everything: it may cross the object, never hide it.
-            canvas = _hwc(out[j])
-            _strokes(rng, ImageDraw.Draw(canvas), size, 1, 1)
-            out[j] = np.asarray(canvas).transpose(2, 0, 1)
-        images[lo:hi] = out
+        images[lo:hi] = out.astype(np.uint8)
     masks = alphas >= 127.5
 
     return ShapesData(
