@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -81,10 +82,17 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise LabError(f"-p {pair!r} is not key=value; write for example -p epochs=3.")
         try:
-            params[key.strip()] = yaml.safe_load(value) if value.strip() else None
+            params[key.strip()] = _number_or_itself(yaml.safe_load(value)) if value.strip() else None
         except yaml.YAMLError as err:
             raise LabError(f"-p {pair!r}: the value is not valid YAML ({err.problem}); quote it.") from err
     return params
+
+
+def _number_or_itself(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; on a command line it means a float."""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value):
+        return float(value)
+    return value
 
 
 def declared_parameters(path: Path) -> set[str]:
