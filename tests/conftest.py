@@ -41,6 +41,25 @@ def smoke_metrics(smoke_run):
     return metrics
 
 
+@pytest.fixture(scope="session")
+def saved_figures(smoke_run):
+    """`saved_figures(notebook, names)`: each figure was saved under smoke and is not a blank image."""
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    outcomes, out = smoke_run
+
+    def check(notebook: str, names) -> None:
+        if notebook not in outcomes:
+            pytest.skip(f"{notebook} not selected by LABKIT_TEST_NOTEBOOKS")
+        for name in names:
+            path = out / "figures" / notebook / f"{name}.png"
+            assert path.is_file(), f"{name}.png was not saved"
+            assert np.std(mpimg.imread(path)[..., :3]) > 0.05, f"{name}.png looks blank"
+
+    return check
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

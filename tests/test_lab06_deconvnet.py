@@ -1,7 +1,6 @@
 """Lab 06 under the smoke profile: the deconvnet equals the gradient rule, inversion errors per layer
 rise with depth, and every figure saved and not blank."""
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.notebook
@@ -28,14 +27,5 @@ def test_batchnorm_skip_is_measured(smoke_metrics):
     assert all(-1.0 <= c <= 1.0 for c in cosines.values())
 
 
-def test_figures_are_saved_and_not_blank(smoke_run):
-    import matplotlib.image as mpimg
-
-    outcomes, out = smoke_run
-    if NOTEBOOK not in outcomes:
-        pytest.skip(f"{NOTEBOOK} not selected")
-    for name in FIGURES:
-        path = out / "figures" / NOTEBOOK / f"{name}.png"
-        assert path.is_file(), f"{name}.png was not saved"
-        pixels = mpimg.imread(path)[..., :3]
-        assert np.std(pixels) > 0.05, f"{name}.png looks blank"
+def test_figures_are_saved_and_not_blank(saved_figures):
+    saved_figures(NOTEBOOK, FIGURES)

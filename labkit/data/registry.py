@@ -489,17 +489,19 @@ def load_dataset(
         if key == "cifar10":
             known_stats = (CIFAR10_MEAN, CIFAR10_STD)
 
-    if normalize == "imagenet":
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-    elif normalize in ("none", None):
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    elif isinstance(normalize, (tuple, list)):
-        mean, std = tuple(normalize[0]), tuple(normalize[1])
-    elif known_stats is not None:
-        mean, std = known_stats
-    else:
-        mean, std = _folder_stats(sources["train"], size, seed)
+    mean, std = _chosen_stats(normalize) or known_stats or _folder_stats(sources["train"], size, seed)
     return Splits(display, classes, size, mean, std, sources, augment=augment, masks=None, info=info)
+
+
+def _chosen_stats(normalize) -> tuple[tuple, tuple] | None:
+    """(mean, std) that `normalize` fixes ("imagenet", "none", or a (mean, std) pair); None: measure them."""
+    if normalize == "imagenet":
+        return IMAGENET_MEAN, IMAGENET_STD
+    if normalize in ("none", None):
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    if isinstance(normalize, (tuple, list)):
+        return tuple(normalize[0]), tuple(normalize[1])
+    return None
 
 
 def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize) -> Splits:
@@ -509,13 +511,6 @@ def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize) -
     whole = TensorSource(data.images, targets)
     sources = {k: whole.subset(i) for k, i in idx.items()}
     masks = {k: data.masks[torch.as_tensor(i)] for k, i in idx.items()}
-    if normalize == "imagenet":
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-    elif normalize in ("none", None):
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    elif isinstance(normalize, (tuple, list)):
-        mean, std = tuple(normalize[0]), tuple(normalize[1])
-    else:
-        mean, std = channel_stats(sources["train"].images)
+    mean, std = _chosen_stats(normalize) or channel_stats(sources["train"].images)
     info = {"generator": "labkit.data.make_shapes", "n_per_class": n_per_class or 600, "seed": seed}
     return Splits("shapes", data.classes, size, mean, std, sources, augment=augment, masks=masks, info=info)
