@@ -102,6 +102,27 @@ def test_bad_input_is_explained(colour_net):
         class_model(colour_net, 0, init="ones", image_size=12)
     with pytest.raises(LabError, match="steps=0"):
         class_model(colour_net, 0, steps=0, image_size=12)
+    with pytest.raises(LabError, match=r"objective='softmax'.*log_softmax"):
+        class_model(colour_net, 0, objective="softmax", image_size=12)
+
+
+def test_log_softmax_objective_wins_where_the_score_raises_another_class_faster():
+    # Class 1 reads the same brightness as class 0, twice as strongly: raising S_0 raises S_1 more.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 1, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+    with torch.no_grad():
+        net[0].weight.fill_(2.0)
+        net[3].weight.copy_(torch.tensor([[1.0], [2.0]]))
+        net[3].bias.zero_()
+    net.eval()
+
+    def p0(objective):
+        img = class_model(net, 0, steps=50, lr=0.05, image_size=8, mean=[0.5] * 3, std=[0.5] * 3, objective=objective)
+        with torch.no_grad():
+            return net(img[None]).softmax(1)[0, 0].item()
+
+    assert p0("score") < 0.05  # the ascent brightens the image, and class 1 wins
+    assert p0("log_softmax") > 0.95  # darkening it is what makes class 0 likely
 
 
 def test_model_given_back_as_found(colour_net):

@@ -27,3 +27,12 @@ def test_lab08_imagenet_class_model_convinces_the_pretrained_network(smoke_metri
     m = smoke_metrics("08_class_model_synthesis")
     assert set(m["imagenet_confidence"]) == {"goldfish"}
     assert m["imagenet_confidence"]["goldfish"] > 0.9
+
+
+@pytest.mark.notebook
+def test_lab08_log_probability_objective_beats_the_raw_score(smoke_metrics):
+    m = smoke_metrics("08_class_model_synthesis")
+    assert 0.0 <= m["score_objective_classes_won"] <= 1.0
+    assert m["score_objective_classes_won"] * 10 == pytest.approx(round(m["score_objective_classes_won"] * 10))
+    # the lab switches to log p_c because it convinces the network more often than S_c does
+    assert m["log_softmax_objective_confidence"] > m["score_objective_confidence"]

@@ -19,7 +19,9 @@ total variation (Mahendran & Vedaldi 2015) punishes pixel-to-pixel jumps. Each i
 
 The ascent uses Adam on the pixels (a per-pixel step size keeps one `lr` usable across networks whose
 gradients differ in scale by orders of magnitude); the penalties enter the objective, so "gradient
-ascent on S_c minus penalties" is what is optimised. Several classes are synthesised together as
+ascent on S_c minus penalties" is what is optimised. `objective="log_softmax"` replaces S_c by
+log p_c = S_c - log sum_k exp S_k, for networks where the features that raise S_c raise other
+classes' scores even more (measured in lab 08). Several classes are synthesised together as
 one batch (the model is in eval mode, so the images do not interact).
 """
 
@@ -37,6 +39,7 @@ from labkit.interpret.hooks import preserved
 from labkit.interpret.targets import check_logits, class_index, eval_for_attribution, model_device
 
 INITS = ("zeros", "noise")
+OBJECTIVES = ("score", "log_softmax")
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -105,6 +108,7 @@ def class_model(
     std: Sequence[float] | None = None,
     classes: Sequence[str] | None = None,
     seed: int = 0,
+    objective: str = "score",
     return_history: bool = False,
 ):
     """Synthesise the image(s) the network scores highest for `target`, by regularised gradient ascent.
@@ -125,6 +129,10 @@ def class_model(
             the [0, 1] image range. Default mean 0, std 1: the model takes [0, 1] images.
         classes: class names, for `target` names.
         seed: seeds the noise and the jitter (same seed, same image).
+        objective: "score" (Simonyan et al.: the unnormalised score S_c) or "log_softmax"
+            (S_c - log sum_k exp S_k: the score minus what every class gains). Use "log_softmax" when
+            classes share features: raising S_c can raise another class's score faster, and the
+            image ends up convincing the network of the wrong class.
         return_history: also return a list of dicts (step, target, score, probability) every 10 steps.
 
     Returns:
@@ -148,6 +156,8 @@ def class_model(
         raise LabError(f"jitter={jitter!r}, blur_every={blur_every!r}: expected ints >= 0 (0 switches it off).")
     if not 0 <= clip_percentile < 100:
         raise LabError(f"clip_percentile={clip_percentile!r}: expected a percentile in [0, 100).")
+    if objective not in OBJECTIVES:
+        raise LabError(f"objective={objective!r}: use one of {OBJECTIVES}.")
     if isinstance(init, str) and init not in INITS:
         raise LabError(f"init={init!r}: use one of {INITS} or a tensor.")
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -193,12 +203,12 @@ def class_model(
                 view = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
             logits = model(view)
             scores = logits.gather(1, targets[:, None])[:, 0]  # (N,) unnormalised class scores
-            objective = scores
+            gain = scores if objective == "score" else logits.log_softmax(1).gather(1, targets[:, None])[:, 0]
             if l2:
-                objective = objective - l2 * x.pow(2).mean(dim=(1, 2, 3))
+                gain = gain - l2 * x.pow(2).mean(dim=(1, 2, 3))
             if tv:
-                objective = objective - tv * total_variation(x)
-            (-objective.sum()).backward()  # images are independent: one backward for all N
+                gain = gain - tv * total_variation(x)
+            (-gain.sum()).backward()  # images are independent: one backward for all N
             opt.step()
             with torch.no_grad():
                 if blur_every and blur_sigma > 0 and step % blur_every == 0:
