@@ -130,6 +130,17 @@ def maps_grid(
     return fig
 
 
+def contrast_stretch(pics: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Per image, map its `low`-th..`high`-th percentile of pixel values to 0..1 (clipped).
+
+    Class models sit close to the mean colour (the L2 penalty pulls them there), so shown as they
+    are they look grey; stretching shows their structure. pics: float (N, H, W, 3) in [0, 1].
+    """
+    lo = np.percentile(pics, low, axis=(1, 2, 3), keepdims=True)
+    hi = np.percentile(pics, high, axis=(1, 2, 3), keepdims=True)
+    return np.clip((pics - lo) / np.maximum(hi - lo, 1e-8), 0.0, 1.0)
+
+
 def class_model_grid(
     images: Any,
     titles: Sequence[str] | None = None,
@@ -138,6 +149,7 @@ def class_model_grid(
     denormalize: Callable | Any | None = None,
     title: str | None = None,
     size: float = 1.8,
+    stretch: bool = False,
 ) -> Figure:
     """Synthesised class-model images in a grid, each with its title (class name, confidence...).
 
@@ -148,8 +160,10 @@ def class_model_grid(
         denormalize: `splits.denormalize`, or a function for the pretrained network's normalisation.
         title: figure title.
         size: inches per image.
+        stretch: show each image contrast-stretched (see `contrast_stretch`); the network saw it unstretched.
     """
     pics = to_display(images, denormalize)
+    pics = contrast_stretch(pics) if stretch else pics
     n = len(pics)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
@@ -174,6 +188,7 @@ def ablation_grid(
     denormalize: Callable | Any | None = None,
     title: str | None = None,
     size: float = 1.6,
+    stretch: bool = False,
 ) -> Figure:
     """Class models under several regulariser settings: one column per setting, one row per class.
 
@@ -184,12 +199,14 @@ def ablation_grid(
         denormalize: as in `class_model_grid`.
         title: figure title.
         size: inches per image.
+        stretch: as in `class_model_grid`.
     """
     settings = list(images)
     k = len(row_labels)
     fig, axes = plt.subplots(k, len(settings), figsize=(size * len(settings), size * k + 0.9), squeeze=False)
     for j, setting in enumerate(settings):
         pics = to_display(images[setting], denormalize)
+        pics = contrast_stretch(pics) if stretch else pics
         if len(pics) != k:
             raise LabError(f"images[{setting!r}] has {len(pics)} images for {k} row labels.")
         for i in range(k):
