@@ -203,7 +203,7 @@ def class_model(
                 view = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
             logits = model(view)
             scores = logits.gather(1, targets[:, None])[:, 0]  # (N,) unnormalised class scores
-            gain = scores if objective == "score" else logits.log_softmax(1).gather(1, targets[:, None])[:, 0]
+            gain = scores if objective == "score" else scores - logits.logsumexp(1)  # log p_c
             if l2:
                 gain = gain - l2 * x.pow(2).mean(dim=(1, 2, 3))
             if tv:
