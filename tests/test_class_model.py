@@ -138,3 +138,77 @@ def test_model_given_back_as_found(colour_net):
     finally:
         colour_net.eval()
         colour_net[0].weight.requires_grad_(True)
+
+
+def test_total_variation_beta_one_is_the_mean_absolute_difference():
+    x = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    by_hand = [
+        sum(abs(float(img[c, i + di, j + dj] - img[c, i, j])) for c in range(3) for i in range(5 - di) for j in range(7 - dj))
+        / (3 * (5 - di) * (7 - dj))
+        for img in x
+        for di, dj in ((1, 0), (0, 1))
+    ]
+    expected = torch.tensor([by_hand[0] + by_hand[1], by_hand[2] + by_hand[3]])
+    torch.testing.assert_close(total_variation(x, beta=1), expected, rtol=1e-5, atol=1e-6)
+    # A sharp edge and a ramp of the same height cost the same under beta = 1; beta = 2 charges the
+    # edge far more. That is why beta = 1 allows flat regions with sharp borders, and beta = 2 blurs.
+    edge = torch.zeros(1, 1, 2, 9)
+    edge[..., 5:] = 1.0
+    ramp = torch.linspace(0, 1, 9).expand(1, 1, 2, 9)
+    torch.testing.assert_close(total_variation(edge, 1), total_variation(ramp, 1))
+    assert total_variation(edge, 2) > 5 * total_variation(ramp, 2)
+
+
+def test_tv_beta_one_penalises_total_variation(colour_net):
+    kw = dict(steps=40, image_size=12, init="noise", seed=3, clip=False)
+    plain = class_model(colour_net, [0, 1], **kw)
+    smooth = class_model(colour_net, [0, 1], tv=2.0, tv_beta=1, **kw)
+    assert total_variation(smooth, 1).max() < total_variation(plain, 1).min()
+    with pytest.raises(LabError, match=r"tv_beta=0\.5: expected a number >= 1"):
+        class_model(colour_net, 0, tv=1.0, tv_beta=0.5, image_size=12)
+
+
+def channel_reader(channel):
+    """A two-class network: class 0 when colour `channel` is bright (mean above 0.5), class 1 otherwise."""
+    conv = nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, channel] = 8.0
+        conv.bias.fill_(-4.0)
+    head = nn.Linear(1, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0], [0.0]]))
+        head.bias.zero_()
+    return nn.Sequential(conv, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head).eval()
+
+
+def test_an_ensemble_of_one_is_the_network_and_an_ensemble_must_convince_every_member(colour_net):
+    kw = dict(steps=40, image_size=12, init="noise", seed=2)
+    assert torch.equal(class_model([colour_net], [0, 1], **kw), class_model(colour_net, [0, 1], **kw))
+    # One network reads red, the other green: alone, the red reader's class model leaves green grey;
+    # the ensemble's must brighten both.
+    reds, greens = channel_reader(0), channel_reader(1)
+    kw = dict(steps=60, lr=0.05, image_size=8, init=torch.full((3, 8, 8), 0.5))
+    alone = class_model(reds, 0, **kw).mean(dim=(1, 2))
+    both = class_model([reds, greens], 0, **kw).mean(dim=(1, 2))
+    assert alone[0] > 0.9 and alone[1] == pytest.approx(0.5) and both[0] > 0.9 and both[1] > 0.9
+    assert both[2] == pytest.approx(0.5)  # neither network reads blue
+
+
+def test_an_ensemble_needs_networks_of_the_same_classes(colour_net):
+    four = nn.Sequential(colour_net, nn.Linear(3, 4)).eval()
+    with pytest.raises(LabError, match=r"different numbers of classes \(\[3, 4\]\)"):
+        class_model([colour_net, four], 0, steps=1, image_size=12)
+    with pytest.raises(LabError, match="non-empty list of networks"):
+        class_model([], 0, steps=1, image_size=12)
+
+
+def test_every_member_of_an_ensemble_is_given_back_as_found():
+    ready, training = channel_reader(1), channel_reader(2).train()
+    training[0].weight.requires_grad_(False)
+    with pytest.warns(UserWarning, match="training mode"):
+        class_model([ready, training], 0, steps=2, image_size=12)
+    assert all(m.training for m in training.modules()) and not any(m.training for m in ready.modules())
+    assert [p.requires_grad for p in training.parameters()] == [False, True, True, True]
+    assert all(p.grad is None for p in (*ready.parameters(), *training.parameters()))
+    assert all(p.requires_grad for p in ready.parameters())

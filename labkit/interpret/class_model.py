@@ -11,7 +11,9 @@ total variation (Mahendran & Vedaldi 2015) punishes pixel-to-pixel jumps. Each i
 - `jitter`: before every step the image is shifted by up to `jitter` pixels (circularly), so no pattern
   can rely on exact pixel positions (Mordvintsev et al. 2015, used by Yosinski et al.);
 - `blur_every`, `blur_sigma`: every `blur_every` steps the image is Gaussian-blurred (Yosinski et al.);
-- `tv`: penalty tv * mean((I[y+1,x] - I[y,x])^2 + (I[y,x+1] - I[y,x])^2) per image;
+- `tv`, `tv_beta`: penalty tv * (mean |I[y+1,x] - I[y,x]|^beta + mean |I[y,x+1] - I[y,x]|^beta) per
+  image. beta = 2 (the default) smooths like a blur; beta = 1 is total variation proper, which allows
+  sharp edges between flat regions (Mahendran & Vedaldi's V^beta, here in its anisotropic form);
 - `clip`: after every step, pixels are kept inside the range of real images ([0, 1] once `mean`/`std`
   are undone), so the result stays a picture the network could be shown;
 - `clip_percentile`: Yosinski et al.'s "clipping pixels with small norm": after every step, pixels whose
@@ -23,6 +25,11 @@ ascent on S_c minus penalties" is what is optimised. `objective="log_softmax"` r
 log p_c = S_c - log sum_k exp S_k, for networks where the features that raise S_c raise other
 classes' scores even more (measured in lab 08). Several classes are synthesised together as
 one batch (the model is in eval mode, so the images do not interact).
+
+`model` may also be a list of networks with the same classes: the objective is then their mean, so
+the image must convince all of them at once. What one network alone likes (its own blind spots)
+averages away, and what is left is more of the class (lab 08 measures it with a held-out network;
+ensembles make adversarial images transfer in the same way, Liu et al. 2017).
 """
 
 from __future__ import annotations
@@ -69,11 +76,19 @@ def _class_list(target, classes, num_classes: int) -> list[int]:
     return out
 
 
-def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring pixels, per image: (N, C, H, W) -> (N,)."""
-    dy = (x[:, :, 1:, :] - x[:, :, :-1, :]).pow(2).mean(dim=(1, 2, 3))
-    dx = (x[:, :, :, 1:] - x[:, :, :, :-1]).pow(2).mean(dim=(1, 2, 3))
+def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Mean |difference|^beta of vertically plus of horizontally neighbouring pixels, per image:
+    (N, C, H, W) -> (N,). beta = 2: mean squared differences; beta = 1: total variation proper."""
+    dy = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().pow(beta).mean(dim=(1, 2, 3))
+    dx = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().pow(beta).mean(dim=(1, 2, 3))
     return dx + dy
+
+
+def _networks(model: nn.Module | Sequence[nn.Module]) -> nn.ModuleList:
+    nets = [model] if isinstance(model, nn.Module) else list(model)
+    if not nets or not all(isinstance(m, nn.Module) for m in nets):
+        raise LabError("model must be a network (nn.Module) or a non-empty list of networks with the same classes.")
+    return nn.ModuleList(nets)  # holds references: nothing is copied, and `preserved` covers them all
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -88,8 +103,19 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)  # along height
 
 
+def _objective(nets: nn.ModuleList, images: torch.Tensor, targets: torch.Tensor, objective: str):
+    """Per image, the objective averaged over the networks; and the first network's logits (for the history)."""
+    gains, first = [], None
+    for net in nets:
+        logits = net(images)
+        scores = logits.gather(1, targets[:, None])[:, 0]  # (N,) unnormalised class scores
+        gains.append(scores if objective == "score" else scores - logits.logsumexp(1))  # log p_c
+        first = logits.detach() if first is None else first
+    return torch.stack(gains).mean(0), first
+
+
 def class_model(
-    model: nn.Module,
+    model: nn.Module | Sequence[nn.Module],
     target: int | str | Sequence[int | str],
     *,
     steps: int = 200,
@@ -102,6 +128,7 @@ def class_model(
     blur_every: int = 0,
     blur_sigma: float = 0.5,
     tv: float = 0.0,
+    tv_beta: float = 2.0,
     clip: bool = True,
     clip_percentile: float = 0.0,
     mean: Sequence[float] | None = None,
@@ -114,7 +141,8 @@ def class_model(
     """Synthesise the image(s) the network scores highest for `target`, by regularised gradient ascent.
 
     Args:
-        model: a classifier returning logits (N, num_classes); computed in eval mode, given back as found.
+        model: a classifier returning logits (N, num_classes), or a list of classifiers of the same
+            classes (the objective is averaged over them); computed in eval mode, given back as found.
         target: a class index or name, or a list of them (one image each, optimised as one batch).
             Names need `classes`; for a 1000-class model the ImageNet names are used by default.
         steps: number of ascent steps.
@@ -123,7 +151,7 @@ def class_model(
         in_channels: colour channels; default: those of the model's first Conv2d, else 3.
         init: "zeros" (the mean image, as Simonyan et al.), "noise" (Gaussian, std 0.1, from `seed`),
             or a tensor (C, H, W) / (N, C, H, W) in input space to start from.
-        l2, jitter, blur_every, blur_sigma, tv, clip, clip_percentile: the regularisers (see module doc);
+        l2, jitter, blur_every, blur_sigma, tv, tv_beta, clip, clip_percentile: the regularisers (see module doc);
             0 / False switches one off.
         mean, std: the normalisation the model expects (per channel); used by `clip` to keep pixels in
             the [0, 1] image range. Default mean 0, std 1: the model takes [0, 1] images.
@@ -133,7 +161,8 @@ def class_model(
             (S_c - log sum_k exp S_k: the score minus what every class gains). Use "log_softmax" when
             classes share features: raising S_c can raise another class's score faster, and the
             image ends up convincing the network of the wrong class.
-        return_history: also return a list of dicts (step, target, score, probability) every 10 steps.
+        return_history: also return a list of dicts (step, target, score, probability) every 10 steps
+            (of the first network, for an ensemble).
 
     Returns:
         Tensor (C, H, W) for a single target, (N, C, H, W) for a list, in model input space (apply the
@@ -154,25 +183,32 @@ def class_model(
             raise LabError(f"{name}={value!r}: expected a number >= 0.")
     if not isinstance(jitter, int) or jitter < 0 or not isinstance(blur_every, int) or blur_every < 0:
         raise LabError(f"jitter={jitter!r}, blur_every={blur_every!r}: expected ints >= 0 (0 switches it off).")
+    if not isinstance(tv_beta, (int, float)) or tv_beta < 1:
+        raise LabError(f"tv_beta={tv_beta!r}: expected a number >= 1 (2: squared differences, 1: total variation).")
     if not 0 <= clip_percentile < 100:
         raise LabError(f"clip_percentile={clip_percentile!r}: expected a percentile in [0, 100).")
     if objective not in OBJECTIVES:
         raise LabError(f"objective={objective!r}: use one of {OBJECTIVES}.")
     if isinstance(init, str) and init not in INITS:
         raise LabError(f"init={init!r}: use one of {INITS} or a tensor.")
+    nets = _networks(model)
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    c = in_channels or _in_channels(model)
-    device = model_device(model)
-    dtype = next(model.parameters()).dtype if any(True for _ in model.parameters()) else torch.float32
+    c = in_channels or _in_channels(nets[0])
+    device = model_device(nets)
+    dtype = next(nets.parameters()).dtype if any(True for _ in nets.parameters()) else torch.float32
     gen = torch.Generator().manual_seed(seed)
     single = isinstance(target, (int, str))
 
-    with preserved(model):
-        eval_for_attribution(model, "class_model")
-        for p in model.parameters():
+    with preserved(nets):
+        eval_for_attribution(nets, "class_model")
+        for p in nets.parameters():
             p.requires_grad_(False)
         with torch.no_grad():
-            num_classes = check_logits(model(torch.zeros(1, c, h, w, device=device, dtype=dtype))).shape[1]
+            probe = torch.zeros(1, c, h, w, device=device, dtype=dtype)
+            counts = [check_logits(net(probe)).shape[1] for net in nets]
+        if len(set(counts)) > 1:
+            raise LabError(f"the networks have different numbers of classes ({counts}); an ensemble needs the same classes.")
+        num_classes = counts[0]
         targets = torch.tensor(_class_list(target, classes, num_classes), device=device)
         n = len(targets)
 
@@ -201,13 +237,11 @@ def class_model(
             if jitter:
                 dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist()
                 view = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            logits = model(view)
-            scores = logits.gather(1, targets[:, None])[:, 0]  # (N,) unnormalised class scores
-            gain = scores if objective == "score" else scores - logits.logsumexp(1)  # log p_c
+            gain, logits = _objective(nets, view, targets, objective)
             if l2:
                 gain = gain - l2 * x.pow(2).mean(dim=(1, 2, 3))
             if tv:
-                gain = gain - tv * total_variation(x)
+                gain = gain - tv * total_variation(x, tv_beta)
             (-gain.sum()).backward()  # images are independent: one backward for all N
             opt.step()
             with torch.no_grad():
@@ -220,10 +254,11 @@ def class_model(
                 if clip:
                     x.copy_(torch.maximum(torch.minimum(x, high), low))
             if return_history and (step % 10 == 0 or step in (1, steps)):
-                probs = logits.detach().softmax(dim=1).gather(1, targets[:, None])[:, 0]
+                scores = logits.gather(1, targets[:, None])[:, 0]
+                probs = logits.softmax(dim=1).gather(1, targets[:, None])[:, 0]
                 history += [
                     {"step": step, "target": int(t), "score": float(sc), "probability": float(pr)}
-                    for t, sc, pr in zip(targets.tolist(), scores.detach().tolist(), probs.tolist())
+                    for t, sc, pr in zip(targets.tolist(), scores.tolist(), probs.tolist())
                 ]
     images = x.detach()
     images = images[0] if single else images
