@@ -8,12 +8,14 @@ and the ImageNet class model (the real pretrained network) for content.
 import pytest
 
 SETTINGS = ["none", "L2", "+ jitter", "+ blur", "+ TV"]
+ENSEMBLE = "3 networks"  # the lab-02 network and two more (seeds 2 and 3); the judge (seed 1) is not one
 
 
 @pytest.mark.notebook
 def test_lab08_records_confidence_and_cross_model_recognition_per_setting(smoke_metrics):
     m = smoke_metrics("08_class_model_synthesis")
-    assert set(m["ablation"]) == set(SETTINGS)  # the metrics file sorts keys
+    assert set(m["ablation"]) == {*SETTINGS, ENSEMBLE}  # the metrics file sorts keys
+    assert m["ensemble_size"] == 3 and m["best_single_network_setting"] in SETTINGS
     for figures in m["ablation"].values():
         assert 0.0 <= figures["confidence"] <= 1.0
         assert figures["cross_model_recognition"] * 10 == pytest.approx(round(figures["cross_model_recognition"] * 10))  # k of 10
@@ -38,3 +40,11 @@ def test_lab08_log_probability_objective_beats_the_raw_score(smoke_metrics):
     assert m["score_objective_classes_won"] * 10 == pytest.approx(round(m["score_objective_classes_won"] * 10))
     # the lab switches to log p_c because it convinces the network more often than S_c does
     assert m["log_softmax_objective_confidence"] > m["score_objective_confidence"]
+
+
+@pytest.mark.notebook
+def test_lab08_saves_its_figures(saved_figures):
+    saved_figures(
+        "08_class_model_synthesis",
+        ["regulariser_ablation", "ensemble_class_models", "class_models_shapes", "class_models_imagenet"],
+    )
