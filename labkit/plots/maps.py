@@ -169,7 +169,7 @@ def class_model_grid(
     nrows = -(-n // ncols)
     # Room for the titles above each row: tight_layout alone lets two-line titles overlap the row above.
     lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
-    height = (size + 0.15 * lines) * nrows + 0.3
+    height = (size + 0.25 * lines) * nrows + 0.3
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
