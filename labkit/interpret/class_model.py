@@ -105,13 +105,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _objective(nets: nn.ModuleList, images: torch.Tensor, targets: torch.Tensor, objective: str):
     """Per image, the objective averaged over the networks; and the first network's logits (for the history)."""
-    gains, first = [], None
-    for net in nets:
-        logits = net(images)
+    every_logits = [net(images) for net in nets]
+    gains = []
+    for logits in every_logits:
         scores = logits.gather(1, targets[:, None])[:, 0]  # (N,) unnormalised class scores
         gains.append(scores if objective == "score" else scores - logits.logsumexp(1))  # log p_c
-        first = logits.detach() if first is None else first
-    return torch.stack(gains).mean(0), first
+    return torch.stack(gains).mean(0), every_logits[0].detach()
 
 
 def class_model(
