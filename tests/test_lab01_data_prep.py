@@ -27,10 +27,5 @@ def test_normalisation_and_sampler_figures(smoke_metrics):
     assert m["imbalance_ratio"] > 5 and m["sampled_imbalance_ratio"] < 2
 
 
-def test_saves_its_figures(smoke_run):
-    outcomes, out = smoke_run
-    if "01_data_prep" not in outcomes:
-        pytest.skip("lab 01 not selected")
-    figures = out / "figures" / "01_data_prep"
-    for name in ("samples", "masks", "class_balance", "augment_light", "augment_strong", "sampler"):
-        assert (figures / f"{name}.png").stat().st_size > 5_000, name
+def test_saves_its_figures(saved_figures):
+    saved_figures("01_data_prep", ["samples", "masks", "class_balance", "augment_light", "augment_strong", "sampler"])
