@@ -1,5 +1,7 @@
 """labkit.interpret.class_model: raises the target's confidence, regularisers act, bad input, state kept."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -201,6 +203,13 @@ def test_an_ensemble_needs_networks_of_the_same_classes(colour_net):
         class_model([colour_net, four], 0, steps=1, image_size=12)
     with pytest.raises(LabError, match="non-empty list of networks"):
         class_model([], 0, steps=1, image_size=12)
+
+
+def test_networks_in_eval_mode_raise_no_warning(colour_net):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        class_model(colour_net, 0, steps=2, image_size=12)
+        class_model([channel_reader(1), channel_reader(2)], 0, steps=2, image_size=12)
 
 
 def test_every_member_of_an_ensemble_is_given_back_as_found():

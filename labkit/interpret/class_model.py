@@ -88,7 +88,9 @@ def _networks(model: nn.Module | Sequence[nn.Module]) -> nn.ModuleList:
     nets = [model] if isinstance(model, nn.Module) else list(model)
     if not nets or not all(isinstance(m, nn.Module) for m in nets):
         raise LabError("model must be a network (nn.Module) or a non-empty list of networks with the same classes.")
-    return nn.ModuleList(nets)  # holds references: nothing is copied, and `preserved` covers them all
+    holder = nn.ModuleList(nets)  # holds references: nothing is copied, and `preserved` covers them all
+    holder.training = False  # the container's own flag only: a new module starts in training mode,
+    return holder  # which would make every call warn that "the model is in training mode"
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
