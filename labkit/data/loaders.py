@@ -5,6 +5,7 @@ Introduced in notebooks/01_data_prep.ipynb.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,17 +13,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from labkit.data import batch_aug
+from labkit.data.tensor_loader import TensorLoader
+from labkit.data.transforms import augment_names
 from labkit.env import LabError, generator, seed_worker
 
 
 @dataclass
 class Loaders:
-    """DataLoaders of the splits: `train` (shuffled, augmented), `val`, `test`, `train_eval` (in order)."""
+    """Loaders of the splits: `train` (shuffled, augmented), `val`, `test`, `train_eval` (in order).
 
-    train: DataLoader
-    val: DataLoader
-    test: DataLoader
-    train_eval: DataLoader
+    Each is a `TensorLoader` (data in memory) or a torch `DataLoader` (see `make_loaders`).
+    """
+
+    train: DataLoader | TensorLoader
+    val: DataLoader | TensorLoader
+    test: DataLoader | TensorLoader
+    train_eval: DataLoader | TensorLoader
 
     def __iter__(self):
         return iter((self.train, self.val, self.test))
@@ -75,23 +82,54 @@ def weighted_sampler(targets: Sequence[int] | np.ndarray | torch.Tensor, seed: i
 _balanced_sampler = weighted_sampler  # make_loaders' flag of the same name shadows the function
 
 
-def make_loaders(splits, batch_size: int, *, seed: int = 0, num_workers: int = 0, weighted_sampler: bool = False) -> Loaders:
-    """DataLoaders for train (shuffled with the seed), val, test and train_eval (in order).
+def make_loaders(
+    splits,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    num_workers: int | None = None,
+    weighted_sampler: bool = False,
+    device: str | torch.device | None = None,
+    in_memory: bool | None = None,
+) -> Loaders:
+    """Loaders for train (shuffled with the seed, augmented), val, test and train_eval (in order).
+
+    Splits held in memory (shapes, CIFAR-10, folders that were preloaded) get `TensorLoader`s: the
+    images stay one uint8 tensor on `device` and each batch is normalised and augmented at once
+    (`labkit.data.batch_aug`). Splits read from files, or an augmentation without a batch version
+    ("perspective", your own v2 transforms), get torch DataLoaders that transform image by image,
+    with `num_workers` worker processes.
 
     Args:
         splits: a `Splits` from `load_dataset`.
         batch_size: samples per batch.
-        seed: seeds the shuffling (or the weighted sampler): same seed, same batches.
-        num_workers: loader worker processes (0: load in the main process; workers are seeded
-            with `seed_worker`).
+        seed: seeds the shuffling, the augmentation draws (or the weighted sampler): same seed,
+            same batches.
+        num_workers: DataLoader worker processes (None: 0 in memory, else up to 4 by CPU count;
+            workers are seeded with `seed_worker`). Not used by TensorLoaders.
         weighted_sampler: draw training samples so every class is equally frequent (see
             `weighted_sampler`) instead of shuffling.
+        device: where TensorLoaders keep the images and make the batches (None: the CPU; pass
+            `lab.device` to augment on the GPU).
+        in_memory: force (True) or refuse (False) the TensorLoader path; None decides as above.
 
     Returns:
         Loaders with `.train .val .test .train_eval`.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise LabError(f"batch_size={batch_size!r} must be a positive int, e.g. 64.")
+    names = augment_names(splits.augment)
+    fast = splits.in_memory() and batch_aug.supports(names)
+    if in_memory and not fast:
+        raise LabError(
+            f"in_memory=True needs the splits in memory and augmentations with a batch version "
+            f"({list(batch_aug.BATCH_AUGMENTATIONS)}); this one has augment={splits.augment!r} and "
+            f"in_memory={splits.in_memory()}."
+        )
+    if fast and in_memory is not False:
+        return _tensor_loaders(splits, batch_size, names, seed, weighted_sampler, device)
+    if num_workers is None:
+        num_workers = 0 if splits.in_memory() else min(4, os.cpu_count() or 1)
     common = {"batch_size": batch_size, "num_workers": num_workers, "worker_init_fn": seed_worker}
     if num_workers > 0:
         common["persistent_workers"] = True
@@ -106,3 +144,19 @@ def make_loaders(splits, batch_size: int, *, seed: int = 0, num_workers: int = 0
         test=DataLoader(splits.test, shuffle=False, **common),
         train_eval=DataLoader(splits.train_eval, shuffle=False, **common),
     )
+
+
+def _tensor_loaders(splits, batch_size: int, names, seed: int, weighted: bool, device) -> Loaders:
+    stats = {"mean": splits.mean, "std": splits.std, "device": device}
+    loaders = {}
+    for split in ("val", "test", "train_eval"):
+        loaders[split] = TensorLoader(splits.images(split), splits.targets(split), batch_size, **stats,
+                                      dataset=getattr(splits, split))  # fmt: skip
+    weights = None
+    if weighted:
+        t = splits.targets("train")
+        weights = torch.as_tensor(1.0 / np.bincount(t)[t], dtype=torch.double)
+    loaders["train"] = TensorLoader(splits.images("train"), splits.targets("train"), batch_size, **stats,
+                                    augment=names, shuffle=True, weights=weights, seed=seed,
+                                    dataset=splits.train)  # fmt: skip
+    return Loaders(**loaders)

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from labkit.data.shapes import make_shapes
+from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, augment_names, raw_transform
 from labkit.data.verify import check_image, is_image_file, load_rgb
@@ -185,7 +185,7 @@ def _decode(path: str, transform) -> tuple[torch.Tensor | None, str | None]:
 
 
 def _check_files(
-    paths: list[str], where: Path, skip_corrupt: bool, decode_size: int | None
+    paths: list[str], where: Path, skip_corrupt: bool, decode_size: int | None, use_cache: bool = True
 ) -> tuple[np.ndarray, torch.Tensor | None, int]:
     """Check every file before anything else; refuse, or skip with a count, the unreadable ones.
 
@@ -198,13 +198,7 @@ def _check_files(
     """
     images = None
     if decode_size is not None:
-        transform = raw_transform(decode_size)
-        # PIL releases the GIL while decoding, so a few threads overlap file reads and decodes.
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            results = list(_progress(pool.map(lambda p: _decode(p, transform), paths), len(paths),
-                                     f"loading images from {where.name}"))  # fmt: skip
-        bad = [(p, r) for p, (_, r) in zip(paths, results) if r is not None]
-        decoded = [img for img, _ in results]
+        decoded, bad = _decode_cached(paths, where, decode_size, use_cache)
     else:
         bad = [(p, r) for p in _progress(paths, len(paths), f"checking images in {where.name}")
                if (r := check_image(p)) is not None]  # fmt: skip
@@ -220,8 +214,32 @@ def _check_files(
     bad_set = {p for p, _ in bad}
     keep = [i for i, p in enumerate(paths) if p not in bad_set]
     if decode_size is not None:
-        images = torch.stack([decoded[i] for i in keep]) if keep else torch.zeros(0, 3, decode_size, decode_size, dtype=torch.uint8)
+        images = decoded  # the decoded images are those of the kept files, in order
     return np.asarray(keep, dtype=np.int64), images, len(bad)
+
+
+def _decode_cached(paths: list[str], where: Path, size: int, use_cache: bool) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+    """Every readable file decoded to uint8 (K, 3, S, S), and (path, reason) for the others.
+
+    Kept in the tensor cache (`labkit.data.cache`), keyed by the files' paths, sizes and times.
+    """
+    from labkit.data import cache
+
+    key = {"kind": "folder", "image_size": size, "files": cache.files_fingerprint(paths), "n": len(paths),
+           "decoder": cache.source_fingerprint(raw_transform, load_rgb)}  # fmt: skip
+
+    def build():
+        transform = raw_transform(size)
+        # PIL releases the GIL while decoding, so a few threads overlap file reads and decodes.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            results = list(_progress(pool.map(lambda p: _decode(p, transform), paths), len(paths),
+                                     f"loading images from {where.name}"))  # fmt: skip
+        good = [img for img, reason in results if reason is None]
+        images = torch.stack(good) if good else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+        return {"images": images}, {"bad": [[p, r] for p, (_, r) in zip(paths, results) if r is not None]}
+
+    tensors, meta = cache.cached(f"{where.name}-{size}px", key, build, use_cache=use_cache)
+    return tensors["images"], [(p, r) for p, r in meta["bad"]]
 
 
 def _folder_stats(source: TensorSource | FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
@@ -242,7 +260,7 @@ def _make_source(paths: list[str], targets: np.ndarray, images: torch.Tensor | N
 
 def _folder_sources(
     folder: Path, *, seed: int, split: Sequence[float], val_fraction: float, skip_corrupt: bool,
-    image_size: int, preload: bool | None, exclude: Sequence[str] = (),
+    image_size: int, preload: bool | None, exclude: Sequence[str] = (), cache: bool = True,
 ) -> tuple[list[str], dict, dict]:  # fmt: skip
     """Sources for an ImageFolder tree: train/ [+ test/|validation/|val/], or class folders only."""
     train_dir = folder / "train"
@@ -261,7 +279,8 @@ def _folder_sources(
     if preload is None:
         preload = (len(paths) + len(test_paths)) * 3 * image_size**2 <= PRELOAD_BYTES
     # One check over training and held-out files, so a refusal lists the bad files of both.
-    keep, images, n_bad = _check_files(paths + test_paths, folder, skip_corrupt, image_size if preload else None)
+    keep, images, n_bad = _check_files(paths + test_paths, folder, skip_corrupt, image_size if preload else None,
+                                       use_cache=cache)
     is_train = keep < len(paths)
 
     def source(mask: np.ndarray, all_paths: list[str], offset: int, all_targets: np.ndarray):
@@ -402,6 +421,7 @@ def load_dataset(
     download: bool | None = None,
     skip_corrupt: bool = False,
     preload: bool | None = None,
+    cache: bool = True,
 ) -> Splits:
     """Load a dataset as stratified train/val/test splits with transforms.
 
@@ -433,6 +453,9 @@ def load_dataset(
         preload: folder datasets: decode every image once (resized and centre-cropped to
             image_size) and keep them in memory, so training does not decode a file per sample.
             None: preload when the decoded images take at most 1 GiB.
+        cache: keep decoded (preloaded) folder images and generated shapes in the tensor cache
+            on disk (`labkit.data.cache`), so the next load takes a second instead of a decode of
+            every file; False neither reads nor writes it.
 
     Returns:
         Splits (see labkit.data.splits.Splits). Grayscale, palette and RGBA images come out as RGB.
@@ -453,7 +476,7 @@ def load_dataset(
         )
     size = image_size or DEFAULT_IMAGE_SIZE[key]
     if key == "shapes":
-        return _load_shapes(size, seed, split, n_per_class, augment, normalize)
+        return _load_shapes(size, seed, split, n_per_class, augment, normalize, cache)
     if n_per_class is not None:
         raise LabError(f"n_per_class is for dataset='shapes' only; {name!r} has the images it has.")
 
@@ -461,7 +484,7 @@ def load_dataset(
     info: dict = {}
     root, origin = resolve_root(data_root)
     common = {"seed": seed, "split": split, "val_fraction": val_fraction, "skip_corrupt": skip_corrupt,
-              "image_size": size, "preload": preload}  # fmt: skip
+              "image_size": size, "preload": preload, "cache": cache}  # fmt: skip
     if key == "folder":
         path = Path(name[len("folder:") :]).expanduser()
         if not path.is_absolute() and data_root is not None and (Path(data_root) / path).is_dir():
@@ -504,8 +527,26 @@ def _chosen_stats(normalize) -> tuple[tuple, tuple] | None:
     return None
 
 
-def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize) -> Splits:
-    data = make_shapes(600 if n_per_class is None else n_per_class, image_size=size, seed=seed)
+def _shapes_cached(n_per_class, size: int, seed: int, use_cache: bool) -> ShapesData:
+    """`make_shapes`, kept in the tensor cache under its arguments and the generator's source."""
+    from labkit.data import cache, shapes
+
+    if not use_cache:
+        return make_shapes(n_per_class, image_size=size, seed=seed)
+    # _counts checks the counts (and make_shapes the size) before anything is cached under them.
+    key = {"kind": "shapes", "counts": shapes._counts(n_per_class), "image_size": size, "seed": seed,
+           "generator": cache.source_fingerprint(shapes)}  # fmt: skip
+
+    def build():
+        d = make_shapes(n_per_class, image_size=size, seed=seed)
+        return {"images": d.images, "masks": d.masks, "targets": d.targets}, {"classes": list(d.classes)}
+
+    tensors, meta = cache.cached(f"shapes-{size}px", key, build)
+    return ShapesData(tensors["images"], tensors["masks"], tensors["targets"], meta["classes"])
+
+
+def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize, use_cache: bool = True) -> Splits:
+    data = _shapes_cached(600 if n_per_class is None else n_per_class, size, seed, use_cache)
     targets = data.targets.numpy()
     idx = dict(zip(("train", "val", "test"), stratified_split(targets, split, seed)))
     whole = TensorSource(data.images, targets)

@@ -200,6 +200,24 @@ class Splits:
         """Sample `index` of `split` as uint8 (3, S, S): resized and cropped as for eval, not normalised."""
         return self._raw_t(self._source(split).load(index))
 
+    def in_memory(self) -> bool:
+        """True when every split's images are held in memory (not read from files per sample)."""
+        return all(isinstance(self._sources[k], TensorSource) for k in ("train", "val", "test"))
+
+    def images(self, split: str) -> torch.Tensor:
+        """All images of an in-memory `split` as uint8 (N, 3, S, S), resized and cropped as for eval.
+
+        Raises:
+            LabError: the split is read from files (see `in_memory`).
+        """
+        source = self._source(split)
+        if not isinstance(source, TensorSource):
+            raise LabError(f"the {split} split is read from files, not held in memory; iterate splits.{split} instead.")
+        images = source.images
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = self._raw_t(images)  # v2 resizes and crops a whole batch at once
+        return images
+
     def masks(self, split: str) -> torch.Tensor | None:
         """Object masks bool (N, S, S) aligned with `split`'s order (shapes only; None for photos)."""
         self._source(split)

@@ -24,6 +24,7 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # about 0 instead of showing up as black wedges.
 AUGMENTATIONS = {
     "crop": lambda s, fill: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
+    "translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 8), padding_mode="reflect"),
     "flip": lambda s, fill: v2.RandomHorizontalFlip(),
     "vflip": lambda s, fill: v2.RandomVerticalFlip(),
     "rotation": lambda s, fill: v2.RandomRotation(20, fill=fill),
@@ -35,6 +36,7 @@ AUGMENTATIONS = {
 PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
     "light": ("crop", "flip"),
+    "shift": ("translate", "flip"),
     "strong": ("crop", "flip", "rotation", "perspective", "color"),
 }
 
@@ -94,10 +96,11 @@ def train_transform(
     Args:
         image_size: side S of the square output.
         mean, std: per-channel statistics to normalise with.
-        augment: "none" (same as eval), "light" (random resized crop, horizontal flip), "strong"
-            (crop, flip, rotation up to 20 degrees, perspective, colour jitter), or a list of names
-            from `AUGMENTATIONS` ("crop", "flip", "vflip", "rotation", "perspective", "color") and/or
-            v2 transforms applied to the uint8 image.
+        augment: "none" (same as eval), "light" (random resized crop, horizontal flip), "shift"
+            (random crop with reflect padding of S // 8 pixels, horizontal flip: the CIFAR-10
+            standard), "strong" (crop, flip, rotation up to 20 degrees, perspective, colour
+            jitter), or a list of names from `AUGMENTATIONS` ("crop", "translate", "flip", "vflip",
+            "rotation", "perspective", "color") and/or v2 transforms applied to the uint8 image.
 
     Returns:
         a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).

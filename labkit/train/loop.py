@@ -49,7 +49,7 @@ from labkit.train.checkpoint import (
 )
 from labkit.train.history import COLUMNS, History
 from labkit.train.optim import EPOCH_DEPENDENT, build_criterion, build_optimizer, build_scheduler
-from labkit.train.predict import kept_modes, run_eval, split_batch
+from labkit.train.predict import kept_modes, model_device, run_eval, split_batch
 
 
 def set_train_mode(model: nn.Module) -> None:
@@ -85,26 +85,41 @@ def _scheduler_kind(scheduler) -> str | None:
     return "custom"
 
 
-def _train_epoch(model, loader, optimizer, criterion, device, batch_scheduler, bar_args) -> tuple[float, float]:
-    """One pass over `loader` with an optimiser step per batch; (mean loss, accuracy)."""
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _train_epoch(model, loader, optimizer, criterion, device, batch_scheduler, bar_args, channels_last=False,
+                 amp=False) -> tuple[float, float]:  # fmt: skip
+    """One pass over `loader` with an optimiser step per batch; (mean loss, accuracy).
+
+    Loss and accuracy are summed on the device and read once at the end: reading them per batch
+    (`.item()`) would make the CPU wait for a GPU after every step.
+    """
     set_train_mode(model)
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for batch in tqdm(loader, **bar_args):
         x, y = split_batch(batch)
-        x, y = x.to(device), y.to(device)
+        x, y = _to_device(x, device, channels_last), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)  # (B, K)
-        loss = criterion(logits, y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)  # (B, K)
+            loss = criterion(logits.float(), y)
         loss.backward()
         optimizer.step()
         if batch_scheduler is not None:
             batch_scheduler.step()
-        total_loss += loss.detach().item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
         seen += len(y)
     if seen == 0:
         raise LabError("the train loader is empty: nothing to train on. Check the split it was made from.")
-    return total_loss / seen, correct / seen
+    return float(total_loss) / seen, int(correct) / seen
 
 
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -117,7 +132,7 @@ def fit(
     val_loader,
     *,
     epochs: int,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     optimizer: str | torch.optim.Optimizer = "adam",
     lr: float = 1e-3,
     weight_decay: float = 0.0,
@@ -133,6 +148,8 @@ def fit(
     tensorboard: str | os.PathLike | None = None,
     param_groups: list[dict] | None = None,
     restore_best: bool = True,
+    channels_last: bool = False,
+    amp: bool = False,
 ) -> History:
     """Train `model` for `epochs` epochs and return its per-epoch history (see the module docstring).
 
@@ -144,7 +161,7 @@ def fit(
             (`make_loaders` does), which the checkpoint saves for exact resume.
         val_loader: yields (images, targets), or None (no validation, no early stopping, no best weights).
         epochs: number of epochs in all (a resumed run counts the epochs before the interruption).
-        device: "cpu", "cuda", "mps" or "auto".
+        device: "cpu", "cuda", "mps" or "auto"; None trains where the model is.
         optimizer: "adam", "adamw", "sgd" (momentum `momentum`), "nesterov", or a torch Optimizer
             built on `model`'s parameters (then `lr`, `weight_decay`, `momentum`, `param_groups`
             are not used).
@@ -166,6 +183,11 @@ def fit(
         param_groups: torch-style parameter groups for the optimiser (e.g. a smaller lr for a
             pretrained backbone); default: every parameter with requires_grad.
         restore_best: load the weights of the best epoch at the end (else keep the last epoch's).
+        channels_last: store the model's weights and each batch in channels-last memory order
+            (N, H, W, C): faster convolutions on CPUs (measured 1.6x for lab 02's CIFAR network on
+            two cores) and on GPUs with tensor cores. Results are equal up to float rounding.
+        amp: mixed precision: run the forward pass in bfloat16 where it is safe (torch.autocast);
+            for GPUs with bfloat16 (Ampere and newer). The loss is computed in float32.
 
     Returns:
         History: `.df` per epoch, `.best_epoch`, `.best_val_acc`, `.epochs_run`, `.seconds`,
@@ -176,8 +198,10 @@ def fit(
             run, an empty loader, or a diverging loss (NaN/inf), with the fix in the message.
     """
     _check_args(epochs, patience, smoothing, val_loader, checkpoint, resume)
-    device = pick_device(device)
+    device = model_device(model) if device is None else pick_device(device)
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     criterion = build_criterion(label_smoothing, class_weights, device)
     opt = build_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay, momentum=momentum,
                           param_groups=param_groups)  # fmt: skip
@@ -218,7 +242,8 @@ def fit(
                 lr_now = float(opt.param_groups[0]["lr"])
                 bar_args = {"desc": f"epoch {epoch}/{epochs}", "leave": False, "disable": not progress}
                 train_loss, train_acc = _train_epoch(model, train_loader, opt, criterion, device,
-                                                     sched if per_batch else None, bar_args)  # fmt: skip
+                                                     sched if per_batch else None, bar_args, channels_last,
+                                                     amp)  # fmt: skip
                 if not math.isfinite(train_loss):
                     raise LabError(
                         f"training diverged in epoch {epoch}: the train loss is {train_loss}. Lower the learning "
@@ -226,7 +251,8 @@ def fit(
                     )
                 val_loss = val_acc = float("nan")
                 if val_loader is not None:
-                    val_loss, val_acc = run_eval(model, val_loader, criterion, device)
+                    val_loss, val_acc = run_eval(model, val_loader, criterion, device, channels_last=channels_last,
+                                                 amp=amp)  # fmt: skip
                 if sched is not None and not per_batch:
                     if isinstance(sched, lr_scheduler.ReduceLROnPlateau):
                         sched.step(val_loss)

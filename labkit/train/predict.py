@@ -75,67 +75,101 @@ class Predictions:
         return f"Predictions(n={len(self)}, classes={self.probs.shape[1] if self.probs.ndim == 2 else '?'}, accuracy={self.accuracy:.4f})"
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; the CPU for a model with neither."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def _device_of(model: nn.Module, device) -> torch.device:
-    return pick_device(device) if device is not None else next(model.parameters()).device
+    return pick_device(device) if device is not None else model_device(model)
+
+
+def _logits(model: nn.Module, x: torch.Tensor, tta: bool, channels_last: bool, amp: bool) -> torch.Tensor:
+    """The model's logits (B, K) for x, averaged with those of the mirrored images when `tta`."""
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x).float()
+        if tta:
+            logits = 0.5 * (logits + model(x.flip(-1)).float())
+    return logits
 
 
 def run_eval(
-    model: nn.Module, loader, criterion: nn.Module | None, device: torch.device
-) -> tuple[float, float]:
+    model: nn.Module, loader, criterion: nn.Module | None, device: torch.device, *, tta: bool = False,
+    channels_last: bool = False, amp: bool = False,
+) -> tuple[float, float]:  # fmt: skip
     """(mean loss, accuracy) of `model` over `loader` in eval mode without gradients.
 
-    The loss is the mean over samples of `criterion` (batches weighted by their size).
+    The loss is the mean over samples of `criterion` (batches weighted by their size). Sums stay
+    on the device until the end (one synchronisation per pass, not per batch).
     """
     criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     with kept_modes(model), torch.no_grad():
         model.eval()
         for batch in loader:
             x, y = split_batch(batch)
-            x, y = x.to(device), y.to(device)
-            logits = model(x)  # (B, K)
-            total_loss += float(criterion(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = _logits(model, x, tta, channels_last, amp)  # (B, K)
+            total_loss += criterion(logits, y).double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
     if seen == 0:
         raise LabError("the loader is empty: nothing to evaluate. Check the split it was made from.")
-    return total_loss / seen, correct / seen
+    return float(total_loss) / seen, int(correct) / seen
 
 
-def evaluate(model: nn.Module, loader, device: str | torch.device | None = "cpu") -> dict[str, float]:
+def evaluate(model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False) -> dict[str, float]:
     """Mean cross-entropy and accuracy of `model` over `loader`.
 
     Args:
         model: the network (moved to `device`); its train/eval modes are restored afterwards.
         loader: yields (images, targets).
-        device: "cpu", "cuda", "auto" ...; None keeps the model where it is.
+        device: "cpu", "cuda", "auto" ...; None (default) keeps the model where it is.
+        tta: test-time augmentation: average the logits of each image and of its mirror image.
 
     Returns:
         {"loss": mean cross-entropy per sample, "accuracy": fraction correct}.
     """
     device = _device_of(model, device)
     model.to(device)
-    loss, acc = run_eval(model, loader, None, device)
+    loss, acc = run_eval(model, loader, None, device, tta=tta, channels_last=_is_channels_last(model))
     return {"loss": loss, "accuracy": acc}
 
 
-def predict(model: nn.Module, loader, device: str | torch.device | None = "cpu") -> Predictions:
+def _is_channels_last(model: nn.Module) -> bool:
+    """True when the model's first 4-d weight is stored channels-last (fit(channels_last=True) did it)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+def predict(model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False) -> Predictions:
     """Targets, predicted classes and softmax probabilities over `loader`, in its order.
 
     Runs in eval mode under `torch.no_grad()`; every submodule's mode is restored afterwards.
+    `device=None` (default) keeps the model where it is; `tta` averages each image's logits with
+    those of its mirror image.
 
     Returns:
         Predictions with numpy arrays y_true (N,), y_pred (N,), probs (N, K) and confidence (N,).
     """
     device = _device_of(model, device)
     model.to(device)
+    channels_last = _is_channels_last(model)
     ys, probs = [], []
     with kept_modes(model), torch.no_grad():
         model.eval()
         for batch in loader:
             x, y = split_batch(batch)
-            logits = model(x.to(device))  # (B, K)
-            probs.append(torch.softmax(logits.float(), dim=1).cpu())
+            logits = _logits(model, x.to(device), tta, channels_last, False)  # (B, K)
+            probs.append(torch.softmax(logits, dim=1).cpu())
             ys.append(torch.as_tensor(y).cpu())
     if not ys:
         raise LabError("the loader is empty: nothing to predict. Check the split it was made from.")

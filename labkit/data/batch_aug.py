@@ -1,0 +1,146 @@
+"""Augmentation of whole batches on tensors: one call per batch, each image with its own draw.
+
+Introduced in notebooks/01_data_prep.ipynb. A per-sample pipeline (PIL or v2 on one image at a time)
+costs a Python call chain per image; on a GPU it starves the network, and on two CPU cores it costs
+a sixth of every training step. Here a batch (N, 3, S, S) of normalised float images is augmented
+with a handful of tensor operations, on whatever device it sits (airbench's `batch_flip_lr` and
+`batch_crop` are the model). Every random number comes from one CPU `torch.Generator`, so the same
+seed gives the same batches on any device, and saving that generator's state resumes exactly.
+
+The names match `labkit.data.transforms.AUGMENTATIONS` and mean the same thing there per sample:
+- "translate": random crop with reflect padding of S // 8 pixels (4 px at 32 px: the CIFAR standard);
+- "crop": random resized crop, 70-100 % of the area, aspect 0.85-1.18;
+- "flip" / "vflip": mirror left-right / top-bottom, half of the images;
+- "rotation": up to 20 degrees either way;
+- "color": brightness, contrast and saturation each scaled by a factor in [0.7, 1.3].
+Geometric ones run after normalisation, so uncovered corners are filled with 0, the dataset's mean
+colour. "crop" and "rotation" are fused into one affine resampling per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+BATCH_AUGMENTATIONS = ("translate", "crop", "flip", "vflip", "rotation", "color")
+CROP_SCALE, CROP_RATIO = (0.7, 1.0), (0.85, 1.18)
+MAX_DEGREES = 20.0
+COLOR_STRENGTH = 0.3
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def flip(x: torch.Tensor, generator: torch.Generator, dim: int = -1) -> torch.Tensor:
+    """Mirror half of the images along `dim` (-1: left-right, -2: top-bottom). x: (N, C, H, W)."""
+    mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(mask, x.flip(dim), x)
+
+
+def translate(x: torch.Tensor, generator: torch.Generator, padding: int | None = None) -> torch.Tensor:
+    """Random crop of the original size out of the reflect-padded image, an offset per image.
+
+    Args:
+        x: (N, C, S, S) images.
+        padding: pixels added on each side; None: S // 8 (at least 1).
+
+    Returns:
+        (N, C, S, S): image i shifted by (dy_i, dx_i) in [-padding, padding].
+    """
+    n, _, h, w = x.shape
+    p = max(1, h // 8) if padding is None else int(padding)
+    padded = F.pad(x, (p, p, p, p), mode="reflect")  # (N, C, H + 2p, W + 2p)
+    offsets = torch.randint(0, 2 * p + 1, (n, 2), generator=generator).to(x.device)
+    # Every H x W window of the padded image, as a view: (N, C, 2p + 1, 2p + 1, H, W); pick one each.
+    windows = padded.unfold(2, h, 1).unfold(3, w, 1)
+    return windows[torch.arange(n, device=x.device), :, offsets[:, 0], offsets[:, 1]]
+
+
+def affine(x: torch.Tensor, generator: torch.Generator, crop: bool = True, rotation: bool = False) -> torch.Tensor:
+    """Random resized crop and/or rotation of each image, in one bilinear resampling.
+
+    The crop keeps a random 70-100 % of the area at an aspect ratio in [0.85, 1.18], placed at a
+    random position inside the image, and scales it back to the full size; the rotation turns by a
+    random angle in [-20, 20] degrees. Uncovered pixels become 0 (the mean after normalisation).
+    """
+    n = len(x)
+    scale = torch.ones(n, 2)
+    shift = torch.zeros(n, 2)
+    if crop:
+        area = _uniform(n, *CROP_SCALE, generator)
+        log_ratio = _uniform(n, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator)
+        ratio = log_ratio.exp()
+        # Side lengths as fractions of the image (width, height); clamp keeps the crop inside it.
+        scale = torch.stack([(area * ratio).sqrt(), (area / ratio).sqrt()], 1).clamp(max=1.0)
+        shift = (1 - scale) * (2 * torch.rand(n, 2, generator=generator) - 1)
+    angle = torch.zeros(n)
+    if rotation:
+        angle = _uniform(n, -MAX_DEGREES, MAX_DEGREES, generator) * math.pi / 180
+    cos, sin = angle.cos(), angle.sin()
+    # theta maps output coordinates in [-1, 1] to input coordinates: rotate, then scale into the crop.
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = scale[:, 0] * cos, -scale[:, 0] * sin
+    theta[:, 1, 0], theta[:, 1, 1] = scale[:, 1] * sin, scale[:, 1] * cos
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def color(x: torch.Tensor, generator: torch.Generator, strength: float = COLOR_STRENGTH) -> torch.Tensor:
+    """Brightness, contrast and saturation jitter of images in [0, 1], a factor each per image.
+
+    x: (N, 3, H, W) in [0, 1] (before normalisation); returns the same shape, clamped to [0, 1].
+    """
+    n = len(x)
+    b, c, s = (_uniform(n, 1 - strength, 1 + strength, generator).to(x).view(-1, 1, 1, 1) for _ in range(3))
+    x = (x * b).clamp(0, 1)
+    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)  # (N, 1, H, W), ITU-R 601
+    x = ((x - gray.mean(dim=(2, 3), keepdim=True)) * c + gray.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
+    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+    return ((x - gray) * s + gray).clamp(0, 1)
+
+
+def supports(names: Sequence) -> bool:
+    """True when every augmentation in `names` has a batch version here."""
+    return all(isinstance(n, str) and n in BATCH_AUGMENTATIONS for n in names)
+
+
+class BatchAugment:
+    """Turn a batch of uint8 images into normalised, augmented float images.
+
+    Args:
+        names: augmentation names from `BATCH_AUGMENTATIONS` (empty: normalise only).
+        mean, std: per-channel statistics on the [0, 1] scale.
+
+    Call with (images uint8 (N, 3, S, S), generator) -> float32 (N, 3, S, S).
+    """
+
+    def __init__(self, names: Sequence[str], mean: Sequence[float], std: Sequence[float]):
+        unknown = [n for n in names if n not in BATCH_AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"no batch version of {unknown}; batch augmentations are {BATCH_AUGMENTATIONS}")
+        self.names = tuple(names)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.to(torch.float32) / 255  # a new tensor: the caller's images stay as they are
+        if "color" in self.names:
+            x = color(x, generator)
+        x = x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
+        if "crop" in self.names or "rotation" in self.names:
+            x = affine(x, generator, crop="crop" in self.names, rotation="rotation" in self.names)
+        if "translate" in self.names:
+            x = translate(x, generator)
+        if "flip" in self.names:
+            x = flip(x, generator, -1)
+        if "vflip" in self.names:
+            x = flip(x, generator, -2)
+        return x
+
+    def __repr__(self) -> str:
+        return f"BatchAugment({list(self.names)})"
