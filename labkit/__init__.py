@@ -1,7 +1,7 @@
 """labkit: the helper library of the CNN Lab notebook series.
 
 Submodules (`labkit.data`, `labkit.models`, `labkit.train`, `labkit.metrics`, `labkit.plots`,
-`labkit.interpret`, `labkit.check`) are imported on first use, so `import labkit` is cheap and
+`labkit.interpret`, `labkit.check`, `labkit.util`, `labkit.widgets`) are imported on first use, so `import labkit` is cheap and
 has no side effects.
 """
 
@@ -12,7 +12,7 @@ import importlib
 from labkit.env import LabError, current, pick_device, record, savefig, setup
 
 __version__ = "0.1.0"
-_SUBMODULES = {"data", "models", "train", "metrics", "plots", "interpret", "check", "env", "zoo", "run"}
+_SUBMODULES = {"data", "models", "train", "metrics", "plots", "interpret", "check", "env", "zoo", "run", "util", "widgets"}
 
 
 def __getattr__(name: str):

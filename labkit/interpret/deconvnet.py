@@ -38,16 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret._chain import (
-    Step,
-    check_channel,
-    check_images,
-    model_device,
-    modules_up_to,
-    output_channels,
-    plain_chain,
-)
-from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved, relu_backward
+from labkit.interpret.attribution import check_channel, check_images, inspecting, layer_output, model_device
+from labkit.interpret.hooks import LayerRef, find_layer, relu_backward
+from labkit.interpret.receptive_field import Step, geometry, modules_up_to, plain_chain
 
 # What the explicit construction knows how to undo.
 _DECONV = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
@@ -84,9 +77,7 @@ def _unpool(r: torch.Tensor, switches: torch.Tensor, in_shape: tuple[int, ...]) 
 
 def _conv_transpose(r: torch.Tensor, conv: nn.Conv2d, in_shape: tuple[int, ...]) -> torch.Tensor:
     """The transposed convolution with the conv's own filters (no bias), back to `in_shape`."""
-    from labkit.interpret.receptive_field import _geometry  # one place for padding rules
-
-    kernel, stride, padding, dilation = _geometry(conv)
+    kernel, stride, padding, dilation = geometry(conv)  # one place for padding rules
     size = []
     for a in range(2):
         natural = (r.shape[2 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (kernel[a] - 1) + 1
@@ -195,9 +186,9 @@ def deconvnet(
         raise LabError(f"method={method!r}; use 'auto', 'switches' or 'gradient_rule'.")
     name, _ = find_layer(model, layer)
     xd = x.detach().to(model_device(model))
-    with preserved(model, [x]):
-        model.eval()
-        name, act = output_channels(model, name, xd)
+    with inspecting(model, [x]):
+        with torch.no_grad():
+            act = layer_output(model, xd, name)
         if channel is None:
             channels = act.flatten(2).amax(dim=2).argmax(dim=1)  # strongest map per image
         else:
@@ -248,10 +239,7 @@ def gradient_rule(model: nn.Module, x: torch.Tensor, layer: LayerRef, mask: torc
     """
     name, _ = find_layer(model, layer)
     xr = x.detach().clone().requires_grad_(True)
-    with preserved(model), relu_backward(model, "deconvnet"):
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad_(False)  # only d/d(input) is wanted
-        kept = forward_to(model, xr, name, detach=False).activations[name] * mask
+    with inspecting(model), relu_backward(model, "deconvnet"):
+        kept = layer_output(model, xr, name, detach=False) * mask
         (grad,) = torch.autograd.grad(0.5 * kept.pow(2).sum(), xr)
     return grad.detach()

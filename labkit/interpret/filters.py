@@ -20,15 +20,17 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret._chain import (
+from labkit.interpret.attribution import (
     check_channel,
     check_images,
     conv_layers,
     find_conv,
+    inspecting,
     iter_batches,
+    layer_output,
     model_device,
 )
-from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to
 
 
 def filters(model: nn.Module, layer: LayerRef) -> torch.Tensor:
@@ -45,9 +47,7 @@ def filters(model: nn.Module, layer: LayerRef) -> torch.Tensor:
         LabError: unknown layer (with close matches), or a layer that is not a conv layer (the
             message lists the conv layers there are).
     """
-    with preserved(model):
-        _, conv = find_conv(model, layer)
-        return conv.weight.detach().cpu().clone()
+    return find_conv(model, layer)[1].weight.detach().cpu().clone()
 
 
 def input_channel_norms(model: nn.Module, layer: LayerRef) -> torch.Tensor:
@@ -76,9 +76,12 @@ def strongest_slices(model: nn.Module, layer: LayerRef, channel: int, k: int = 4
     channel = check_channel(name, conv.out_channels, channel)
     if not isinstance(k, int) or k < 1:
         raise LabError(f"k={k!r}: expected a positive int number of slices.")
-    weight = filters(model, name)[channel]  # (in, kh, kw)
-    norms = weight.flatten(1).norm(dim=1)
-    top = norms.topk(min(k, weight.shape[0])).indices
+    return top_slices(filters(model, name)[channel], k)
+
+
+def top_slices(weight: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` (kh, kw) slices of one filter (in, kh, kw) with the largest L2 norm: (indices, slices)."""
+    top = weight.flatten(1).norm(dim=1).topk(min(k, weight.shape[0])).indices
     return top, weight[top]
 
 
@@ -104,8 +107,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[
     names = [find_layer(model, layer)[0] for layer in layers]
     if not names:
         raise LabError(f"layers is empty; name at least one layer, e.g. {conv_layers(model)[:3]}.")
-    with preserved(model), torch.no_grad():
-        model.eval()
+    with inspecting(model), torch.no_grad():
         cap = forward_to(model, x.to(model_device(model)), names)  # later layers are skipped
     return {n: cap.activations[n].to(x.device) for n in names}
 
@@ -122,12 +124,9 @@ def channel_means(model: nn.Module, images, layer: LayerRef, *, batch_size: int 
     """
     name, _ = find_layer(model, layer)
     total, count = None, 0
-    with preserved(model), torch.no_grad():
-        model.eval()
+    with inspecting(model), torch.no_grad():
         for x in iter_batches(images, batch_size):
-            act = forward_to(model, x.to(model_device(model)), name).activations[name]
-            if act.dim() != 4:
-                raise LabError(f"layer {name!r} gives no feature maps (N, C, h, w); pick a conv, ReLU or pooling layer.")
+            act = layer_output(model, x.to(model_device(model)), name)
             part = act.float().mean(dim=(2, 3)).sum(0).cpu()
             total = part if total is None else total + part
             count += len(x)

@@ -1,9 +1,10 @@
-"""Hooks in one place: find layers by name, capture activations and gradients, override ReLU
-backward passes, and always give the model back as it was found.
+"""Hooks in one place: find layers by name, capture activations and gradients, trace every module
+call of a forward pass, and override ReLU backward passes.
 
-Introduced in notebooks/05_filters_feature_maps.ipynb. Every `labkit.interpret` function goes
-through here, so that no hook is ever left registered and no `train()`/`eval()` mode or
-`requires_grad` flag of the caller's model is changed after a call, also when it raises.
+Introduced in notebooks/05_filters_feature_maps.ipynb. This is the only module of labkit that
+registers hooks (a test checks it); each one is removed in a `finally`, so no hook is ever left
+registered, also when a call raises. `preserved` (from `labkit.util`) gives back every
+`train()`/`eval()` mode and `requires_grad` flag.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
+from labkit.util import preserved
 
 LayerRef = str | nn.Module
 
@@ -46,24 +48,6 @@ def find_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
         f"layer {layer!r} does not exist in {type(model).__name__}.{hint} "
         f"Names come from model.named_modules(): {shown}"
     )
-
-
-@contextmanager
-def preserved(model: nn.Module, inputs: Iterable[torch.Tensor] = ()) -> Iterator[nn.Module]:
-    """Give back `model` (every module's train/eval mode, every parameter's `requires_grad`) and
-    the `requires_grad` of `inputs` exactly as they were, however the block ends."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    input_flags = [(t, t.requires_grad) for t in inputs if isinstance(t, torch.Tensor) and t.is_leaf]
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, flag in flags:
-            param.requires_grad_(flag)
-        for tensor, flag in input_flags:
-            tensor.requires_grad_(flag)
 
 
 @dataclass
@@ -156,6 +140,60 @@ def forward_to(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[La
     if missing:
         raise LabError(f"layers {missing} were not called in the forward pass; pick layers the model uses.")
     return record
+
+
+@dataclass
+class LayerCall:
+    """One module call during a traced forward pass.
+
+    Attributes:
+        name: the module's name in `model.named_modules()`.
+        shape: the shape of its output (() when the output is not a tensor).
+        calls: how many times the module ran in the whole forward pass.
+        changed_later: the output tensor was modified in place after the module returned it (an
+            in-place ReLU or `+=` downstream), so its own values are gone by the time gradients flow.
+        output: the tensor returned (None when not a tensor).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    calls: int
+    changed_later: bool
+    output: torch.Tensor | None = field(default=None, repr=False)
+
+
+def trace_calls(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
+    """Every module call of one forward pass of `x` (eval mode, no gradients), in the order the calls
+    finished. `capture` keeps one output per name and cannot tell the order of repeated calls or
+    later in-place changes, which this trace records (Grad-CAM uses it to choose and check layers)."""
+    order: list[tuple[str, torch.Tensor | None, int]] = []
+    counts: dict[str, int] = {}
+
+    def make_hook(name: str) -> Callable:
+        def hook(module, args, output):
+            counts[name] = counts.get(name, 0) + 1
+            tensor = output if isinstance(output, torch.Tensor) else None
+            # The version counter rises with every in-place change; compared after the pass.
+            order.append((name, tensor, tensor._version if tensor is not None else 0))
+
+        return hook
+
+    handles = []
+    with preserved(model), torch.no_grad():
+        model.eval()
+        try:
+            for name, module in model.named_modules():
+                if name:  # the model itself is not a layer
+                    handles.append(module.register_forward_hook(make_hook(name)))
+            model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return [
+        LayerCall(name, tuple(out.shape) if out is not None else (), counts[name],
+                  out is not None and out._version != version, out)
+        for name, out, version in order
+    ]  # fmt: skip
 
 
 # ReLU6 (MobileNet, EfficientNet-Lite) is a clipped ReLU; it is not a subclass of nn.ReLU.

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret._chain import check_channel, iter_batches, model_device
-from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
+from labkit.interpret.attribution import check_channel, inspecting, iter_batches, layer_output, model_device
+from labkit.interpret.hooks import LayerRef, find_layer
 from labkit.interpret.receptive_field import Box, receptive_field
 
 
@@ -67,17 +67,13 @@ def max_activating_patches(
     top = [(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, 2, dtype=torch.long)) for _ in channels]
     seen = 0
     image_size = None
-    with preserved(model), torch.no_grad():
-        model.eval()
+    with inspecting(model), torch.no_grad():
         for x in iter_batches(images, batch_size):
             if image_size is None:
                 image_size = tuple(x.shape[2:])
             elif tuple(x.shape[2:]) != image_size:
                 raise LabError(f"images have different sizes ({image_size} and {tuple(x.shape[2:])}); resize them to one size.")
-            act = forward_to(model, x.to(device), name).activations[name]  # later layers skipped
-            if act.dim() != 4:
-                shape = tuple(act.shape)
-                raise LabError(f"layer {name!r} gives {shape}, not feature maps (N, C, h, w); pick a conv, ReLU or pooling layer.")
+            act = layer_output(model, x.to(device), name)  # (B, C, h, w); later layers skipped
             if seen == 0:
                 channels = [check_channel(name, act.shape[1], c) for c in channels]
             fmaps = act[:, channels].float().cpu()  # (B, K, h, w)

@@ -21,23 +21,119 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret._chain import GEOMETRIC, POINTWISE, Step, in_channels, model_device, plain_chain
-from labkit.interpret.hooks import LayerRef, find_layer, forward_to, preserved
+from labkit.interpret.attribution import in_channels, inspecting, layer_output, model_device
+from labkit.interpret.hooks import LayerRef, find_layer, forward_to
 
 Box = tuple[int, int, int, int]
+# Modules that change the geometry (which input pixels a unit sees).
+GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+# Modules that act on each value (or each channel) on its own: no change of geometry.
+POINTWISE = (
+    nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.ELU, nn.Tanh, nn.Sigmoid,
+    nn.Hardswish, nn.Hardtanh, nn.Dropout, nn.Dropout2d, nn.Identity,
+)  # fmt: skip
+SUPPORTED = GEOMETRIC + POINTWISE
+
+
+# ---------------------------------------------------------------------------------- plain chains
+# A "plain chain" is what the walk below and Zeiler & Fergus's deconvnet need: the modules, in the
+# order they were registered, applied one after the other, give the layer's output. That is checked,
+# not assumed: the chain is recomputed on an input and compared with the real forward pass (a
+# residual connection or an op inside `forward` makes them differ).
+
+
+@dataclass
+class Step:
+    """One module of a plain chain and the shapes around it (from a forward pass)."""
+
+    name: str
+    module: nn.Module
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+
+def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """Leaf modules and supported modules (not looked into), in registration order."""
+    for child_name, child in module.named_children():
+        full = f"{prefix}{child_name}"
+        # A supported class is one step even when a subclass adds children (e.g. a padding module).
+        if isinstance(child, SUPPORTED) or not any(True for _ in child.children()):
+            yield full, child
+        else:
+            yield from _walk(child, full + ".")
+
+
+def modules_up_to(model: nn.Module, layer: LayerRef) -> tuple[str, list[tuple[str, nn.Module]]]:
+    """The modules, in registration order, from the input up to `layer` (its last module when it
+    is a container), supported or not."""
+    name, _ = find_layer(model, layer)
+    if name == "":
+        raise LabError("layer='' is the whole model; name one of its layers instead.")
+    walked = list(_walk(model))
+    ends = [i for i, (n, _) in enumerate(walked) if n == name or n.startswith(name + ".")]
+    if not ends:
+        raise LabError(f"layer {name!r} holds no module this walk can follow.")
+    return name, walked[: ends[-1] + 1]
+
+
+def plain_chain(model: nn.Module, layer: LayerRef, x: torch.Tensor) -> tuple[str, list[Step]]:
+    """Check that `layer`'s output is the chain of modules up to it applied in order, on input `x`.
+
+    Returns:
+        (layer name, steps with the shapes seen on `x`).
+
+    Raises:
+        LabError: a module on the way is not supported (only its class's own forward is), or the
+            chain does not reproduce the layer's output (residual connections, ops inside `forward`,
+            modules used in another order than registered).
+    """
+    name, modules = modules_up_to(model, layer)
+    for step_name, module in modules:
+        if not any(isinstance(module, b) and type(module).forward is b.forward for b in SUPPORTED):
+            kinds = ", ".join(sorted({b.__name__ for b in SUPPORTED}))
+            raise LabError(
+                f"module {step_name!r} ({type(module).__name__}) on the way to layer {name!r} is not "
+                f"supported; a plain stack may hold only {kinds}."
+            )
+    steps, h = [], x
+    with torch.no_grad():
+        target = layer_output(model, x, name)
+        for step_name, module in modules:
+            # Channel counts are checked first: a mismatch means the chain is not how the model
+            # runs (any other error is real and propagates).
+            wanted = getattr(module, "in_channels", getattr(module, "num_features", h.shape[1]))
+            if h.dim() != 4 or wanted != h.shape[1]:
+                raise LabError(
+                    f"module {step_name!r} expects {wanted} channels but the modules before it give "
+                    f"{tuple(h.shape)}: the model is not a plain chain of modules up to {name!r}."
+                )
+            out = module(h)
+            steps.append(Step(step_name, module, tuple(h.shape), tuple(out.shape)))
+            h = out
+    if h.shape != target.shape or not torch.allclose(h, target, rtol=1e-4, atol=1e-5):
+        raise LabError(
+            f"the modules up to {name!r}, applied one after the other in registration order, do not "
+            "give the layer's output: the model is not a plain chain (residual connections or "
+            "operations inside forward())."
+        )
+    return name, steps
+
+
+# ---------------------------------------------------------------------------------- geometry
 
 
 def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def _geometry(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+def geometry(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
     """(kernel, stride, padding before, dilation) of a conv or pooling module, per axis."""
     if isinstance(module, nn.Conv2d):
         if module.padding_mode != "zeros":
@@ -71,7 +167,7 @@ def _support(steps: list[Step], axis: int, unit: int) -> tuple[int, int]:
     for step in reversed(steps):
         if not isinstance(step.module, GEOMETRIC):
             continue
-        kernel, stride, pad, dil = (g[axis] for g in _geometry(step.module))
+        kernel, stride, pad, dil = (g[axis] for g in geometry(step.module))
         n_in = step.in_shape[2 + axis]
         below = torch.zeros(n_in, dtype=torch.bool)
         units = seen.nonzero().flatten()
@@ -101,7 +197,7 @@ def _geometry_twin(model: nn.Module) -> nn.Module:
                 if module.bias is not None:
                     module.bias.zero_()
         elif isinstance(module, nn.MaxPool2d):
-            kernel, stride, pad, dil = _geometry(module)
+            kernel, stride, pad, dil = geometry(module)
             if dil != (1, 1):
                 raise LabError(f"max-pool {name!r} is dilated; method='gradient' cannot model it, use method='walk'.")
             replacement = nn.AvgPool2d(kernel, stride, pad, ceil_mode=module.ceil_mode)
@@ -214,8 +310,7 @@ def receptive_field(
         raise LabError(f"input_size={input_size!r}: expected (H, W) positive ints or one int.")
     name, _ = find_layer(model, layer)
     probe = torch.randn(1, in_channels(model), *size, device=model_device(model))
-    with preserved(model):
-        model.eval()
+    with inspecting(model):
         if method in ("auto", "walk"):
             try:
                 name, steps = plain_chain(model, name, probe)
@@ -238,7 +333,7 @@ def _walked(name: str, size: tuple[int, int], steps: list[Step]) -> ReceptiveFie
     jump, extent = [1, 1], [1, 1]
     for step in steps:
         if isinstance(step.module, GEOMETRIC):
-            kernel, stride, _, dil = _geometry(step.module)
+            kernel, stride, _, dil = geometry(step.module)
             for a in range(2):
                 extent[a] += (dil[a] * (kernel[a] - 1)) * jump[a]
                 jump[a] *= stride[a]
@@ -256,8 +351,7 @@ def receptive_field_error(
     rng = random.Random(seed)
     units = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
     units += [(rng.randrange(h), rng.randrange(w)) for _ in range(n_units)]
-    with preserved(model):
-        model.eval()
+    with inspecting(model):
         grads = gradient_support_boxes(model, rf.layer, rf.input_size, units)
     walked = rf.boxes(units)
     return max(abs(a - b) for g, wk in zip(grads, walked) for a, b in zip(g, wk))

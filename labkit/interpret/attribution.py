@@ -1,0 +1,320 @@
+"""The base every `labkit.interpret` technique stands on: checking images, layers, channels and
+targets, the shared preamble (`inspecting`) and the one gradient step of the gradient methods
+(`class_gradient`). A technique's own file holds only what is particular to it.
+
+Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/07_gradcam.ipynb.
+
+Which class a gradient map explains (`target`), the same for `saliency`, `guided_backprop`,
+`gradcam`, `guided_gradcam` and `class_model`:
+- `None`: the class the model predicts for each image (argmax of the logits);
+- an int, or a class name when `classes` is given: that class for every image;
+- a list / 1-D array / 1-D tensor of N ints or names: one class per image.
+A class index outside 0..C-1 raises `LabError` naming the range before any gradient is computed.
+Maps for K classes of each image come from `maps_for_targets(method, model, x, targets (N, K))`,
+e.g. with `topk_targets(model, x, K)`, in one batched pass.
+
+Models in training mode: dropout would make maps random and batch-norm would use (and update!)
+batch statistics, so every technique computes in eval mode, inside `inspecting`, which gives every
+module its mode and every parameter its `requires_grad` back. The gradient methods warn when they
+find the model training; call `model.eval()` first to silence it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
+
+from labkit.env import LabError
+from labkit.interpret.hooks import LayerRef, capture, find_layer, forward_to
+from labkit.util import preserved
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+Target = int | str | Sequence[int] | Sequence[str] | np.ndarray | torch.Tensor | None
+
+
+# ---------------------------------------------------------------------------------- images, models
+def check_images(x, what: str = "x") -> torch.Tensor:
+    """A float batch (N, C, H, W), or a LabError that says how to get one."""
+    if not isinstance(x, torch.Tensor):
+        raise LabError(f"{what} must be a torch.Tensor of shape (N, C, H, W), not {type(x).__name__}.")
+    if x.dim() != 4:
+        hint = f" One image: pass a batch, e.g. {what}.unsqueeze(0)." if x.dim() == 3 else ""
+        raise LabError(f"{what} has shape {tuple(x.shape)}; expected a batch of images (N, C, H, W).{hint}")
+    if not x.is_floating_point():
+        raise LabError(
+            f"{what} has dtype {x.dtype}; expected normalised float images as the model takes them "
+            "(e.g. from a Splits dataset, or splits.normalize(images.float() / 255))."
+        )
+    return x
+
+
+def iter_batches(images, batch_size: int) -> Iterator[torch.Tensor]:
+    """Yield float batches (N, C, H, W) in dataset order from a tensor, Dataset or DataLoader."""
+    if isinstance(images, torch.Tensor):
+        check_images(images, "images")
+        yield from images.split(batch_size)
+        return
+    if isinstance(images, DataLoader):
+        if not isinstance(images.sampler, SequentialSampler):
+            raise LabError(
+                "images is a DataLoader that does not go through the data in order (shuffle=True or a "
+                "sampler), so image indices would mean nothing; pass the Dataset, or a loader with shuffle=False."
+            )
+        loader = images
+    elif isinstance(images, Dataset):
+        loader = DataLoader(images, batch_size=batch_size, shuffle=False)
+    else:
+        raise LabError(f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, not {type(images).__name__}.")
+    for batch in loader:
+        yield check_images(batch[0] if isinstance(batch, (tuple, list)) else batch, "a batch of images")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (cpu for a model with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first parameter (float32 for a model without)."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None else torch.float32
+
+
+def in_channels(model: nn.Module, default: int | None = None) -> int:
+    """Channels of the images the model takes: those of its first conv layer (else `default`)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    if default is None:
+        raise LabError(f"{type(model).__name__} has no nn.Conv2d layer; these tools look inside CNNs.")
+    return default
+
+
+def check_number(name: str, value, *, minimum: float = 0.0, integer: bool = False) -> None:
+    """Raise a LabError unless `value` is a number (an int with `integer`) >= `minimum`."""
+    kind = (int,) if integer else (int, float)
+    if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
+        raise LabError(f"{name}={value!r}: expected {'an int' if integer else 'a number'} >= {minimum:g}.")
+
+
+# ---------------------------------------------------------------------------------- layers, channels
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the `nn.Conv2d` layers of `model`, in registration order."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def find_conv(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Conv2d]:
+    """Like `find_layer`, but the layer must be a conv layer; the error lists those available."""
+    name, module = find_layer(model, layer)
+    if not isinstance(module, nn.Conv2d):
+        convs = conv_layers(model)
+        shown = ", ".join(repr(c) for c in convs[:10]) + (", ..." if len(convs) > 10 else "")
+        raise LabError(
+            f"layer {name!r} is a {type(module).__name__}, not a conv layer; filters live in conv "
+            f"layers. Conv layers of this model: {shown}."
+        )
+    return name, module
+
+
+def check_channel(name: str, n_channels: int, channel) -> int:
+    """`channel` as an int in [0, n_channels), or an error naming the layer and its channel count."""
+    if isinstance(channel, torch.Tensor) and channel.numel() == 1:
+        channel = int(channel)
+    if not isinstance(channel, int) or isinstance(channel, bool):
+        raise LabError(f"channel={channel!r}: expected an int channel index of layer {name!r}.")
+    if not 0 <= channel < n_channels:
+        raise LabError(
+            f"channel {channel} is out of range: layer {name!r} has {n_channels} channels (0 to {n_channels - 1})."
+        )
+    return channel
+
+
+def layer_output(model: nn.Module, x: torch.Tensor, name: str, *, detach: bool = True) -> torch.Tensor:
+    """The feature maps (N, C, h, w) of layer `name` for `x`; the rest of the forward pass is skipped."""
+    act = forward_to(model, x, name, detach=detach).activations[name]
+    if act.dim() != 4:
+        raise LabError(
+            f"layer {name!r} gives shape {tuple(act.shape)}, not feature maps (N, C, h, w); "
+            "pick a convolutional layer (or the ReLU / pooling after it)."
+        )
+    return act
+
+
+# ---------------------------------------------------------------------------------- the preamble
+def _warn_if_training(model: nn.Module, what: str) -> None:
+    if any(m.training for m in model.modules()):
+        frame, level = inspect.currentframe(), 1  # point the warning at the caller, outside labkit.interpret
+        while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+            frame, level = frame.f_back, level + 1
+        warnings.warn(
+            f"{what}: the model is in training mode; computing in eval mode (no dropout, batch-norm "
+            "running statistics) for this call and giving it back in training mode. Call model.eval() "
+            "first to silence this warning.",
+            UserWarning,
+            stacklevel=level,
+        )
+
+
+@contextmanager
+def inspecting(model: nn.Module, inputs: Iterable[torch.Tensor] = (), *, what: str | None = None) -> Iterator[nn.Module]:
+    """Run the block with `model` in eval mode and its parameters frozen (only inputs or activations
+    are differentiated); every mode, `requires_grad` flag and the `inputs`' flags come back after.
+
+    Args:
+        what: the technique's name; when given, a model found in training mode is warned about.
+    """
+    with preserved(model, inputs):
+        if what:
+            _warn_if_training(model, what)
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        yield model
+
+
+# ---------------------------------------------------------------------------------- targets
+def check_logits(logits) -> torch.Tensor:
+    """Check that the model returned class scores (N, num_classes)."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise LabError(
+            f"the model returned {shape}; gradient maps need class scores of shape (N, num_classes). "
+            "Pass a classifier (or wrap the model so that it returns logits)."
+        )
+    return logits
+
+
+def class_index(name: str, classes: Sequence[str] | None) -> int:
+    """Index of class `name` in `classes` (exact, then case-insensitive, then a unique substring match)."""
+    if classes is None:
+        raise LabError(
+            f"target {name!r} is a class name, but no class names were given; pass classes=..., e.g. "
+            "classes=splits.classes or classes=labkit.models.imagenet_classes()."
+        )
+    classes = list(classes)
+    lower = [c.lower() for c in classes]
+    if name in classes or name.lower() in lower:
+        return classes.index(name) if name in classes else lower.index(name.lower())
+    partial = [i for i, c in enumerate(lower) if name.lower() in c]
+    if len(partial) == 1:
+        return partial[0]
+    close = [classes[i] for i in partial[:5]] or difflib.get_close_matches(name, classes, n=5, cutoff=0.5)
+    hint = f" Close: {', '.join(repr(c) for c in close)}." if close else ""
+    raise LabError(f"class name {name!r} is not one of the {len(classes)} classes (or is ambiguous).{hint}")
+
+
+def resolve_targets(target: Target, logits: torch.Tensor, classes: Sequence[str] | None = None) -> torch.Tensor:
+    """Turn `target` into one class index per image: LongTensor (N,) on the device of `logits`.
+
+    Raises:
+        LabError: a class index outside 0..num_classes-1, an unknown name, or N targets for M images.
+    """
+    n, num_classes = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, str):
+        target = class_index(target, classes)
+    if isinstance(target, (bool, np.bool_)):
+        raise LabError(f"target={target!r}: expected a class index (int), not a bool.")
+    if isinstance(target, (int, np.integer)):
+        idx = torch.full((n,), int(target), dtype=torch.long)
+    else:
+        if isinstance(target, torch.Tensor):
+            values = target.detach().cpu()
+        else:
+            items = [class_index(t, classes) if isinstance(t, str) else t for t in target]
+            values = torch.as_tensor(np.asarray(items))
+        values = values.reshape(1).expand(n) if values.dim() == 0 else values
+        if values.dim() != 1 or values.numel() != n:
+            raise LabError(
+                f"target has shape {tuple(values.shape)} but x holds {n} image(s); give one class per "
+                f"image (a list of {n}), a single int for all, or None for the predicted classes."
+            )
+        if values.is_floating_point() or values.dtype == torch.bool:
+            raise LabError(f"target has dtype {values.dtype}; class indices must be integers.")
+        idx = values.long()
+    bad = idx[(idx < 0) | (idx >= num_classes)]
+    if bad.numel():
+        raise LabError(
+            f"target {bad[0].item()} is out of range: the model has {num_classes} classes, so a class "
+            f"index must be in 0..{num_classes - 1}."
+        )
+    return idx.to(logits.device)
+
+
+def topk_targets(model: nn.Module, x: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """The k most likely classes of each image, best first: LongTensor (N, k) on x's device; pass it
+    to `maps_for_targets`, or a column of it as `target`."""
+    check_images(x)
+    if not isinstance(k, int) or k < 1:
+        raise LabError(f"k={k!r}: expected a positive int.")
+    with inspecting(model, what="topk_targets"), torch.no_grad():
+        logits = check_logits(model(x.to(model_device(model))))
+    if k > logits.shape[1]:
+        raise LabError(f"k={k} but the model has only {logits.shape[1]} classes; use k <= {logits.shape[1]}.")
+    return logits.topk(k, dim=1).indices.to(x.device)
+
+
+def maps_for_targets(method: Callable[..., torch.Tensor], model: nn.Module, x: torch.Tensor, targets, **kwargs) -> torch.Tensor:
+    """Maps of `method` (`saliency`, `gradcam`, ...) for K classes of every image, in one batched pass.
+
+    Args:
+        targets: LongTensor (N, K) of classes per image (e.g. `topk_targets(model, x, K)`), or K
+            class indices used for every image.
+        **kwargs: passed to `method` (e.g. `layer=` for Grad-CAM).
+
+    Returns:
+        Tensor (N, K, ...): maps[i, j] explains class targets[i, j] of image i.
+
+    Example:
+        >>> cams = maps_for_targets(gradcam, model, x, topk_targets(model, x, 3))   # (N, 3, H, W)
+    """
+    check_images(x)
+    n = x.shape[0]
+    t = torch.as_tensor(targets.detach().cpu() if isinstance(targets, torch.Tensor) else np.asarray(targets))
+    t = t[None, :].expand(n, -1) if t.dim() == 1 else t
+    if t.dim() != 2 or t.shape[0] != n:
+        raise LabError(f"targets has shape {tuple(t.shape)}; expected (N, K) with N = {n}, or K class indices.")
+    k = t.shape[1]
+    # (N, C, H, W) -> (N*K, C, H, W): image i repeated K times, rows in the order of t.reshape(-1).
+    maps = method(model, x.repeat_interleave(k, dim=0), target=t.reshape(-1).long(), **kwargs)
+    return maps.reshape(n, k, *maps.shape[1:])
+
+
+# ---------------------------------------------------------------------------------- the gradient step
+def class_gradient(
+    model: nn.Module, x: torch.Tensor, target: Target = None, layer: str | None = None, *, classes=None, what: str
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """d(target logit)/d(input), or d(target logit)/d(output of `layer`), for a batch in one forward
+    and one backward pass; whatever backward rules are active (`hooks.relu_backward`) apply.
+
+    The logit (unnormalised score), not the softmax: the softmax can rise by lowering other classes.
+
+    Returns:
+        (gradient (N, C, H, W) or like the layer's output, the layer's output (None without a
+        layer), targets LongTensor (N,)), detached, on the model's device.
+    """
+    check_images(x)
+    with inspecting(model, what=what):
+        # A copy that requires grad: the caller's x is untouched, and the layer's output is part of
+        # the graph even for a frozen model.
+        xg = x.detach().to(model_device(model)).requires_grad_(True)
+        with capture(model, [] if layer is None else [layer], detach=False) as cap:
+            logits = check_logits(model(xg))
+        targets = resolve_targets(target, logits, classes)
+        wrt = xg if layer is None else cap.activations[cap.names[0]]  # a module called twice: its last call
+        # Summed over the batch: in eval mode image i's score depends on image i only, so one
+        # backward pass gives every image its own gradient.
+        (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), wrt)
+    return grad, None if layer is None else wrt.detach(), targets
