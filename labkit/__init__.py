@@ -1,8 +1,8 @@
 """labkit: the helper library of the CNN Lab notebook series.
 
 Submodules (`labkit.data`, `labkit.models`, `labkit.train`, `labkit.metrics`, `labkit.plots`,
-`labkit.interpret`, `labkit.check`, `labkit.util`, `labkit.widgets`) are imported on first use, so `import labkit` is cheap and
-has no side effects.
+`labkit.interpret`, `labkit.check`, `labkit.util`, `labkit.widgets`) are imported on first use, so
+`import labkit` is cheap and has no side effects.
 """
 
 from __future__ import annotations

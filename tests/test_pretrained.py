@@ -39,6 +39,7 @@ from labkit.models import (
     stages,
     top_classes,
     torchvision_model,
+    train_mode,
     trainable_stages,
     unfreeze,
 )
@@ -142,7 +143,7 @@ def hub(tmp_path, monkeypatch):
     """An empty torch hub under a temporary TORCH_HOME; the network must not be consulted."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    monkeypatch.setattr(pretrained_module, "_online", lambda *a, **k: pytest.fail("network checked"))
+    monkeypatch.setattr(pretrained_module, "network_available", lambda *a, **k: pytest.fail("network checked"))
     return tmp_path / "hub" / "checkpoints"
 
 
@@ -169,7 +170,7 @@ def test_torchvision_weights_load_from_the_hub_cache(hub, name):
 
 
 def test_uncached_torchvision_weights_offline_say_what_to_do(hub, monkeypatch):
-    monkeypatch.setattr(pretrained_module, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(pretrained_module, "network_available", lambda *a, **k: False)
     path = cached_weights_path("vgg16")
     with pytest.raises(LabError, match=r"'vgg16'") as err:
         pretrained("vgg16", num_classes=2)
@@ -179,8 +180,14 @@ def test_uncached_torchvision_weights_offline_say_what_to_do(hub, monkeypatch):
 
 
 def test_labkit_offline_env_skips_the_network(monkeypatch):
+    import socket
+
+    from labkit.util import network_available
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("network tried"))
     monkeypatch.setenv("LABKIT_OFFLINE", "1")
-    assert pretrained_module._online() is False
+    assert network_available("https://download.pytorch.org/models/x.pth") is False
+    assert network_available("download.pytorch.org") is False
 
 
 # ------------------------------------------------------------------------------- head replacement
@@ -215,7 +222,7 @@ def test_frozen_model_gets_no_gradient_and_keeps_bn_statistics():
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable == ["classifier.fc.weight", "classifier.fc.bias"]
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    model.train()  # as a training loop would
+    train_mode(model)  # as fit does every epoch
     nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.tensor([0, 1, 2, 0])).backward()
     for n, p in model.named_parameters():
         assert (p.grad is not None) == n.startswith("classifier.fc"), n
@@ -230,7 +237,7 @@ def test_unfreezing_by_stage_lets_only_those_bn_layers_adapt():
     unfreeze(model, stages=2)
     assert trainable_stages(model) == ["stage7", "top", "head"]
     before = {k: v.clone() for k, v in model.named_buffers() if k.endswith("running_mean")}
-    model.train()
+    train_mode(model)
     model(torch.randn(4, 3, 64, 64))
     changed = {k for k, v in model.named_buffers() if k.endswith("running_mean") and not torch.equal(v, before[k])}
     assert changed and all(k.startswith(("features.stage7", "features.top")) for k in changed)
@@ -314,7 +321,7 @@ def test_head_trained_on_cached_features_equals_head_trained_through_frozen_base
     def shuffled(dataset):
         return DataLoader(dataset, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(1))
 
-    through = frozen_net().train()  # batch-norm must stay in eval mode although the model trains
+    through = train_mode(frozen_net())  # batch-norm must stay in eval mode although the model trains
     head_through = _train_head(through, find_head(through)[1], shuffled(data))
 
     cached = frozen_net()
@@ -325,7 +332,7 @@ def test_head_trained_on_cached_features_equals_head_trained_through_frozen_base
     for k in head_through:
         torch.testing.assert_close(head_cached[k], head_through[k], rtol=1e-5, atol=1e-6)
 
-    # the guard matters: frozen by hand (no BN guard), train mode normalises with batch statistics
+    # the rule matters: plain train mode normalises frozen batch-norm with batch statistics
     unguarded = small_resnet(3, channels=(4, 8))
     unguarded.load_state_dict(frozen_net().state_dict())
     for n, p in unguarded.named_parameters():

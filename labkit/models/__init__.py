@@ -12,12 +12,12 @@ from labkit.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite
 from labkit.models.features import Headless, extract_features, headless
 from labkit.models.freezing import (
     freeze,
-    freeze_bn_of_frozen,
     frozen_bn_layers,
     param_groups,
     stage_names,
     stage_table,
     stages,
+    train_mode,
     trainable_stages,
     unfreeze,
 )
@@ -26,8 +26,6 @@ from labkit.models.inception import InceptionBlock, NaiveInception
 from labkit.models.naive import NaiveCNN
 from labkit.models.pretrained import (
     BACKBONES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     cached_weights_path,
     imagenet_classes,
     pretrained,
@@ -37,6 +35,7 @@ from labkit.models.pretrained import (
 from labkit.models.residual import BasicBlock, ResNet, resnet18, small_resnet
 from labkit.models.summary import count_params, summary
 from labkit.models.variants import DeepNet, NaiveCNNVariant, gradient_norms
+from labkit.util import IMAGENET_MEAN, IMAGENET_STD
 
 # name -> constructor; `build` and checkpoints use it. Other model files add their entries below.
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -61,7 +60,7 @@ __all__ = [
     "ARCHITECTURES", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
     "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "ResNet", "build",
     "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
-    "freeze_bn_of_frozen", "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
+    "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
     "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",
-    "top_classes", "torchvision_model", "trainable_stages", "unfreeze",
+    "top_classes", "torchvision_model", "train_mode", "trainable_stages", "unfreeze",
 ]  # fmt: skip

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from labkit.env import LabError, pick_device
 from labkit.models.heads import find_head, set_submodule
+from labkit.util import preserved
 
 
 class Headless(nn.Module):
@@ -66,10 +67,9 @@ def extract_features(body: nn.Module, loader: DataLoader, device: str | torch.de
     if not isinstance(loader, DataLoader) and not hasattr(loader, "__iter__"):
         raise LabError(f"loader must be a DataLoader of (images, targets) batches, not {type(loader).__name__}.")
     device = pick_device(device)
-    modes = [(m, m.training) for m in body.modules()]
-    body.eval()
     feats, targets = [], []
-    try:
+    with preserved(body):
+        body.eval()
         batches = loader
         if progress:
             from tqdm.auto import tqdm
@@ -79,9 +79,6 @@ def extract_features(body: nn.Module, loader: DataLoader, device: str | torch.de
             f = body(x.to(device))
             feats.append(f.flatten(1).float().cpu())
             targets.append(torch.as_tensor(y).long().cpu())
-    finally:
-        for m, training in modes:
-            m.training = training
     if not feats:
         raise LabError("the loader gave no batch: is the dataset split empty?")
     return TensorDataset(torch.cat(feats), torch.cat(targets))

@@ -13,10 +13,11 @@ with "head" (the final linear layer):
 
 Why batch-norm needs care: a frozen network's batch-norm layers still *update their running
 statistics* in train mode, and normalise with the batch's statistics instead of the ImageNet ones;
-with small batches of a new dataset this quietly changes the frozen features. `freeze` installs a
-guard (a forward pre-hook on every batch-norm layer) that puts a batch-norm layer whose parameters
-are all frozen into eval mode each time it runs, so `model.train()` (which `fit` calls every epoch)
-cannot undo it. Unfrozen batch-norm layers train normally.
+with small batches of a new dataset this quietly changes the frozen features. One rule, one place:
+a batch-norm layer whose parameters are all frozen runs in eval mode. `freeze` applies it at once,
+and `train_mode(model)` is `model.train()` with the rule applied; `fit` calls it every epoch (a
+training loop of your own should call it instead of `model.train()`). Unfrozen batch-norm layers
+train normally.
 """
 
 from __future__ import annotations
@@ -100,43 +101,40 @@ def _params_of(model: nn.Module, prefixes: Sequence[str]):
             yield name, p
 
 
-def freeze_bn_of_frozen(model: nn.Module) -> int:
-    """Keep every batch-norm layer whose parameters are all frozen in eval mode, from now on.
-
-    Installs (once) a forward pre-hook on each batch-norm layer that checks, every time the layer
-    runs, whether its parameters are frozen, and if so sets it to eval mode: it then normalises with
-    its stored (ImageNet) statistics and does not update them. Calling it again is harmless.
-
-    Returns:
-        the number of batch-norm layers frozen right now.
-    """
-    n = 0
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            if not getattr(m, "_labkit_bn_guard", False):
-                m.register_forward_pre_hook(_eval_if_frozen)
-                m._labkit_bn_guard = True
-            _eval_if_frozen(m, ())
-            n += not m.training
-    return n
+def frozen_bn_layers(model: nn.Module) -> list[str]:
+    """Names of batch-norm layers whose parameters are all frozen."""
+    return [name for name, m in model.named_modules() if isinstance(m, _BatchNorm) and _frozen(m)]
 
 
-def _eval_if_frozen(module: nn.Module, inputs) -> None:
+def _frozen(module: nn.Module) -> bool:
     params = list(module.parameters(recurse=False))
-    if params and not any(p.requires_grad for p in params):
-        module.training = False  # module.eval() without touching children (a BN layer has none)
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """`model.train()`, except that batch-norm layers whose parameters are all frozen go to eval mode.
+
+    A frozen pretrained backbone then stays exactly as it was: in train mode its batch-norm layers
+    would still update their running statistics from the new data (Keras does the same). Returns the model.
+    """
+    return _eval_frozen_bn(model.train())
+
+
+def _eval_frozen_bn(model: nn.Module) -> nn.Module:
+    for name in frozen_bn_layers(model):
+        model.get_submodule(name).eval()
+    return model
 
 
 def freeze(model: nn.Module, train_head: bool = True) -> nn.Module:
     """Freeze every parameter (`requires_grad=False`), except the head's when `train_head`.
 
-    Also installs the batch-norm guard (`freeze_bn_of_frozen`). Returns the model.
+    Frozen batch-norm layers go to eval mode now (and stay there under `train_mode`). Returns the model.
     """
     head_prefixes = _stages(model)[HEAD]
     for name, p in model.named_parameters():
         p.requires_grad_(train_head and any(name == h or name.startswith(h + ".") for h in head_prefixes))
-    freeze_bn_of_frozen(model)
-    return model
+    return _eval_frozen_bn(model)
 
 
 def unfreeze(
@@ -221,11 +219,3 @@ def param_groups(model: nn.Module, base_lr: float, decay: float = 0.5) -> list[d
         raise LabError("no trainable parameter: unfreeze some stages first (labkit.models.unfreeze(model, stages=2)).")
     return groups
 
-
-def frozen_bn_layers(model: nn.Module) -> list[str]:
-    """Names of batch-norm layers whose parameters are all frozen."""
-    return [
-        n
-        for n, m in model.named_modules()
-        if isinstance(m, _BatchNorm) and (ps := list(m.parameters(recurse=False))) and not any(p.requires_grad for p in ps)
-    ]

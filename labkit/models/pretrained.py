@@ -11,14 +11,13 @@ Introduced in notebooks/04_transfer_learning.ipynb.
   network check. "resnet18"/"resnet34" are labkit's own `ResNet` (same state_dict keys as
   torchvision's) so that every ReLU is a separate module.
 
-All of them expect RGB in [0, 1] normalised with the ImageNet mean and std (IMAGENET_MEAN/STD).
+All of them expect RGB in [0, 1] normalised with the ImageNet mean and std (`labkit.util.imagenet_batch`).
 Activations are made non-inplace (interpretability hooks need the pre-activation tensors intact).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,12 +27,9 @@ from torch import nn
 from labkit.env import LabError
 from labkit.models.efficientnet_lite import efficientnet_lite0
 from labkit.models.freezing import freeze as freeze_model
-from labkit.models.freezing import freeze_bn_of_frozen
 from labkit.models.heads import check_num_classes, replace_head
 from labkit.models.residual import ResNet
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from labkit.util import network_available, preserved
 
 # name -> one line for the error message / docs
 BACKBONES: dict[str, str] = {
@@ -85,20 +81,9 @@ def cached_weights_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def _online(host: str = DOWNLOAD_HOST, timeout: float = 2.0) -> bool:
-    """Whether a TCP connection to `host`:443 opens within `timeout` seconds (False when LABKIT_OFFLINE=1)."""
-    if os.environ.get("LABKIT_OFFLINE", "").strip() not in ("", "0"):
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     path = cached_weights_path(name)
-    if not path.is_file() and not _online():
+    if not path.is_file() and not network_available(DOWNLOAD_HOST, timeout=2.0):
         url = weights_enum(name).url
         raise LabError(
             f"pretrained backbone {name!r}: its ImageNet weights are not cached at {path} and {DOWNLOAD_HOST} cannot "
@@ -168,8 +153,6 @@ def pretrained(name: str = "efficientnet_lite0", num_classes: int | None = None,
         replace_head(model, num_classes)
     if freeze:
         freeze_model(model)
-    else:
-        freeze_bn_of_frozen(model)  # the guard does nothing until something is frozen
     return model.eval()
 
 
@@ -181,13 +164,8 @@ def top_classes(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[list[tupl
     Returns, per image, [(class name, probability), ...] best first. The model's mode is restored.
     """
     names = imagenet_classes()
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        probs = model(x).softmax(1)
-    finally:
-        for m, training in modes:
-            m.training = training
+    with preserved(model):
+        probs = model.eval()(x).softmax(1)
     if probs.shape[1] != len(names):
         raise LabError(f"the model has {probs.shape[1]} outputs, not 1000: use it before replacing its head.")
     top = probs.topk(k, dim=1)
