@@ -6,8 +6,6 @@ Introduced in notebooks/02_naive_cnn.ipynb.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from sklearn.metrics import (
 )
 
 from labkit.env import LabError
+from labkit.util import atomic_write
 
 
 def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +102,7 @@ def confusion(y_true, y_pred, num_classes: int, normalize: str | None = None) ->
 
 
 def write_predictions_csv(
-    path: str | os.PathLike, predictions: Any, classes: Sequence[str], ids: Sequence | None = None
+    path: str | Path, predictions: Any, classes: Sequence[str], ids: Sequence | None = None
 ) -> Path:
     """Write one row per sample: id, true, predicted, confidence, correct (class names, not indices).
 
@@ -127,17 +126,9 @@ def write_predictions_csv(
     names = np.asarray(classes, dtype=object)
     df = pd.DataFrame({"id": ids, "true": names[y_true], "predicted": names[y_pred],
                        "confidence": confidence.round(6), "correct": y_true == y_pred})  # fmt: skip
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path, newline="") as fh:
+        df.to_csv(fh, index=False)
+    return Path(path)
 
 
 __all__ = ["confusion", "report", "summary", "write_predictions_csv"]
