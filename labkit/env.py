@@ -32,6 +32,10 @@ COMMON_DEFAULTS: dict[str, dict[str, Any]] = {
     "full": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
 }
 
+# Other spellings of dataset names (labkit.data's registry accepts them too).
+DATASET_ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs": "cats_vs_dogs",
+                   "caltech-101": "caltech101"}  # fmt: skip
+
 # Parameters that may legitimately hold values of different types (a path or None, a dict, ...).
 _FREE_TYPED = {"out_dir", "data_root"}
 
@@ -92,6 +96,28 @@ def generator(seed: int) -> torch.Generator:
     return g
 
 
+def dataset_key(name: Any) -> str | None:
+    """The recipe name of a dataset: "folder" for any "folder:PATH", else the lower-case name with
+    the registry's aliases ("cifar-10" -> "cifar10"); None when `name` is not a string."""
+    if not isinstance(name, str):
+        return None
+    if name.startswith("folder:"):
+        return "folder"
+    return DATASET_ALIASES.get(name.lower(), name.lower())
+
+
+def resolve_defaults(defaults: dict[str, Any], profile: str, dataset: str | None = None) -> tuple[dict[str, Any], str]:
+    """A notebook's defaults for `profile`, with the recipe of `dataset` (None: the profile's own
+    dataset) laid over them, and the recipe's name ("cifar10/full", or "default/full")."""
+    table = dict(defaults.get(profile, {}))
+    key = dataset_key(dataset or table.get("dataset"))
+    overrides = defaults.get("datasets", {}).get(key, {}).get(profile)
+    if not overrides:
+        return table, f"default/{profile}"
+    table.update({k: v for k, v in overrides.items() if k in table})
+    return table, f"{key}/{profile}"
+
+
 def project_root(start: Path | None = None) -> Path:
     """The folder holding pyproject.toml above `start` (default: the current folder), else `start`."""
     here = (start or Path.cwd()).resolve()
@@ -111,6 +137,7 @@ class Lab:
     out_dir: Path
     params: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "default"  # which defaults applied: "<dataset>/<profile>" for a dataset's own recipe
 
     def __getattr__(self, name: str) -> Any:
         params = self.__dict__.get("params", {})
@@ -149,7 +176,7 @@ class Lab:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"Lab({self.notebook}, profile={self.profile}, device={self.device}, {shown})"
+        return f"Lab({self.notebook}, profile={self.profile}, recipe={self.recipe}, device={self.device}, {shown})"
 
 
 _current: Lab | None = None
@@ -191,7 +218,11 @@ def setup(
     Args:
         notebook: the notebook's name without extension, e.g. "02_naive_cnn".
         profile: "full" (what a student runs) or "smoke" (seconds, for CI).
-        defaults: {"smoke": {...}, "full": {...}}: this notebook's defaults per profile.
+        defaults: {"smoke": {...}, "full": {...}}: this notebook's defaults per profile, and
+            optionally {"datasets": {"cifar10": {"smoke": {...}, "full": {...}}, ...}}: a recipe per
+            dataset ("folder" for any folder:PATH) whose values replace the profile's when the
+            `dataset` parameter (or the profile's default dataset) names it. `lab.recipe` says
+            which applied.
         **params: the values of the notebook's `parameters` cell; `None` takes the default.
 
     Returns:
@@ -203,7 +234,8 @@ def setup(
     global _current
     if profile not in PROFILES:
         raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
-    table = {**COMMON_DEFAULTS[profile], **(defaults or {}).get(profile, {})}
+    own, recipe = resolve_defaults(defaults or {}, profile, params.get("dataset"))
+    table = {**COMMON_DEFAULTS[profile], **own}
     unknown = sorted(set(params) - set(table))
     if unknown:
         raise LabError(
@@ -221,7 +253,7 @@ def setup(
     device = pick_device(resolved["device"])
     seed_everything(int(resolved["seed"]))
 
-    lab = Lab(notebook=notebook, profile=profile, device=device, out_dir=out_dir, params=resolved)
+    lab = Lab(notebook=notebook, profile=profile, device=device, out_dir=out_dir, params=resolved, recipe=recipe)
     for folder in (lab.figures_dir, lab.metrics_path.parent, lab.checkpoints_dir):
         folder.mkdir(parents=True, exist_ok=True)
     # A rerun starts its metrics afresh, so no figure of an earlier run survives unnoticed.

@@ -1,48 +1,58 @@
 """Trained networks that later labs reuse, so each notebook also runs on its own.
 
-Lab 02 trains the naive CNN on `shapes` and saves it with `save_naive_cnn`; labs 05–08 call
-`naive_cnn(lab)`, which loads that checkpoint when it fits the data, and otherwise trains a quick
-one with the recipe below, saying so. `lab02_splits(lab)` gives the very splits lab 02 used under
-the same profile and seed, so the images a later lab explains were never trained on.
+Lab 02 trains the naive CNN on its dataset (shapes by default, or CIFAR-10, cats vs dogs, a folder)
+and saves it with `save_naive_cnn`, one checkpoint per dataset; labs 05–08, run with the same
+`dataset`, call `naive_cnn(lab)`, which loads that checkpoint when it fits the data, and otherwise
+trains a quick one with lab 02's recipe for fewer epochs (`labkit.recipes`), saying so.
+`lab02_splits(lab)` gives the very splits lab 02 used under the same dataset, profile and seed, so
+the images a later lab explains were never trained on.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from labkit.env import Lab
+from labkit import recipes
+from labkit.env import Lab, dataset_key
 
-# Lab 02's data and network, per profile. notebooks/02_naive_cnn.ipynb uses the same values.
-LAB02_DATA = {
-    "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300},
-    "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400},
-}
-# Small enough to train in minutes on two CPU cores; shapes need resolution more than width
-# (measured: 48 px beats 32 px by far more than doubling the channels does).
-LAB02_MODEL = {"channels": (16, 32, 64), "convs_per_stage": 2, "dropout": 0.2, "hidden": 128}
-# The quick recipe, used when no lab-02 checkpoint is there: fewer epochs than lab 02 itself.
-QUICK_TRAINING = {
-    "smoke": {"epochs": 6, "lr": 3e-3, "batch_size": 32},
-    "full": {"epochs": 10, "lr": 3e-3, "batch_size": 32},
-}
+
+def dataset_slug(dataset: str) -> str:
+    """A file-name-safe name of a dataset: "cifar10", or "folder-<last folder name>" for folder:PATH."""
+    key = dataset_key(dataset) or "shapes"
+    if key != "folder":
+        return key
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(dataset[len("folder:") :].rstrip("/\\")).name) or "root"
+    return f"folder-{name}"
+
+
+def _dataset(lab: Lab) -> str:
+    return lab.params.get("dataset") or "shapes"
 
 
 def lab02_splits(lab: Lab, **overrides: Any):
-    """The `shapes` splits lab 02 trains on under `lab.profile` and `lab.seed`."""
+    """The splits lab 02 trains on for `lab.dataset` (default shapes), `lab.profile` and `lab.seed`:
+    the same images in the same splits, so the test images a later lab explains were never trained on."""
     from labkit.data import load_dataset
 
-    config = {**LAB02_DATA[lab.profile], **overrides}
-    name = config.pop("dataset")
-    return load_dataset(name, lab.params.get("data_root"), seed=lab.seed, **config)
+    dataset = _dataset(lab)
+    recipe = recipes.lab02(lab.profile, dataset)
+    config = {"image_size": recipe["image_size"], "val_fraction": 0.1}
+    if dataset_key(dataset) == "shapes":
+        config["n_per_class"] = recipe["n_per_class"]
+    config.update(overrides)
+    return load_dataset(dataset, lab.params.get("data_root"), seed=lab.seed, **config)
 
 
 def checkpoint_path(lab: Lab, seed: int | None = None) -> Path:
-    suffix = "" if seed is None else f"_seed{seed}"
-    return lab.checkpoints_dir / f"02_naive_cnn{suffix}.pt"
+    """Where lab 02's network for `lab.dataset` is kept (another training seed: a file beside it)."""
+    slug = dataset_slug(_dataset(lab))
+    name = "02_naive_cnn" if slug == "shapes" else f"02_naive_cnn_{slug}"
+    return lab.checkpoints_dir / f"{name}{'' if seed is None else f'_seed{seed}'}.pt"
 
 
 def _data_record(splits) -> dict[str, Any]:
@@ -103,21 +113,24 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
         if verbose:
             print(f"The checkpoint {path} was trained on other data ({mismatch}); training a new one.")
 
-    recipe = QUICK_TRAINING[lab.profile]
+    recipe = recipes.lab02(lab.profile, _dataset(lab))
+    epochs = recipes.quick_epochs(lab.profile, _dataset(lab))
     train_seed = lab.seed if seed is None else seed
     if verbose:
         print(f"No lab-02 checkpoint for this data at {path}: training a quick naive CNN "
-              f"({recipe['epochs']} epochs, seed {train_seed}). Run lab 02 first to use its network.")
+              f"({epochs} epochs, seed {train_seed}). Run lab 02 first to use its network.")
     import torch
 
     torch.manual_seed(train_seed)
-    loaders = make_loaders(splits, recipe["batch_size"], seed=train_seed)
-    model = NaiveCNN(splits.num_classes, **LAB02_MODEL)
+    loaders = make_loaders(splits.with_augment(recipe["augment"]), recipe["batch_size"], seed=train_seed,
+                           device=lab.device)  # fmt: skip
+    model = NaiveCNN(splits.num_classes, **{k: recipe[k] for k in recipes.LAB02_NETWORK})
     start = time.perf_counter()
-    history = fit(model, loaders.train, loaders.val, epochs=recipe["epochs"], device=lab.device, optimizer="adam",
-                  lr=recipe["lr"], scheduler="onecycle", progress=False)
+    history = fit(model, loaders.train, loaders.val, epochs=epochs, device=lab.device, optimizer=recipe["optimizer"],
+                  lr=recipe["lr"], weight_decay=recipe["weight_decay"], label_smoothing=recipe["label_smoothing"],
+                  scheduler="onecycle", channels_last=True, progress=False)  # fmt: skip
     seconds = time.perf_counter() - start
-    test_accuracy = evaluate(model, loaders.test, device=lab.device)["accuracy"]
+    test_accuracy = evaluate(model, loaders.test, tta=recipe["tta"])["accuracy"]
     info = {"source": "trained now", "path": str(path), "epochs": history.epochs_run,
             "train_seconds": round(seconds, 1), "test_accuracy": float(test_accuracy), "seed": train_seed}
     save_naive_cnn(lab, model, splits, variant=seed, **{k: v for k, v in info.items() if k not in ("source", "path")})

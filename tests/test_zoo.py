@@ -4,14 +4,17 @@ import pytest
 import torch
 
 import labkit
-from labkit import zoo
+from labkit import recipes, zoo
+
+TINY = {"dataset": "shapes", "image_size": 32, "n_per_class": 8, "channels": [4, 8], "hidden": 8, "dropout": 0.0,
+        "batch_size": 16, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "label_smoothing": 0.0,
+        "augment": "none", "tta": False}  # fmt: skip
 
 
 @pytest.fixture
 def tiny(monkeypatch, tmp_path):
-    monkeypatch.setitem(zoo.LAB02_DATA, "smoke", {"dataset": "shapes", "image_size": 32, "n_per_class": 8})
-    monkeypatch.setitem(zoo.QUICK_TRAINING, "smoke", {"epochs": 1, "lr": 1e-3, "batch_size": 16})
-    monkeypatch.setattr(zoo, "LAB02_MODEL", {"channels": (4, 8), "convs_per_stage": 1, "hidden": 8})
+    monkeypatch.setitem(recipes.LAB02, "smoke", {**recipes.LAB02["smoke"], **TINY})
+    monkeypatch.setitem(recipes.QUICK_EPOCHS, "shapes", {"smoke": 1, "full": 1})
     return labkit.setup("05_test", "smoke", out_dir=str(tmp_path))
 
 
@@ -19,6 +22,7 @@ def test_trains_when_missing_then_reuses(tiny, capsys):
     model, info = zoo.naive_cnn(tiny)
     assert info["source"] == "trained now" and "training a quick naive CNN" in capsys.readouterr().out
     assert zoo.checkpoint_path(tiny).is_file() and not model.training
+    assert model.config["channels"] == [4, 8]  # lab 02's recipe, not a network of the zoo's own
     again, info2 = zoo.naive_cnn(tiny)
     assert info2["source"] == "checkpoint" and "Loaded the lab-02 network" in capsys.readouterr().out
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
@@ -39,3 +43,15 @@ def test_second_seed_is_a_different_network(tiny):
     second, info = zoo.naive_cnn(tiny, seed=7)
     assert info["seed"] == 7 and zoo.checkpoint_path(tiny, 7).name == "02_naive_cnn_seed7.pt"
     assert not torch.equal(first.features.conv1_1.weight, second.features.conv1_1.weight)
+
+
+def test_each_dataset_has_its_own_checkpoint_and_recipe(tmp_path):
+    defaults = {"smoke": {"dataset": "shapes"}}
+    for dataset, name in [("shapes", "02_naive_cnn.pt"), ("cifar-10", "02_naive_cnn_cifar10.pt"),
+                          ("folder:/data/My Photos/", "02_naive_cnn_folder-My_Photos.pt")]:  # fmt: skip
+        lab = labkit.setup("05_test", "smoke", defaults={"smoke": {**defaults["smoke"]}}, dataset=dataset,
+                           out_dir=str(tmp_path))  # fmt: skip
+        assert zoo.checkpoint_path(lab).name == name
+    assert recipes.lab02("full", "cifar10")["image_size"] == 32
+    assert recipes.lab02("full", "folder:/x")["augment"] == recipes.lab02("full", "cats_vs_dogs")["augment"]
+    assert recipes.lab02("full")["dataset"] == "shapes" and recipes.lab02("full")["image_size"] == 64

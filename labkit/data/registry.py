@@ -28,10 +28,10 @@ from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, augment_names, raw_transform
 from labkit.data.verify import check_image, is_image_file, load_rgb
-from labkit.env import LabError
+from labkit.env import DATASET_ALIASES, LabError
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
-ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs": "cats_vs_dogs", "caltech-101": "caltech101"}
+ALIASES = DATASET_ALIASES
 DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32, "cats_vs_dogs": 128, "imagenette": 128, "caltech101": 128, "folder": 128}
 HELD_OUT = ("test", "validation", "val")  # a folder beside train/ that is the test split
 STATS_SAMPLE = 500  # training images read to estimate a folder dataset's mean and std
