@@ -44,8 +44,8 @@ def imagenet_batch(
     Introduced in notebooks/04_transfer_learning.ipynb; labs 05-08 show their photos the same way.
 
     Args:
-        images: uint8 RGB images (0..255): {name: (3, S, S)} as `labkit.data.photos` gives them, a
-            list of (3, H, W), or a batch (N, 3, H, W).
+        images: RGB images, uint8 (0..255) or float in [0, 1]: {name: (3, S, S)} as
+            `labkit.data.photos` gives them, a list of (3, H, W), or a batch (N, 3, H, W).
         device: where the batch goes (None: the CPU).
 
     Returns:
@@ -57,7 +57,8 @@ def imagenet_batch(
     if isinstance(images, Mapping):
         images = list(images.values())
     batch = images if isinstance(images, torch.Tensor) else torch.stack(list(images))
-    batch = (batch[None] if batch.dim() == 3 else batch).float() / 255
+    batch = batch[None] if batch.dim() == 3 else batch
+    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
     mean, std = _imagenet_stats(batch)
     return ((batch - mean) / std).to(device or "cpu"), imagenet_denormalize
 

@@ -13,6 +13,8 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+# No one clicks widgets in a test run: explorers draw static figures (labkit.widgets.headless).
+os.environ["LABKIT_HEADLESS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,17 @@ also when something raises inside."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
 from captum.attr import Deconvolution, GuidedBackprop
 from torch import nn
 
+import labkit
 import labkit.interpret as interp
 from labkit.env import LabError
 from labkit.interpret.hooks import capture, find_layer, preserved, relu_backward, relu_modules
@@ -274,3 +277,15 @@ def test_functions_without_forward_pass_restore_on_bad_input():
         interp.strongest_slices(net, "features.conv2_1", 99)
     assert hook_count(net) == 0
     assert_same_state(before, state(net))
+
+
+def test_no_module_outside_interpret_hooks_registers_a_hook():
+    """Hooks live in one place, where each one is removed in a `finally` (a permanent hook elsewhere
+    would outlive every call that "gives the model back as it found it")."""
+    root = Path(labkit.__file__).parent
+    registers = re.compile(r"\.register_\w*hook\w*\(")  # module, tensor and global hooks, pre- and backward
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for path in sorted(root.rglob("*.py")) if path != root / "interpret" / "hooks.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if registers.search(line)]  # fmt: skip
+    assert found == [], "register hooks in labkit/interpret/hooks.py only:\n" + "\n".join(found)
+    assert registers.search((root / "interpret" / "hooks.py").read_text())  # the pattern does find hooks

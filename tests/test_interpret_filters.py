@@ -165,9 +165,12 @@ def test_feature_map_grid_and_pairs_label_every_panel():
     model = net()
     x = torch.randn(1, 3, 16, 16)
     maps = interp.feature_maps(model, x, "features.relu1_1")["features.relu1_1"]
-    fig = fplots.feature_map_grid(maps, channels=[0, 2, 4], image=x[0])
+    fig = fplots.feature_map_grid(maps, channels=[0, 2, 4], image=x[0], denormalize=torch.sigmoid)
     assert _texts(fig) == ["input", "ch 0", "ch 2", "ch 4"]
-    fig = fplots.filter_map_pairs(model, x, [("features.conv1_1", 2), ("features.conv2_2", 5)], k=3)
+    layers = ["features.conv1_1", "features.conv2_2"]
+    weights = {layer: interp.filters(model, layer) for layer in layers}
+    fig = fplots.filter_map_pairs(x, [(layers[0], 2), (layers[1], 5)], weights, interp.feature_maps(model, x, layers),
+                                  k=3, denormalize=torch.sigmoid)  # fmt: skip
     texts = _texts(fig)
     assert "features.conv1_1\nfilter 2 (RGB)" in texts and "\nmap 5" in texts
     w = model.features.conv2_2.weight[5].detach()
@@ -198,19 +201,6 @@ def test_deconv_grid_shows_signed_projections_with_zero_as_grey():
                              panel_labels={"conv1": ["ch 3", "ch 1"]})  # fmt: skip
     assert _texts(fig) == ["input", "conv1\nch 3", "decoder conv1\n", "input", "conv1\nch 1"]  # "" is not drawn
     assert np.isclose(_canvas(fig), 0.5).all(axis=2).sum() == 2 * fplots.MIN_CELL**2  # two all-zero panels
-
-
-def test_explorer_draws_a_static_figure_when_headless():
-    calls = []
-
-    def render(image, layer, channel):
-        calls.append((image, layer, channel))
-        return fplots.image_row([torch.rand(3, 4, 4)])
-
-    view = fplots.explorer(render, {"conv_a": 4, "conv_b": [7, 9]}, ["cat", "dog"], interactive=False)
-    assert isinstance(view, matplotlib.figure.Figure)
-    assert calls == [("cat", "conv_a", 0)]
-    assert fplots.running_headless()  # pytest is no live front end
 
 
 def test_conv_layers_lists_conv_modules_in_order():

@@ -1,11 +1,11 @@
-"""labkit.plots.maps: class-model grids show what they are given, stretched on request."""
+"""labkit.plots.maps: grids draw what they are given (maps, hits, images), stretched on request."""
 
 import numpy as np
 import pytest
 import torch
 
 from labkit.env import LabError
-from labkit.plots.maps import ablation_grid, class_model_grid, contrast_stretch
+from labkit.plots.maps import ablation_grid, class_model_grid, contrast_stretch, maps_grid
 
 
 def faint_images(n=3, size=16):
@@ -37,3 +37,20 @@ def test_grids_show_the_stretched_image_only_when_asked():
     assert len(fig.axes) == 6 and fig.axes[1].get_xlabel() == ""
     with pytest.raises(LabError, match="has 3 images for 2 row labels"):
         ablation_grid({"none": images}, ["a", "b"])
+
+
+def test_maps_grid_marks_the_hits_it_is_given_and_scores_nothing_itself():
+    images = faint_images(2, 8)
+    heat = torch.zeros(2, 8, 8)
+    heat[0, 1, 2] = heat[1, 6, 5] = 1.0
+    signed = torch.randn(2, 3, 8, 8)
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    fig = maps_grid(images, {"heat": heat, "signed": signed}, masks=masks, hits={"heat": [True, False]},
+                    panel_labels={"signed": ["x", "y"]}, row_labels=["a", "b"])  # fmt: skip
+    axes = np.array(fig.axes).reshape(2, 3)
+    crosses = [(line.get_xdata()[0], line.get_ydata()[0], line.get_color()) for line in axes[:, 1].flat[0].lines]
+    assert crosses == [(2, 1, "lime")]  # at the maximum (row 1, column 2), green for a hit
+    assert [line.get_color() for line in axes[1, 1].lines] == ["red"] and not axes[0, 2].lines  # no hits given
+    assert [ax.get_title() for ax in axes[0]] == ["image", "heat", "signed"] and axes[1, 2].get_xlabel() == "y"
+    with pytest.raises(LabError, match="has 2 maps for 3 images"):
+        maps_grid(faint_images(3, 8), {"heat": heat})

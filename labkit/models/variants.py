@@ -18,7 +18,6 @@ Introduced in notebooks/03_residual_inception.ipynb.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -30,6 +29,8 @@ from labkit.models.naive import NaiveCNN
 from labkit.models.residual import BasicBlock
 
 EXTRAS = ("inception", "naive_inception", "residual", None)
+# Lab 03's defaults, smaller than NaiveCNN's own; any other NaiveCNN argument may be given.
+VARIANT_DEFAULTS = {"channels": (16, 32, 64), "convs_per_stage": 1, "dropout": 0.2, "hidden": 0}
 
 
 class NaiveCNNVariant(NaiveCNN):
@@ -41,33 +42,19 @@ class NaiveCNNVariant(NaiveCNN):
             last stage), "naive_inception" (`NaiveInception` with c1 = c3 = c5 = last width / 4;
             it widens the output, the head follows), "residual" (a `BasicBlock` with identity
             shortcut) or None (no extra block: the plain naive CNN).
-        channels, convs_per_stage, kernel_size, batch_norm, pool, dropout, hidden, in_channels:
-            as for `NaiveCNN` (pool="stride" removes the pooling layers).
+        **kwargs: `NaiveCNN`'s (channels, convs_per_stage, kernel_size, batch_norm, pool, dropout,
+            hidden, in_channels; pool="stride" removes the pooling layers), defaults VARIANT_DEFAULTS.
 
     The block is `features.<extra>` (e.g. `features.inception`).
     Shapes: (N, in_channels, H, W) -> (N, num_classes).
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        extra: str | None = None,
-        in_channels: int = 3,
-        channels: Sequence[int] = (16, 32, 64),
-        convs_per_stage: int = 1,
-        kernel_size: int = 3,
-        batch_norm: bool = True,
-        pool: str | None = "max",
-        dropout: float = 0.2,
-        hidden: int = 0,
-    ) -> None:
+    def __init__(self, num_classes: int, extra: str | None = None, **kwargs) -> None:
         if extra not in EXTRAS:
             raise LabError(f"extra={extra!r}: expected one of {EXTRAS}.")
-        super().__init__(
-            num_classes, in_channels=in_channels, channels=channels, convs_per_stage=convs_per_stage,
-            kernel_size=kernel_size, batch_norm=batch_norm, pool=pool, dropout=dropout, hidden=hidden,
-        )  # fmt: skip
-        width = self.config["channels"][-1]
+        super().__init__(num_classes, **{**VARIANT_DEFAULTS, **kwargs})
+        channels, batch_norm = self.config["channels"], self.config["batch_norm"]
+        width = channels[-1]
         if extra == "inception":
             if width % 8:
                 raise LabError(f"channels={channels!r}: extra='inception' needs a last width divisible by 8.")

@@ -17,12 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from labkit.env import LabError
+from labkit.plots.images import signed_image, to_display
 
 Denorm = Callable[[torch.Tensor], torch.Tensor] | None
-
 
 Panel = np.ndarray  # (h, w, 3) floats in [0, 1]
 MIN_CELL = 48  # panels are enlarged (nearest neighbour) to at least this many pixels
@@ -113,26 +112,9 @@ def _chunks(items: list, ncols: int) -> list[list]:
     return [items[i : i + ncols] for i in range(0, len(items), ncols)]
 
 
-def to_image(x: torch.Tensor, denormalize: Denorm = None) -> np.ndarray:
-    """(C, H, W) tensor -> (H, W, 3) or (H, W) array in [0, 1] for imshow: through `denormalize`
-    when given, else min-max scaled."""
-    x = x.detach().cpu().float()
-    if denormalize is not None:
-        x = denormalize(x)
-    elif x.dtype == torch.uint8 or x.max() > 1.0 or x.min() < 0.0:
-        x = (x - x.min()) / (x.max() - x.min()).clamp(min=1e-12)
-    x = x.clamp(0, 1)
-    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
-
-
-def signed_image(x: torch.Tensor, scale: float | None = None, quantile: float = 1.0) -> np.ndarray:
-    """A signed (C, H, W) tensor -> [0, 1] image with 0 at grey and +-scale at the ends; the default
-    scale is the `quantile` of |x| (1.0: its maximum; lower values clip the few largest)."""
-    x = x.detach().cpu().float()
-    if scale is None:
-        scale = float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
-    y = (x / (2 * max(scale, 1e-12)) + 0.5).clamp(0, 1)
-    return y[0].numpy() if y.shape[0] == 1 else y.permute(1, 2, 0).numpy()
+def _picture(x: torch.Tensor, denormalize: Denorm) -> Panel:
+    """One image (C, H, W) as a panel, by the one policy of `to_display`."""
+    return to_display(x, denormalize)[0]
 
 
 def filter_grid(weights: torch.Tensor, ncols: int = 8, title: str | None = None, max_filters: int = 64) -> Figure:
@@ -192,7 +174,7 @@ def feature_map_grid(
     panels = [colorize(maps[c]) for c in channels]
     labels = [f"ch {c}" for c in channels]
     if image is not None:
-        panels.insert(0, _rgb(to_image(image, denormalize)))
+        panels.insert(0, _picture(image, denormalize))
         labels.insert(0, "input")
     title = title or f"feature maps ({maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}), each min-max"
     return montage(_chunks(panels, ncols), _chunks(labels, ncols), title=title)
@@ -217,16 +199,17 @@ def feature_map_rows(
     channels = list(channels)
     rows, labels = [], []
     for i in range(len(images)):
-        rows.append([_rgb(to_image(images[i], denormalize))] + [colorize(maps[i, c]) for c in channels])
+        rows.append([_picture(images[i], denormalize)] + [colorize(maps[i, c]) for c in channels])
         labels.append([row_labels[i] if row_labels else "input"] + [f"ch {c}" for c in channels])
     title = title or f"feature maps {tuple(maps.shape[2:])} per image (each panel min-max scaled)"
     return montage(rows, labels, title=title)
 
 
 def filter_map_pairs(
-    model: nn.Module,
-    x: torch.Tensor,
+    image: torch.Tensor,
     pairs: Sequence[tuple[str, int]],
+    weights: Mapping[str, torch.Tensor],
+    maps: Mapping[str, torch.Tensor],
     *,
     k: int = 3,
     denormalize: Denorm = None,
@@ -235,30 +218,29 @@ def filter_map_pairs(
 
     A filter with 3 input channels is shown as one colour image; a deeper filter as its `k`
     strongest input slices by L2 norm (labelled with the input channel each comes from; a depthwise
-    filter has a single slice). The map is the conv layer's own output for that channel (before
-    batch-norm and ReLU).
+    filter has a single slice). The map is the conv layer's own output for that channel.
 
     Args:
-        x: one image as the model takes it, (1, C, H, W).
+        image: the input image (C, H, W) (or (1, C, H, W)).
         pairs: [(conv layer name, output channel)].
+        weights: {layer: its filters (out, in, kh, kw)}, from `interpret.filters`.
+        maps: {layer: its output for the image (1, C_l, h, w)}, from `interpret.feature_maps`.
     """
-    from labkit.interpret import feature_maps, filters, strongest_slices
+    from labkit.interpret.filters import top_slices
 
-    maps = feature_maps(model, x, sorted({layer for layer, _ in pairs}))
-    image = _rgb(to_image(x[0], denormalize))
+    picture = _picture(image[0] if image.dim() == 4 else image, denormalize)
     rows, labels = [], []
     for layer, channel in pairs:
-        w = filters(model, layer)
-        short = layer.split(".")[-1] if len(layer) > 18 else layer
+        w, short = weights[layer].detach().cpu(), layer.split(".")[-1] if len(layer) > 18 else layer
         if w.shape[1] == 3:
             panels, texts = [_rgb(signed_image(w[channel]))], [f"{short}\nfilter {channel} (RGB)"]
         else:
-            idx, slices = strongest_slices(model, layer, channel, k=k)
-            scale = float(slices.abs().max())
-            panels = [_rgb(signed_image(s[None], scale)) for s in slices]
+            idx, slices = top_slices(w[channel], k)
+            panels = [_rgb(signed_image(s[None], float(slices.abs().max()))) for s in slices]
             texts = [f"{short} f{channel}\nin {i}" if j == 0 else f"\nin {i}" for j, i in enumerate(idx.tolist())]
         pad = k - len(panels)
-        rows.append([image, *panels, *([None] * pad), colorize(maps[layer][0, channel])])
+        fmap = maps[layer][0] if maps[layer].dim() == 4 else maps[layer]
+        rows.append([picture, *panels, *([None] * pad), colorize(fmap[channel])])
         labels.append(["input", *texts, *([""] * pad), f"\nmap {channel}"])
     title = f"filter / feature-map pairs (deep filters: {k} strongest input slices by L2 norm; 0 = grey)"
     return montage(rows, labels, title=title)
@@ -280,7 +262,7 @@ def patch_grid(
     units = list(crops)
     if not units:
         raise LabError("crops is empty; pass {unit label: [patches]}.")
-    rows = [[_rgb(to_image(p, denormalize)) for p in crops[u]] for u in units]
+    rows = [[_picture(p, denormalize) for p in crops[u]] for u in units]
     labels = [[f"{v:.2f}" for v in values[u]] for u in units] if values is not None else None
     return montage(rows, labels, row_labels=units, same_scale=True,
                    title=title or "maximally activating patches (receptive-field boxes)")  # fmt: skip
@@ -294,7 +276,7 @@ def image_row(
     title: str | None = None,
 ) -> Figure:
     """Images (C, H, W) side by side, e.g. filter patterns; through `denormalize` when given."""
-    panels = [_rgb(to_image(img[0] if img.dim() == 4 else img, denormalize)) for img in images]
+    panels = [_picture(img[0] if img.dim() == 4 else img, denormalize) for img in images]
     labels = _chunks(list(titles), ncols) if titles is not None else None
     return montage(_chunks(panels, ncols), labels, title=title, cell_inches=1.6)
 
@@ -321,11 +303,11 @@ def deconv_grid(
     cols = list(reconstructions)
     rows, labels = [], []
     for i in range(len(images)):
-        row = [_rgb(to_image(images[i], denormalize))]
+        row = [_picture(images[i], denormalize)]
         text = [row_labels[i] if row_labels else "input"]
         for col in cols:
             r = reconstructions[col][i]
-            row.append(_rgb(to_image(r, denormalize) if col.startswith("decoder") else signed_image(r, quantile=0.995)))
+            row.append(_picture(r, denormalize) if col.startswith("decoder") else _rgb(signed_image(r, quantile=0.995)))
             extra = panel_labels[col][i] if panel_labels and col in panel_labels else ""
             text.append(f"{col}\n{extra}" if extra or i == 0 else "")
         rows.append(row)
@@ -343,7 +325,7 @@ def receptive_field_boxes(
     from matplotlib.patches import Rectangle
 
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.imshow(to_image(image, denormalize))
+    ax.imshow(_picture(image, denormalize))
     colours = plt.cm.tab10.colors
     for k, (label, (top, left, bottom, right)) in enumerate(boxes.items()):
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=2,
@@ -355,86 +337,7 @@ def receptive_field_boxes(
     return fig
 
 
-def running_headless() -> bool:
-    """True when no one can click a widget: not in a Jupyter kernel, LABKIT_HEADLESS=1 set, or the
-    kernel was started by papermill / nbconvert / nbclient / the labkit runner / pytest."""
-    import os
-
-    if os.environ.get("LABKIT_HEADLESS", "") not in ("", "0"):
-        return True
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return True
-    shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel"):
-        return True
-    try:  # the kernel's parent process is what started it (Linux; elsewhere assume a front end)
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            parent = fh.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return any(word in parent for word in ("papermill", "nbconvert", "nbclient", "-m labkit", "pytest"))
-
-
-def explorer(
-    render: Callable[[str, str, int], Figure],
-    choices: Mapping[str, Sequence[int] | int],
-    images: Sequence[str],
-    *,
-    interactive: bool | None = None,
-):
-    """An image / layer / channel chooser that redraws `render(image, layer, channel)`.
-
-    Args:
-        render: draws one view and returns its Figure.
-        choices: {layer name: its channel count, or the channels to offer}.
-        images: names of the images to choose from.
-        interactive: True (ipywidgets), False (a static figure of the first choice), None: widgets
-            only with a live front end (never under papermill or the lab runner, see `running_headless`).
-
-    Returns:
-        an ipywidgets VBox to display, or the static Figure.
-    """
-    layers = list(choices)
-    if not layers or not images:
-        raise LabError("explorer needs at least one layer and one image.")
-    offered = {k: list(range(v)) if isinstance(v, int) else list(v) for k, v in choices.items()}
-    if interactive is None:
-        interactive = not running_headless()
-    if not interactive:
-        return render(images[0], layers[0], offered[layers[0]][0])
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    image = widgets.Dropdown(options=list(images), description="image")
-    layer = widgets.Dropdown(options=layers, description="layer")
-    channel = widgets.Dropdown(options=offered[layers[0]], description="channel")
-    out = widgets.Output()
-
-    def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            fig = render(image.value, layer.value, channel.value)
-            display(fig)
-            plt.close(fig)
-
-    def new_layer(*_):
-        channel.unobserve(draw, names="value")
-        channel.options = offered[layer.value]
-        channel.value = offered[layer.value][0]
-        channel.observe(draw, names="value")
-        draw()
-
-    layer.observe(new_layer, names="value")
-    image.observe(draw, names="value")
-    channel.observe(draw, names="value")
-    draw()
-    return widgets.VBox([widgets.HBox([image, layer, channel]), out])
-
-
 __all__ = [
-    "channel_norm_map", "colorize", "deconv_grid", "explorer", "feature_map_grid", "feature_map_rows", "filter_grid",
-    "filter_map_pairs", "image_row", "montage", "patch_grid", "receptive_field_boxes", "running_headless",
-    "signed_image", "to_image",
+    "channel_norm_map", "colorize", "deconv_grid", "feature_map_grid", "feature_map_rows", "filter_grid",
+    "filter_map_pairs", "image_row", "montage", "patch_grid", "receptive_field_boxes",
 ]  # fmt: skip

@@ -13,36 +13,62 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torchvision.utils import make_grid
 
 from labkit.env import LabError
 
-__all__ = ["augmentation_preview", "class_balance", "image_grid", "to_display"]
+__all__ = ["attribution_image", "augmentation_preview", "class_balance", "image_grid", "signed_image", "to_display"]
 
 
 def to_display(images: Any, denormalize: Callable | Any | None = None) -> np.ndarray:
-    """Images as float (N, H, W, 3) in [0, 1] for imshow.
+    """Images as float (N, H, W, 3) in [0, 1] for imshow: the one way labkit's figures show images.
 
     Args:
-        images: uint8 (N, 3, H, W) or (3, H, W) tensor/array (0..255), float in [0, 1], or
-            normalised float together with `denormalize`.
-        denormalize: a function normalised -> [0, 1] (e.g. `splits.denormalize`), or an object with
-            a `.denormalize` method (a `Splits`).
+        images: (N, C, H, W) or (C, H, W), C = 1 or 3, tensor or array: uint8 (0..255), float in
+            [0, 1], or normalised float together with `denormalize`.
+        denormalize: a function normalised -> [0, 1] (e.g. `splits.denormalize`,
+            `labkit.util.imagenet_denormalize`), or an object with a `.denormalize` method (a `Splits`).
+
+    Raises:
+        LabError: float values outside [0, 1] without `denormalize` (normalised images shown as
+            they are would be wrong, and scaling them would hide that).
     """
     x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).detach().cpu()
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
+    x = x.unsqueeze(0) if x.dim() == 3 else x
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise LabError(f"images must be (N, 3, H, W) or (3, H, W) (1 channel allowed), got shape {tuple(x.shape)}.")
     if denormalize is not None:
-        fn = getattr(denormalize, "denormalize", denormalize)
-        x = fn(x.float())
+        x = getattr(denormalize, "denormalize", denormalize)(x.float())
     elif x.dtype == torch.uint8:
         x = x.float() / 255.0
     else:
         x = x.float()
-    if x.shape[1] == 1:
-        x = x.repeat(1, 3, 1, 1)
-    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise LabError(
+                f"images have values in [{lo:.2f}, {hi:.2f}]: that looks normalised. Pass denormalize= (the "
+                "Splits, splits.denormalize or labkit.util.imagenet_denormalize), or images in [0, 1] or uint8."
+            )
+    return x.expand(-1, 3, -1, -1).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def signed_image(x: torch.Tensor, scale: float | None = None, quantile: float = 1.0) -> np.ndarray:
+    """A signed (C, H, W) map (filter, projection, attribution) as an image: 0 at grey, -scale black,
+    +scale white. The default scale is the `quantile` of |x| (1.0: its maximum; lower values clip
+    the few largest, so they do not wash the rest out). Returns (H, W, C), or (H, W) for C = 1."""
+    x = torch.as_tensor(x).detach().cpu().float()
+    if scale is None:
+        scale = float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
+    y = (x / (2 * max(scale, 1e-12)) + 0.5).clamp(0, 1)
+    return y[0].numpy() if y.shape[0] == 1 else y.permute(1, 2, 0).numpy()
+
+
+def attribution_image(attribution: torch.Tensor, percentile: float = 99.0) -> np.ndarray:
+    """A signed (3, H, W) attribution (guided backprop, guided Grad-CAM) as an (H, W, 3) image:
+    `signed_image` scaled by the `percentile` of |values|."""
+    if torch.as_tensor(attribution).dim() != 3:
+        raise LabError(f"attribution must be (C, H, W), got shape {tuple(np.shape(attribution))}.")
+    return signed_image(attribution, quantile=percentile / 100)
 
 
 def _label_text(label: Any, classes: Sequence[str] | None) -> str:
@@ -53,28 +79,16 @@ def _label_text(label: Any, classes: Sequence[str] | None) -> str:
     return str(label)
 
 
-def _mosaic(tiles: np.ndarray, ncols: int, pad: int) -> np.ndarray:
-    """Float tiles (N, H, W, 3) -> one image with `ncols` tiles per row, white gaps of `pad` pixels."""
-    n, h, w, _ = tiles.shape
-    nrows = int(np.ceil(n / ncols))
-    out = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), dtype=np.float32)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        out[y : y + h, x : x + w] = tiles[i]
-    return out
-
-
 def _tiled_figure(tiles: np.ndarray, ncols: int, texts: Sequence[str] | None, title: str | None,
                   row_labels: Sequence[str] | None = None) -> Figure:  # fmt: skip
     """One Axes showing every tile (much faster to draw than one Axes per image), labels as text."""
     n, h, w, _ = tiles.shape
     nrows = int(np.ceil(n / ncols))
     pad = max(2, h // 4) if texts is not None else max(1, h // 16)
-    mosaic = _mosaic(tiles, ncols, pad)
+    mosaic = make_grid(torch.from_numpy(tiles).permute(0, 3, 1, 2), nrow=ncols, padding=pad, pad_value=1.0)
     inch = 1.35  # figure inches per tile
     fig, ax = plt.subplots(figsize=(inch * ncols + (0.5 if row_labels else 0), inch * nrows + (0.45 if title else 0.1)))
-    ax.imshow(mosaic, interpolation="nearest" if h < 96 else "antialiased")
+    ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest" if h < 96 else "antialiased")
     ax.set_axis_off()
     for i, text in enumerate(texts or ()):
         r, c = divmod(i, ncols)

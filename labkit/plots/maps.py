@@ -15,26 +15,15 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.env import LabError
-from labkit.plots.images import to_display
+from labkit.plots.images import attribution_image, to_display
 
-__all__ = ["ablation_grid", "attribution_image", "class_chooser", "class_model_grid", "maps_grid", "overlay"]
+__all__ = [
+    "ablation_grid", "attribution_image", "class_model_grid", "contrast_stretch", "map_panel", "maps_grid", "overlay",
+]  # fmt: skip
 
 
 def _numpy(t: Any) -> np.ndarray:
     return t.detach().cpu().float().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=float)
-
-
-def attribution_image(attribution: torch.Tensor, percentile: float = 99.0) -> np.ndarray:
-    """A signed (3, H, W) attribution (guided backprop, guided Grad-CAM) as an (H, W, 3) image in [0, 1].
-
-    Zero is mid-grey; the `percentile` of |values| maps to 0 and 1, so a few extreme pixels do not
-    wash the rest out.
-    """
-    a = _numpy(attribution)
-    if a.ndim != 3:
-        raise LabError(f"attribution must be (C, H, W), got shape {a.shape}.")
-    scale = np.percentile(np.abs(a), percentile) or 1.0
-    return np.clip(0.5 + 0.5 * a / scale, 0, 1).transpose(1, 2, 0)
 
 
 def overlay(ax, image: np.ndarray, heat: Any, alpha: float = 0.5, cmap: str = "jet") -> None:
@@ -45,15 +34,32 @@ def overlay(ax, image: np.ndarray, heat: Any, alpha: float = 0.5, cmap: str = "j
     ax.imshow(h / top if top > 0 else h, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
 
 
-def _panel(ax, image, value, overlay_it: bool, cmap: str) -> None:
+def map_panel(ax, image: np.ndarray, value: Any, overlay_it: bool = True, cmap: str = "jet") -> None:
+    """One map drawn for one image: a signed attribution (3, H, W) as an image, a heat map (H, W)
+    over the image (`overlay_it`) or alone in grey, scaled by its 99th percentile (sparse maps)."""
     v = _numpy(value)
-    if v.ndim == 3:  # a signed attribution like the image
-        ax.imshow(attribution_image(v))
+    if v.ndim == 3:
+        ax.imshow(attribution_image(torch.from_numpy(v)))
     elif overlay_it:
         overlay(ax, image, v, cmap=cmap)
-    else:  # sparse maps: scale by the 99th percentile so that more than a few pixels show
+    else:
         top = np.percentile(v, 99)
         ax.imshow(v / top if top > 0 else v, cmap="gray", vmin=0, vmax=1)
+
+
+def _axes(nrows: int, ncols: int, size: float, extra_height: float = 0.0):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + extra_height), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def _finish(fig: Figure, title: str | None) -> Figure:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def maps_grid(
@@ -63,6 +69,7 @@ def maps_grid(
     row_labels: Sequence[str] | None = None,
     panel_labels: Mapping[str, Sequence[str]] | None = None,
     masks: torch.Tensor | None = None,
+    hits: Mapping[str, Sequence[bool]] | None = None,
     overlay_maps: bool | Iterable[str] = True,
     denormalize: Callable | Any | None = None,
     cmap: str = "jet",
@@ -75,59 +82,39 @@ def maps_grid(
         images: (N, 3, H, W): uint8, float in [0, 1], or normalised (with `denormalize`).
         maps: {method name: Tensor (N, H, W) (a heat map) or (N, 3, H, W) (a signed attribution)}.
         row_labels: a label per row, shown left of the image (e.g. "circle -> circle 0.98").
-        panel_labels: {method name: one text per row}, written under that method's panels (e.g. the
-            class each map explains, when it differs from row to row).
-        masks: (N, H, W) bool object masks: their outline is drawn on every panel, and each heat map's
-            maximum is marked with a cross (green: a pointing-game hit with the default tolerance;
-            red: a miss).
+        panel_labels: {method name: one text per row}, written under that method's panels.
+        masks: (N, H, W) bool object masks, outlined on every panel.
+        hits: {method name: N bools}, e.g. `interpret.pointing_hits(maps, masks)`: each of that
+            method's heat maps gets a cross at its maximum, green for a hit, red for a miss.
         overlay_maps: True draws every heat map over the image; an iterable names the methods to
             overlay, the others are drawn alone in grey (sparse maps such as saliency read better so).
         denormalize: `splits.denormalize` (or the Splits) for normalised images.
         cmap: colour map of overlays.
         title: figure title.
         size: inches per panel.
-
-    Returns:
-        the Figure.
     """
-    from labkit.interpret.localisation import pointing_hits
-
     pics = to_display(images, denormalize)
-    n = len(pics)
-    names = list(maps)
+    n, names = len(pics), list(maps)
     for name in names:
         if len(maps[name]) != n:
             raise LabError(f"maps[{name!r}] has {len(maps[name])} maps for {n} images.")
     over = set(names) if overlay_maps is True else set() if overlay_maps is False else set(overlay_maps)
-    fig, axes = plt.subplots(n, 1 + len(names), figsize=(size * (1 + len(names)), size * n), squeeze=False)
+    fig, axes = _axes(n, 1 + len(names), size)
     for i in range(n):
         axes[i, 0].imshow(pics[i])
-        if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+        axes[i, 0].set_ylabel(row_labels[i] if row_labels is not None else "", fontsize=8)
         for j, name in enumerate(names):
             ax = axes[i, j + 1]
-            _panel(ax, pics[i], maps[name][i], name in over, cmap)
-            if i == 0:
-                ax.set_title(name, fontsize=9)
-            if panel_labels and name in panel_labels:
-                ax.set_xlabel(panel_labels[name][i], fontsize=7.5)
-            if masks is not None and maps[name][i].dim() == 2:
-                heat = maps[name][i].detach().cpu().float()
-                hit = bool(pointing_hits(heat[None], masks[i : i + 1].cpu()))
-                y, x = divmod(int(heat.argmax()), heat.shape[1])
-                ax.plot(x, y, marker="x", color="lime" if hit else "red", markersize=8, mew=2)
-        if masks is not None:
-            for ax in axes[i]:
-                ax.contour(_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
-    if n:
-        axes[0, 0].set_title("image", fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+            map_panel(ax, pics[i], maps[name][i], name in over, cmap)
+            ax.set_xlabel(panel_labels[name][i] if panel_labels and name in panel_labels else "", fontsize=7.5)
+            if hits is not None and name in hits:
+                y, x = divmod(int(maps[name][i].argmax()), maps[name][i].shape[-1])
+                ax.plot(x, y, marker="x", color="lime" if bool(hits[name][i]) else "red", markersize=8, mew=2)
+        for ax in axes[i] if masks is not None else ():
+            ax.contour(_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
+    for ax, name in zip(axes[0], ["image", *names]):
+        ax.set_title(name, fontsize=9)
+    return _finish(fig, title)
 
 
 def contrast_stretch(pics: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
@@ -141,157 +128,59 @@ def contrast_stretch(pics: np.ndarray, low: float = 1.0, high: float = 99.0) -> 
     return np.clip((pics - lo) / np.maximum(hi - lo, 1e-8), 0.0, 1.0)
 
 
-def class_model_grid(
-    images: Any,
-    titles: Sequence[str] | None = None,
-    *,
-    ncols: int = 6,
-    denormalize: Callable | Any | None = None,
-    title: str | None = None,
-    size: float = 1.8,
-    stretch: bool = False,
-) -> Figure:
+def _pictures(images: Any, denormalize, stretch: bool) -> np.ndarray:
+    pics = to_display(images, denormalize)
+    return contrast_stretch(pics) if stretch else pics
+
+
+def class_model_grid(images: Any, titles: Sequence[str] | None = None, *, ncols: int = 6, denormalize=None,
+                     title: str | None = None, size: float = 1.8, stretch: bool = False) -> Figure:  # fmt: skip
     """Synthesised class-model images in a grid, each with its title (class name, confidence...).
 
     Args:
         images: (N, 3, H, W) in model input space with `denormalize`, or float in [0, 1].
         titles: one per image.
         ncols: images per row.
-        denormalize: `splits.denormalize`, or a function for the pretrained network's normalisation.
+        denormalize: `splits.denormalize`, or `labkit.util.imagenet_denormalize` for a pretrained network.
         title: figure title.
         size: inches per image.
         stretch: show each image contrast-stretched (see `contrast_stretch`); the network saw it unstretched.
     """
-    pics = to_display(images, denormalize)
-    pics = contrast_stretch(pics) if stretch else pics
+    pics = _pictures(images, denormalize, stretch)
     n = len(pics)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     # Room for the titles above each row: tight_layout alone lets two-line titles overlap the row above.
     lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
-    height = (size + 0.25 * lines) * nrows + 0.3
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False)
+    fig, axes = _axes(nrows, ncols, size, extra_height=0.25 * lines * nrows + 0.3)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
             ax.imshow(pics[k])
-            if titles is not None:
-                ax.set_title(titles[k], fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+            ax.set_title(titles[k] if titles is not None else "", fontsize=8)
+    return _finish(fig, title)
 
 
-def ablation_grid(
-    images: Mapping[str, Any],
-    row_labels: Sequence[str],
-    *,
-    footers: Mapping[str, str] | None = None,
-    denormalize: Callable | Any | None = None,
-    title: str | None = None,
-    size: float = 1.6,
-    stretch: bool = False,
-) -> Figure:
+def ablation_grid(images: Mapping[str, Any], row_labels: Sequence[str], *, footers: Mapping[str, str] | None = None,
+                  denormalize=None, title: str | None = None, size: float = 1.6, stretch: bool = False) -> Figure:  # fmt: skip
     """Class models under several regulariser settings: one column per setting, one row per class.
 
     Args:
         images: {setting name: (K, 3, H, W) images, one per class}, in column order.
         row_labels: the K class names.
         footers: {setting name: text printed under its column}, e.g. its recorded figures.
-        denormalize: as in `class_model_grid`.
-        title: figure title.
-        size: inches per image.
-        stretch: as in `class_model_grid`.
+        denormalize, size, stretch: as in `class_model_grid`.
     """
-    settings = list(images)
-    k = len(row_labels)
-    fig, axes = plt.subplots(k, len(settings), figsize=(size * len(settings), size * k + 0.9), squeeze=False)
+    settings, k = list(images), len(row_labels)
+    fig, axes = _axes(k, len(settings), size, extra_height=0.9)
     for j, setting in enumerate(settings):
-        pics = to_display(images[setting], denormalize)
-        pics = contrast_stretch(pics) if stretch else pics
+        pics = _pictures(images[setting], denormalize, stretch)
         if len(pics) != k:
             raise LabError(f"images[{setting!r}] has {len(pics)} images for {k} row labels.")
         for i in range(k):
-            ax = axes[i, j]
-            ax.imshow(pics[i])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(setting, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(row_labels[i], fontsize=8)
-        if footers and setting in footers:
-            axes[-1, j].set_xlabel(footers[setting], fontsize=7.5)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def class_chooser(
-    model,
-    images: Mapping[str, torch.Tensor],
-    classes: Sequence[str],
-    *,
-    denormalize: Callable | Any | None = None,
-    method: Callable | None = None,
-    k: int = 10,
-):
-    """An ipywidgets chooser: pick an image and one of its top-k classes, see that class's map.
-
-    Needs a live Jupyter front end; run headlessly (papermill), draw a static figure instead (for
-    example `maps_grid` of `maps_for_targets(gradcam, model, x, topk_targets(model, x, 3))`).
-
-    Args:
-        model: the classifier.
-        images: {name: normalised image (3, H, W)}.
-        classes: class names of the model's outputs.
-        denormalize: turns a normalised image back into [0, 1] for display.
-        method: the map to show (default `labkit.interpret.gradcam`).
-        k: how many of each image's most probable classes to offer.
-
-    Returns:
-        an `ipywidgets.VBox`; display it (it is the value of the cell).
-    """
-    import ipywidgets as widgets
-
-    from labkit.interpret import gradcam, preserved, topk_targets
-
-    method = method or gradcam
-    names = list(images)
-    batch = torch.stack([images[n] for n in names])
-    with preserved(model), torch.no_grad():
-        model.eval()
-        probs = model(batch).softmax(1)
-    top = topk_targets(model, batch, k)
-    options = {
-        n: [(f"{classes[c]} ({probs[i, c]:.2f})", int(c)) for c in top[i].tolist()] for i, n in enumerate(names)
-    }
-    photo = widgets.Dropdown(options=names, description="image")
-    choice = widgets.Dropdown(options=options[names[0]], description="class")
-    out = widgets.Output()
-
-    def draw(*_):
-        i = names.index(photo.value)
-        heat = method(model, batch[i : i + 1], target=choice.value)[0]
-        pic = to_display(batch[i], denormalize)[0]
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 2, figsize=(7, 3.5))
-            ax[0].imshow(pic)
-            _panel(ax[1], pic, heat, True, "jet")
-            ax[1].set_title(f"{getattr(method, '__name__', 'map')}: {classes[choice.value]}", fontsize=9)
-            for a in ax:
-                a.axis("off")
-            plt.show()
-
-    def new_photo(*_):
-        choice.options = options[photo.value]
-        choice.value = options[photo.value][0][1]
-        draw()
-
-    photo.observe(new_photo, names="value")
-    choice.observe(draw, names="value")
-    draw()
-    return widgets.VBox([widgets.HBox([photo, choice]), out])
+            axes[i, j].imshow(pics[i])
+        axes[0, j].set_title(setting, fontsize=9)
+        axes[-1, j].set_xlabel(footers.get(setting, "") if footers else "", fontsize=7.5)
+    for i, label in enumerate(row_labels):
+        axes[i, 0].set_ylabel(label, fontsize=8)
+    return _finish(fig, title)

@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 from matplotlib.figure import Figure
 
 from labkit.env import LabError
+from labkit.plots.images import to_display
 from labkit.train.history import History, smooth
 
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
@@ -213,26 +213,6 @@ def confusion_grid(splits: Mapping[str, Any], classes: Sequence[str]) -> Figure:
     return fig
 
 
-def _image(images: Any, i: int) -> np.ndarray:
-    """Image i as an (H, W, C) or (H, W) float array in [0, 1]."""
-    img = images(int(i)) if callable(images) else images[int(i)]
-    img = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    else:
-        img = img.astype(np.float32)
-        lo, hi = float(img.min()), float(img.max())
-        if lo < -1e-3 or hi > 1 + 1e-3:
-            raise LabError(
-                f"image {i} has values in [{lo:.2f}, {hi:.2f}]: it looks normalised. Pass uint8 images or "
-                f"floats in [0, 1] (e.g. splits.denormalize(x) or splits.raw(split, i))."
-            )
-        img = img.clip(0, 1)
-    if img.ndim == 3 and img.shape[0] in (1, 3):
-        img = img.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
-    return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
-
-
 def misclassified_grid(
     images: Any,
     y_true,
@@ -273,8 +253,7 @@ def misclassified_grid(
     fig = plt.figure(figsize=(1.9 * ncols, 2.1 * nrows + 0.4))
     for slot, i in enumerate(shown):
         ax = fig.add_subplot(nrows, ncols, slot + 1)
-        img = _image(images, i)
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        ax.imshow(to_display(images(int(i)) if callable(images) else images[int(i)])[0])
         ax.set_title(f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({confidence[i]:.2f})", fontsize=8,
                      color="tab:red")  # fmt: skip
         ax.axis("off")
