@@ -2,7 +2,8 @@
 per test session and in lab order (later labs reuse the checkpoint lab 02 saves, as in `make lab`),
 and returns the figures a notebook recorded.
 
-Set LABKIT_TEST_NOTEBOOKS="02 05" to execute only those notebooks while working on them.
+Set LABKIT_TEST_NOTEBOOKS="02 05" to execute only those notebooks while working on them, and
+LABKIT_FULL_METRICS=runs/full/metrics to check a full run against the README's full-profile targets.
 """
 
 from __future__ import annotations
@@ -60,6 +61,25 @@ def saved_figures(smoke_run):
             assert np.std(mpimg.imread(path)[..., :3]) > 0.05, f"{name}.png looks blank"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def full_metrics():
+    """`full_metrics(notebook)`: the figures a full-profile run recorded, read from the folder named by
+    LABKIT_FULL_METRICS (e.g. runs/full/metrics after `make lab`), for checking the README's
+    full-profile targets; skipped when it is not set or holds no such file."""
+    import json
+    from pathlib import Path
+
+    folder = os.environ.get("LABKIT_FULL_METRICS", "")
+
+    def metrics(notebook: str) -> dict:
+        path = Path(folder) / f"{notebook}.json"
+        if not folder or not path.is_file():
+            pytest.skip(f"set LABKIT_FULL_METRICS to a full run's metrics folder holding {notebook}.json")
+        return json.loads(path.read_text())
+
+    return metrics
 
 
 @pytest.fixture(autouse=True)

@@ -1,34 +1,77 @@
-"""Lab 07 under smoke: the localisation table per method and the pretrained network's answers on photos.
+"""Lab 07: the localisation figures against the baselines measured in the same run, the pretrained
+network's answers on photos, and the full-profile targets.
 
-The smoke profile's `shapes` network is barely trained, so its scores are only checked for shape and
-range here; the >= 0.90 Grad-CAM pointing game is a `full` target (see the README). The ImageNet
-network is the real pretrained one under both profiles, so its answers are checked for content.
+Under smoke the `shapes` network is barely trained, so its maps are compared with what the lab
+measures beside them: a uniform map (its energy on the objects is their share of the image) and a
+centred Gaussian (a prior that points at the middle, where many objects are). A method that stopped
+following the class evidence would fall to those baselines. The fixed figures of a full run are the
+README's "Full-profile targets"; `test_lab07_full_run_meets_the_readme_targets` checks a full run
+when LABKIT_FULL_METRICS names its metrics folder.
 """
 
 import pytest
 
+NOTEBOOK = "07_gradcam"
 METHODS = {"saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM"}
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
+# The README's full-profile targets (section "Full-profile targets"); keep the two in step.
+FULL_POINTING_GAME = {"Grad-CAM": 0.90, "guided Grad-CAM": 0.90}  # measured 0.937 and 0.940 on 600 images
+FULL_ENERGY_OVER_UNIFORM = 2.0  # every method's energy on the objects / a uniform map's (measured 2.4 to 4.8)
+FULL_TWO_OBJECTS_SHARE = 0.8  # each class's Grad-CAM energy on its own half of the cat | coffee image (0.89, 0.87)
+FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisation_scores", "photos_four_maps",
+           "two_objects_two_classes", "top3_classes_static", "class_chooser_static")  # fmt: skip
 
 
 @pytest.mark.notebook
 def test_lab07_records_pointing_game_and_energy_per_method(smoke_metrics):
-    m = smoke_metrics("07_gradcam")
+    m = smoke_metrics(NOTEBOOK)
     assert set(m["pointing_game"]) == METHODS and set(m["energy_in_mask"]) == METHODS
-    assert all(0.0 <= v <= 1.0 for v in [*m["pointing_game"].values(), *m["energy_in_mask"].values()])
-    # the uniform map never points and puts exactly the objects' share of the image on them
-    assert m["pointing_game_baselines"]["uniform (baseline)"] == 0.0
-    assert 0.03 < m["energy_in_mask_baselines"]["uniform (baseline)"] < 0.3
     assert m["gradcam_layer"] == "features.relu3_2"  # the last conv layer, as Selvaraju et al.
     assert set(m["gradcam_pointing_game_by_layer"]) == {"relu1_2", "relu2_2", "relu3_2", "pool3"}
 
 
 @pytest.mark.notebook
+def test_lab07_every_map_puts_more_of_its_energy_on_the_objects_than_a_uniform_map(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    uniform = m["energy_in_mask_baselines"]["uniform (baseline)"]  # the objects' share of the pixels
+    assert 0.03 < uniform < 0.3 and m["pointing_game_baselines"]["uniform (baseline)"] == 0.0
+    low = {k: round(v, 3) for k, v in m["energy_in_mask"].items() if v < 1.5 * uniform}
+    assert not low, f"energy on the objects no better than 1.5x a uniform map ({uniform:.3f}): {low}"
+
+
+@pytest.mark.notebook
+def test_lab07_gradcam_points_at_objects_more_often_than_the_centre_prior(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    centre = m["pointing_game_baselines"]["centre (baseline)"]
+    for method in ("Grad-CAM", "guided Grad-CAM"):
+        assert m["pointing_game"][method] > centre, f"{method} points no better than the centre prior ({centre:.2f})"
+    by_layer = m["gradcam_pointing_game_by_layer"]
+    assert by_layer["relu3_2"] > by_layer["relu1_2"], "the last conv layer localises better than the first"
+
+
+@pytest.mark.notebook
 def test_lab07_pretrained_network_names_the_photos_and_separates_two_objects(smoke_metrics):
-    m = smoke_metrics("07_gradcam")
+    m = smoke_metrics(NOTEBOOK)
     top1 = m["pretrained_top1"]
     assert top1["chelsea"] in CATS
     assert top1["coffee"] in {"espresso", "cup", "coffee mug"}
     share = m["two_objects_share"]
     cat_class = next(k for k in share if k in CATS)
     assert share[cat_class]["on the cat half"] > 0.6  # Grad-CAM for the cat class sits on the cat
+
+
+@pytest.mark.notebook
+def test_lab07_saves_its_figures(saved_figures):
+    saved_figures(NOTEBOOK, FIGURES)
+
+
+def test_lab07_full_run_meets_the_readme_targets(full_metrics):
+    m = full_metrics(NOTEBOOK)
+    for method, target in FULL_POINTING_GAME.items():
+        assert m["pointing_game"][method] >= target, f"{method}: pointing game {m['pointing_game'][method]:.3f}"
+        assert m["pointing_game"][method] > m["pointing_game_baselines"]["centre (baseline)"]
+    uniform = m["energy_in_mask_baselines"]["uniform (baseline)"]
+    for method, energy in m["energy_in_mask"].items():
+        assert energy >= FULL_ENERGY_OVER_UNIFORM * uniform, f"{method}: energy in mask {energy:.3f}"
+    shares = [share for halves in m["two_objects_share"].values() for share in halves.values()]
+    assert len(shares) == 2 and min(shares) >= FULL_TWO_OBJECTS_SHARE, m["two_objects_share"]
