@@ -1,5 +1,5 @@
 """Small pieces every part of labkit shares: ImageNet statistics and photo batches, atomic file
-writes, giving a model back as it was found, and the network probe.
+writes, where a model lives and giving it back as it was found, and the network probe.
 
 This module imports nothing else from labkit, so any module may use it.
 """
@@ -86,6 +86,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
         raise
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; the CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 @contextmanager
 def preserved(model: nn.Module, inputs: Iterable[torch.Tensor] = ()) -> Iterator[nn.Module]:
     """Give back every module's train/eval mode, every parameter's `requires_grad`, and the
@@ -126,6 +133,6 @@ def network_available(url: str, timeout: float = 3.0) -> bool:
 
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "atomic_write", "imagenet_batch", "imagenet_denormalize", "network_available",
-    "offline", "preserved",
+    "IMAGENET_MEAN", "IMAGENET_STD", "atomic_write", "imagenet_batch", "imagenet_denormalize", "model_device",
+    "network_available", "offline", "preserved",
 ]  # fmt: skip

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from labkit.env import LabError
 from labkit.interpret.hooks import LayerRef, capture, find_layer, forward_to
-from labkit.util import preserved
+from labkit.util import model_device, preserved
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 Target = int | str | Sequence[int] | Sequence[str] | np.ndarray | torch.Tensor | None
@@ -76,13 +76,6 @@ def iter_batches(images, batch_size: int) -> Iterator[torch.Tensor]:
         raise LabError(f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, not {type(images).__name__}.")
     for batch in loader:
         yield check_images(batch[0] if isinstance(batch, (tuple, list)) else batch, "a batch of images")
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (cpu for a model with neither)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
