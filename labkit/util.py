@@ -68,7 +68,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     """Open a temporary file beside `path` for writing; rename it over `path` when the block ends.
 
     The rename is atomic on one file system, so `path` holds either the old complete file or the
-    new complete one, never half of one; on any error the temporary file is removed.
+    new complete one, never half of one; on any error (KeyboardInterrupt too) the temporary file is
+    removed. Text mode by default; "wb" for `torch.save(obj, fh)`.
 
     Example:
         >>> with atomic_write("metrics.json") as fh:
@@ -80,6 +81,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     try:
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
+            fh.flush()
+            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
