@@ -81,3 +81,35 @@ def quick_epochs(profile: str, dataset: str) -> int:
     """Epochs of the quick stand-in for lab 02's network (see `labkit.zoo.naive_cnn`)."""
     key = dataset_key(dataset)
     return QUICK_EPOCHS.get(key, QUICK_EPOCHS["other"])[profile]
+
+
+# ----------------------------------------------------------------------------- lab 03
+# The variants share one short budget (`epochs` of Adam + one-cycle, no augmentation); then the lab's
+# residual network (labkit.models.ResNet9) trains with the full recipe (`resnet_*`, SGD + Nesterov,
+# label smoothing, augmentation, mirrored test views).
+_LAB03_SHAPES = {
+    "smoke": {"dataset": "shapes", "image_size": 32, "n_per_class": 60, "epochs": 1, "batch_size": 64, "lr": 3e-3,
+              "depth": 8, "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 2, "resnet_batch_size": 64,
+              "resnet_lr": 0.1, "augment": "light"},
+    "full": {"dataset": "shapes", "image_size": 48, "n_per_class": 500, "epochs": 8, "batch_size": 64, "lr": 3e-3,
+             "depth": 20, "resnet_channels": [32, 64, 128, 256], "resnet_epochs": 12, "resnet_batch_size": 128,
+             "resnet_lr": 0.1, "augment": "light"},
+}  # fmt: skip
+_LAB03_CIFAR10 = {
+    "full": {"image_size": 32, "epochs": 2, "batch_size": 256, "lr": 3e-3, "resnet_channels": [32, 64, 128, 256],
+             "resnet_epochs": 12, "resnet_batch_size": 256, "resnet_lr": 0.2, "augment": "shift"},
+    "smoke": {"image_size": 32, "epochs": 1, "batch_size": 256, "lr": 3e-3, "resnet_channels": [16, 32, 64, 128],
+              "resnet_epochs": 1, "resnet_batch_size": 256, "resnet_lr": 0.2, "augment": "shift"},
+}  # fmt: skip
+_LAB03_PHOTOS = {
+    "full": {"image_size": 96, "epochs": 4, "batch_size": 64, "lr": 3e-3, "resnet_channels": [32, 64, 128, 256],
+             "resnet_epochs": 20, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light"},
+    "smoke": {"image_size": 64, "epochs": 1, "batch_size": 64, "lr": 3e-3, "resnet_channels": [16, 32, 64, 128],
+              "resnet_epochs": 1, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light"},
+}  # fmt: skip
+
+LAB03: dict[str, Any] = {
+    **_LAB03_SHAPES,
+    "datasets": {"cifar10": _LAB03_CIFAR10, "cats_vs_dogs": _LAB03_PHOTOS, "folder": _LAB03_PHOTOS,
+                 "imagenette": _LAB03_PHOTOS, "caltech101": _LAB03_PHOTOS},
+}  # fmt: skip

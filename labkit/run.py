@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import re
 import sys
 import time
@@ -135,6 +136,8 @@ def run(
         if reserved in params:
             raise LabError(f"set {reserved} with --{'profile' if reserved == 'profile' else 'out'}, not -p.")
     per_notebook = plan(paths, params)
+    # The kernels inherit this: widgets explorers save static figures instead (labkit.widgets.headless).
+    os.environ.setdefault("LABKIT_HEADLESS", "1")
     out_dir = Path(out) if out else project_root() / "runs" / profile
     out_dir = out_dir.expanduser().resolve()
     executed_dir = out_dir / "notebooks"

@@ -137,10 +137,3 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
     if verbose:
         print(f"Trained in {seconds:.0f} s; test accuracy {test_accuracy:.3f}; saved to {path}.")
     return model.to(lab.device).eval(), info
-
-
-def backbone(name: str = "efficientnet_lite0", num_classes: int | None = None) -> nn.Module:
-    """A pretrained backbone in eval mode (see `labkit.models.pretrained`)."""
-    from labkit.models import pretrained
-
-    return pretrained(name, num_classes=num_classes, freeze=True).eval()

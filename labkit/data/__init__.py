@@ -13,13 +13,12 @@ from labkit.data.shapes import SHAPE_CLASSES, ShapesData, make_shapes
 from labkit.data.splits import Splits, channel_stats, stratified_split
 from labkit.data.transforms import (
     AUGMENTATIONS,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PRESETS,
     eval_transform,
     train_transform,
 )
 from labkit.data.verify import VerifyReport, load_rgb, verify_images
+from labkit.util import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "AUGMENTATIONS", "IMAGENET_MEAN", "IMAGENET_STD", "KNOWN_DATASETS", "PHOTOS", "PRESETS", "SHAPE_CLASSES",

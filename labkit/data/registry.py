@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,9 +25,10 @@ import torch
 
 from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
-from labkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, augment_names, raw_transform
+from labkit.data.transforms import augment_names, raw_transform
 from labkit.data.verify import check_image, is_image_file, load_rgb
 from labkit.env import DATASET_ALIASES, LabError
+from labkit.util import IMAGENET_MEAN, IMAGENET_STD, network_available
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
 ALIASES = DATASET_ALIASES
@@ -74,17 +74,6 @@ def resolve_root(data_root: str | Path | None = None) -> tuple[Path, str]:
     if env:
         return Path(env).expanduser(), "the LABKIT_DATA environment variable"
     return default_cache(), "the default cache folder (set data_root= or LABKIT_DATA to change it)"
-
-
-def network_available(url: str, timeout: float = 3.0) -> bool:
-    """True when a TCP connection to the host of `url` opens within `timeout` seconds."""
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _not_found(name: str, looked: Sequence[Path], root: Path, origin: str, why: str) -> LabError:

@@ -15,10 +15,6 @@ from torchvision.transforms import v2
 
 from labkit.env import LabError
 
-# The statistics torchvision's ImageNet-pretrained weights were trained with.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
 # Named augmentations: name -> factory(image_size, fill) -> v2 transform. `fill` (the dataset's
 # mean colour, uint8) paints the corners that rotation and perspective uncover, so they normalise to
 # about 0 instead of showing up as black wedges.

@@ -32,7 +32,7 @@ from labkit.models.pretrained import (
     top_classes,
     torchvision_model,
 )
-from labkit.models.residual import BasicBlock, ResNet, resnet18, small_resnet
+from labkit.models.residual import BasicBlock, ResNet, ResNet9, resnet18, small_resnet
 from labkit.models.summary import count_params, summary
 from labkit.models.variants import DeepNet, NaiveCNNVariant, gradient_norms
 from labkit.util import IMAGENET_MEAN, IMAGENET_STD
@@ -42,6 +42,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "naive_cnn": NaiveCNN,
     "naive_cnn_variant": NaiveCNNVariant,
     "resnet": ResNet,
+    "resnet9": ResNet9,
     "deep_net": DeepNet,
     "efficientnet_lite0": EfficientNetLite0,
     "torchvision": torchvision_model,  # random weights: a checkpoint supplies them
@@ -58,7 +59,7 @@ def build(arch: dict) -> nn.Module:
 
 __all__ = [
     "ARCHITECTURES", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
-    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "ResNet", "build",
+    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "ResNet", "ResNet9", "build",
     "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
     "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
     "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",

@@ -17,6 +17,7 @@ keys are unchanged.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
@@ -193,3 +194,67 @@ def small_resnet(
     (`blocks` basic blocks each; default one per stage)."""
     blocks = [1] * len(channels) if blocks is None else blocks
     return ResNet(num_classes, blocks=blocks, channels=channels, stem="small", in_channels=in_channels)
+
+
+class ResNet9(nn.Module):
+    """The fast CIFAR-10 ResNet of Page (2018, "How to train your ResNet"), built from `BasicBlock`s.
+
+    A 3x3 stem (`prep`), then three stages; each starts with conv-BN-ReLU and a 2x2 max-pool that
+    halves the resolution, and the first and last stages add a residual basic block at that
+    resolution. Global max pooling and a linear classifier (`fc`) whose logits are scaled by
+    `logit_scale` (Page's 1/8: it keeps early logits small, as a lower learning rate for the head
+    would). Nine weight layers: 1 + 3 + 2 x 2 convolutions and `fc`.
+
+    Args:
+        num_classes: number of output classes (>= 2).
+        channels: (stem, stage 1, stage 2, stage 3) channels; Page's are (64, 128, 256, 512).
+        residual: which stages carry a basic block after their pooling.
+        logit_scale: factor on the logits.
+
+    Shapes: (N, 3, H, W) -> (N, num_classes); any H, W >= 8.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        residual: Sequence[bool] = (True, False, True),
+        logit_scale: float = 0.125,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+            raise LabError(f"num_classes={num_classes!r}: a classifier needs an int >= 2.")
+        channels, residual = list(channels), [bool(r) for r in residual]
+        if len(channels) != 4 or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise LabError(f"channels={channels!r}: expected four positive ints (stem, stage 1, stage 2, stage 3).")
+        if len(residual) != 3:
+            raise LabError(f"residual={residual!r}: expected three booleans, one per stage.")
+        self.config = dict(num_classes=num_classes, channels=channels, residual=residual,
+                           logit_scale=float(logit_scale), in_channels=in_channels)  # fmt: skip
+        self.prep = _conv_bn_relu(in_channels, channels[0])
+        for s, (c_in, c_out, res) in enumerate(zip(channels[:-1], channels[1:], residual), start=1):
+            stage = _conv_bn_relu(c_in, c_out)
+            stage.add_module("pool", nn.MaxPool2d(2))
+            if res:
+                stage.add_module("block", BasicBlock(c_out, c_out))
+            self.add_module(f"layer{s}", stage)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(channels[-1], num_classes, bias=False)
+        self.logit_scale = float(logit_scale)
+
+    def forward(self, x):
+        x = self.prep(x)  # (N, c0, H, W)
+        x = self.layer3(self.layer2(self.layer1(x)))  # (N, c3, H / 8, W / 8)
+        return self.fc(self.flatten(self.pool(x))) * self.logit_scale  # (N, num_classes)
+
+    @property
+    def arch(self) -> dict:
+        """What `labkit.models.build` needs to make this network again."""
+        return {"name": "resnet9", "kwargs": {k: (list(v) if isinstance(v, list) else v) for k, v in self.config.items()}}
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(conv=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                                     bn=nn.BatchNorm2d(c_out), relu=nn.ReLU()))  # fmt: skip

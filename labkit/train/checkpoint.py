@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
+from labkit.util import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -32,19 +32,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     The rename is atomic on one file system, so `path` always holds either the old complete file or
     the new complete one; the temporary file is removed when saving fails, also on KeyboardInterrupt.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
 
 
 def to_plain(value: Any, where: str = "extra") -> Any:

@@ -5,14 +5,14 @@ Introduced in notebooks/02_naive_cnn.ipynb.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from labkit.util import atomic_write
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_loss_smooth", "lr", "seconds")
 
@@ -79,19 +79,11 @@ class History:
         row = self._best_row()
         return None if row is None else float(row["val_loss"])
 
-    def to_csv(self, path: str | os.PathLike) -> Path:
+    def to_csv(self, path: str | Path) -> Path:
         """Write the per-epoch table to `path` as CSV (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                self.df.to_csv(fh, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        with atomic_write(path, newline="") as fh:
+            self.df.to_csv(fh, index=False)
+        return Path(path)
 
     @classmethod
     def from_rows(cls, rows: list[dict], best_epoch: int | None = None, stopped_early: bool = False) -> History:

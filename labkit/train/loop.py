@@ -38,6 +38,7 @@ from torch.optim import lr_scheduler
 from tqdm.auto import tqdm
 
 from labkit.env import LabError, pick_device
+from labkit.models.freezing import train_mode
 from labkit.train import rng
 from labkit.train.checkpoint import (
     FORMAT_VERSION,
@@ -49,21 +50,8 @@ from labkit.train.checkpoint import (
 )
 from labkit.train.history import COLUMNS, History
 from labkit.train.optim import EPOCH_DEPENDENT, build_criterion, build_optimizer, build_scheduler
-from labkit.train.predict import kept_modes, model_device, run_eval, split_batch
-
-
-def set_train_mode(model: nn.Module) -> None:
-    """`model.train()`, except batch-norm layers whose parameters are all frozen stay in eval mode.
-
-    A frozen pretrained backbone then stays exactly as it was: in train mode its batch-norm layers
-    would still update their running statistics from the new data (Keras does the same).
-    """
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            params = list(m.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                m.eval()
+from labkit.train.predict import run_eval, split_batch
+from labkit.util import model_device, preserved
 
 
 def _check_args(epochs, patience, smoothing, val_loader, checkpoint, resume) -> None:
@@ -99,7 +87,7 @@ def _train_epoch(model, loader, optimizer, criterion, device, batch_scheduler, b
     Loss and accuracy are summed on the device and read once at the end: reading them per batch
     (`.item()`) would make the CPU wait for a GPU after every step.
     """
-    set_train_mode(model)
+    train_mode(model)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
@@ -156,7 +144,7 @@ def fit(
     Args:
         model: the network, trained in place (moved to `device`). Every module's train/eval mode is
             restored at the end; during training, batch-norm layers whose parameters are all frozen
-            stay in eval mode (see `set_train_mode`).
+            stay in eval mode (see `labkit.models.train_mode`).
         train_loader: yields (images, targets); shuffled loaders should own a torch.Generator
             (`make_loaders` does), which the checkpoint saves for exact resume.
         val_loader: yields (images, targets), or None (no validation, no early stopping, no best weights).
@@ -234,7 +222,7 @@ def fit(
     epoch_bar = tqdm(total=epochs, initial=start, desc="fit", unit="epoch", disable=not progress)
     epoch = start
     try:
-        with kept_modes(model):
+        with preserved(model):
             for epoch in range(start + 1, epochs + 1):
                 if stopped:
                     break

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from labkit.env import LabError, pick_device
-from labkit.train.predict import kept_modes, split_batch
+from labkit.train.predict import split_batch
+from labkit.util import preserved
 
 
 def overfit_one_batch(
@@ -46,7 +47,7 @@ def overfit_one_batch(
     optimizer = torch.optim.Adam(params, lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     rows = []
-    with kept_modes(model):
+    with preserved(model):
         model.train()
         for m in model.modules():
             if isinstance(m, nn.modules.dropout._DropoutNd):

@@ -5,8 +5,6 @@ Introduced in notebooks/02_naive_cnn.ipynb.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,21 +12,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError, pick_device
-
-
-@contextmanager
-def kept_modes(model: nn.Module) -> Iterator[nn.Module]:
-    """Restore the `training` flag of every submodule on exit (also on error).
-
-    `model.train(previous)` would not do: it sets every submodule alike, and would wake up a frozen
-    batch-norm layer that the caller had put in eval mode on purpose.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
+from labkit.util import model_device, preserved
 
 
 def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,13 +59,6 @@ class Predictions:
         return f"Predictions(n={len(self)}, classes={self.probs.shape[1] if self.probs.ndim == 2 else '?'}, accuracy={self.accuracy:.4f})"
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's first parameter (or buffer) lives; the CPU for a model with neither."""
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def _device_of(model: nn.Module, device) -> torch.device:
     return pick_device(device) if device is not None else model_device(model)
 
@@ -110,7 +87,7 @@ def run_eval(
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
-    with kept_modes(model), torch.no_grad():
+    with preserved(model), torch.no_grad():
         model.eval()
         for batch in loader:
             x, y = split_batch(batch)
@@ -164,7 +141,7 @@ def predict(model: nn.Module, loader, device: str | torch.device | None = None, 
     model.to(device)
     channels_last = _is_channels_last(model)
     ys, probs = [], []
-    with kept_modes(model), torch.no_grad():
+    with preserved(model), torch.no_grad():
         model.eval()
         for batch in loader:
             x, y = split_batch(batch)
