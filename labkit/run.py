@@ -1,6 +1,7 @@
 """The headless lab runner: execute notebooks with papermill, collect their recorded figures.
 
     python -m labkit run [NOTEBOOK ...] --profile smoke -p epochs=3 --out runs/smoke
+    python -m labkit train naive|resnet --dataset cifar10 ...   (labkit/train/recipe.py, also under torchrun)
 
 NOTEBOOK is a number (`02`), a name (`02_naive_cnn`, `naive_cnn`) or a path; none means every
 notebook in `notebooks/`. Each `-p key=value` is read as YAML (`3` is an int, `'3'` a string,
@@ -254,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--keep-going", action="store_true", help="run the rest after a failure")
     run_p.add_argument("--no-html", action="store_true", help="skip the HTML index")
     sub.add_parser("list", help="list the notebooks")
+    sub.add_parser("train", help="train lab 02's or lab 03's network outside a notebook, also under torchrun "
+                   "(python -m labkit train --help)")  # fmt: skip
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from labkit.train import recipe  # imported here: `run` and `list` do not need torch's training code
+
+        return recipe.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "list":

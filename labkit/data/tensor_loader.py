@@ -11,10 +11,15 @@ It behaves like the DataLoader it replaces: iterate it for (images float (B, 3, 
 int64 (B,)), `len()` is the number of batches, `.dataset` is the per-sample Dataset of the same
 split. Shuffling and augmentation draw from `.generator` (a CPU torch.Generator), which
 `labkit.train.fit` saves in its checkpoints, so an interrupted run resumes on the same batches.
+
+Under torchrun, `fit` iterates `loader.shard(rank, world_size)` in each process instead (see
+`labkit.train.distributed`): every process draws the same order from the shared generator and
+takes its share of it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -70,9 +75,34 @@ class TensorLoader:
         self.drop_last = drop_last
         self.generator = seeded_generator(seed)
         self.dataset = dataset
+        self.rank, self.world_size, self.pad = 0, 1, False  # all of the data (see `shard`)
+
+    def shard(self, rank: int, world_size: int, *, pad: bool = True) -> TensorLoader:
+        """The share of process `rank` among `world_size`: a view of the same images and generator.
+
+        Each epoch every process draws the same order from the shared `.generator` (so their
+        generators stay equal), and takes the indices at positions rank, rank + world_size, ...
+        With `pad` (training) the order is first lengthened by repeating its start to a multiple of
+        `world_size`, as PyTorch's DistributedSampler does, so every process runs the same number of
+        steps; without it (validation) every image is in exactly one share. Each process augments
+        its share with its own generator, seeded per epoch from one draw of the shared generator
+        and the rank, so the processes' augmentations differ and still repeat with the seed.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        part = copy.copy(self)  # shares the tensors and the generator with this loader
+        part.rank, part.world_size, part.pad = int(rank), int(world_size), bool(pad)
+        return part
+
+    def _share(self) -> int:
+        """Images this process takes per epoch."""
+        n = len(self.targets)
+        if self.world_size == 1:
+            return n
+        return -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
 
     def __len__(self) -> int:
-        n = len(self.targets)
+        n = self._share()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> torch.Tensor:
@@ -83,12 +113,28 @@ class TensorLoader:
             return torch.randperm(n, generator=self.generator)
         return torch.arange(n)
 
+    def _my_share(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Generator]:
+        """This process's part of the epoch's `order`, and the generator its augmentation draws from."""
+        n, size = len(order), self.world_size
+        if self.pad and n:
+            total = -(-n // size) * size
+            order = order.repeat(-(-total // n))[:total]  # (total,): the order, then its start again
+        generator = torch.Generator()
+        if self.augment.names:
+            seed = int(torch.randint(0, 2**62, (), generator=self.generator))
+            generator.manual_seed(seed + self.rank)
+        return order[self.rank :: size], generator
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order().to(self.device)
+        order, generator = self._order(), self.generator
+        if self.world_size > 1:
+            order, generator = self._my_share(order)
+        order = order.to(self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.augment(self.images[idx], self.generator), self.targets[idx]
+            yield self.augment(self.images[idx], generator), self.targets[idx]
 
     def __repr__(self) -> str:
         return (f"TensorLoader({len(self.targets)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"augment={list(self.augment.names)}, device={self.device})")  # fmt: skip
+                f"augment={list(self.augment.names)}, device={self.device}"
+                f"{f', share {self.rank} of {self.world_size}' if self.world_size > 1 else ''})")  # fmt: skip

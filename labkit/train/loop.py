@@ -22,6 +22,14 @@ and on CPU ends with the same weights, bit for bit, as a run that was never inte
 `num_workers=0` or non-persistent workers). Named schedules whose shape depends on `epochs`
 ("cosine", "step", "onecycle") require the same `epochs` on resume; with None (or your own
 schedule) a finished run may be extended to more epochs.
+
+Several processes: the same `fit`, started by `torchrun --nproc-per-node N script.py` (on several
+machines too), trains with DistributedDataParallel (see `labkit.train.distributed`). Each process
+takes its share of every epoch's batches (a loader's `batch_size` is per process), the gradients
+are averaged, the epoch figures are summed over all processes, and only rank 0 writes the
+checkpoint, TensorBoard and progress bars; every process returns the same History and ends with
+the same weights in `model`. A checkpoint written by N processes resumes exactly under N processes;
+under another number it resumes (saying so) without being exact.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from tqdm.auto import tqdm
 
 from labkit.env import LabError, pick_device
 from labkit.models.freezing import train_mode
-from labkit.train import rng
+from labkit.train import distributed, rng
 from labkit.train.checkpoint import (
     FORMAT_VERSION,
     atomic_save,
@@ -50,7 +58,7 @@ from labkit.train.checkpoint import (
 )
 from labkit.train.history import COLUMNS, History
 from labkit.train.optim import EPOCH_DEPENDENT, build_criterion, build_optimizer, build_scheduler
-from labkit.train.predict import run_eval, split_batch
+from labkit.train.predict import eval_sums, means, split_batch
 from labkit.util import model_device, preserved
 
 
@@ -81,8 +89,8 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
 
 
 def _train_epoch(model, loader, optimizer, criterion, device, batch_scheduler, bar_args, channels_last=False,
-                 amp=False) -> tuple[float, float]:  # fmt: skip
-    """One pass over `loader` with an optimiser step per batch; (mean loss, accuracy).
+                 amp=False) -> tuple[float, int, int]:  # fmt: skip
+    """One pass over `loader` with an optimiser step per batch; (summed loss, number correct, number seen).
 
     Loss and accuracy are summed on the device and read once at the end: reading them per batch
     (`.item()`) would make the CPU wait for a GPU after every step.
@@ -105,9 +113,14 @@ def _train_epoch(model, loader, optimizer, criterion, device, batch_scheduler, b
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
+    return float(total_loss), int(correct), seen
+
+
+def _train_means(sums: list[float]) -> tuple[float, float]:
+    total_loss, correct, seen = sums
     if seen == 0:
         raise LabError("the train loader is empty: nothing to train on. Check the split it was made from.")
-    return float(total_loss) / seen, int(correct) / seen
+    return total_loss / int(seen), int(correct) / int(seen)
 
 
 def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -187,14 +200,19 @@ def fit(
     """
     _check_args(epochs, patience, smoothing, val_loader, checkpoint, resume)
     device = model_device(model) if device is None else pick_device(device)
+    world, device = distributed.join(device)  # one process: (SINGLE, device); under torchrun: its rank's
+    progress = progress and world.main
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     criterion = build_criterion(label_smoothing, class_weights, device)
     opt = build_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay, momentum=momentum,
                           param_groups=param_groups)  # fmt: skip
+    # This process's share of the data (under one process: the loaders themselves).
+    train_part = distributed.shard(train_loader, world, train=True)
+    val_part = distributed.shard(val_loader, world, train=False)
     try:
-        steps_per_epoch = len(train_loader)
+        steps_per_epoch = len(train_part)
     except TypeError:
         steps_per_epoch = 0
     if scheduler == "onecycle" and steps_per_epoch < 1:
@@ -202,20 +220,24 @@ def fit(
     sched, per_batch = build_scheduler(scheduler, opt, epochs=epochs, steps_per_epoch=steps_per_epoch)
     loaders = {"train": train_loader, "val": val_loader}
     config = {"epochs": epochs, "optimizer": type(opt).__name__, "scheduler": _scheduler_kind(scheduler),
-              "smoothing": float(smoothing), "patience": patience}  # fmt: skip
+              "smoothing": float(smoothing), "patience": patience, "world_size": world.size,
+              "steps_per_epoch": steps_per_epoch}  # fmt: skip
 
     rows: list[dict] = []
     es = {"smooth": None, "best": math.inf, "best_epoch": None, "bad": 0}  # early-stopping state
     best_state: dict | None = None
     stopped = False
     start = 0
-    if resume and Path(checkpoint).is_file():
-        start, rows, es, best_state, stopped = _resume(checkpoint, model, opt, sched, loaders, config)
+    seed = None  # several processes: the seed of their per-epoch draws (distributed.seed_epoch)
+    if resume and _checkpoint_found(checkpoint, world):
+        start, rows, es, best_state, stopped, seed = _resume(checkpoint, model, opt, sched, loaders, config, world)
     elif resume and progress:
         print(f"No checkpoint at {checkpoint} yet: training from epoch 1.")
+    if world.active and seed is None:
+        seed = distributed.shared_seed(world)
 
     writer = None
-    if tensorboard is not None:
+    if tensorboard is not None and world.main:
         from torch.utils.tensorboard import SummaryWriter  # imported here: it is slow to import
 
         writer = SummaryWriter(log_dir=str(tensorboard), purge_step=start + 1 if start else None)
@@ -223,15 +245,20 @@ def fit(
     epoch = start
     try:
         with preserved(model):
+            net = distributed.wrap(model, world, device)  # DistributedDataParallel(model) under torchrun
             for epoch in range(start + 1, epochs + 1):
                 if stopped:
                     break
                 t0 = time.perf_counter()
                 lr_now = float(opt.param_groups[0]["lr"])
                 bar_args = {"desc": f"epoch {epoch}/{epochs}", "leave": False, "disable": not progress}
-                train_loss, train_acc = _train_epoch(model, train_loader, opt, criterion, device,
-                                                     sched if per_batch else None, bar_args, channels_last,
-                                                     amp)  # fmt: skip
+                distributed.seed_epoch(world, seed, epoch)
+                distributed.set_epoch(train_part, epoch)
+                sums = _train_epoch(net, train_part, opt, criterion, device, sched if per_batch else None, bar_args,
+                                    channels_last, amp)  # fmt: skip
+                # Summed over the processes, so every one of them takes the same decisions below.
+                train_loss, train_acc = _train_means(distributed.all_sum(sums, world))
+                distributed.sync_buffers(model, world)
                 if not math.isfinite(train_loss):
                     raise LabError(
                         f"training diverged in epoch {epoch}: the train loss is {train_loss}. Lower the learning "
@@ -239,8 +266,8 @@ def fit(
                     )
                 val_loss = val_acc = float("nan")
                 if val_loader is not None:
-                    val_loss, val_acc = run_eval(model, val_loader, criterion, device, channels_last=channels_last,
-                                                 amp=amp)  # fmt: skip
+                    sums = eval_sums(model, val_part, criterion, device, channels_last=channels_last, amp=amp)
+                    val_loss, val_acc = means(distributed.all_sum(sums, world))
                 if sched is not None and not per_batch:
                     if isinstance(sched, lr_scheduler.ReduceLROnPlateau):
                         sched.step(val_loss)
@@ -259,8 +286,9 @@ def fit(
                                                es["smooth"] if es["smooth"] is not None else float("nan"),
                                                lr_now, time.perf_counter() - t0))))  # fmt: skip
                 stopped = patience is not None and es["bad"] >= patience and epoch < epochs
-                if checkpoint is not None:
-                    _save_state(checkpoint, model, opt, sched, loaders, config, epoch, rows, es, best_state, stopped)
+                if checkpoint is not None and world.main:
+                    _save_state(checkpoint, model, opt, sched, loaders, config, epoch, rows, es, best_state, stopped,
+                                seed)  # fmt: skip
                 if writer is not None:
                     tags = {"loss/train": train_loss, "loss/val": val_loss, "accuracy/train": train_acc,
                             "accuracy/val": val_acc, "lr": lr_now}  # fmt: skip
@@ -278,13 +306,27 @@ def fit(
         epoch_bar.close()
         if writer is not None:
             writer.close()
+    distributed.barrier(world)  # no process leaves before rank 0 has written the last checkpoint
 
     if restore_best and best_state is not None:
         load_state(model, best_state, source="the best epoch's weights")
     return History.from_rows(rows, best_epoch=es["best_epoch"], stopped_early=bool(stopped))
 
 
-def _save_state(path, model, opt, sched, loaders, config, epoch, rows, es, best_state, stopped) -> None:
+def _checkpoint_found(path, world) -> bool:
+    """Whether `path` exists; every process must see the same answer (else LabError on every one)."""
+    found = Path(path).is_file()
+    missing = distributed.agree(found, world)
+    if missing and len(missing) < world.size:
+        raise LabError(
+            f"the checkpoint {path} is missing for the process(es) of rank {missing} but there for the others: "
+            f"put it on a file system every machine shares (or copy it to the same path on each), or start "
+            f"afresh with resume=False."
+        )
+    return found
+
+
+def _save_state(path, model, opt, sched, loaders, config, epoch, rows, es, best_state, stopped, seed=None) -> None:
     """Write everything `_resume` needs, as tensors and plain containers only (weights_only=True)."""
     payload = {
         "labkit_checkpoint": FORMAT_VERSION,
@@ -301,13 +343,18 @@ def _save_state(path, model, opt, sched, loaders, config, epoch, rows, es, best_
             "best_state_dict": best_state,
             "stopped_early": bool(stopped),
             "rng": rng.capture(loaders),
+            "process_seed": seed,
         },
     }
     atomic_save(payload, path)
 
 
-def _resume(path, model, opt, sched, loaders, config) -> tuple[int, list[dict], dict, dict | None, bool]:
-    """Load the state `_save_state` wrote into fresh model/optimiser/scheduler/loaders."""
+def _resume(path, model, opt, sched, loaders, config, world=distributed.SINGLE) -> tuple:
+    """Load the state `_save_state` wrote into fresh model/optimiser/scheduler/loaders.
+
+    Returns (epochs done, history rows, early-stopping state, best weights, stopped early, the
+    processes' seed or None).
+    """
     saved = read_checkpoint(path)
     state = saved["fit"]
     if state is None:
@@ -336,10 +383,24 @@ def _resume(path, model, opt, sched, loaders, config) -> tuple[int, list[dict], 
         )
     load_state(model, saved["state_dict"], source=str(path))
     opt.load_state_dict(state["optimizer"])
+    old_size = old.get("world_size", 1)
+    if old_size != world.size and world.main:
+        print(f"Resuming a run of {old_size} process(es) with {world.size}: the weights, optimiser, schedule and "
+              f"history continue from epoch {state['epoch']}, but the next epochs cannot be exactly those of the "
+              f"{old_size}-process run (each process now takes another share of every epoch, and the gradients "
+              f"are averaged over another number of processes). Resume with {old_size} process(es) for an exact "
+              f"continuation.")  # fmt: skip
     if sched is not None:
-        sched.load_state_dict(state["scheduler"])
+        if (old_size != world.size and isinstance(sched, lr_scheduler.OneCycleLR)
+                and old.get("steps_per_epoch") != config["steps_per_epoch"]):  # fmt: skip
+            # One-cycle counts steps, and an epoch has another number of steps per process now: keep the
+            # schedule built for this run, at the point the finished epochs reached.
+            sched.last_epoch = state["epoch"] * config["steps_per_epoch"]
+        else:
+            sched.load_state_dict(state["scheduler"])
     history = state["history"]
     rows = [dict(zip(COLUMNS, values)) for values in zip(*(history[c] for c in COLUMNS))]
     # The generators go last: nothing above may draw from them.
     rng.restore(state["rng"], loaders)
-    return state["epoch"], rows, dict(state["early_stopping"]), state["best_state_dict"], state["stopped_early"]
+    return (state["epoch"], rows, dict(state["early_stopping"]), state["best_state_dict"], state["stopped_early"],
+            state.get("process_seed"))  # fmt: skip

@@ -74,14 +74,15 @@ def _logits(model: nn.Module, x: torch.Tensor, tta: bool, channels_last: bool, a
     return logits
 
 
-def run_eval(
+def eval_sums(
     model: nn.Module, loader, criterion: nn.Module | None, device: torch.device, *, tta: bool = False,
     channels_last: bool = False, amp: bool = False,
-) -> tuple[float, float]:  # fmt: skip
-    """(mean loss, accuracy) of `model` over `loader` in eval mode without gradients.
+) -> tuple[float, int, int]:  # fmt: skip
+    """(summed loss, number correct, number seen) of `model` over `loader`, in eval mode without gradients.
 
-    The loss is the mean over samples of `criterion` (batches weighted by their size). Sums stay
-    on the device until the end (one synchronisation per pass, not per batch).
+    Sums rather than means, so that the shares of several processes add up (labkit.train.distributed).
+    The loss sum weights each batch's mean `criterion` by its size. Sums stay on the device until the
+    end (one synchronisation per pass, not per batch). An empty loader gives (0.0, 0, 0).
     """
     criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -96,9 +97,31 @@ def run_eval(
             total_loss += criterion(logits, y).double() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
+    return float(total_loss), int(correct), seen
+
+
+def means(sums, what: str = "loader") -> tuple[float, float]:
+    """(mean loss, accuracy) from `eval_sums`' (or summed) (loss sum, correct, seen).
+
+    Raises:
+        LabError: nothing was seen.
+    """
+    total_loss, correct, seen = sums
+    seen = int(seen)
     if seen == 0:
-        raise LabError("the loader is empty: nothing to evaluate. Check the split it was made from.")
-    return float(total_loss) / seen, int(correct) / seen
+        raise LabError(f"the {what} is empty: nothing to evaluate. Check the split it was made from.")
+    return total_loss / seen, int(correct) / seen
+
+
+def run_eval(
+    model: nn.Module, loader, criterion: nn.Module | None, device: torch.device, *, tta: bool = False,
+    channels_last: bool = False, amp: bool = False,
+) -> tuple[float, float]:  # fmt: skip
+    """(mean loss, accuracy) of `model` over `loader` in eval mode without gradients.
+
+    The loss is the mean over samples of `criterion` (batches weighted by their size); see `eval_sums`.
+    """
+    return means(eval_sums(model, loader, criterion, device, tta=tta, channels_last=channels_last, amp=amp))
 
 
 def evaluate(model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False) -> dict[str, float]:
