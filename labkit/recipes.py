@@ -113,3 +113,31 @@ LAB03: dict[str, Any] = {
     "datasets": {"cifar10": _LAB03_CIFAR10, "cats_vs_dogs": _LAB03_PHOTOS, "folder": _LAB03_PHOTOS,
                  "imagenette": _LAB03_PHOTOS, "caltech101": _LAB03_PHOTOS},
 }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- lab 04
+# shapes: the offline default. Photographs (cats vs dogs, a folder): EfficientNet-Lite0 at 160 px;
+# the head trains on cached features of every training image and of its mirror image, and test
+# images are classified together with their mirror images (tta).
+_LAB04_SHAPES = {
+    "smoke": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 64, "n_per_class": 10,
+              "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 2, "lr": 3e-3,
+              "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False},
+    "full": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 96, "n_per_class": 100,
+             "batch_size": 32, "head_epochs": 30, "finetune_epochs": 3, "unfreeze_stages": 3, "lr": 3e-3,
+             "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False},
+}  # fmt: skip
+_LAB04_PHOTOS = {
+    "full": {"image_size": 160, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 3, "unfreeze_stages": 2,
+             "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
+             "tta": True},
+    "smoke": {"image_size": 96, "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 1,
+              "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
+              "tta": True},
+}  # fmt: skip
+
+LAB04: dict[str, Any] = {
+    **_LAB04_SHAPES,
+    "datasets": {"cats_vs_dogs": _LAB04_PHOTOS, "folder": _LAB04_PHOTOS, "imagenette": _LAB04_PHOTOS,
+                 "caltech101": _LAB04_PHOTOS, "cifar10": {p: {**v, "image_size": 96} for p, v in _LAB04_PHOTOS.items()}},
+}  # fmt: skip
