@@ -1,7 +1,7 @@
 """`make bench`: the speed and accuracy figures of the series, printed as one table.
 
     python -m labkit.bench                 # everything the data at hand allows
-    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, cifar, cats, folder, gpu
+    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, ddp, cifar, cats, folder, gpu
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -18,10 +18,12 @@ on images no recipe was tuned on:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -226,15 +228,55 @@ def bench_gpu() -> None:
     if train_dir is None:
         report("gpu", "skipped", "no cifar10-train.tar.gz")
         return
-    from labkit.recipes import train_resnet
+    from labkit.train.recipe import train_recipe
 
     root = held_out(train_dir / "train", "cifar10", n_test=500).parent
-    result = train_resnet("cifar10", str(root), device="cuda", amp=True, target=0.94)
+    result = train_recipe("resnet", "cifar10", str(root), device="cuda", amp=True, target=0.94,
+                          out=tempfile.mkdtemp(prefix="bench-gpu-"), progress=False)  # fmt: skip
     for key, value in result.items():
         report("gpu", key, value)
 
 
-BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "cifar": bench_cifar,
+def _train_run(processes: int, out: Path) -> dict:
+    """`python -m labkit train naive` on shapes under smoke, 3 epochs, in 1 process with 2 threads or
+    under torchrun in `processes` processes with 1 thread each; the figures it recorded."""
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]  # fmt: skip
+    args = ["-m", "labkit", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "3",
+            "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2" if processes == 1 else "1"}
+    done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(launcher + args)} failed: {done.stderr[-2000:]}")
+    return json.loads((out / "metrics" / "train_naive_shapes.json").read_text())
+
+
+def bench_ddp() -> None:
+    """Two CPU processes (torchrun, gloo, one thread each) against one process with two threads:
+    the same training (lab 02's smoke recipe on shapes, 3 epochs; the two processes take 16 of each
+    batch of 32), alternated three times.
+
+    On two cores expect little: both sides use the same two cores for the same arithmetic. The
+    processes gain what one thread per process saves in splitting every operation between threads
+    (small convolutions split badly), and lose the all-reduce of the gradients after every step
+    (through shared memory, but a synchronisation of both processes) and the launch. The speed-up
+    DistributedDataParallel is for needs more devices: several GPUs, or machines.
+    """
+    root = Path(tempfile.mkdtemp(prefix="bench-ddp-"))
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for i in range(3):
+        for processes in (1, 2):
+            runs[processes].append(_train_run(processes, root / f"{processes}p_{i}"))
+    seconds = {p: statistics.median(r["train_seconds"] for r in rs) for p, rs in runs.items()}
+    for p, label in ((1, "1 process x 2 threads"), (2, "2 processes x 1 thread (torchrun, gloo)")):
+        report("ddp", f"{label}: train seconds (median of 3)", seconds[p])
+        report("ddp", f"{label}: images/s", statistics.median(r["images_per_second"] for r in runs[p]))
+        report("ddp", f"{label}: test accuracy", runs[p][0]["test_accuracy"])
+    pairs = [a["train_seconds"] / b["train_seconds"] for a, b in zip(runs[1], runs[2])]
+    report("ddp", "speed-up of 2 processes over 1 (median of 3 pairs)", round(statistics.median(pairs), 3))
+
+
+BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "ddp": bench_ddp, "cifar": bench_cifar,
               "cats": bench_cats, "folder": bench_folder, "gpu": bench_gpu}  # fmt: skip
 
 
