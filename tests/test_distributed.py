@@ -200,3 +200,14 @@ def test_a_two_process_checkpoint_loads_in_one_process(two_processes):
     model, _ = load_checkpoint(two_processes / "straight_state.pt")
     straight, _ = ranks(two_processes, "straight")
     assert_same_state(model.state_dict(), straight["state"])
+
+
+def test_seconds_to_target_counts_epochs_until_the_first_that_reaches_it():
+    from labkit.train import History
+    from labkit.train.recipe import _seconds_to
+
+    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": acc, "val_loss_smooth": 1.0,
+             "lr": 0.1, "seconds": 2.0} for e, acc in enumerate([0.5, 0.93, 0.95, 0.94], start=1)]  # fmt: skip
+    history = History.from_rows(rows)
+    assert _seconds_to(history, 0.94) == 6.0
+    assert _seconds_to(history, 0.99) is None

@@ -169,9 +169,12 @@ def join(device: torch.device, backend: str | None = None) -> tuple[World, torch
             f"{'torch was built without torch.distributed' if not dist.is_available() else ' and '.join(missing) + ' is not set'}"
             f": start them with torchrun, which sets everything they need to meet."
         )
+    bind = {}
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+        if "device_id" in inspect.signature(dist.init_process_group).parameters:  # torch >= 2.3
+            bind = {"device_id": device}  # NCCL then knows each process's GPU (barrier needs no guess)
+    dist.init_process_group(backend=backend, **bind)
     atexit.register(leave)
     return world, device
 
