@@ -92,7 +92,7 @@ _LAB03_SHAPES = {
               "depth": 8, "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 2, "resnet_batch_size": 64,
               "resnet_lr": 0.1, "augment": "light"},
     "full": {"dataset": "shapes", "image_size": 48, "n_per_class": 500, "epochs": 8, "batch_size": 64, "lr": 3e-3,
-             "depth": 20, "resnet_channels": [32, 64, 128, 256], "resnet_epochs": 12, "resnet_batch_size": 128,
+             "depth": 20, "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 12, "resnet_batch_size": 128,
              "resnet_lr": 0.1, "augment": "light"},
 }  # fmt: skip
 _LAB03_CIFAR10 = {
@@ -116,9 +116,11 @@ LAB03: dict[str, Any] = {
 
 
 # ----------------------------------------------------------------------------- lab 04
-# shapes: the offline default. Photographs (cats vs dogs, a folder): EfficientNet-Lite0 at 160 px;
-# the head trains on cached features of every training image and of its mirror image, and test
-# images are classified together with their mirror images (tta).
+# shapes: the offline default. Photographs (cats vs dogs, a folder): EfficientNet-Lite0 at 224 px,
+# the resolution it was trained at (160 px: 0.972-0.982 on held-out cats vs dogs, 224 px: 0.984-0.990);
+# the head trains on cached features of every training image and of its mirror image (Adam, lr 1e-3,
+# weight decay 1e-3: 0.990 on 500 held-out images), and test images are classified together with
+# their mirror images (tta).
 _LAB04_SHAPES = {
     "smoke": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 64, "n_per_class": 10,
               "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 2, "lr": 3e-3,
@@ -128,8 +130,8 @@ _LAB04_SHAPES = {
              "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False},
 }  # fmt: skip
 _LAB04_PHOTOS = {
-    "full": {"image_size": 160, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 3, "unfreeze_stages": 2,
-             "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
+    "full": {"image_size": 224, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 2, "unfreeze_stages": 2,
+             "lr": 1e-3, "weight_decay": 1e-3, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
              "tta": True},
     "smoke": {"image_size": 96, "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 1,
               "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",

@@ -62,3 +62,24 @@ def test_device_choice():
         assert pick_device("auto").type == expected
     with pytest.raises(LabError, match="not a device name"):
         pick_device("tpu0")
+
+
+def test_a_dataset_gets_its_own_recipe_and_the_lab_says_which(tmp_path):
+    defaults = {
+        "smoke": {"dataset": "shapes", "epochs": 1, "lr": 0.01},
+        "full": {"dataset": "shapes", "epochs": 5, "lr": 0.001},
+        "datasets": {"cifar10": {"full": {"epochs": 8, "lr": 0.2, "unknown_key": 1}},
+                     "folder": {"full": {"epochs": 20}, "smoke": {"epochs": 2}}},
+    }  # fmt: skip
+    lab = setup("99_test", "full", defaults=defaults, out_dir=str(tmp_path))
+    assert (lab.epochs, lab.lr, lab.recipe) == (5, 0.001, "default/full")
+    lab = setup("99_test", "full", defaults=defaults, dataset="CIFAR-10", out_dir=str(tmp_path))
+    assert (lab.epochs, lab.lr, lab.recipe) == (8, 0.2, "cifar10/full")
+    assert "unknown_key" not in lab.params  # a recipe cannot add parameters the notebook does not declare
+    lab = setup("99_test", "full", defaults=defaults, dataset="cifar10", epochs=3, out_dir=str(tmp_path))
+    assert (lab.epochs, lab.lr) == (3, 0.2)  # the student's value beats the recipe's
+    lab = setup("99_test", "smoke", defaults=defaults, dataset="cifar10", out_dir=str(tmp_path))
+    assert (lab.epochs, lab.recipe) == (1, "default/smoke")  # no smoke recipe for cifar10: the profile's
+    lab = setup("99_test", "smoke", defaults=defaults, dataset="folder:/any/path", out_dir=str(tmp_path))
+    assert (lab.epochs, lab.recipe) == (2, "folder/smoke")
+    assert "recipe=folder/smoke" in repr(lab)
