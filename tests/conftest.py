@@ -18,6 +18,15 @@ matplotlib.use("Agg")
 os.environ["LABKIT_HEADLESS"] = "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tensor_cache(tmp_path_factory):
+    """Decoded datasets go to a cache of this test session (shared by the lab kernels it starts),
+    not to the user's ~/.cache, unless LABKIT_CACHE already names one."""
+    if "LABKIT_CACHE" not in os.environ:
+        os.environ["LABKIT_CACHE"] = str(tmp_path_factory.mktemp("tensor_cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Run every selected notebook once under smoke; returns {notebook: Outcome} and the output folder."""
