@@ -27,5 +27,11 @@ def test_normalisation_and_sampler_figures(smoke_metrics):
     assert m["imbalance_ratio"] > 5 and m["sampled_imbalance_ratio"] < 2
 
 
+def test_both_loaders_are_measured(smoke_metrics):
+    speed = smoke_metrics("01_data_prep")["loader_images_per_second"]
+    assert set(speed) == {"per image (DataLoader)", "per batch (TensorLoader)"} and min(speed.values()) > 0
+
+
 def test_saves_its_figures(saved_figures):
-    saved_figures("01_data_prep", ["samples", "masks", "class_balance", "augment_light", "augment_strong", "sampler"])
+    saved_figures("01_data_prep", ["samples", "masks", "class_balance", "augment_light", "augment_strong", "augment_batch",
+                                   "sampler"])
