@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 P      ?=
 
-.PHONY: setup lab smoke test lint bench student clean
+.PHONY: setup lab smoke test test-browser jupyter lint bench student clean
 
 # Re-running is quick: pip runs again only when a requirements or project file changed.
 setup: $(STAMP)
@@ -23,12 +23,23 @@ lab: setup
 smoke: setup
 	$(PY) -m labkit run $(NB) --profile smoke $(P)
 
+# JupyterLab on the notebooks folder (JUPYTER_ARGS="--port 8899 --no-browser" passes options). Kernels talk
+# to it over local IPC sockets, not TCP (Windows has no IPC sockets: run .venv\Scripts\jupyter lab there).
+JUPYTER_ARGS ?=
+jupyter: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --KernelManager.transport=ipc $(JUPYTER_ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check labkit tests
 
 # ruff, unit tests, and every notebook executed under the smoke profile.
 test: setup lint
 	$(VENV)/bin/pytest
+
+# JupyterLab in Debian's Chromium, driven by Playwright: labs 05-07 under smoke, every explorer's controls,
+# no console errors, screenshots in runs/browser/ (needs `apt-get install chromium`; see tests/browser/).
+test-browser: setup
+	$(VENV)/bin/pytest tests/browser -m browser
 
 bench: setup
 	$(PY) -m labkit.bench

@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.env import LabError
+from labkit.progress import jupyter_kernel
 
 Options = Sequence[Any]  # dropdown options: values, or (label, value) pairs
 
@@ -30,12 +31,7 @@ def headless() -> bool:
     flag = os.environ.get("LABKIT_HEADLESS", "").strip()
     if flag:
         return flag != "0"
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return True
-    shell = get_ipython()
-    return shell is None or not hasattr(shell, "kernel")
+    return not jupyter_kernel()
 
 
 def _value(option: Any) -> Any:

@@ -159,7 +159,7 @@ def scan_image_folder(folder: Path, classes: Sequence[str] | None = None, exclud
 def _progress(items, total: int, desc: str):
     if total <= PROGRESS_ABOVE:
         return items
-    from tqdm.auto import tqdm
+    from labkit.progress import tqdm
 
     return tqdm(items, total=total, desc=desc, unit="img", leave=False)
 

@@ -82,7 +82,7 @@ def verify_images(root_or_paths: str | Path | Iterable[str | Path], progress: bo
         paths = list(root_or_paths)
     show = len(paths) > PROGRESS_ABOVE if progress is None else progress
     if show:
-        from tqdm.auto import tqdm
+        from labkit.progress import tqdm
 
         paths_iter = tqdm(paths, desc="checking images", unit="img", leave=False)
     else:

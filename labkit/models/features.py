@@ -72,7 +72,7 @@ def extract_features(body: nn.Module, loader: DataLoader, device: str | torch.de
         body.eval()
         batches = loader
         if progress:
-            from tqdm.auto import tqdm
+            from labkit.progress import tqdm
 
             batches = tqdm(loader, desc="features", leave=False)
         for x, y in batches:

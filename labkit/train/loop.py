@@ -43,10 +43,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim import lr_scheduler
-from tqdm.auto import tqdm
 
 from labkit.env import LabError, pick_device
 from labkit.models.freezing import train_mode
+from labkit.progress import tqdm  # a live bar in Jupyter and terminals, the final state in headless runs
 from labkit.train import distributed, rng
 from labkit.train.checkpoint import (
     FORMAT_VERSION,
