@@ -15,7 +15,6 @@ and exits non-zero naming the notebook and cell that failed.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import re
@@ -116,6 +115,25 @@ def plan(paths: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]
     return {path: {k: v for k, v in params.items() if k in names} for path, names in declared.items()}
 
 
+def kernel_manager_class():
+    """The kernel manager of the runner's kernels: Jupyter's, talking to the kernel over local IPC
+    sockets where the system has them (not on Windows), so no TCP port is opened and no "Kernel is
+    running over TCP without encryption" warning reaches the user's terminal for every lab; and it
+    does not interrupt a kernel it is shutting down (the notebook has finished by then; the interrupt
+    only makes the kernel log "KeyboardInterrupt caught in kernel")."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class LabKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="tcp" if os.name == "nt" else "ipc", config=True)
+
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return LabKernelManager
+
+
 def run(
     names: list[str] | None = None,
     *,
@@ -153,7 +171,7 @@ def run(
         try:
             papermill.execute_notebook(
                 str(path), str(target), parameters=parameters, cwd=str(path.parent),
-                progress_bar=progress, kernel_name="python3",
+                progress_bar=progress, kernel_name="python3", kernel_manager_class=kernel_manager_class(),
             )
             outcome.status = "ok"
         except papermill.PapermillExecutionError as err:
@@ -179,6 +197,8 @@ def run(
         {"profile": profile, "params": params, "notebooks": [asdict(o) for o in outcomes]},
     )
     if html_index:
+        from labkit.report import write_html_index
+
         write_html_index(out_dir, outcomes, profile)
     print(summary_table(outcomes))
     print(f"[labkit] summary: {out_dir / 'summary.json'}; index: {out_dir / 'index.html'}")
@@ -206,42 +226,6 @@ def summary_table(outcomes: list[Outcome]) -> str:
         if o.error:
             lines.append(f"{'':<47}error: {o.error}")
     return "\n".join(lines)
-
-
-def write_html_index(out_dir: Path, outcomes: list[Outcome], profile: str) -> Path:
-    """Render each executed notebook to HTML and write `index.html` linking them and their figures."""
-    from nbconvert import HTMLExporter
-
-    html_dir = out_dir / "html"
-    html_dir.mkdir(exist_ok=True)
-    exporter = HTMLExporter()
-    rows = []
-    for o in outcomes:
-        link = ""
-        if o.executed and Path(o.executed).is_file():
-            body, _ = exporter.from_filename(o.executed)
-            (html_dir / f"{o.notebook}.html").write_text(body, encoding="utf-8")
-            link = f'<a href="html/{o.notebook}.html">{o.notebook}</a>'
-        figures_dir = out_dir / "figures" / o.notebook
-        figures = " ".join(
-            f'<a href="{p.relative_to(out_dir).as_posix()}">{html.escape(p.stem)}</a>'
-            for p in sorted(figures_dir.glob("*.png"))
-        )
-        metrics = "<br>".join(f"{html.escape(k)} = {html.escape(_brief(v))}" for k, v in o.metrics.items())
-        error = f"<br><b>{html.escape(o.error)}</b>" if o.error else ""
-        rows.append(
-            f"<tr><td>{link or html.escape(o.notebook)}</td><td>{o.status}{error}</td>"
-            f"<td>{o.seconds:.1f}</td><td>{metrics}</td><td>{figures}</td></tr>"
-        )
-    page = (
-        "<!doctype html><meta charset='utf-8'><title>CNN Lab runs</title>"
-        "<style>body{font-family:sans-serif}td{vertical-align:top;padding:4px 10px;border-top:1px solid #ccc}</style>"
-        f"<h1>CNN Lab: {profile} profile</h1><table><tr><th>notebook</th><th>status</th><th>seconds</th>"
-        f"<th>recorded figures</th><th>saved figures</th></tr>{''.join(rows)}</table>"
-    )
-    index = out_dir / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
 
 
 def main(argv: list[str] | None = None) -> int:

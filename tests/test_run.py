@@ -50,5 +50,15 @@ def test_failure_names_notebook_and_cell(tmp_path, capsys):
     assert "FAILED 01_fails" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["notebooks"][0]["status"] == "failed"
-    assert (out / "index.html").read_text().count("broken on purpose") == 1
+    index = (out / "index.html").read_text()
+    assert "broken on purpose" in index[index.index('class="failures"') : index.index('id="01_fails"')]
     assert runner.main(["run", str(nb), "--profile", "smoke", "--out", str(out), "--no-html"]) == 1
+
+
+def test_kernels_talk_over_ipc_so_no_tcp_warning_reaches_the_terminal(tmp_path, capfd):
+    nb = _notebook(tmp_path / "01_quiet.ipynb", "print('hello')")
+    outcomes = runner.run([str(nb)], profile="smoke", out=tmp_path / "out", html_index=False)
+    assert outcomes[0].status == "ok", outcomes[0].error
+    err = capfd.readouterr().err  # the kernel's own stderr is the terminal's
+    assert "without encryption" not in err and "WARNING" not in err, err
+    assert runner.kernel_manager_class()().transport == "ipc"
