@@ -15,6 +15,7 @@ from labkit.interpret.attribution import (
 )
 from labkit.interpret.class_model import class_model
 from labkit.interpret.deconvnet import DeconvInfo, GradientRuleWarning, deconvnet, gradient_rule
+from labkit.interpret.deletion import auc, blurred, deletion_curve, pixel_order
 from labkit.interpret.filters import (
     channel_means,
     feature_maps,
@@ -23,6 +24,7 @@ from labkit.interpret.filters import (
     strongest_slices,
     top_slices,
 )
+from labkit.interpret.fooling import Fooling, fool
 from labkit.interpret.gradcam import default_gradcam_layer, gradcam, guided_gradcam, spatial_layers
 from labkit.interpret.guided_backprop import guided_backprop
 from labkit.interpret.hooks import capture, find_layer, preserved, relu_backward
@@ -34,6 +36,7 @@ from labkit.interpret.inversion import (
     train_inversion,
 )
 from labkit.interpret.localisation import energy_in_mask, pointing_game, pointing_hits
+from labkit.interpret.occlusion import occlusion, occlusion_masks
 from labkit.interpret.patches import crop_patches, max_activating_patches
 from labkit.interpret.receptive_field import (
     ReceptiveField,
@@ -42,14 +45,24 @@ from labkit.interpret.receptive_field import (
     receptive_field_table,
 )
 from labkit.interpret.saliency import abs_max_channels, saliency
+from labkit.interpret.sanity import (
+    SanityCheck,
+    randomisable_layers,
+    randomisation_steps,
+    randomised,
+    rank_correlation,
+    sanity_check,
+)
 
 __all__ = [
-    "DeconvInfo", "GradientRuleWarning", "Inversion", "ReceptiveField", "abs_max_channels", "capture",
-    "channel_means", "class_index", "class_model", "conv_layers", "crop_patches", "deconvnet", "default_gradcam_layer",
-    "energy_in_mask", "feature_maps", "filter_pattern", "filters", "find_layer", "gradcam", "gradient_rule",
-    "guided_backprop", "guided_gradcam", "input_channel_norms", "inversion_errors", "invert_layers",
-    "maps_for_targets", "max_activating_patches", "pointing_game", "pointing_hits", "preserved", "receptive_field",
+    "DeconvInfo", "Fooling", "GradientRuleWarning", "Inversion", "ReceptiveField", "SanityCheck", "abs_max_channels",
+    "auc", "blurred", "capture", "channel_means", "class_index", "class_model", "conv_layers", "crop_patches",
+    "deconvnet", "default_gradcam_layer", "deletion_curve", "energy_in_mask", "feature_maps", "filter_pattern",
+    "filters", "find_layer", "fool", "gradcam", "gradient_rule", "guided_backprop", "guided_gradcam",
+    "input_channel_norms", "inversion_errors", "invert_layers", "maps_for_targets", "max_activating_patches",
+    "occlusion", "occlusion_masks", "pixel_order", "pointing_game", "pointing_hits", "preserved",
+    "randomisable_layers", "randomisation_steps", "randomised", "rank_correlation", "receptive_field",
     "receptive_field_error", "receptive_field_table", "relative_error", "relu_backward", "resolve_targets",
-    "saliency", "spatial_layers", "strongest_slices", "top_slices", "topk_targets", "total_variation",
-    "train_inversion",
+    "saliency", "sanity_check", "spatial_layers", "strongest_slices", "top_slices", "topk_targets",
+    "total_variation", "train_inversion",
 ]  # fmt: skip

@@ -27,7 +27,16 @@ from labkit.plots.images import (
     signed_image,
     to_display,
 )
-from labkit.plots.maps import ablation_grid, class_model_grid, contrast_stretch, map_panel, maps_grid, overlay
+from labkit.plots.maps import (
+    ablation_grid,
+    class_model_grid,
+    contrast_stretch,
+    curve_panels,
+    fooling_grid,
+    map_panel,
+    maps_grid,
+    overlay,
+)
 from labkit.plots.training import (
     compare_curves,
     comparison_table,
@@ -40,7 +49,7 @@ from labkit.plots.training import (
 __all__ = [
     "ablation_grid", "attribution_image", "augmentation_preview", "channel_norm_map", "class_balance",
     "class_model_grid", "colorize", "compare_curves", "comparison_table", "confusion_grid", "confusion_heatmap",
-    "contrast_stretch", "curves", "deconv_grid", "feature_map_grid", "feature_map_rows", "filter_grid",
-    "filter_map_pairs", "image_grid", "image_row", "map_panel", "maps_grid", "misclassified_grid", "montage",
+    "contrast_stretch", "curve_panels", "curves", "deconv_grid", "feature_map_grid", "feature_map_rows", "filter_grid",
+    "filter_map_pairs", "fooling_grid", "image_grid", "image_row", "map_panel", "maps_grid", "misclassified_grid", "montage",
     "overlay", "patch_grid", "receptive_field_boxes", "signed_image", "to_display",
 ]  # fmt: skip

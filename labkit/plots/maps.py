@@ -15,10 +15,11 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.env import LabError
-from labkit.plots.images import attribution_image, to_display
+from labkit.plots.images import attribution_image, signed_image, to_display
 
 __all__ = [
-    "ablation_grid", "attribution_image", "class_model_grid", "contrast_stretch", "map_panel", "maps_grid", "overlay",
+    "ablation_grid", "attribution_image", "class_model_grid", "contrast_stretch", "curve_panels", "fooling_grid",
+    "map_panel", "maps_grid", "overlay",
 ]  # fmt: skip
 
 
@@ -183,4 +184,77 @@ def ablation_grid(images: Mapping[str, Any], row_labels: Sequence[str], *, foote
         axes[-1, j].set_xlabel(footers.get(setting, "") if footers else "", fontsize=7.5)
     for i, label in enumerate(row_labels):
         axes[i, 0].set_ylabel(label, fontsize=8)
+    return _finish(fig, title)
+
+
+def curve_panels(panels: Mapping[str, Mapping[str, Any]], x: Sequence | None = None, *, xlabel: str = "",
+                 ylabel: str = "", title: str | None = None, ylim: tuple[float, float] | None = None,
+                 size: float = 4.0) -> Figure:  # fmt: skip
+    """Side by side axes of lines: deletion and insertion curves, rank correlations per layer.
+
+    Args:
+        panels: {axis title: {line label: values}}; every line of a figure has the same length K.
+        x: the K positions (numbers), or K names written under the ticks; None: 0..1 in K steps
+            (the fraction of pixels of a deletion curve).
+        xlabel, ylabel, title: axis labels (ylabel on the first axis) and figure title.
+        ylim: the y range of every axis (None: matplotlib's choice).
+        size: inches per axis.
+    """
+    if not panels or not all(panels.values()):
+        raise LabError("curve_panels needs at least one axis with at least one line: {title: {label: values}}.")
+    lengths = {len(v) for lines in panels.values() for v in lines.values()}
+    if len(lengths) != 1:
+        raise LabError(f"the lines have different lengths {sorted(lengths)}; give every line the same K points.")
+    k = lengths.pop()
+    named = x is not None and any(isinstance(v, str) for v in x)
+    pos = np.arange(k) if named else np.linspace(0, 1, k) if x is None else np.asarray(x, dtype=float)
+    if len(pos) != k:
+        raise LabError(f"x has {len(pos)} positions for lines of {k} points.")
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), 0.75 * size + (0.6 if named else 0)),
+                             squeeze=False)  # fmt: skip
+    for ax, (name, lines) in zip(axes[0], panels.items()):
+        for label, values in lines.items():
+            ax.plot(pos, _numpy(values), marker="o" if named or k <= 12 else None, markersize=3, label=label)
+        if named:
+            ax.set_xticks(pos, [str(v) for v in x], rotation=45, ha="right", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel(ylabel)
+    return _finish(fig, title)
+
+
+def fooling_grid(images: Any, fooled: Any, perturbations: Any, *, row_labels: Sequence[str] | None = None,
+                 panel_labels: Mapping[str, Sequence[str]] | None = None, denormalize=None, title: str | None = None,
+                 size: float = 2.0) -> Figure:  # fmt: skip
+    """One row per image: the image, the perturbation magnified, the perturbed image.
+
+    Args:
+        images, fooled: (N, C, H, W) the originals and the perturbed images (as `maps_grid` takes images).
+        perturbations: (N, C, H, W) what was added, in pixel units; drawn with grey at 0 and one
+            scale for all rows, so that their sizes compare (the column title says the magnification).
+        row_labels: a label per row (e.g. the true class).
+        panel_labels: {"image" | "perturbation" | "fooling image": one text per row} written under the panels.
+        denormalize: `splits.denormalize` (or the Splits) for normalised images.
+    """
+    originals, changed = to_display(images, denormalize), to_display(fooled, denormalize)
+    delta = torch.as_tensor(_numpy(perturbations))
+    if not len(originals) == len(changed) == len(delta):
+        raise LabError(f"{len(originals)} images, {len(changed)} perturbed images and {len(delta)} perturbations.")
+    top = float(delta.abs().max())
+    scale = top if top > 0 else 1.0
+    columns = ["image", f"perturbation x{0.5 / scale:.0f}", "fooling image"]
+    fig, axes = _axes(len(originals), 3, size)
+    for i in range(len(originals)):
+        axes[i, 0].imshow(originals[i])
+        axes[i, 1].imshow(signed_image(delta[i], scale=scale), cmap="gray", vmin=0, vmax=1)
+        axes[i, 2].imshow(changed[i])
+        axes[i, 0].set_ylabel(row_labels[i] if row_labels is not None else "", fontsize=8)
+        for ax, key in zip(axes[i], ("image", "perturbation", "fooling image")):
+            ax.set_xlabel(panel_labels[key][i] if panel_labels and key in panel_labels else "", fontsize=7.5)
+    for ax, name in zip(axes[0], columns):
+        ax.set_title(name, fontsize=9)
     return _finish(fig, title)
