@@ -95,9 +95,14 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
 
     Returns:
         (model, info) with info = {"source": "checkpoint" | "trained now", "path", "test_accuracy", ...}.
+
+    Raises:
+        LabError: a layer parameter of the lab (`labkit.params.LAYER_PARAMETERS`: `layer`,
+            `inversion_layers`) names no layer of the network; checked before it is trained.
     """
     from labkit.data import make_loaders
     from labkit.models import NaiveCNN
+    from labkit.params import check_layers
     from labkit.train import evaluate, fit, load_checkpoint
 
     splits = splits if splits is not None else lab02_splits(lab)
@@ -106,6 +111,7 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
         model, extra = load_checkpoint(path)
         mismatch = _fits(extra.get("data", {}), splits)
         if mismatch is None:
+            check_layers(model, lab.params, "the lab-02 network")  # a lab's layer parameters, before any use
             info = {"source": "checkpoint", "path": str(path), **{k: v for k, v in extra.items() if k != "data"}}
             if verbose:
                 print(f"Loaded the lab-02 network from {path}.")
@@ -125,6 +131,7 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
     loaders = make_loaders(splits.with_augment(recipe["augment"]), recipe["batch_size"], seed=train_seed,
                            device=lab.device)  # fmt: skip
     model = NaiveCNN(splits.num_classes, **{k: recipe[k] for k in recipes.LAB02_NETWORK})
+    check_layers(model, lab.params, "the lab-02 network")  # before minutes of training, not after
     start = time.perf_counter()
     history = fit(model, loaders.train, loaders.val, epochs=epochs, device=lab.device, optimizer=recipe["optimizer"],
                   lr=recipe["lr"], weight_decay=recipe["weight_decay"], label_smoothing=recipe["label_smoothing"],

@@ -358,6 +358,16 @@ def _present(name: str, folder: Path) -> bool:
     return (folder / "train").is_dir()
 
 
+def local_copy(name: str, data_root: str | Path | None = None) -> Path | None:
+    """Where a torchvision dataset (cifar10, cats_vs_dogs, ...) already lies under the data root, or
+    None when it is not there (nothing is downloaded; shapes and folder:PATH are not looked for)."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in KNOWN_DATASETS or key == "shapes":
+        return None
+    root, _ = resolve_root(data_root)
+    return next((folder for folder in _candidates(key, root) if _present(key, folder)), None)
+
+
 def _locate(name: str, root: Path, origin: str, download: bool | None) -> Path:
     looked = _candidates(name, root)
     for folder in looked:

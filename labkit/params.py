@@ -1,0 +1,258 @@
+"""What each lab parameter may hold, checked before any work starts.
+
+Introduced in notebooks/01_data_prep.ipynb (through `labkit.setup`). `labkit.setup` checks every
+parameter's type against the profile's default, then calls `validate`: each parameter with a rule
+in `RULES` is checked for its range (epochs >= 1, 0 <= dropout < 1, ...), its choices (optimizer,
+augment, objective) and the names it must hold (a dataset, photos, a backbone, ImageNet classes).
+Names that only the network can answer (a Grad-CAM `layer`, the `inversion_layers`) are checked
+by `check_layers` where the network is loaded (`labkit.zoo.naive_cnn`), before it is trained or
+used. Every message names the parameter and says what it takes; tests/test_params.py runs each lab
+with one bad value per kind and checks it fails at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from labkit.env import LabError
+
+Rule = Callable[[str, Any, Mapping[str, Any]], None]
+
+
+def _refuse(name: str, value: Any, takes: str) -> None:
+    raise LabError(f"parameter {name}={value!r}: {name} takes {takes}.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def integer(low: int = 1, high: int | None = None, *, none: bool = False) -> Rule:
+    """An int in [low, high] (None allowed with `none`)."""
+
+    def rule(name, value, params):
+        if value is None and none:
+            return
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f">= {low}"
+            _refuse(name, value, f"an int {span}" + (" or None" if none else ""))
+
+    return rule
+
+
+def number(low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A number in the interval between low and high (open ends where asked)."""
+
+    def rule(name, value, params):
+        ok = _is_number(value) and (value > low if low_open else value >= low)
+        ok = ok and (high is None or (value < high if high_open else value <= high))
+        if not ok:
+            left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+            _refuse(name, value, f"a number in {left}{low}, {'∞' if high is None else high}{right}")
+
+    return rule
+
+
+def choice(options: Iterable[str]) -> Rule:
+    options = tuple(options)
+
+    def rule(name, value, params):
+        if value not in options:
+            _refuse(name, value, f"one of {list(options)}")
+
+    return rule
+
+
+def flag(*, none: bool = False) -> Rule:
+    def rule(name, value, params):
+        if not (isinstance(value, bool) or (none and value is None)):
+            _refuse(name, value, "True or False" + (" (or None: decided by where the lab runs)" if none else ""))
+
+    return rule
+
+
+def int_list(low: int = 1, length: int | None = None, *, min_length: int = 1) -> Rule:
+    """A list of ints >= low (of exactly `length` items, or at least `min_length`)."""
+
+    def rule(name, value, params):
+        ok = isinstance(value, (list, tuple)) and all(_is_int(v) and v >= low for v in value)
+        ok = ok and (len(value) == length if length is not None else len(value) >= min_length)
+        if not ok:
+            count = f"{length}" if length is not None else f"at least {min_length}"
+            _refuse(name, value, f"a list of {count} int(s) >= {low}, e.g. {[2 ** (4 + i) for i in range(length or 3)]}")
+
+    return rule
+
+
+def names(known: Callable[[], Iterable[str]], what: str, *, single: bool = False) -> Rule:
+    """Names (a list, or one name with `single`) that must be among `known()`."""
+
+    def rule(name, value, params):
+        values = [value] if single else value
+        if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
+            _refuse(name, value, f"{'a' if single else 'a non-empty list of'} {what} name(s)")
+        catalogue = list(known())
+        unknown = [v for v in values if v not in catalogue]
+        if unknown:
+            raise LabError(f"parameter {name}={value!r}: unknown {what} {unknown}; choose from {catalogue}.")
+
+    return rule
+
+
+def _shapes_image_size(name, value, params):
+    from labkit.data.shapes import MAX_SIZE, MIN_SIZE
+
+    integer(16)(name, value, params)
+    if (params.get("dataset") or "shapes") == "shapes" and not MIN_SIZE <= value <= MAX_SIZE:
+        _refuse(name, value, f"an int from {MIN_SIZE} to {MAX_SIZE} for the shapes dataset")
+
+
+def _dataset(name, value, params):
+    from labkit.data.registry import ALIASES, KNOWN_DATASETS
+
+    if not isinstance(value, str):
+        _refuse(name, value, "a dataset name such as 'shapes' or 'folder:/path/to/images'")
+    if value.startswith("folder:"):
+        return  # whether the folder is there (also under data_root) is checked where the data loads
+    if ALIASES.get(value.lower(), value.lower()) not in KNOWN_DATASETS:
+        _refuse(name, value, f"one of {list(KNOWN_DATASETS)} or 'folder:PATH'")
+
+
+def _path(name, value, params):
+    if value is not None and not isinstance(value, (str, Path)):
+        _refuse(name, value, "a folder path (a string) or None")
+
+
+def _photos() -> list[str]:
+    from labkit.data.photos import PHOTOS
+
+    return list(PHOTOS)
+
+
+def _backbone(name, value, params):
+    from labkit.models.pretrained import BACKBONES
+
+    names(lambda: BACKBONES, "backbone", single=True)(name, value, params)
+
+
+def _imagenet_classes(name, value, params):
+    from labkit.interpret.attribution import class_index
+    from labkit.models.pretrained import imagenet_classes
+
+    if not isinstance(value, (list, tuple)) or not value:
+        _refuse(name, value, "a non-empty list of ImageNet class names (or indices), e.g. ['goldfish']")
+    classes = imagenet_classes()
+    for item in value:
+        if _is_int(item) and 0 <= item < len(classes):
+            continue
+        if not isinstance(item, str):
+            _refuse(name, value, "ImageNet class names, or indices from 0 to 999")
+        try:
+            class_index(item, classes)
+        except LabError as err:
+            raise LabError(f"parameter {name}={value!r}: {err}") from None
+
+
+def _seed_lists(name, value, params):
+    int_list(0, min_length=1)(name, value, params)
+    taken = {params.get("seed"), params.get("second_seed")}
+    if taken & set(value) or len(set(value)) != len(value):
+        raise LabError(f"parameter {name}={value!r}: the ensemble's seeds must differ from each other, from "
+                       f"seed={params.get('seed')} and from second_seed={params.get('second_seed')} (the judge "
+                       f"must not be one of the networks it judges).")  # fmt: skip
+
+
+def _second_seed(name, value, params):
+    integer(0)(name, value, params)
+    if value == params.get("seed"):
+        raise LabError(f"parameter {name}={value!r}: the judge must be trained from another seed than the "
+                       f"network it judges (seed={params.get('seed')}).")  # fmt: skip
+
+
+def _augment(name, value, params):
+    from labkit.data.transforms import PRESETS
+
+    choice(PRESETS)(name, value, params)
+
+
+def _optimizer(name, value, params):
+    from labkit.train.optim import OPTIMIZERS
+
+    choice(OPTIMIZERS)(name, value, params)
+
+
+def _objective(name, value, params):
+    from labkit.interpret.class_model import OBJECTIVES
+
+    choice(OBJECTIVES)(name, value, params)
+
+
+def _layer_names(name, value, params):
+    values = [value] if name in SINGLE_LAYER else value
+    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
+        _refuse(name, value, "a layer name such as 'features.relu3_2'" if name in SINGLE_LAYER
+                else "a non-empty list of layer names such as ['features.pool1']")  # fmt: skip
+
+
+POSITIVE = integer(1)
+SINGLE_LAYER = {"layer"}
+LAYER_PARAMETERS = ("layer", "inversion_layers")  # names only the network can check: see check_layers
+
+RULES: dict[str, Rule] = {
+    # every lab
+    "profile": choice(("smoke", "full")), "seed": integer(0), "dataset": _dataset, "data_root": _path,
+    "out_dir": _path, "interactive": flag(none=True),
+    # data and training
+    "image_size": _shapes_image_size, "n_per_class": integer(2), "batch_size": POSITIVE, "epochs": POSITIVE,
+    "augment": _augment, "channels": int_list(1), "hidden": integer(0), "dropout": number(0, 1, high_open=True),
+    "optimizer": _optimizer, "lr": number(0, low_open=True), "weight_decay": number(0),
+    "label_smoothing": number(0, 1, high_open=True), "tta": flag(), "patience": integer(1, none=True),
+    "overfit_steps": POSITIVE, "depth": POSITIVE, "resnet_channels": int_list(1, 4), "resnet_epochs": POSITIVE,
+    "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True),
+    "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
+    "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True),
+    # interpretability
+    "n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE, "photo_size": integer(32),
+    "photos": names(_photos, "photo"), "nopool_epochs": POSITIVE, "n_show": POSITIVE, "inversion_images": POSITIVE,
+    "inversion_epochs": POSITIVE, "inversion_layers": _layer_names, "n_occlusion": POSITIVE,
+    "occlusion_window": number(0, 1, low_open=True), "n_images": POSITIVE, "layer": _layer_names,
+    "steps": POSITIVE, "objective": _objective, "second_seed": _second_seed, "images_per_class": POSITIVE,
+    "ensemble_seeds": _seed_lists, "imagenet_classes": _imagenet_classes, "imagenet_steps": POSITIVE,
+    "imagenet_size": integer(32),
+}  # fmt: skip
+
+
+def validate(params: Mapping[str, Any]) -> None:
+    """Check every parameter that has a rule (see the module docstring); the first bad one raises
+    a LabError naming it. `device` is checked by `labkit.env.pick_device`."""
+    for name, value in params.items():
+        rule = RULES.get(name)
+        if rule is not None:
+            rule(name, value, params)
+
+
+def check_layers(model, params: Mapping[str, Any], what: str = "the network") -> None:
+    """Check the layer-name parameters (`LAYER_PARAMETERS`) among `params` against `model`'s modules.
+
+    Raises:
+        LabError: naming the parameter, the missing layer(s) and the layers there are.
+    """
+    known = [n for n, _ in model.named_modules() if n]
+    for name in LAYER_PARAMETERS:
+        if name not in params or params[name] is None:
+            continue
+        value = params[name]
+        missing = [v for v in ([value] if name in SINGLE_LAYER else value) if v not in known]
+        if missing:
+            spatial = [n for n in known if n.startswith("features.")] or known
+            raise LabError(f"parameter {name}={value!r}: {what} has no layer {missing}; its layers are "
+                           f"{spatial}.")  # fmt: skip
+
+
+__all__ = ["LAYER_PARAMETERS", "RULES", "check_layers", "validate"]
