@@ -1,5 +1,6 @@
 """Lab 06 under the smoke profile: the deconvnet equals the gradient rule, inversion errors per layer
-rise with depth, and every figure saved and not blank."""
+rise with depth, occlusion and Grad-CAM point at the objects more often than a centred prior, and
+every figure saved and not blank."""
 
 import pytest
 
@@ -7,7 +8,7 @@ pytestmark = pytest.mark.notebook
 
 NOTEBOOK = "06_deconvnet"
 FIGURES = ("deconv_per_layer", "deconv_top_channels", "deconv_batchnorm", "pretrained_gradient_rule",
-           "inversion_reconstructions", "explorer_static")  # fmt: skip
+           "inversion_reconstructions", "occlusion_maps", "occlusion_photos", "explorer_static")  # fmt: skip
 
 
 def test_switches_equal_the_gradient_rule(smoke_metrics):
@@ -25,6 +26,16 @@ def test_batchnorm_skip_is_measured(smoke_metrics):
     cosines = smoke_metrics(NOTEBOOK)["bn_skip_mean_cosine"]
     assert set(cosines) == {"features.pool1", "features.relu2_2", "features.relu3_2"}
     assert all(-1.0 <= c <= 1.0 for c in cosines.values())
+
+
+def test_occlusion_and_gradcam_point_at_objects_more_often_than_the_centre_prior(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    pointing = m["pointing_game"]
+    assert set(pointing) == {"occlusion", "Grad-CAM", "deconvnet (pool3)", "centre (baseline)"}
+    assert m["n_occlusion"] == 16 and m["occlusion_stride"] == m["occlusion_window"] // 2 >= 1
+    centre = pointing["centre (baseline)"]
+    for method in ("occlusion", "Grad-CAM"):
+        assert pointing[method] > centre, f"{method} points no better than the centre prior ({centre:.2f}): {pointing}"
 
 
 def test_figures_are_saved_and_not_blank(saved_figures):
