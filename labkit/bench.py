@@ -237,14 +237,14 @@ def bench_gpu() -> None:
         report("gpu", key, value)
 
 
-def _train_run(processes: int, out: Path) -> dict:
-    """`python -m labkit train naive` on shapes under smoke, 3 epochs, in 1 process with 2 threads or
-    under torchrun in `processes` processes with 1 thread each; the figures it recorded."""
+def _train_run(processes: int, threads: int, out: Path) -> dict:
+    """`python -m labkit train naive` on shapes under smoke, 3 epochs, in 1 process or under torchrun
+    in `processes` processes, each with `threads` threads; the figures it recorded."""
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]  # fmt: skip
     args = ["-m", "labkit", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "3",
             "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "2" if processes == 1 else "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(launcher + args)} failed: {done.stderr[-2000:]}")
@@ -254,25 +254,29 @@ def _train_run(processes: int, out: Path) -> dict:
 def bench_ddp() -> None:
     """Two CPU processes (torchrun, gloo, one thread each) against one process with two threads:
     the same training (lab 02's smoke recipe on shapes, 3 epochs; the two processes take 16 of each
-    batch of 32), alternated three times.
+    batch of 32), alternated three times, with one process of one thread for reference.
 
     On two cores expect little: both sides use the same two cores for the same arithmetic. The
     processes gain what one thread per process saves in splitting every operation between threads
     (small convolutions split badly), and lose the all-reduce of the gradients after every step
     (through shared memory, but a synchronisation of both processes) and the launch. The speed-up
-    DistributedDataParallel is for needs more devices: several GPUs, or machines.
+    DistributedDataParallel is for needs more devices: several GPUs, or machines. On a busy machine
+    the two threads of one process wait for each other at every operation, and its figure collapses
+    (the one-thread reference shows it): time this on a quiet machine.
     """
     root = Path(tempfile.mkdtemp(prefix="bench-ddp-"))
-    runs: dict[int, list[dict]] = {1: [], 2: []}
+    sides = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread (torchrun, gloo)": (2, 1),
+             "1 process x 1 thread (reference)": (1, 1)}  # fmt: skip
+    runs: dict[str, list[dict]] = {label: [] for label in sides}
     for i in range(3):
-        for processes in (1, 2):
-            runs[processes].append(_train_run(processes, root / f"{processes}p_{i}"))
-    seconds = {p: statistics.median(r["train_seconds"] for r in rs) for p, rs in runs.items()}
-    for p, label in ((1, "1 process x 2 threads"), (2, "2 processes x 1 thread (torchrun, gloo)")):
-        report("ddp", f"{label}: train seconds (median of 3)", seconds[p])
-        report("ddp", f"{label}: images/s", statistics.median(r["images_per_second"] for r in runs[p]))
-        report("ddp", f"{label}: test accuracy", runs[p][0]["test_accuracy"])
-    pairs = [a["train_seconds"] / b["train_seconds"] for a, b in zip(runs[1], runs[2])]
+        for label, (processes, threads) in sides.items():
+            runs[label].append(_train_run(processes, threads, root / f"{processes}p{threads}t_{i}"))
+    for label, rs in runs.items():
+        report("ddp", f"{label}: train seconds (median of 3)", statistics.median(r["train_seconds"] for r in rs))
+        report("ddp", f"{label}: images/s", statistics.median(r["images_per_second"] for r in rs))
+        report("ddp", f"{label}: test accuracy", rs[0]["test_accuracy"])
+    one, two = runs["1 process x 2 threads"], runs["2 processes x 1 thread (torchrun, gloo)"]
+    pairs = [a["train_seconds"] / b["train_seconds"] for a, b in zip(one, two)]
     report("ddp", "speed-up of 2 processes over 1 (median of 3 pairs)", round(statistics.median(pairs), 3))
 
 
