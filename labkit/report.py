@@ -119,7 +119,7 @@ def _figures(out_dir: Path, notebook: str) -> str:
         name = html.escape(png.stem)
         caption = name.replace("_", "_<wbr>")  # long names break at their underscores
         items.append(f'<figure><a href="{href}" target="_blank" title="open {name} full size">'
-                     f'<img src="{href}" alt="{name}" loading="lazy"></a><figcaption>{caption}</figcaption></figure>')
+                     f'<img src="{href}" alt="{name}"></a><figcaption>{caption}</figcaption></figure>')
     return f'<div class="thumbs">{"".join(items)}</div>' if items else ""
 
 
