@@ -64,3 +64,25 @@ def test_class_chooser_offers_each_images_top_classes():
     photo, choice = view.children[0].children
     photo.value = "b"
     assert len(choice.options) == 2 and all(label.split(" ")[0] in classes for label, _ in choice.options)
+
+
+def test_class_chooser_redraws_the_class_and_image_chosen():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 5)).eval()  # fmt: skip
+    images = {"a": torch.rand(3, 8, 8), "b": torch.rand(3, 8, 8)}
+    drawn = []
+
+    def method(model, x, target):  # a stand-in map that records what it was asked for
+        drawn.append((x.clone(), target))
+        return torch.rand(1, 8, 8)
+
+    view = widgets.class_chooser(model, images, list("vwxyz"), denormalize=lambda t: t, method=method, k=3,
+                                 interactive=True)  # fmt: skip
+    photo, choice = view.children[0].children
+    assert drawn[-1][1] == choice.value and torch.equal(drawn[-1][0][0], images["a"])
+    other = choice.options[2][1]
+    choice.value = other
+    assert drawn[-1][1] == other  # one redraw, for the class chosen
+    photo.value = "b"
+    assert torch.equal(drawn[-1][0][0], images["b"]) and drawn[-1][1] == choice.options[0][1]
