@@ -19,7 +19,11 @@ FULL_POINTING_GAME = {"Grad-CAM": 0.90, "guided Grad-CAM": 0.90}  # measured 0.9
 FULL_ENERGY_OVER_UNIFORM = 2.0  # every method's energy on the objects / a uniform map's (measured 2.4 to 4.8)
 FULL_TWO_OBJECTS_SHARE = 0.8  # each class's Grad-CAM energy on its own half of the cat | coffee image (0.89, 0.87)
 FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisation_scores", "photos_four_maps",
-           "two_objects_two_classes", "top3_classes_static", "class_chooser_static")  # fmt: skip
+           "two_objects_two_classes", "top3_classes_static", "class_chooser_static", "sanity_rank_correlation",
+           "sanity_cascade_maps", "deletion_insertion", "deletion_photo_maps", "deletion_insertion_photos")  # fmt: skip
+NAIVE_LAYERS = ["classifier.fc2", "classifier.fc1", "features.conv3_2", "features.conv3_1", "features.conv2_2",
+                "features.conv2_1", "features.conv1_2", "features.conv1_1"]  # top first: the cascade's order
+DELETION_METHODS = ("saliency", "guided backprop", "Grad-CAM", "occlusion")
 
 
 @pytest.mark.notebook
@@ -61,6 +65,42 @@ def test_lab07_pretrained_network_names_the_photos_and_separates_two_objects(smo
 
 
 @pytest.mark.notebook
+def test_lab07_sanity_checks_record_every_method_at_every_layer(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    for key in ("sanity_rank_correlation", "sanity_rank_correlation_independent"):
+        assert set(m[key]) == METHODS
+        for method, by_layer in m[key].items():
+            assert set(by_layer) == set(NAIVE_LAYERS), (key, method)
+            assert all(-1.0 <= r <= 1.0 for r in by_layer.values())
+
+
+@pytest.mark.notebook
+def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(smoke_metrics):
+    # Adebayo et al. 2018: with the classifier random, Grad-CAM asks for random channels, while guided
+    # backprop still draws the image's edges; after the whole cascade Grad-CAM is still the further off.
+    cascade = smoke_metrics(NOTEBOOK)["sanity_rank_correlation"]
+    top, everything = NAIVE_LAYERS[0], NAIVE_LAYERS[-1]
+    gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
+    assert gb[top] >= 0.7, f"guided backprop with a random classifier: {gb[top]:.2f}"
+    assert cam[top] < gb[top] - 0.3, f"Grad-CAM {cam[top]:.2f} vs guided backprop {gb[top]:.2f}, classifier random"
+    assert cam[everything] < gb[everything], f"whole network random: Grad-CAM {cam[everything]:.2f}, GB {gb[everything]:.2f}"
+    assert sum(cam.values()) / len(cam) < 0.5, f"Grad-CAM stays correlated with the trained network's maps: {cam}"
+
+
+@pytest.mark.notebook
+def test_lab07_every_map_beats_random_maps_in_deletion_and_insertion(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    deletion, insertion = m["deletion_auc"], m["insertion_auc"]
+    baselines = {"random pixels (baseline)", "random blobs (baseline)"}
+    assert set(deletion) == set(insertion) == {*DELETION_METHODS, *baselines}
+    assert set(m["photo_deletion_auc"]) == set(m["photo_insertion_auc"]) == {*DELETION_METHODS, *baselines}
+    for method in DELETION_METHODS:
+        for baseline in baselines:  # on shapes every map beats both kinds of random map
+            assert deletion[method] < deletion[baseline], f"deletion: {method} {deletion[method]:.3f} vs {baseline}"
+            assert insertion[method] > insertion[baseline], f"insertion: {method} {insertion[method]:.3f} vs {baseline}"
+
+
+@pytest.mark.notebook
 def test_lab07_saves_its_figures(saved_figures):
     saved_figures(NOTEBOOK, FIGURES)
 
@@ -75,3 +115,12 @@ def test_lab07_full_run_meets_the_readme_targets(full_metrics):
         assert energy >= FULL_ENERGY_OVER_UNIFORM * uniform, f"{method}: energy in mask {energy:.3f}"
     shares = [share for halves in m["two_objects_share"].values() for share in halves.values()]
     assert len(shares) == 2 and min(shares) >= FULL_TWO_OBJECTS_SHARE, m["two_objects_share"]
+    cascade = m["sanity_rank_correlation"]
+    assert cascade["Grad-CAM"]["classifier.fc2"] < cascade["guided backprop"]["classifier.fc2"] - 0.3
+    assert cascade["Grad-CAM"]["features.conv1_1"] < cascade["guided backprop"]["features.conv1_1"]
+    for method in DELETION_METHODS:
+        assert m["deletion_auc"][method] < m["deletion_auc"]["random pixels (baseline)"], method
+        assert m["insertion_auc"][method] > m["insertion_auc"]["random blobs (baseline)"], method
+    for method in ("Grad-CAM", "occlusion"):  # smooth maps against random blobs on the photographs
+        assert m["photo_deletion_auc"][method] < m["photo_deletion_auc"]["random blobs (baseline)"], method
+        assert m["photo_insertion_auc"][method] > m["photo_insertion_auc"]["random blobs (baseline)"], method

@@ -222,7 +222,7 @@ def curve_panels(panels: Mapping[str, Mapping[str, Any]], x: Sequence | None = N
         ax.grid(alpha=0.3)
         if ylim is not None:
             ax.set_ylim(*ylim)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, framealpha=0.85)
     axes[0, 0].set_ylabel(ylabel)
     return _finish(fig, title)
 
