@@ -1,5 +1,6 @@
 """Lab 08: class models convince the network that made them, the ensemble's convince a held-out judge
-more than one network's, the ImageNet class model works, and the full-profile targets.
+more than one network's, the ImageNet class model works, fooling images fool the network they were
+made for far more often than the judge, and the full-profile targets.
 
 Under smoke the `shapes` networks are barely trained, so the class models are compared with chance
 (1 / 10) and with each other in the same run; the fixed figures of a full run are the README's
@@ -15,6 +16,8 @@ ENSEMBLE = "3 networks"  # the lab-02 network and two more (seeds 2 and 3); the 
 # The README's full-profile targets (section "Full-profile targets"); keep the two in step.
 FULL_CONFIDENCE = 0.95  # the network's mean p(c) on its own class models, best setting (measured 0.993)
 FULL_RECOGNITION = 0.30  # share of the 30 class models the held-out judge names, best setting (0.433; chance 0.1)
+FULL_FOOLING_SUCCESS = 0.95  # fooling images that flip the network to the chosen class (of 40)
+FULL_FOOLING_TRANSFER = 0.5  # of those, the share the judge also assigns to the chosen class
 
 
 @pytest.mark.notebook
@@ -62,9 +65,22 @@ def test_lab08_imagenet_class_model_convinces_the_pretrained_network(smoke_metri
 
 
 @pytest.mark.notebook
+def test_lab08_fooling_images_fool_the_network_and_far_less_often_the_judge(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    assert m["n_fooling"] == 8
+    assert m["fooling_success_rate"] >= 0.9  # the fewest steps of one grey level that flip the class, found
+    assert 0.0 <= m["fooling_transfer_rate"] < m["fooling_success_rate"]
+    assert m["fooling_judge_still_right"] >= 0.5, "a minimal push should leave the held-out judge mostly right"
+    assert 1 <= m["fooling_steps_median"] <= 100
+    assert 0 < m["fooling_linf"] <= 100 / 255 and m["fooling_l2"] > m["fooling_linf"]
+
+
+@pytest.mark.notebook
 def test_lab08_saves_its_figures(saved_figures):
     saved_figures(
-        NOTEBOOK, ["regulariser_ablation", "ensemble_class_models", "class_models_shapes", "class_models_imagenet"]
+        NOTEBOOK,
+        ["regulariser_ablation", "ensemble_class_models", "class_models_shapes", "class_models_imagenet",
+         "fooling_images"],
     )
 
 
@@ -76,3 +92,5 @@ def test_lab08_full_run_meets_the_readme_targets(full_metrics):
     assert ensemble["cross_model_recognition"] > single["cross_model_recognition"]
     assert m["log_softmax_objective_confidence"] > m["score_objective_confidence"]
     assert min(p for p in m["imagenet_confidence"].values()) > 0.9
+    assert m["fooling_success_rate"] >= FULL_FOOLING_SUCCESS
+    assert m["fooling_transfer_rate"] <= FULL_FOOLING_TRANSFER

@@ -24,17 +24,18 @@ def test_curve_panels_draw_one_axis_per_panel_and_one_line_per_label():
         curve_panels({"a": {"x": [1, 2]}}, x=[0, 1, 2])
 
 
-def test_fooling_grid_shows_the_perturbation_on_one_magnified_scale():
+def test_fooling_grid_shows_each_perturbation_magnified_to_its_largest_change():
     images = torch.full((2, 3, 4, 4), 0.5)
     delta = torch.zeros(2, 3, 4, 4)
-    delta[0, :, 0, 0], delta[1, :, 1, 1] = 0.01, -0.005
+    delta[0, :, 0, 0], delta[1, :, 1, 1], delta[1, :, 2, 2] = 0.01, -0.005, 0.0025
     fig = fooling_grid(images, images + delta, delta, row_labels=["cat", "dog"],
                        panel_labels={"fooling image": ["dog 0.6", "cat 0.7"]})  # fmt: skip
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "perturbation x50", "fooling image"]
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "perturbation, magnified", "fooling image"]
     first = np.asarray(fig.axes[1].images[0].get_array())
     second = np.asarray(fig.axes[4].images[0].get_array())
     assert first[0, 0, 0] == pytest.approx(1.0) and first[1, 1, 0] == pytest.approx(0.5)  # grey is no change
-    assert second[1, 1, 0] == pytest.approx(0.25)  # half the size, on the same scale
+    assert second[1, 1, 0] == pytest.approx(0.0) and second[2, 2, 0] == pytest.approx(0.75)  # its own scale
+    assert [t.get_text() for t in fig.axes[1].texts] == ["x50"] and [t.get_text() for t in fig.axes[4].texts] == ["x100"]
     assert fig.axes[5].get_xlabel() == "cat 0.7" and fig.axes[0].get_ylabel() == "cat"
     with pytest.raises(LabError, match="2 images, 1 perturbed images"):
         fooling_grid(images, images[:1], delta)

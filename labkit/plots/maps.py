@@ -234,8 +234,8 @@ def fooling_grid(images: Any, fooled: Any, perturbations: Any, *, row_labels: Se
 
     Args:
         images, fooled: (N, C, H, W) the originals and the perturbed images (as `maps_grid` takes images).
-        perturbations: (N, C, H, W) what was added, in pixel units; drawn with grey at 0 and one
-            scale for all rows, so that their sizes compare (the column title says the magnification).
+        perturbations: (N, C, H, W) what was added, in pixel units; each drawn with grey at 0 and its
+            largest |change| at black or white, the magnification written in its corner.
         row_labels: a label per row (e.g. the true class).
         panel_labels: {"image" | "perturbation" | "fooling image": one text per row} written under the panels.
         denormalize: `splits.denormalize` (or the Splits) for normalised images.
@@ -244,17 +244,17 @@ def fooling_grid(images: Any, fooled: Any, perturbations: Any, *, row_labels: Se
     delta = torch.as_tensor(_numpy(perturbations))
     if not len(originals) == len(changed) == len(delta):
         raise LabError(f"{len(originals)} images, {len(changed)} perturbed images and {len(delta)} perturbations.")
-    top = float(delta.abs().max())
-    scale = top if top > 0 else 1.0
-    columns = ["image", f"perturbation x{0.5 / scale:.0f}", "fooling image"]
     fig, axes = _axes(len(originals), 3, size)
     for i in range(len(originals)):
+        top = float(delta[i].abs().max())
         axes[i, 0].imshow(originals[i])
-        axes[i, 1].imshow(signed_image(delta[i], scale=scale), cmap="gray", vmin=0, vmax=1)
+        axes[i, 1].imshow(signed_image(delta[i], scale=top if top > 0 else 1.0), cmap="gray", vmin=0, vmax=1)
+        axes[i, 1].text(0.03, 0.97, f"x{0.5 / top:.0f}" if top > 0 else "no change", transform=axes[i, 1].transAxes,
+                        va="top", fontsize=8, color="black", backgroundcolor="white")  # fmt: skip
         axes[i, 2].imshow(changed[i])
         axes[i, 0].set_ylabel(row_labels[i] if row_labels is not None else "", fontsize=8)
         for ax, key in zip(axes[i], ("image", "perturbation", "fooling image")):
             ax.set_xlabel(panel_labels[key][i] if panel_labels and key in panel_labels else "", fontsize=7.5)
-    for ax, name in zip(axes[0], columns):
+    for ax, name in zip(axes[0], ("image", "perturbation, magnified", "fooling image")):
         ax.set_title(name, fontsize=9)
     return _finish(fig, title)
