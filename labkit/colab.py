@@ -138,25 +138,33 @@ def setup(root: str | Path = CLONE_DIR, *, keep_on_drive: bool = False, drive_fo
              "; runs/ and the data last as long as this runtime (KEEP_ON_DRIVE = True keeps them)."))  # fmt: skip
 
 
+def add_cells(nb, notebook: str) -> None:
+    """Give a notebook (nbformat) this module's badge, under its title, and setup cell, as its
+    first code cell (`notebook`: its name, e.g. "02_naive_cnn"); what is there already is replaced."""
+    import nbformat
+
+    title = nb.cells[0]
+    lines = [ln for ln in title.source.splitlines() if "colab-badge.svg" not in ln]
+    rest = "\n".join(lines[1:]).lstrip("\n")
+    title.source = f"{lines[0]}\n\n{badge(notebook)}\n\n{rest}".rstrip("\n")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if code and is_setup_cell(code[0].source):
+        code[0].source = setup_cell_source()
+    else:
+        cell = nbformat.v4.new_code_cell(setup_cell_source())
+        cell.id = "colab-setup"
+        nb.cells.insert(nb.cells.index(code[0]) if code else len(nb.cells), cell)
+
+
 def write_cells(notebooks: list[Path]) -> list[Path]:
-    """Give every notebook this module's badge (under its title) and setup cell (its first code
-    cell); returns the notebooks that changed."""
+    """`add_cells` for every notebook file; returns those that changed."""
     import nbformat
 
     changed = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         before = nbformat.writes(nb)
-        title = nb.cells[0]
-        lines = [ln for ln in title.source.splitlines() if "colab-badge.svg" not in ln]
-        rest = "\n".join(lines[1:]).lstrip("\n")
-        title.source = f"{lines[0]}\n\n{badge(path.stem)}\n\n{rest}".rstrip("\n")
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        if code and is_setup_cell(code[0].source):
-            code[0].source = setup_cell_source()
-        else:
-            first = nb.cells.index(code[0]) if code else len(nb.cells)
-            nb.cells.insert(first, nbformat.v4.new_code_cell(setup_cell_source()))
+        add_cells(nb, path.stem)
         if nbformat.writes(nb) != before:
             nbformat.write(nb, path)
             changed.append(path)
