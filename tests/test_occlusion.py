@@ -3,35 +3,11 @@
 import pytest
 import torch
 from captum.attr import Occlusion
-from torch import nn
+from tiny_nets import breaks_in_the_middle, linear_model, tiny_cnn
 
 from labkit.env import LabError
 from labkit.interpret import occlusion, occlusion_masks
 from labkit.interpret.occlusion import window_starts
-
-
-def tiny_cnn(seed=0, num_classes=4):
-    """conv-BN-ReLU-pool-conv-ReLU-pool-linear in float64, batch-norm with non-trivial running statistics."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes),
-    ).double()  # fmt: skip
-    with torch.no_grad():
-        model[1].running_mean.uniform_(-0.2, 0.2)
-        model[1].running_var.uniform_(0.5, 1.5)
-    return model.eval()
-
-
-def linear_model(weights):
-    """logits = [sum(weights * x), 0]: class 0's score is a weighted sum of the pixels."""
-    c, h, w = weights.shape
-    model = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 2)).double()
-    with torch.no_grad():
-        model[1].weight.zero_()
-        model[1].weight[0] = weights.flatten()
-        model[1].bias.zero_()
-    return model.eval()
 
 
 @pytest.fixture
@@ -130,20 +106,5 @@ def test_bad_settings_are_refused_before_any_work(x):
 @pytest.mark.filterwarnings("ignore:.*training mode")
 def test_model_given_back_as_found_also_when_it_raises(x):
     model = tiny_cnn()
-    model[3].train()
-    model[0].weight.requires_grad_(False)
-    expected_modes = [m.training for m in model]
-    calls = []
-
-    def boom(module, args, output):
-        calls.append(1)
-        if len(calls) > 2:  # the unoccluded pass works, a later batch fails
-            raise RuntimeError("injected")
-
-    handle = model[4].register_forward_hook(boom)
-    with pytest.raises(RuntimeError, match="injected"):
+    with breaks_in_the_middle(model, after=2):  # the unoccluded pass works, a later batch fails
         occlusion(model, x, window=4, stride=2, batch_size=4)
-    handle.remove()
-    assert [m.training for m in model] == expected_modes
-    assert [p.requires_grad for p in model.parameters()][:2] == [False, True]
-    assert not any(m._forward_hooks for m in model.modules())

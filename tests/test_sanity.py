@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
-from torch import nn
+from tiny_nets import tiny_cnn
 
 from labkit.env import LabError
 from labkit.interpret import (
@@ -21,17 +21,6 @@ from labkit.interpret import (
 from labkit.interpret.sanity import as_heat
 
 pytestmark = pytest.mark.filterwarnings("ignore:(Input Tensor|Setting backward hooks):UserWarning")
-
-
-def tiny_cnn(seed=0):
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4),
-    ).double()  # fmt: skip
-    with torch.no_grad():
-        model[1].running_mean.uniform_(-0.2, 0.2)
-    return model.eval()
 
 
 @pytest.fixture
