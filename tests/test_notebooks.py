@@ -5,6 +5,7 @@ import json
 import nbformat
 import pytest
 
+from labkit import colab
 from labkit import run as runner
 
 NOTEBOOKS = runner.available()
@@ -22,8 +23,12 @@ def test_stored_without_outputs(path):
 def test_follows_the_contract(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert colab.badge(path.stem) in nb.cells[0].source, "the title cell needs its Open-in-Colab badge"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged `parameters`"
+    assert code[0].source == colab.setup_cell_source(), "first code cell: the Colab setup cell (python -m labkit.colab)"
+    assert "parameters" in code[1].metadata.get("tags", []), "the code cell after it must be tagged `parameters`"
+    last = nb.cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## What to try next"), "end with What to try next"
     params = runner.declared_parameters(path)
     assert {"profile", "seed", "device", "out_dir"} <= params
     source = "\n".join(c.source for c in code)

@@ -28,9 +28,10 @@ CASES = {
            ("head_epochs", "30", SETUP)],
     "05": [("photos", ["chelsea", "dog"], SETUP), ("n_units", 0, SETUP), ("interactive", "yes", SETUP)],
     "06": [("inversion_layers", ["features.pool9"], NETWORK), ("n_show", 0, SETUP), ("photos", [], SETUP)],
-    "07": [("layer", "features.conv9_9", NETWORK), ("n_images", -5, SETUP), ("photo_size", 8, SETUP)],
+    "07": [("layer", "features.conv9_9", NETWORK), ("n_images", -5, SETUP), ("photo_size", 8, SETUP),
+           ("deletion_photos", ["chelsea", "kitten"], SETUP), ("occlusion_window", 0, SETUP)],
     "08": [("imagenet_classes", ["no such class at all"], SETUP), ("steps", 0, SETUP), ("objective", "prob", SETUP),
-           ("second_seed", 0, SETUP), ("ensemble_seeds", [1, 2], SETUP)],
+           ("second_seed", 0, SETUP), ("ensemble_seeds", [1, 2], SETUP), ("fooling_max_steps", 0.5, SETUP)],
 }  # fmt: skip
 
 
