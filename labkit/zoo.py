@@ -135,7 +135,7 @@ def naive_cnn(lab: Lab, splits=None, *, seed: int | None = None, verbose: bool =
     start = time.perf_counter()
     history = fit(model, loaders.train, loaders.val, epochs=epochs, device=lab.device, optimizer=recipe["optimizer"],
                   lr=recipe["lr"], weight_decay=recipe["weight_decay"], label_smoothing=recipe["label_smoothing"],
-                  scheduler="onecycle", channels_last=True, progress=False)  # fmt: skip
+                  scheduler="onecycle", channels_last=True, progress=verbose)  # fmt: skip
     seconds = time.perf_counter() - start
     test_accuracy = evaluate(model, loaders.test, tta=recipe["tta"])["accuracy"]
     info = {"source": "trained now", "path": str(path), "epochs": history.epochs_run,
