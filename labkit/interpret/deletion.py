@@ -1,4 +1,4 @@
-"""Deletion and insertion curves (Petsiuk, Das & Saenko 2018, "RISE", section 4.1).
+"""Deletion and insertion curves (Petsiuk, Das & Saenko 2018, "RISE").
 
 Introduced in notebooks/07_gradcam.ipynb. A map claims an order of importance over the pixels.
 Take it at its word:

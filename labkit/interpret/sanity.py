@@ -1,4 +1,4 @@
-"""Sanity checks for maps: model-parameter randomisation (Adebayo et al. 2018, section 3).
+"""Sanity checks for maps: model-parameter randomisation (Adebayo et al. 2018).
 
 Introduced in notebooks/07_gradcam.ipynb. A map that explains a *decision* must change when the
 network that decides is destroyed. Two tests, each on copies (the caller's model is never touched):
