@@ -43,6 +43,7 @@ class FinalLine(std.tqdm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._sink = kwargs.pop("file", None) or sys.stdout
         kwargs["file"] = io.StringIO()  # tqdm's own writes (a refresh, a newline) go nowhere
+        kwargs.setdefault("ascii", False)  # the bar drawn in blocks, as a notebook shows text (not '#')
         super().__init__(*args, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> None:
