@@ -18,6 +18,7 @@ CATS = {"tabby", "tiger cat", "Egyptian cat"}
 FULL_POINTING_GAME = {"Grad-CAM": 0.90, "guided Grad-CAM": 0.90}  # measured 0.937 and 0.940 on 600 images
 FULL_ENERGY_OVER_UNIFORM = 2.0  # every method's energy on the objects / a uniform map's (measured 2.4 to 4.8)
 FULL_TWO_OBJECTS_SHARE = 0.8  # each class's Grad-CAM energy on its own half of the cat | coffee image (0.89, 0.87)
+FULL_GB_TOP_RANDOM = 0.8  # guided backprop's rank correlation with the classifier's last layer random (0.96)
 FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisation_scores", "photos_four_maps",
            "two_objects_two_classes", "top3_classes_static", "class_chooser_static", "sanity_rank_correlation",
            "sanity_cascade_maps", "deletion_insertion", "deletion_photo_maps", "deletion_insertion_photos")  # fmt: skip
@@ -116,11 +117,10 @@ def test_lab07_full_run_meets_the_readme_targets(full_metrics):
     shares = [share for halves in m["two_objects_share"].values() for share in halves.values()]
     assert len(shares) == 2 and min(shares) >= FULL_TWO_OBJECTS_SHARE, m["two_objects_share"]
     cascade = m["sanity_rank_correlation"]
-    assert cascade["Grad-CAM"]["classifier.fc2"] < cascade["guided backprop"]["classifier.fc2"] - 0.3
-    assert cascade["Grad-CAM"]["features.conv1_1"] < cascade["guided backprop"]["features.conv1_1"]
+    gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
+    assert gb["classifier.fc2"] >= FULL_GB_TOP_RANDOM and cam["classifier.fc2"] < gb["classifier.fc2"] - 0.3
+    assert cam["features.conv1_1"] < gb["features.conv1_1"]
     for method in DELETION_METHODS:
-        assert m["deletion_auc"][method] < m["deletion_auc"]["random pixels (baseline)"], method
-        assert m["insertion_auc"][method] > m["insertion_auc"]["random blobs (baseline)"], method
-    for method in ("Grad-CAM", "occlusion"):  # smooth maps against random blobs on the photographs
-        assert m["photo_deletion_auc"][method] < m["photo_deletion_auc"]["random blobs (baseline)"], method
-        assert m["photo_insertion_auc"][method] > m["photo_insertion_auc"]["random blobs (baseline)"], method
+        for baseline in ("random pixels (baseline)", "random blobs (baseline)"):
+            assert m["deletion_auc"][method] < m["deletion_auc"][baseline], (method, baseline)
+            assert m["insertion_auc"][method] > m["insertion_auc"][baseline], (method, baseline)
