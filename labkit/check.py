@@ -3,17 +3,41 @@
     labkit.check.shape(out, (8, 64, 16, 16), "the residual block's output")
     labkit.check.params(block, 37_056, "ResidualBlock(32, 64, stride=2)")
 
-A failed check raises `CheckFailed` (an AssertionError), so a graded notebook stops there.
+A failed check raises `CheckFailed` (an AssertionError). A graded exercise wraps its checks in
+`exercise(...)`, which also
+
+* lets the lab go on when the exercise is not answered yet (the placeholder raises
+  `NotImplementedError`): it says so, and `use(...)` then hands later cells labkit's version;
+* fails an answer that calls the labkit function the exercise asks the student to write
+  (`forbid=[...]`), saying why: such an answer earns no points;
+* under `hidden=True` (the instructor's hidden tests, which the student copies do not carry) turns
+  every failure into a `CheckFailed` with a message fit for the student's feedback.
+
+    with labkit.check.exercise("02-cnn", forbid=[NaiveCNN]):
+        labkit.check.shape(MyCNN(10)(x), (8, 10), "your CNN's output")
+    model_class = labkit.check.use("02-cnn", MyCNN, NaiveCNN, "the CNN")
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+import inspect
+import os
+import sys
+import sysconfig
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+# Captured when the lab imports labkit, before any cell of the student's runs: an answer that
+# rebinds numpy's functions later does not change what the checks compare with.
+_allclose, _asarray = np.allclose, np.asarray
 
 
 class CheckFailed(AssertionError):
@@ -22,7 +46,6 @@ class CheckFailed(AssertionError):
 
 def _ok(message: str) -> None:
     print(f"✓ {message}")
-
 
 
 def _fail(message: str, hint: str | None) -> None:
@@ -46,14 +69,25 @@ def params(model: nn.Module, expected: int, what: str = "the model", hint: str |
     return _ok(f"{what} has {got:,} parameters.")
 
 
+def _array(value: Any) -> np.ndarray:
+    return _asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
+
+
 def close(value: Any, expected: Any, what: str = "the value", atol: float = 1e-6, rtol: float = 1e-5,
           hint: str | None = None) -> None:
     """`value` equals `expected` within tolerances (numbers, arrays or tensors of the same shape)."""
-    got = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
-    want = np.asarray(expected.detach().cpu() if isinstance(expected, torch.Tensor) else expected, dtype=float)
+    if value is None or isinstance(value, (str, bytes)):
+        _fail(f"{what} is {type(value).__name__}, expected numbers.", hint)
+    try:
+        got = _array(value)
+    except (TypeError, ValueError) as err:
+        _fail(f"{what} cannot be read as numbers ({err}).", hint)
+    want = _array(expected)
     if got.shape != want.shape:
         _fail(f"{what} has shape {got.shape}, expected {want.shape}.", hint)
-    if not np.allclose(got, want, atol=atol, rtol=rtol):
+    if not np.isfinite(got).all():
+        _fail(f"{what} contains NaN or infinite values.", hint)
+    if not _allclose(got, want, atol=atol, rtol=rtol):
         worst = float(np.max(np.abs(got - want))) if got.size else 0.0
         _fail(f"{what} differs from the expected value (largest difference {worst:.3g}).", hint)
     return _ok(f"{what} is right.")
@@ -71,3 +105,190 @@ def at_least(value: float, threshold: float, what: str = "the value", hint: str 
     if not value >= threshold:
         _fail(f"{what} is {value:.4g}, below the {threshold:.4g} this exercise asks for.", hint)
     return _ok(f"{what} is {value:.4g} (≥ {threshold:.4g}).")
+
+
+def true(condition: Any, message: str, hint: str | None = None) -> None:
+    """`condition` holds; otherwise fail with `message` (what is wrong, in the student's terms)."""
+    if not condition:
+        _fail(message, hint)
+
+
+# --- graded exercises -------------------------------------------------------------------------
+
+STATUS: dict[str, str] = {}
+"""What each exercise's last check found: "passed", "unanswered" or "failed"."""
+
+_LABKIT_DIR = str(Path(__file__).resolve().parent) + os.sep
+_LIBRARY_DIRS = tuple(
+    sorted({str(Path(p).resolve()) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                       *sysconfig.get_paths().values()) if p})
+)
+
+
+def _is_student_code(filename: str) -> bool:
+    """Code that is neither labkit nor an installed library: the notebook's cells, exec'd strings,
+    a student's own module."""
+    if filename.startswith("<frozen") or filename.startswith(_LABKIT_DIR):
+        return False
+    return not filename.startswith(_LIBRARY_DIRS)
+
+
+def _source_files(objects: Sequence[Any]) -> dict[str, str]:
+    """{file defining the object: its name for messages} for functions, classes and modules."""
+    files = {}
+    for obj in objects:
+        target = obj.__func__ if inspect.ismethod(obj) else obj
+        path = inspect.getsourcefile(target)
+        if path:
+            module = getattr(target, "__module__", None) or getattr(target, "__name__", "")
+            name = getattr(target, "__qualname__", getattr(target, "__name__", repr(target)))
+            files[str(Path(path).resolve())] = name if inspect.ismodule(target) else f"{module}.{name}"
+    return files
+
+
+class _Tripwire:
+    """A profile function that notes when code of the student's calls a forbidden labkit function.
+
+    Calls the check itself makes (from the checking cell, `checker`) are fine: the check computes the
+    expected value with the reference. A call counts when the nearest frame up the stack that is
+    either the checker's or the student's is the student's."""
+
+    def __init__(self, forbidden: dict[str, str], checker: str) -> None:
+        self.forbidden, self.checker, self.hits = forbidden, checker, []
+
+    def __call__(self, frame, event, arg) -> None:
+        if event != "call":
+            return
+        name = self.forbidden.get(frame.f_code.co_filename)
+        if name is None:
+            return
+        caller = frame.f_back
+        while caller is not None:
+            filename = caller.f_code.co_filename
+            if filename == self.checker:
+                return
+            if _is_student_code(filename):
+                if name not in self.hits:
+                    self.hits.append(name)
+                return
+            caller = caller.f_back
+
+
+def _resolved(objects: Sequence[Any]) -> dict[str, str]:
+    files = _source_files(objects)
+    # the same file may be reached through a symlink or a relative path: key by what code objects say
+    return {**files, **{os.path.normpath(k): v for k, v in files.items()}}
+
+
+class Exercise:
+    """What `exercise(...)` yields: its name, whether it runs hidden tests, and the forbidden names."""
+
+    def __init__(self, name: str, hidden: bool, forbidden: list[str]) -> None:
+        self.name, self.hidden, self.forbidden = name, hidden, forbidden
+
+
+def _check_integrity() -> None:
+    """The checks are the ones labkit defined: a notebook that rebinds them cannot pass."""
+    module = sys.modules.get(__name__)
+    changed = [name for name, fn in _PRISTINE.items()
+               if module is None or getattr(module, name, None) is not fn or fn.__code__ is not _CODES[name]]
+    if module is not None and getattr(module, "_allclose", None) is not _PRISTINE_ALLCLOSE:
+        changed.append("_allclose")
+    if changed:
+        raise CheckFailed(
+            f"the checks were changed in this notebook (labkit.check.{', labkit.check.'.join(changed)} is no "
+            "longer labkit's): answers checked by altered checks earn no points.")
+
+
+def _is_reference(answer: Any, forbid: Sequence[Any]) -> str | None:
+    """The name of the forbidden object `answer` is, wraps or subclasses, if any."""
+    seen = answer
+    while isinstance(seen, functools.partial):
+        seen = seen.func
+    seen = getattr(seen, "__func__", seen)
+    for ref in forbid:
+        ref_fn = getattr(ref, "__func__", ref)
+        if seen is ref_fn or (inspect.isclass(seen) and inspect.isclass(ref_fn) and issubclass(seen, ref_fn)):
+            return f"{getattr(ref_fn, '__module__', '')}.{getattr(ref_fn, '__qualname__', ref_fn)}"
+    return None
+
+
+@contextlib.contextmanager
+def exercise(name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidden: bool = False) -> Iterator[Exercise]:
+    """Run one exercise's checks; see the module docstring.
+
+    Args:
+        name: the exercise's id (its grade id in the grading system, e.g. "02-cnn").
+        forbid: labkit functions, classes or modules the answer must not call: the reference the
+            exercise asks the student to write. Calls the check itself makes are fine.
+        answer: the student's function or class (or a tuple of them): it must not be, wrap or
+            subclass a forbidden object.
+        hidden: the instructor's hidden tests: an unanswered exercise fails instead of being skipped,
+            and every failure is reported as `CheckFailed` naming the exercise.
+    """
+    label = "hidden tests" if hidden else "check"
+    forbidden = _resolved(list(forbid))
+    tripwire = _Tripwire(forbidden, sys._getframe(2).f_code.co_filename)  # 2: the cell with the `with`
+    previous = sys.getprofile()
+    try:
+        _check_integrity()
+        answers = answer if isinstance(answer, tuple) else (answer,)
+        aliased = [hit for hit in (_is_reference(a, forbid) for a in answers if a is not None) if hit]
+        if aliased:
+            raise CheckFailed(f"{name}: the answer is {', '.join(aliased)}, labkit's version of what this exercise "
+                              "asks you to write; it earns no points. Write it with PyTorch yourself.")
+        with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+            # the grading system counts anything written to stderr in a test cell as a failure
+            warnings.simplefilter("ignore")
+            sys.setprofile(tripwire)
+            try:
+                yield Exercise(name, hidden, sorted(set(forbidden.values())))
+            finally:
+                replaced = sys.getprofile() is not tripwire
+                sys.setprofile(previous)
+        if replaced:
+            raise CheckFailed(f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
+                              "check uses to see what the answer calls; it earns no points.")
+        if tripwire.hits:
+            raise CheckFailed(
+                f"{name}: the answer calls {', '.join(tripwire.hits)}, labkit's version of what this exercise "
+                "asks you to write; an answer that calls it earns no points. Write it with PyTorch yourself.")
+    except NotImplementedError:
+        STATUS[name] = "unanswered"
+        message = (f"{name}: not answered yet (the answer still raises NotImplementedError; replace "
+                   "`raise NotImplementedError()` by your code).")
+        if hidden:
+            raise CheckFailed(message) from None
+        print(f"✗ {message} Later cells use labkit's version.")
+        return
+    except (KeyboardInterrupt, SystemExit):
+        STATUS[name] = "failed"
+        raise
+    except BaseException as err:  # noqa: BLE001 - recorded, then raised again (as CheckFailed when hidden)
+        STATUS[name] = "failed"
+        if not hidden or (isinstance(err, CheckFailed) and str(err).startswith(name)):
+            raise
+        if isinstance(err, CheckFailed):
+            raise CheckFailed(f"{name}, {label}: {err}") from None
+        raise CheckFailed(f"{name}, {label}: the answer raised {type(err).__name__}: {err}") from None
+    STATUS[name] = "passed"
+    _ok(f"{name}: {label} passed.")
+
+
+def use(name: str, mine: Any, reference: Any, what: str) -> Any:
+    """`mine` when exercise `name` passed its check, else `reference` (saying so), so that the cells
+    after an unanswered or failing exercise still run."""
+    status = STATUS.get(name)
+    if status == "passed":
+        print(f"Using your {what}.")
+        return mine
+    why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}.get(status, "was not checked")
+    print(f"Exercise {name} {why}: the rest of the lab uses labkit's {what}.")
+    return reference
+
+
+_PRISTINE = {name: globals()[name] for name in
+             ("shape", "params", "close", "equal", "at_least", "true", "exercise", "use", "_check_integrity",
+              "_fail", "_ok", "_array", "_resolved", "_is_reference")}
+_CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
+_PRISTINE_ALLCLOSE = _allclose

@@ -1,0 +1,369 @@
+"""Grade a folder of submitted notebooks: `python -m labkit grade DIR --out OUT` (`make grade`).
+
+Every `DIR/*.ipynb` is one student's submission (the student is the file's stem); its lab is found
+from the grade ids of its cells. Submissions are graded in parallel, each by a worker process
+(`labkit.grading.worker`: nbgrader autograde in a course folder and sandbox of its own, see
+`labkit.grading.sandbox`), with a time limit and a memory limit per submission. The grader writes
+
+* `OUT/grades.csv`: `student`, one column per exercise with its points, `total`, and `status`
+  ("ok", "time limit", "memory limit", "kernel died", "tampering", ...);
+* `OUT/feedback/<student>.md`: for each exercise its points and, when it lost some, why: the check's
+  message, never a test's code;
+* `OUT/.work/<student>/`: the grader's own files (the graded notebook with its hidden tests, the
+  result), which are not for students.
+
+A submission whose content, lab master and grading settings are unchanged since the last run in the
+same OUT is not graded again (`force=True` regrades everything).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from labkit.env import PROFILES, LabError, project_root
+from labkit.grading import course
+
+VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
+UID_BASE = 61000  # kernels of grading slot k run as uid UID_BASE + k when the grader runs as root
+STARTUP_SECONDS = 90  # worker and kernel start, nbgrader's bookkeeping: on top of the time limit
+
+
+def parse_size(text: str | int) -> int:
+    """"4GB", "512MiB", "1.5G" or a number of bytes -> bytes."""
+    if isinstance(text, int):
+        return text
+    units = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
+             "G": 2**30, "GB": 2**30, "GIB": 2**30}
+    value = str(text).strip().upper()
+    number = value.rstrip("KMGIB")
+    unit = value[len(number):]
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        raise LabError(f"memory limit {text!r}: write it as 4GB, 512MB or a number of bytes.") from None
+
+
+@dataclass
+class Settings:
+    """How submissions are graded (the cache key includes all of it)."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    time_limit: float = 600.0
+    memory: int = 4 * 2**30
+    jobs: int = 0
+    threads: int = 0
+    nice: int = 0
+    unprivileged: bool = True
+    file_bytes: int = 2 * 2**30
+
+    def __post_init__(self) -> None:
+        self.params = {"profile": "smoke", **self.params}
+        if self.params["profile"] not in PROFILES:
+            raise LabError(f"profile={self.params['profile']!r}: use one of {PROFILES}.")
+        if "out_dir" in self.params:
+            raise LabError("out_dir is set by the grader (each submission writes into its own folder).")
+        if self.time_limit <= 0:
+            raise LabError(f"time limit {self.time_limit!r}: give a positive number of seconds.")
+        cores = os.cpu_count() or 1
+        self.jobs = self.jobs or cores
+        self.threads = self.threads or max(1, cores // self.jobs)
+
+    def key(self) -> dict:
+        return {"params": self.params, "time_limit": self.time_limit, "memory": self.memory, "version": VERSION}
+
+
+def masters_in(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))}
+
+
+def which_lab(nb, masters: dict[str, Any]) -> str | None:
+    """The lab a submission belongs to: the master sharing most grade ids with it, else the one whose
+    `labkit.setup("...")` call it makes."""
+    ids = course.grade_ids(nb)
+    best = max(masters, key=lambda name: len(ids & masters[name]), default=None)
+    if best is not None and ids & masters[best]:
+        return best
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    named = [name for name in masters if f'labkit.setup("{name}"' in text]
+    return named[0] if len(named) == 1 else None
+
+
+def _sha(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        for p in [*proc.children(recursive=True), proc]:
+            p.kill()
+    except psutil.Error:
+        pass
+
+
+def _kill_user(uid: int) -> None:
+    import psutil
+
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            if proc.info["uids"] and proc.info["uids"].real == uid:
+                proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _lost(student: str, lab: str, key: str, exercises: list[course.Exercise], status: str, why: str,
+          isolation: str) -> dict:
+    return {"student": student, "lab": lab, "key": key, "status": status, "error": why, "isolation": isolation,
+            "tampering": [], "suspicious": [],
+            "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": why} for e in exercises]}
+
+
+def _isolation(settings: Settings) -> str:
+    """How a submission is isolated; the worker fills in the user the kernel runs as."""
+    return (f"a kernel process of its own as {{user}}, in its own folder; data limit {settings.memory / 2**30:.1f} "
+            f"GiB and a resident-memory watchdog; {settings.time_limit:.0f} s for the notebook; an audit hook on "
+            "files, programs and signals")
+
+
+class Grader:
+    """One grading run over a folder; see the module docstring."""
+
+    def __init__(self, submissions: Path, out: Path, settings: Settings, masters: Path | None = None,
+                 force: bool = False, log=print) -> None:
+        self.submissions = Path(submissions).resolve()
+        if not self.submissions.is_dir():
+            raise LabError(f"{submissions} is not a folder of submitted notebooks.")
+        self.out = Path(out).resolve()
+        if self.out == self.submissions or self.submissions in self.out.parents:
+            raise LabError("--out must not be inside the submissions folder.")
+        self.masters_dir = Path(masters).resolve() if masters else project_root() / "notebooks"
+        self.masters = masters_in(self.masters_dir)
+        if not self.masters:
+            raise LabError(f"no lab masters (NN_*.ipynb) in {self.masters_dir}.")
+        self.settings, self.force, self.log = settings, force, log
+        self.work = self.out / ".work"
+        self.labs: dict[str, course.Lab] = {}
+        self.slots: queue.Queue[int] = queue.Queue()
+        for slot in range(settings.jobs):
+            self.slots.put(slot)
+
+    def deny(self) -> list[str]:
+        """What a submission's code may not read: the instructor's and the grader's files."""
+        root = project_root()
+        return [str(p) for p in (root / "notebooks", root / "instructors", root / ".git", root / "tests",
+                                 self.masters_dir, self.submissions, self.out)]
+
+    def lab(self, name: str) -> course.Lab:
+        if name not in self.labs:
+            self.labs[name] = course.prepare(self.masters[name], self.out / ".grader" / name)
+        return self.labs[name]
+
+    def skip_ids(self, lab: course.Lab) -> list[str]:
+        """Grade ids of the cells grading replaces by the master's (test cells and read-only cells)."""
+        nb = nbformat.read(lab.master, as_version=4)
+        return sorted(c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                      if c.metadata.get("nbgrader", {}).get("grade_id")
+                      and (c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade"))
+                      and not c.metadata["nbgrader"].get("solution"))
+
+    def _spec(self, path: Path, lab: course.Lab, key: str) -> dict:
+        folder = self.work / path.stem
+        return {"submission": str(path), "student": path.stem, "lab": lab.name, "key": key,
+                "gradebook": str(lab.gradebook), "exercises": [e.__dict__ for e in lab.exercises],
+                "hidden_lines": lab.hidden_lines, "skip": self.skip_ids(lab), "work": str(folder),
+                "sandbox": str(folder / "sandbox"), "params": self.settings.params,
+                "time_limit": self.settings.time_limit, "memory_bytes": self.settings.memory,
+                "file_bytes": self.settings.file_bytes, "threads": self.settings.threads, "deny": self.deny(),
+                "uid": None, "isolation": _isolation(self.settings)}
+
+    def _run_worker(self, spec: dict) -> dict:
+        folder = Path(spec["work"])
+        slot = self.slots.get()
+        try:
+            if self.settings.unprivileged and os.geteuid() == 0:
+                spec["uid"] = UID_BASE + slot
+            spec_path, result_path = folder / "spec.json", folder / "result.json"
+            spec_path.write_text(json.dumps(spec))
+            result_path.unlink(missing_ok=True)
+            nice = self.settings.nice
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "labkit.grading.worker", str(spec_path), str(result_path)],
+                stdout=open(folder / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None, cwd=str(folder))
+            try:
+                proc.wait(timeout=self.settings.time_limit + STARTUP_SECONDS)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid)
+                proc.wait()
+                return _lost(spec["student"], spec["lab"], spec["key"], [course.Exercise(**e) for e in spec["exercises"]],
+                             "time limit", f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
+                             f"(+{STARTUP_SECONDS} s to start) and was stopped", spec["isolation"])
+            finally:
+                if proc.poll() is None:
+                    _kill_tree(proc.pid)
+                if spec["uid"] is not None:
+                    _kill_user(spec["uid"])  # a process the kernel forked and left behind
+            if not result_path.is_file():
+                why = f"the grading process ended without a result (exit status {proc.returncode}); see {folder}/worker.log"
+                if proc.returncode and proc.returncode < 0:
+                    why += f" (signal {signal.Signals(-proc.returncode).name})"
+                return _lost(spec["student"], spec["lab"], spec["key"], [course.Exercise(**e) for e in spec["exercises"]],
+                             "error", why, spec["isolation"])
+            return json.loads(result_path.read_text())
+        finally:
+            self.slots.put(slot)
+
+    def run(self) -> list[dict]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(exist_ok=True)
+        os.chmod(self.work, 0o711)  # kernels under their own user pass through to their sandbox, list nothing
+        paths = sorted(self.submissions.glob("*.ipynb"))
+        results: dict[str, dict] = {}
+        todo = []
+        for path in paths:
+            folder = self.work / path.stem
+            folder.mkdir(exist_ok=True)
+            os.chmod(folder, 0o711)
+            try:
+                nb = nbformat.read(path, as_version=4)
+            except Exception as err:  # noqa: BLE001 - a broken file is one student's problem, not the run's
+                results[path.stem] = _lost(path.stem, "", "", [], "unreadable", f"the notebook cannot be read: {err}", "")
+                continue
+            name = which_lab(nb, {n: self._master_ids(n) for n in self.masters})
+            if name is None:
+                results[path.stem] = _lost(path.stem, "", "", [], "unknown lab",
+                                           "not a lab notebook: none of its cells belongs to a lab's exercises", "")
+                continue
+            lab = self.lab(name)
+            key = _sha(path.read_bytes(), lab.sha, json.dumps(self.settings.key(), sort_keys=True))
+            previous = folder / "result.json"
+            if not self.force and previous.is_file():
+                old = json.loads(previous.read_text())
+                if old.get("key") == key:
+                    results[path.stem] = {**old, "cached": True}
+                    continue
+            todo.append(self._spec(path, lab, key))
+        self.log(f"[grade] {len(paths)} submission(s) in {self.submissions}: {len(todo)} to grade, "
+                 f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
+                 f"{self.settings.params['profile']}")
+        start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
+            for result in pool.map(self._run_worker, todo):
+                results[result["student"]] = result
+                self.log(f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} ({result['status']})")
+        ordered = [results[p.stem] for p in paths]
+        self.write(ordered)
+        self.log(f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; gradebook {self.out / 'grades.csv'}, "
+                 f"feedback in {self.out / 'feedback'}")
+        return ordered
+
+    def _master_ids(self, name: str) -> set[str]:
+        if not hasattr(self, "_ids"):
+            self._ids = {n: course.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
+        return self._ids[name]
+
+    def columns(self, results: list[dict]) -> list[str]:
+        labs = sorted({r["lab"] for r in results if r["lab"]})
+        return [e.id for name in labs for e in self.lab(name).exercises]
+
+    def write(self, results: list[dict]) -> None:
+        columns = self.columns(results)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["student", *columns, "total", "status"])
+        for r in results:
+            points = {e["id"]: e["points"] for e in r["exercises"]}
+            writer.writerow([r["student"], *(_fmt(points[c]) if c in points else "" for c in columns),
+                             _fmt(_points(r)), r["status"]])
+        tmp = self.out / "grades.csv.tmp"
+        tmp.write_text(buffer.getvalue())
+        tmp.replace(self.out / "grades.csv")
+        feedback = self.out / "feedback"
+        feedback.mkdir(exist_ok=True)
+        keep = {f"{r['student']}.md" for r in results}
+        for stale in feedback.glob("*.md"):
+            if stale.name not in keep:
+                stale.unlink()
+        for r in results:
+            (feedback / f"{r['student']}.md").write_text(feedback_text(r, self.settings))
+
+
+def _points(result: dict) -> float:
+    return round(sum(e["points"] for e in result["exercises"]), 3)
+
+
+def _max(result: dict) -> float:
+    return round(sum(e["max"] for e in result["exercises"]), 3)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def feedback_text(result: dict, settings: Settings) -> str:
+    """A student's feedback: points per exercise and why any were lost (no test code, no outputs)."""
+    lines = [f"# Feedback for {result['student']}" + (f": lab {result['lab']}" if result["lab"] else ""), ""]
+    lines.append(f"**Total: {_fmt(_points(result))} / {_fmt(_max(result))} points** "
+                 f"(graded {datetime.now():%Y-%m-%d %H:%M} under the `{settings.params['profile']}` profile).")
+    lines.append("")
+    if result.get("error") and not result["exercises"]:
+        lines += [result["error"], ""]
+    if result["exercises"]:
+        lines += ["| exercise | points | result |", "|---|---|---|"]
+        for e in result["exercises"]:
+            verdict = "passed" if e["points"] >= e["max"] else (e["message"] or "failed")
+            verdict = verdict.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {e['id']} | {_fmt(e['points'])} / {_fmt(e['max'])} | {verdict} |")
+        lines.append("")
+    notes = {
+        "time limit": "The notebook did not finish within the time limit; exercises after the point where it "
+                      "stopped could not be graded.",
+        "memory limit": "The notebook used more memory than the limit allows; the cell that did was stopped.",
+        "kernel died": "The notebook's Python process died; exercises after that point could not be graded.",
+        "tampering": "The notebook changes the checks or the notebook machinery, so none of its answers were "
+                     "graded. If this is a mistake, talk to your instructor.",
+    }
+    if result["status"] in notes:
+        lines += ["## Note", "", notes[result["status"]], ""]
+    if result.get("tampering"):
+        lines += [f"- {t}" for t in result["tampering"]] + [""]
+    return "\n".join(lines)
+
+
+def grade(submissions: str | Path, out: str | Path, *, params: dict | None = None, masters: str | Path | None = None,
+          time_limit: float = 600.0, memory: str | int = "4GB", jobs: int = 0, threads: int = 0, nice: int = 0,
+          unprivileged: bool = True, force: bool = False, log=print) -> list[dict]:
+    """Grade every `*.ipynb` in `submissions` into `out`; returns one result per submission (see the
+    module docstring)."""
+    settings = Settings(params=dict(params or {}), time_limit=float(time_limit), memory=parse_size(memory),
+                        jobs=jobs, threads=threads, nice=nice, unprivileged=unprivileged)
+    return Grader(Path(submissions), Path(out), settings, masters=masters, force=force, log=log).run()
+
+
+def clean(out: Path) -> None:
+    """Remove a grading output folder (files may belong to the kernels' users)."""
+    shutil.rmtree(out, ignore_errors=True)
