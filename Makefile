@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 P      ?=
 
-.PHONY: setup lab smoke test test-browser jupyter lint bench student clean
+.PHONY: setup lab smoke test test-browser jupyter lint bench student grade clean
 
 # Re-running is quick: pip runs again only when a requirements or project file changed.
 setup: $(STAMP)
@@ -44,9 +44,17 @@ test-browser: setup
 bench: setup
 	$(PY) -m labkit.bench
 
-# Student copies of the notebooks, solutions replaced by placeholders, in student/.
+# Student versions of the labs in student/, made by nbgrader generate_assignment from the masters in
+# notebooks/: answers replaced by placeholders, hidden tests removed, nothing else beside them.
 student: setup
-	$(PY) -m labkit.student notebooks student
+	$(PY) -m labkit.grading student --out student
+
+# Grade every *.ipynb in SUBMISSIONS (the file's stem is the student) into GRADES: grades.csv and
+# feedback/<student>.md. P="-p profile=full --time-limit 1800" passes options; unchanged ones are not regraded.
+SUBMISSIONS ?= submissions
+GRADES      ?= runs/grades
+grade: setup
+	$(PY) -m labkit grade $(SUBMISSIONS) --out $(GRADES) $(P)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
     python -m labkit run [NOTEBOOK ...] --profile smoke -p epochs=3 --out runs/smoke
     python -m labkit train naive|resnet --dataset cifar10 ...   (labkit/train/recipe.py, also under torchrun)
+    python -m labkit grade SUBMISSIONS --out OUT -p profile=smoke   (labkit/grading/: nbgrader autograde)
 
 NOTEBOOK is a number (`02`), a name (`02_naive_cnn`, `naive_cnn`) or a path; none means every
 notebook in `notebooks/`. Each `-p key=value` is read as YAML (`3` is an int, `'3'` a string,
@@ -241,11 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the notebooks")
     sub.add_parser("train", help="train lab 02's or lab 03's network outside a notebook, also under torchrun "
                    "(python -m labkit train --help)")  # fmt: skip
+    sub.add_parser("grade", help="grade a folder of submitted notebooks with nbgrader (python -m labkit grade --help)")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
         from labkit.train import recipe  # imported here: `run` and `list` do not need torch's training code
 
         return recipe.main(argv[1:])
+    if argv[:1] == ["grade"]:
+        from labkit.grading import cli  # the graded course: labkit/grading/
+
+        return cli.main(argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":

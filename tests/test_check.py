@@ -21,3 +21,66 @@ def test_checks_pass_and_fail_with_hints(capsys):
         check.at_least(0.5, 0.9, "accuracy")
     with pytest.raises(check.CheckFailed, match="is 3, expected 4"):
         check.equal(3, 4)
+
+
+def _student(source: str) -> dict:
+    """Define a student's answer as a notebook cell would: code from a file that is not labkit's."""
+    namespace = {"torch": torch}
+    exec(compile(source, "<student cell>", "exec"), namespace)
+    return namespace
+
+
+def test_unanswered_exercise_lets_the_lab_go_on_and_uses_the_reference(capsys):
+    mine = _student("def my_tv(z):\n    raise NotImplementedError()")["my_tv"]
+    with check.exercise("t-unanswered"):
+        mine(torch.zeros(1))
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "Later cells use labkit's version" in out
+    assert check.use("t-unanswered", mine, "reference", "thing") == "reference"
+    with pytest.raises(check.CheckFailed, match="t-unanswered: not answered yet"):
+        with check.exercise("t-unanswered", hidden=True):
+            mine(torch.zeros(1))
+
+
+def test_passing_exercise_uses_the_answer_and_hidden_failures_name_the_exercise(capsys):
+    mine = _student("def double(x):\n    return 2 * x")["double"]
+    with check.exercise("t-ok"):
+        check.close(mine(torch.ones(2)), [2.0, 2.0], "double")
+    assert check.STATUS["t-ok"] == "passed" and check.use("t-ok", mine, None, "double") is mine
+    with pytest.raises(check.CheckFailed, match=r"t-ok, hidden tests: the answer raised TypeError"):
+        with check.exercise("t-ok", hidden=True):
+            mine(None)
+    with pytest.raises(check.CheckFailed, match="differs"):
+        with check.exercise("t-ok"):
+            check.close(mine(torch.ones(2)), [3.0, 3.0], "double")
+    assert check.STATUS["t-ok"] == "failed"
+
+
+def test_an_answer_that_calls_or_is_the_reference_fails_with_the_reason():
+    from labkit.interpret import total_variation
+
+    z = torch.rand(2, 3, 4, 4)
+    calls = _student("from labkit.interpret import total_variation as tv\ndef my_tv(z):\n    return tv(z)")["my_tv"]
+    with pytest.raises(check.CheckFailed, match=r"calls labkit\.interpret\.ascent\.total_variation.*earns no points"):
+        with check.exercise("t-ref", forbid=[total_variation], answer=calls):
+            check.close(calls(z), total_variation(z))  # the check may call the reference itself
+    with pytest.raises(check.CheckFailed, match="the answer is labkit.interpret.ascent.total_variation"):
+        with check.exercise("t-ref", forbid=[total_variation], answer=total_variation):
+            pass
+    own = _student("def my_tv(z):\n    return (z[..., 1:, :] - z[..., :-1, :]).pow(2).mean((1, 2, 3)) + "
+                   "(z[..., 1:] - z[..., :-1]).pow(2).mean((1, 2, 3))")["my_tv"]
+    with check.exercise("t-ref", forbid=[total_variation], answer=own):
+        check.close(own(z), total_variation(z), atol=1e-6)
+
+
+def test_changed_checks_are_noticed():
+    original = check.close
+    try:
+        check.close = lambda *a, **k: None
+        with pytest.raises(check.CheckFailed, match="checks were changed"):
+            with check.exercise("t-integrity"):
+                pass
+    finally:
+        check.close = original
+    with check.exercise("t-integrity"):
+        pass

@@ -128,6 +128,12 @@ def hidden_lines(nb, minimum: int = 12) -> list[str]:
     return lines
 
 
+def sealed(nb) -> list[str]:
+    """Grade ids of the test cells that carry hidden tests: they must report having passed them."""
+    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and "BEGIN HIDDEN TESTS" in c.source]
+
+
 def grade_ids(nb) -> set[str]:
     return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
             if c.metadata.get("nbgrader", {}).get("grade_id")}

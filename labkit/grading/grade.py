@@ -195,6 +195,7 @@ class Grader:
         return {"submission": str(path), "student": path.stem, "lab": lab.name, "key": key,
                 "gradebook": str(lab.gradebook), "exercises": [e.__dict__ for e in lab.exercises],
                 "hidden_lines": lab.hidden_lines, "skip": self.skip_ids(lab), "work": str(folder),
+                "sealed": course.sealed(nbformat.read(lab.master, as_version=4)),
                 "sandbox": str(folder / "sandbox"), "params": self.settings.params,
                 "time_limit": self.settings.time_limit, "memory_bytes": self.settings.memory,
                 "file_bytes": self.settings.file_bytes, "threads": self.settings.threads, "deny": self.deny(),

@@ -24,8 +24,8 @@ import nbformat
 from labkit.grading import course, sandbox, scan
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-STOPS = {"TimeLimitExceeded": "time limit", "MemoryLimitExceeded": "memory limit", "KernelDied": "kernel died",
-         "MemoryError": "memory limit"}
+STOPS = {"TimeLimitExceeded": "time limit", "MemoryLimitExceeded": "memory limit", "KernelDied": "kernel died"}
+OUT_OF_MEMORY = re.compile(r"MemoryError|can(no|')t allocate|Unable to allocate|out of memory", re.I)
 
 
 def injector_class():
@@ -116,9 +116,18 @@ def _redact(message: str | None, hidden: list[str]) -> str | None:
 
 
 def _status(nb) -> str:
-    found = [out.get("ename") for cell in nb.cells for out in cell.get("outputs", [])
-             if out.get("output_type") == "error" and out.get("ename") in STOPS]
-    return STOPS[found[0]] if found else "ok"
+    """"ok", or what stopped the notebook: the time limit, the memory limit, a dead kernel."""
+    errors = [out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    stops = [STOPS[e["ename"]] for e in errors if e.get("ename") in STOPS]
+    if stops:
+        return stops[0]
+    if any(OUT_OF_MEMORY.search(f"{e.get('ename')}: {e.get('evalue')}") for e in errors):
+        return "memory limit"
+    return "ok"
+
+
+def _text(outputs: list) -> str:
+    return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
 
 
 def grade_submission(spec: dict) -> dict:
@@ -170,6 +179,14 @@ def grade_submission(spec: dict) -> dict:
     result["status"] = _status(executed)
     for entry in result["exercises"]:
         entry["points"] = scores.get(entry["id"], 0.0)
+        cell = outputs.get(entry["id"], [])
+        if entry["points"] and entry["id"] in spec["sealed"] and f"✓ {entry['id']}: hidden tests passed." not in _text(cell):
+            # labkit.check.exercise reports hidden tests that ran and passed; checks replaced by the
+            # notebook (a no-op stand-in) report nothing
+            entry["points"] = 0.0
+            entry["message"] = ("no points: the hidden tests did not report that they passed (the notebook may "
+                                "have replaced labkit's checks)")
+            continue
         if entry["points"] < entry["max"]:
             entry["message"] = _redact(_message(outputs.get(entry["id"], [])), spec["hidden_lines"]) or (
                 "no points: the test cell did not pass")

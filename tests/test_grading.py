@@ -1,0 +1,277 @@
+"""The graded course: student versions, and grading a folder of submissions the tests make.
+
+Most cases grade submissions of a tiny two-exercise lab (tests/tiny_course.py) in one parallel run:
+the solution, the untouched student version, a wrong answer, an exception, an endless loop, memory
+without bound, and the exploits (checks redefined, error reporting silenced, instructor files read,
+files written outside the sandbox, labkit's reference called). The real lab 02 is graded once, in
+test_grading_lab02.py.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import nbformat
+import pytest
+import tiny_course as tc
+
+from labkit.grading import course
+from labkit.grading.grade import grade
+
+pytestmark = pytest.mark.notebook
+
+TIME_LIMIT = 30  # seconds per tiny submission (it needs about 8 on a busy CI machine); the endless loop uses all of it
+MEMORY = "2.5GB"
+
+
+def _code(text: str) -> str:
+    return textwrap.dedent(text).strip()
+
+
+def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.NotebookNode]:
+    """{student: notebook}: one per case."""
+    A, B = "00-double-answer", "00-tv-answer"
+    wrong = tc.with_answer(tc.with_answer(student_nb, A, "def my_double(x):\n    return x"), B,
+                           "def my_tv(z):\n    return z.sum(dim=(1, 2, 3))")
+    subs = {
+        "alice": master_nb,
+        "bob": student_nb,
+        "carol": tc.with_answer(master_nb, A, "def my_double(x):\n    return 3 * x"),
+        "dave": tc.with_answer(master_nb, A, 'raise RuntimeError("my first answer is broken")\n'
+                                             "def my_double(x):\n    return 2 * x"),
+        "erin": tc.with_answer(master_nb, A, "while True:\n    pass"),
+        "frank": tc.with_cell_before(master_nb, A, _code("""
+            import numpy as np
+            blocks = []
+            while True:
+                blocks.append(np.ones(2**26))  # 512 MB at a time, until the data limit refuses
+        """)),
+        "gina": tc.with_cell_before(master_nb, A, _code("""
+            import mmap
+            shared = mmap.mmap(-1, 6 * 2**30)  # shared memory is outside the data limit: the watchdog's case
+            for i in range(0, len(shared), 4096):
+                shared[i] = 1
+        """)),
+        "hank": tc.with_cell_before(wrong, A, _code("""
+            import labkit.check
+            labkit.check.close = lambda *args, **kwargs: None
+            labkit.check.equal = labkit.check.close
+        """)),
+        "ivy": tc.with_cell_before(wrong, A, _code("""
+            exec("import labkit.check as c\\nc.close = lambda *a, **k: None")
+        """)),
+        "jack": tc.with_cell_before(wrong, A, _code("""
+            import contextlib
+            exec("import labkit.check as c\\nc.exercise = lambda *a, **k: contextlib.nullcontext()\\n"
+                 "c.close = lambda *a, **k: None")
+        """)),
+        "liam": tc.with_cell_before(wrong, A, _code("""
+            exec("import IPython.core.interactiveshell as s\\n"
+                 "s.InteractiveShell.showtraceback = lambda *a, **k: None")
+        """)),
+        "mia": tc.with_answer(wrong, A, _code(f"""
+            import json, re
+            got = {{}}
+            for path in {json.dumps(places['secret'])}:
+                try:
+                    got[path] = open(path, "rb").read()[:100]
+                except Exception as err:
+                    got[path] = type(err).__name__
+            print(json.dumps({{k: str(v) for k, v in got.items()}}))
+            def my_double(x):
+                return 0 * x
+        """)),
+        "noah": tc.with_answer(student_nb, A, _code(f"""
+            import os
+            done = {{}}
+            for path in {json.dumps(places['targets'])}:
+                try:
+                    with open(path, "w") as f:
+                        f.write("overwritten by a submission")
+                    done[path] = "written"
+                except Exception as err:
+                    done[path] = type(err).__name__
+            for pid in (os.getppid(), 1):
+                try:
+                    os.kill(pid, 9)
+                except Exception as err:
+                    done[pid] = type(err).__name__
+            print(done)
+        """)),
+        "olivia": tc.with_answer(master_nb, B, "def my_tv(z):\n    return total_variation(z)"),
+        "quinn": tc.with_answer(master_nb, B, _code("""
+            def my_tv(z):
+                import inspect
+                raise ValueError(inspect.getsource(inspect.currentframe().f_back))
+        """)),
+    }
+    stranger = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('not a lab')")])
+    subs["zed"] = stranger
+    return subs
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("course")
+    master = tc.write_master(base / "masters")
+    student = course.make_student_copies(base / "masters", base / "student")[0]
+    subs_dir, out = base / "submissions", base / "out"
+    subs_dir.mkdir()
+    places = {
+        "secret": [str(master), str(out / ".grader" / tc.NAME / "gradebook.db"), str(subs_dir / "alice.ipynb"),
+                   str(out / ".work" / "alice" / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb")],
+        "targets": [str(out / "grades.csv"), str(subs_dir / "alice.ipynb"), str(base / "escaped.txt"),
+                    str(out / ".work" / "alice" / "result.json")],
+    }
+    master_nb, student_nb = nbformat.read(master, as_version=4), nbformat.read(student, as_version=4)
+    for name, nb in submissions(master_nb, student_nb, places).items():
+        nbformat.write(nb, subs_dir / f"{name}.ipynb")
+    alice_before = (subs_dir / "alice.ipynb").read_bytes()
+    lines = []
+    results = grade(subs_dir, out, masters=base / "masters", time_limit=TIME_LIMIT, memory=MEMORY, nice=19,
+                    log=lines.append)
+    return {"results": {r["student"]: r for r in results}, "out": out, "base": base, "subs": subs_dir,
+            "student": student, "master": master, "alice_before": alice_before, "log": lines}
+
+
+def points(graded, student) -> dict[str, float]:
+    return {e["id"]: e["points"] for e in graded["results"][student]["exercises"]}
+
+
+def message(graded, student, exercise) -> str:
+    return next(e["message"] for e in graded["results"][student]["exercises"] if e["id"] == exercise) or ""
+
+
+def executed(graded, student) -> str:
+    path = graded["out"] / ".work" / student / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_student_version_has_no_solutions_and_no_hidden_tests(graded):
+    student = graded["student"]
+    assert [p.name for p in student.parent.iterdir()] == [student.name], "nothing may sit beside the student copy"
+    text = student.read_text()
+    for secret in ("BEGIN SOLUTION", "return 2 * x", "HIDDEN TESTS", "z_hidden_case", "my_double of other numbers"):
+        assert secret not in text
+    nb = nbformat.read(student, as_version=4)
+    assert "raise NotImplementedError()" in tc.answer_cell(nb, "00-double-answer").source
+    assert "labkit.check.exercise(\"00-double\"" in tc.answer_cell(nb, "00-double").source
+
+
+def test_gradebook_has_a_column_per_exercise_and_the_expected_totals(graded):
+    rows = (graded["out"] / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student,00-double,00-tv,total,status"
+    table = {r.split(",")[0]: r.split(",") for r in rows[1:]}
+    assert table["alice"][1:] == ["2", "3", "5", "ok"]
+    assert table["bob"][1:] == ["0", "0", "0", "ok"]
+    assert table["carol"][1:] == ["0", "3", "3", "ok"]
+    assert table["zed"][1:4] == ["", "", "0"] and table["zed"][4] == "unknown lab"
+
+
+def test_untouched_student_version_gets_zero_and_a_helpful_message_per_exercise(graded):
+    assert points(graded, "bob") == {"00-double": 0, "00-tv": 0}
+    for exercise in ("00-double", "00-tv"):
+        assert "not answered yet" in message(graded, "bob", exercise)
+        assert "NotImplementedError" in message(graded, "bob", exercise)
+    assert "total variation of a ramp" in executed(graded, "bob"), "the cell after the exercises still ran"
+
+
+def test_wrong_answer_loses_only_its_exercise_and_says_why(graded):
+    assert points(graded, "carol") == {"00-double": 0, "00-tv": 3}
+    assert "my_double([1, 2]) differs" in message(graded, "carol", "00-double")
+    feedback = (graded["out"] / "feedback" / "carol.md").read_text()
+    assert "3 / 5" in feedback and "00-double | 0 / 2" in feedback and "00-tv | 3 / 3 | passed" in feedback
+
+
+def test_exception_in_first_exercise_leaves_later_exercises_graded(graded):
+    assert points(graded, "dave") == {"00-double": 0, "00-tv": 3}
+    assert "NameError" in message(graded, "dave", "00-double")
+
+
+def test_endless_loop_hits_the_time_limit_and_is_recorded(graded):
+    result = graded["results"]["erin"]
+    assert result["status"] == "time limit"
+    assert points(graded, "erin") == {"00-double": 0, "00-tv": 0}
+    assert "time limit" in message(graded, "erin", "00-tv")
+    assert "time limit" in (graded["out"] / "feedback" / "erin.md").read_text()
+
+
+def test_unbounded_memory_is_stopped_and_recorded(graded):
+    assert graded["results"]["frank"]["status"] == "memory limit"  # refused by the data limit (MemoryError)
+    assert graded["results"]["gina"]["status"] == "memory limit"  # shared memory: killed by the watchdog
+    assert "killed" in message(graded, "gina", "00-double")
+
+
+def test_the_batch_is_unaffected_by_loops_memory_and_exploits(graded):
+    rows = (graded["out"] / "grades.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(graded["results"])
+    assert points(graded, "alice") == {"00-double": 2, "00-tv": 3}
+    assert (graded["subs"] / "alice.ipynb").read_bytes() == graded["alice_before"]
+    assert json.loads((graded["out"] / ".work" / "alice" / "result.json").read_text())["student"] == "alice"
+
+
+@pytest.mark.parametrize("student", ["hank", "ivy", "jack"])
+def test_redefining_the_checks_gains_nothing(graded, student):
+    assert points(graded, student) == {"00-double": 0, "00-tv": 0}
+    if student == "hank":  # written out: read from the code before it runs (more forms: test_grading_units.py)
+        assert graded["results"]["hank"]["status"] == "tampering"
+        assert any("labkit.check.close" in t for t in graded["results"]["hank"]["tampering"])
+        assert "changes the checks" in (graded["out"] / "feedback" / "hank.md").read_text()
+    if student == "ivy":  # hidden in exec: the checks find themselves changed
+        assert "checks were changed" in message(graded, "ivy", "00-double")
+    if student == "jack":  # the checks replaced by a no-op: no report of passed hidden tests
+        assert "did not report" in message(graded, "jack", "00-tv")
+
+
+def test_silencing_error_reports_gains_nothing(graded):
+    # hidden in exec (written out, the reading of the code flags it: test_grading_units.py): nbgrader
+    # takes failures from the kernel's replies, not from the tracebacks it shows (its PR 1324)
+    assert points(graded, "liam") == {"00-double": 0, "00-tv": 0}
+
+
+def test_reading_solutions_hidden_tests_or_other_submissions_is_refused(graded):
+    assert points(graded, "mia") == {"00-double": 0, "00-tv": 0}
+    text = executed(graded, "mia")
+    reads = json.loads(next(line for line in text.splitlines() if line.startswith("{")))
+    assert set(reads.values()) == {"PermissionError"}, reads
+
+
+def test_writing_outside_the_sandbox_is_refused(graded):
+    text = executed(graded, "noah")
+    assert "written" not in text and text.count("PermissionError") == 6, text
+    assert not (graded["base"] / "escaped.txt").exists()
+    assert "overwritten" not in (graded["out"] / "grades.csv").read_text()
+    assert points(graded, "noah") == {"00-double": 0, "00-tv": 0}
+
+
+def test_an_answer_that_calls_the_reference_earns_nothing_and_says_why(graded):
+    # an answer that *is* the reference (my_tv = total_variation): tests/test_check.py
+    assert points(graded, "olivia") == {"00-double": 2, "00-tv": 0}
+    why = message(graded, "olivia", "00-tv")
+    assert "total_variation" in why and "earns no points" in why
+
+
+def test_feedback_never_shows_the_hidden_tests(graded):
+    hidden = course.hidden_lines(nbformat.read(graded["master"], as_version=4), minimum=12)
+    assert hidden
+    for feedback in (graded["out"] / "feedback").glob("*.md"):
+        text = feedback.read_text()
+        assert not [line for line in hidden if line in text], feedback.name
+    assert "withheld" in message(graded, "quinn", "00-tv")
+
+
+def test_regrading_grades_only_changed_submissions(graded):
+    subs, out = graded["subs"], graded["out"]
+    fixed = tc.with_answer(nbformat.read(subs / "carol.ipynb", as_version=4), "00-double-answer",
+                           "def my_double(x):\n    return x + x")
+    nbformat.write(fixed, subs / "carol.ipynb")
+    (subs / "zed.ipynb").unlink()
+    lines = []
+    again = {r["student"]: r for r in grade(subs, out, masters=graded["base"] / "masters", time_limit=TIME_LIMIT,
+                                            memory=MEMORY, nice=19, log=lines.append)}
+    assert "1 to grade" in lines[0], lines
+    assert not again["carol"].get("cached") and all(r.get("cached") for s, r in again.items() if s != "carol")
+    assert points({"results": again}, "carol") == {"00-double": 2, "00-tv": 3}
+    assert "zed" not in (out / "grades.csv").read_text() and not (out / "feedback" / "zed.md").exists()

@@ -1,0 +1,134 @@
+"""Parts of the grader that need no kernel: reading code for tampering, the sandbox's audit hook,
+limits, which lab a submission is, feedback."""
+
+import os
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from labkit.env import LabError
+from labkit.grading import scan
+from labkit.grading.grade import Settings, feedback_text, parse_size, which_lab
+from labkit.grading.sandbox import Guard, readable_by_others
+from labkit.grading.worker import _message, _redact, _status
+
+
+def findings(*cells, skip=()):
+    return scan.scan(new_notebook(cells=[new_code_cell(c) for c in cells]), set(skip))
+
+
+@pytest.mark.parametrize("code", [
+    "labkit.check.close = lambda *a, **k: None",
+    "from labkit import check\ncheck.equal = print",
+    "import labkit.check as c\nsetattr(c, 'close', None)",
+    "from labkit.check import CheckFailed\nCheckFailed.__init__ = None",
+    "del labkit.check.shape",
+    "labkit = None",
+    "import IPython.core.interactiveshell as s\ns.InteractiveShell.showtraceback = lambda *a, **k: None",
+    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.showtraceback = None",
+    "get_ipython().showtraceback = lambda *a, **k: None",
+    "ip = get_ipython()\nip.events.register('post_run_cell', print)",
+    "import sys\nsys.modules['labkit.check'] = object()",
+    "import sys\nsys.modules.pop('labkit')",
+    "import sys\nsys.settrace(None)",
+    "import numpy as np\nnp.allclose = lambda *a, **k: True",
+    "import torch\ntorch.allclose = lambda *a, **k: True",
+    "import builtins\nbuiltins.print = None",
+])
+def test_tampering_is_read_from_the_code(code):
+    assert findings(code).tampering, code
+
+
+@pytest.mark.parametrize("code", [
+    "import torch\ntorch.backends.cudnn.benchmark = True",
+    "import numpy as np\nnp.random.seed(0)\nx = np.zeros(3)\nx[0] = 1",
+    "check = 3\nclose = check + 1",
+    "model.fc = torch.nn.Linear(3, 2)\nself_attr = None",
+    "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 80",
+])
+def test_ordinary_code_is_not_tampering(code):
+    assert findings(code).tampering == []
+
+
+def test_suspicious_code_is_noted_and_grading_cells_are_skipped():
+    found = findings("exec('x = 1')", "!ls /", "import subprocess", "open('/etc/passwd')")
+    assert len(found.suspicious) == 4 and not found.tampering
+    cell = new_code_cell("import subprocess\nlabkit.check.close = None")
+    cell.metadata["nbgrader"] = {"grade_id": "setup"}
+    assert scan.scan(new_notebook(cells=[cell]), {"setup"}).tampering == []
+
+
+def test_guard_refuses_reads_of_instructor_files_and_writes_outside(tmp_path):
+    root, secret = tmp_path / "box", tmp_path / "masters"
+    root.mkdir()
+    secret.mkdir()
+    guard = Guard(str(root), [str(secret), str(tmp_path)], pid=os.getpid())
+    guard("open", (str(root / "out.txt"), "w", 0))
+    guard("open", (str(root / "in.txt"), "r", 0))
+    guard("open", ("/dev/null", "w", 0))
+    guard("open", (os.__file__, "r", 0))
+    for event, args in [("open", (str(secret / "02.ipynb"), "r", 0)), ("open", (str(tmp_path / "x"), "w", 0)),
+                        ("open", ("/etc/escaped", None, os.O_WRONLY | os.O_CREAT)), ("os.remove", (str(tmp_path / "x"), None)),
+                        ("os.rename", (str(root / "a"), str(tmp_path / "b"), None, None)), ("os.listdir", (str(secret),)),
+                        ("subprocess.Popen", ("cat", ["cat"], None, None)), ("os.system", (b"ls",)),
+                        ("os.kill", (1, 9)), ("open", (str(root / ".." / "x"), "a", 0))]:
+        with pytest.raises(PermissionError):
+            guard(event, args)
+    link = root / "link"
+    link.symlink_to(secret)
+    with pytest.raises(PermissionError):
+        guard("open", (str(link / "02.ipynb"), "r", 0))
+    guard("os.kill", (os.getpid(), 0))
+
+
+def test_readable_by_others(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "f").write_text("x")
+    os.chmod(tmp_path, 0o755)
+    assert not readable_by_others(private / "f")
+
+
+def test_settings_and_sizes():
+    assert parse_size("4GB") == 4 * 2**30 and parse_size("512MiB") == 512 * 2**20 and parse_size(10) == 10
+    with pytest.raises(LabError, match="memory limit"):
+        parse_size("lots")
+    assert Settings().params["profile"] == "smoke"
+    with pytest.raises(LabError, match="profile"):
+        Settings(params={"profile": "fast"})
+    with pytest.raises(LabError, match="out_dir"):
+        Settings(params={"out_dir": "/tmp"})
+
+
+def test_which_lab_by_grade_ids_then_by_setup_call():
+    cell = new_code_cell("x = 1")
+    cell.metadata["nbgrader"] = {"grade_id": "02-cnn"}
+    masters = {"02_naive_cnn": {"02-cnn", "02-epoch"}, "03_residual_inception": {"03-block"}}
+    assert which_lab(new_notebook(cells=[cell]), masters) == "02_naive_cnn"
+    plain = new_notebook(cells=[new_code_cell('lab = labkit.setup("03_residual_inception", profile)')])
+    assert which_lab(plain, masters) == "03_residual_inception"
+    assert which_lab(new_notebook(cells=[new_code_cell("print(1)")]), masters) is None
+
+
+def test_messages_come_from_errors_never_from_tracebacks_and_quotes_of_hidden_tests_are_withheld():
+    error = nbformat.from_dict({"output_type": "error", "ename": "CheckFailed", "evalue": "shape (2, 3), expected (2, 4)",
+                                "traceback": ["hidden_case = make_hidden_input()"]})
+    assert _message([error]) == "shape (2, 3), expected (2, 4)"
+    other = nbformat.from_dict({"output_type": "error", "ename": "NameError", "evalue": "name 'f' is not defined",
+                                "traceback": []})
+    assert _message([other]) == "NameError: name 'f' is not defined"
+    assert _redact("x = hidden_case = make_hidden_input() y", ["hidden_case = make_hidden_input()"]).startswith("(the message")
+    nb = new_notebook(cells=[new_code_cell("")])
+    nb.cells[0].outputs = [nbformat.from_dict({"output_type": "error", "ename": "RuntimeError", "traceback": [],
+                                               "evalue": "DefaultCPUAllocator: can't allocate memory"})]
+    assert _status(nb) == "memory limit"
+
+
+def test_feedback_lists_points_and_reasons():
+    result = {"student": "carol", "lab": "02_naive_cnn", "status": "ok", "error": None, "tampering": [],
+              "exercises": [{"id": "02-cnn", "points": 4.0, "max": 4.0, "message": None},
+                            {"id": "02-epoch", "points": 0.0, "max": 3.0, "message": "loss | differs"}]}
+    text = feedback_text(result, Settings())
+    assert "**Total: 4 / 7 points**" in text and "| 02-cnn | 4 / 4 | passed |" in text
+    assert "| 02-epoch | 0 / 3 | loss \\| differs |" in text
