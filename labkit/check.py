@@ -113,6 +113,52 @@ def true(condition: Any, message: str, hint: str | None = None) -> None:
         _fail(message, hint)
 
 
+def copy_weights(source: nn.Module, target: nn.Module, what: str = "your network") -> None:
+    """Load `source`'s parameters and buffers into `target`: by name when the names agree, else in
+    order when every shape agrees (so that an answer may name its layers its own way)."""
+    src, dst = source.state_dict(), target.state_dict()
+    if list(src) == list(dst) and all(src[k].shape == dst[k].shape for k in src):
+        target.load_state_dict(src)
+        return
+    if len(src) == len(dst) and all(a.shape == b.shape for a, b in zip(src.values(), dst.values())):
+        target.load_state_dict(dict(zip(dst, src.values())))
+        return
+    mine = [tuple(v.shape) for v in dst.values()]
+    want = [tuple(v.shape) for v in src.values()]
+    first = next((i for i, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
+    _fail(f"{what} does not have the layers expected: its tensors, in order, differ from labkit's from number "
+          f"{first + 1} on ({list(dst)[first] if first < len(dst) else 'none'} {mine[first] if first < len(mine) else ''} "
+          f"where labkit has {list(src)[first] if first < len(src) else 'none'} {want[first] if first < len(want) else ''}); "
+          f"{len(mine)} tensors against {len(want)}.",
+          "create the layers in the order they are used, with the sizes and bias settings asked for.")
+
+
+def same_network(mine: nn.Module, reference: nn.Module, x: torch.Tensor, what: str = "your network",
+                 atol: float = 1e-5, train: bool = False) -> None:
+    """`mine` has `reference`'s parameter count and, with its weights, gives the same output on `x`
+    (in eval mode; with `train=True` in training mode too, for batch-norm's batch statistics)."""
+    params(mine, sum(p.numel() for p in reference.parameters()), what)
+    copy_weights(reference, mine, what)
+    modes = (False, True) if train else (False,)
+    for training in modes:
+        mine.train(training)
+        reference.train(training)
+        with torch.no_grad():
+            got, want = mine(x), reference(x)
+        shape(got, tuple(want.shape), f"{what}'s output for input {tuple(x.shape)}")
+        close(got, want, f"{what}'s output ({'training' if training else 'eval'} mode)", atol=atol, rtol=1e-4)
+
+
+def no_hooks(model: nn.Module, what: str = "the model") -> None:
+    """No forward or backward hook is left registered on any module of `model`."""
+    left = [name or "(the model)" for name, m in model.named_modules()
+            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks]
+    if left:
+        _fail(f"hooks are still registered on {what}: {', '.join(left[:4])}.",
+              "keep each handle that register_forward_hook returns and call handle.remove() in a finally block.")
+    _ok(f"no hooks left on {what}.")
+
+
 # --- graded exercises -------------------------------------------------------------------------
 
 STATUS: dict[str, str] = {}
@@ -289,6 +335,6 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
 
 _PRISTINE = {name: globals()[name] for name in
              ("shape", "params", "close", "equal", "at_least", "true", "exercise", "use", "_check_integrity",
-              "_fail", "_ok", "_array", "_resolved", "_is_reference")}
+              "_fail", "_ok", "_array", "_resolved", "_is_reference", "copy_weights", "same_network", "no_hooks")}
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

@@ -6,12 +6,13 @@
 
 Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
 (evaluate, predict), `overfit.py`, `checkpoint.py` (save/load), `rng.py` (generator states),
-`distributed.py` (fit under torchrun), `recipe.py` (`python -m labkit train`: the labs' recipes).
+`distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m labkit train`: the labs' recipes).
 """
 
 from __future__ import annotations
 
 from labkit.train.checkpoint import load_checkpoint, save_checkpoint
+from labkit.train.epoch import train_one_epoch
 from labkit.train.history import History, smooth
 from labkit.train.loop import fit
 from labkit.train.overfit import overfit_one_batch
@@ -27,4 +28,5 @@ __all__ = [
     "predict",
     "save_checkpoint",
     "smooth",
+    "train_one_epoch",
 ]
