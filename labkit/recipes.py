@@ -31,14 +31,19 @@ _LAB02_SHAPES = {
              "label_smoothing": 0.0, "augment": "light", "tta": False, "patience": 5, "overfit_steps": 120},
 }  # fmt: skip
 
-# CIFAR-10: see notebooks/02_naive_cnn.ipynb, section "A recipe for CIFAR-10", for what each part bought.
+# CIFAR-10: see notebooks/02_naive_cnn.ipynb, section "Recipes for real data", for what each part bought.
+# Measured (8 epochs, 5,000 held-out images, mirrored test views): this recipe 0.833; with shift
+# augmentation 0.823 (at eight epochs the network underfits, so augmentation costs more than it
+# gives); with shift and Adam (lr 3e-3) 0.806; with shift and no label smoothing 0.827; without
+# mirrored test views 0.818. Wider (32, 64, 128) for 6 epochs: 0.825 but 1.3x the time; one conv
+# per stage (32, 64, 128) for 12 epochs: 0.774.
 _LAB02_CIFAR10 = {
-    "full": {"image_size": 32, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.0, "epochs": 8,
+    "full": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 8,
              "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.2,
-             "augment": "shift", "tta": True, "patience": None, "overfit_steps": 120},
-    "smoke": {"image_size": 32, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.0, "epochs": 1,
+             "augment": "none", "tta": True, "patience": None, "overfit_steps": 120},
+    "smoke": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 1,
               "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.2,
-              "augment": "shift", "tta": True, "patience": None, "overfit_steps": 40},
+              "augment": "none", "tta": True, "patience": None, "overfit_steps": 40},
 }  # fmt: skip
 
 # Photographs (cats vs dogs, any folder): 96-px inputs, random resized crops and flips.
