@@ -1,7 +1,7 @@
 """`make bench`: the speed and accuracy figures of the series, printed as one table.
 
     python -m labkit.bench                 # everything the data at hand allows
-    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, ddp, cifar, cats, folder, gpu
+    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, ddp, cifar, cats, folder, gpu, grading
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -280,8 +280,34 @@ def bench_ddp() -> None:
     report("ddp", "speed-up of 2 processes over 1 (median of 3 pairs)", round(statistics.median(pairs), 3))
 
 
+def bench_grading() -> None:
+    """Grading throughput (labkit.grading, nbgrader autograde in sandboxed kernels): lab 02 under smoke,
+    2 submissions per core (masters and untouched student versions, alternating), one at a time per core."""
+    import shutil
+
+    from labkit.grading.course import make_student_copies
+    from labkit.grading.grade import grade
+
+    work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    masters = project_root() / "notebooks"
+    student = make_student_copies(masters, work / "student", ["02"])[0]
+    (work / "submissions").mkdir()
+    n = 2 * (os.cpu_count() or 1)
+    for i in range(n):
+        shutil.copyfile(masters / "02_naive_cnn.ipynb" if i % 2 == 0 else student, work / "submissions" / f"s{i:02d}.ipynb")
+    start = time.perf_counter()
+    results = grade(work / "submissions", work / "out", params={"profile": "smoke"}, log=lambda *a: None)
+    minutes = (time.perf_counter() - start) / 60
+    bad = [r["student"] for r in results if r["status"] != "ok"]
+    report("grading", f"lab 02 smoke, {n} submissions, {os.cpu_count()} at once: per minute", round(n / minutes, 2))
+    report("grading", "seconds per submission, median", statistics.median(r.get("seconds", 0.0) for r in results))
+    if bad:
+        report("grading", "not graded ok", ", ".join(bad))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "ddp": bench_ddp, "cifar": bench_cifar,
-              "cats": bench_cats, "folder": bench_folder, "gpu": bench_gpu}  # fmt: skip
+              "cats": bench_cats, "folder": bench_folder, "gpu": bench_gpu, "grading": bench_grading}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
