@@ -23,6 +23,9 @@ def grade_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--memory", default="4GB", help="memory per submission (default 4GB)")
     parser.add_argument("--nice", type=int, default=0, help="niceness of the grading processes")
     parser.add_argument("--masters", default=None, help="folder of the lab masters (default notebooks/)")
+    parser.add_argument("--checkpoints", default=None,
+                        help="folder of trained networks every submission starts with (e.g. runs/smoke/checkpoints: "
+                             "labs 05-08 then explain lab 02's network instead of training a quick one each)")
     parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     parser.add_argument("--same-user", action="store_true",
                         help="as root, run kernels as root too (by default each gets an unprivileged user)")
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
         results = grade(args.submissions, args.out, params=parse_params(args.param), masters=args.masters,
                         time_limit=args.time_limit, memory=args.memory, jobs=args.jobs, threads=args.threads,
-                        nice=args.nice, unprivileged=not args.same_user, force=args.force)
+                        nice=args.nice, unprivileged=not args.same_user, checkpoints=args.checkpoints,
+                        force=args.force)
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

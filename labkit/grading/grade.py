@@ -72,6 +72,7 @@ class Settings:
     nice: int = 0
     unprivileged: bool = True
     file_bytes: int = 2 * 2**30
+    checkpoints: str | None = None  # a folder of trained networks (*.pt) every submission starts with
 
     def __post_init__(self) -> None:
         self.params = {"profile": "smoke", **self.params}
@@ -81,12 +82,21 @@ class Settings:
             raise LabError("out_dir is set by the grader (each submission writes into its own folder).")
         if self.time_limit <= 0:
             raise LabError(f"time limit {self.time_limit!r}: give a positive number of seconds.")
+        if self.checkpoints is not None and not Path(self.checkpoints).is_dir():
+            raise LabError(f"--checkpoints {self.checkpoints}: not a folder (give e.g. runs/smoke/checkpoints).")
         cores = os.cpu_count() or 1
         self.jobs = self.jobs or cores
         self.threads = self.threads or max(1, cores // self.jobs)
 
+    def networks(self) -> list[str]:
+        """The trained networks to hand every submission (not fit's `*_training.pt` resume states)."""
+        found = Path(self.checkpoints).glob("*.pt") if self.checkpoints else []
+        return sorted(str(p) for p in found if not p.name.endswith("_training.pt"))
+
     def key(self) -> dict:
-        return {"params": self.params, "time_limit": self.time_limit, "memory": self.memory, "version": VERSION}
+        networks = [(Path(p).name, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in self.networks()]
+        return {"params": self.params, "time_limit": self.time_limit, "memory": self.memory, "version": VERSION,
+                "networks": networks}
 
 
 def masters_in(folder: Path) -> dict[str, Path]:
@@ -199,7 +209,7 @@ class Grader:
                 "sandbox": str(folder / "sandbox"), "params": self.settings.params,
                 "time_limit": self.settings.time_limit, "memory_bytes": self.settings.memory,
                 "file_bytes": self.settings.file_bytes, "threads": self.settings.threads, "deny": self.deny(),
-                "uid": None, "isolation": _isolation(self.settings)}
+                "uid": None, "isolation": _isolation(self.settings), "networks": self.settings.networks()}
 
     def _run_worker(self, spec: dict) -> dict:
         folder = Path(spec["work"])
@@ -357,11 +367,15 @@ def feedback_text(result: dict, settings: Settings) -> str:
 
 def grade(submissions: str | Path, out: str | Path, *, params: dict | None = None, masters: str | Path | None = None,
           time_limit: float = 600.0, memory: str | int = "4GB", jobs: int = 0, threads: int = 0, nice: int = 0,
-          unprivileged: bool = True, force: bool = False, log=print) -> list[dict]:
+          unprivileged: bool = True, checkpoints: str | Path | None = None, force: bool = False,
+          log=print) -> list[dict]:
     """Grade every `*.ipynb` in `submissions` into `out`; returns one result per submission (see the
-    module docstring)."""
+    module docstring). `checkpoints`: a folder of trained networks (`runs/smoke/checkpoints` after
+    `make smoke`) copied into every submission's output folder, so that labs 05-08 explain lab 02's
+    network instead of each training a quick one."""
     settings = Settings(params=dict(params or {}), time_limit=float(time_limit), memory=parse_size(memory),
-                        jobs=jobs, threads=threads, nice=nice, unprivileged=unprivileged)
+                        jobs=jobs, threads=threads, nice=nice, unprivileged=unprivileged,
+                        checkpoints=str(checkpoints) if checkpoints else None)
     return Grader(Path(submissions), Path(out), settings, masters=masters, force=force, log=log).run()
 
 

@@ -1,0 +1,88 @@
+"""The real labs through the grader, in one parallel run under smoke: lab 02's master (alice), its
+untouched student version (bob) and the master with one exercise answered wrongly (carol), and the
+untouched student version of every other lab (every exercise unanswered: zero points, a message
+each, and every other cell still runs on labkit's version)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from labkit import run as runner
+from labkit.grading import course
+from labkit.grading.grade import grade
+
+pytestmark = pytest.mark.notebook
+LAB02 = "02_naive_cnn"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, smoke_run):
+    base = tmp_path_factory.mktemp("labs")
+    student_dir = base / "student"
+    copies = {p.stem: p for p in course.make_student_copies(runner.notebooks_dir(), student_dir)}
+    subs = base / "submissions"
+    subs.mkdir()
+    master02 = nbformat.read(runner.notebooks_dir() / f"{LAB02}.ipynb", as_version=4)
+    nbformat.write(master02, subs / "alice.ipynb")
+    nbformat.write(nbformat.read(copies[LAB02], as_version=4), subs / "bob.ipynb")
+    answer = next(c for c in master02.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "02-epoch-answer")
+    assert "    model.train()\n" in answer.source
+    answer.source = answer.source.replace("    model.train()\n", "")  # the classic bug: left in eval mode
+    nbformat.write(master02, subs / "carol.ipynb")
+    for name, path in copies.items():
+        if name != LAB02:
+            nbformat.write(nbformat.read(path, as_version=4), subs / f"untouched_{name}.ipynb")
+    # lab 02's networks from the smoke series (if it ran lab 02): labs 05-08 load them instead of training
+    checkpoints = smoke_run[1] / "checkpoints"
+    results = grade(subs, base / "out", params={"profile": "smoke"}, nice=19, log=lambda *a: None,
+                    checkpoints=checkpoints if checkpoints.is_dir() else None)
+    return {"results": {r["student"]: r for r in results}, "out": base / "out", "copies": copies,
+            "student_dir": student_dir}
+
+
+def points(result) -> dict[str, float]:
+    return {e["id"]: e["points"] for e in result["exercises"]}
+
+
+def executed(graded, student, lab):
+    path = graded["out"] / ".work" / student / "course" / "autograded" / course.STUDENT_ID / lab / f"{lab}.ipynb"
+    return nbformat.read(path, as_version=4)
+
+
+def test_student_versions_carry_no_solutions_no_hidden_tests_and_nothing_beside_them(graded):
+    assert sorted(p.name for p in graded["student_dir"].iterdir()) == sorted(p.name for p in runner.available())
+    for name, path in graded["copies"].items():
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "hidden=True" not in text, name
+        nb = nbformat.read(path, as_version=4)
+        answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        assert answers and all("raise NotImplementedError()" in c.source for c in answers), name
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
+
+
+def test_lab02_master_gets_full_marks_student_version_zero_and_a_wrong_answer_loses_only_its_exercise(graded):
+    r = graded["results"]
+    full = {"02-cnn": 4, "02-epoch": 3, "02-confused": 1}
+    assert r["alice"]["status"] == "ok" and points(r["alice"]) == full
+    assert r["bob"]["status"] == "ok" and points(r["bob"]) == dict.fromkeys(full, 0)
+    assert points(r["carol"]) == {**full, "02-epoch": 0}
+    carol = next(e for e in r["carol"]["exercises"] if e["id"] == "02-epoch")["message"]
+    assert "not in training mode" in carol
+    rows = (graded["out"] / "grades.csv").read_text().splitlines()
+    assert rows[0].startswith("student,01-split,01-weights,02-cnn,02-epoch,02-confused,")
+    assert any(row.startswith("alice,,,4,3,1,") for row in rows)
+
+
+@pytest.mark.parametrize("lab", [p.stem for p in runner.available()])
+def test_an_untouched_student_version_earns_zero_says_why_and_still_runs_to_the_end(graded, lab):
+    student = "bob" if lab == LAB02 else f"untouched_{lab}"
+    result = graded["results"][student]
+    assert result["status"] == "ok", result.get("error")
+    assert result["exercises"] and all(e["points"] == 0 for e in result["exercises"])
+    assert all("not answered yet" in e["message"] for e in result["exercises"]), result["exercises"]
+    nb = executed(graded, student, lab)
+    broken = [(c.get("id"), o.get("ename"), o.get("evalue")) for c in nb.cells if c.cell_type == "code"
+              and not c.metadata.get("nbgrader", {}).get("grade") for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not broken, f"{lab}: cells outside the tests failed without the answers: {broken}"
