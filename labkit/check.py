@@ -164,23 +164,29 @@ def no_hooks(model: nn.Module, what: str = "the model") -> None:
 STATUS: dict[str, str] = {}
 """What each exercise's last check found: "passed", "unanswered" or "failed"."""
 
-_LABKIT_DIR = str(Path(__file__).resolve().parent) + os.sep
-_LIBRARY_DIRS = tuple(
-    sorted({str(Path(p).resolve()) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                                       *sysconfig.get_paths().values()) if p})
-)
+def _spellings(path: str) -> set[str]:
+    """A path as code objects may name it: as given, absolute, and with symlinks resolved (a venv
+    reached through a symlink names its files by the link)."""
+    return {path, os.path.abspath(path), str(Path(path).resolve())}
+
+
+_LABKIT_DIRS = tuple(sorted(d + os.sep for d in _spellings(os.path.dirname(__file__))))
+_LIBRARY_DIRS = tuple(sorted({d.rstrip(os.sep) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                                  *sysconfig.get_paths().values()) if p
+                              for d in _spellings(p)}))
 
 
 def _is_student_code(filename: str) -> bool:
     """Code that is neither labkit nor an installed library: the notebook's cells, exec'd strings,
     a student's own module."""
-    if filename.startswith("<frozen") or filename.startswith(_LABKIT_DIR):
+    if filename.startswith("<frozen") or filename.startswith(_LABKIT_DIRS):
         return False
     return not filename.startswith(_LIBRARY_DIRS)
 
 
 def _source_files(objects: Sequence[Any]) -> dict[str, str]:
-    """{file defining the object: its name for messages} for functions, classes and modules."""
+    """{file defining the object (each spelling of its path): its name for messages} for functions,
+    classes and modules."""
     files = {}
     for obj in objects:
         target = obj.__func__ if inspect.ismethod(obj) else obj
@@ -188,7 +194,8 @@ def _source_files(objects: Sequence[Any]) -> dict[str, str]:
         if path:
             module = getattr(target, "__module__", None) or getattr(target, "__name__", "")
             name = getattr(target, "__qualname__", getattr(target, "__name__", repr(target)))
-            files[str(Path(path).resolve())] = name if inspect.ismodule(target) else f"{module}.{name}"
+            for spelling in _spellings(path):
+                files[spelling] = name if inspect.ismodule(target) else f"{module}.{name}"
     return files
 
 
@@ -221,9 +228,7 @@ class _Tripwire:
 
 
 def _resolved(objects: Sequence[Any]) -> dict[str, str]:
-    files = _source_files(objects)
-    # the same file may be reached through a symlink or a relative path: key by what code objects say
-    return {**files, **{os.path.normpath(k): v for k, v in files.items()}}
+    return _source_files(objects)
 
 
 class Exercise:

@@ -84,3 +84,16 @@ def test_changed_checks_are_noticed():
         check.close = original
     with check.exercise("t-integrity"):
         pass
+
+
+def test_library_code_reached_through_a_symlink_is_not_the_students(tmp_path):
+    """A venv reached through a symlink names its files by the link: they are still library code."""
+    import subprocess
+    import sys
+
+    link = tmp_path / "venv"
+    link.symlink_to(sys.prefix)
+    code = "import torch, labkit.check as c; print(c._is_student_code(torch.nn.modules.module.__file__))"
+    out = subprocess.run([str(link / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out
+    assert check._is_student_code("/tmp/ipykernel_1/123.py") and check._is_student_code("<student cell>")
