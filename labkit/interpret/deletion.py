@@ -25,15 +25,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from labkit.env import LabError
-from labkit.interpret.attribution import (
-    Target,
-    check_images,
-    check_logits,
-    check_number,
-    inspecting,
-    model_device,
-    resolve_targets,
-)
+from labkit.interpret import attribution
 
 MODES = ("deletion", "insertion")
 INSERTION_BLUR_SIGMA = 5.0  # pixels, as RISE's evaluation code (an 11 x 11 kernel there)
@@ -58,7 +50,7 @@ def pixel_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def deletion_curve(
-    model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: Target = None, *, mode: str = "deletion",
+    model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target: attribution.Target = None, *, mode: str = "deletion",
     steps: int = 16, substrate: float | torch.Tensor | None = None, seed: int = 0, batch_size: int = 64,
     classes=None,
 ) -> torch.Tensor:  # fmt: skip
@@ -82,17 +74,17 @@ def deletion_curve(
     Returns:
         Tensor (N, steps + 1) of probabilities on x's device; `auc(curves)` gives the areas.
     """
-    check_images(x)
+    attribution.check_images(x)
     if mode not in MODES:
         raise LabError(f"mode={mode!r}: use one of {MODES}.")
-    check_number("steps", steps, minimum=1, integer=True)
-    check_number("batch_size", batch_size, minimum=1, integer=True)
+    attribution.check_number("steps", steps, minimum=1, integer=True)
+    attribution.check_number("batch_size", batch_size, minimum=1, integer=True)
     n, c, h, w = x.shape
     if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != (n, h, w):
         shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
         raise LabError(f"maps has shape {shape}; expected one map per image, ({n}, {h}, {w}) "
                        "(reduce colour channels with abs_max_channels, upsample Grad-CAM to the image).")  # fmt: skip
-    device = model_device(model)
+    device = attribution.model_device(model)
     images = x.detach().to(device)
     if substrate is None:
         substrate = torch.zeros_like(images) if mode == "deletion" else blurred(images)
@@ -102,8 +94,8 @@ def deletion_curve(
     order = pixel_order(maps.detach().float().to(device), seed)
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w, device=device).expand(n, -1))
     moved = torch.tensor([round(k * h * w / steps) for k in range(steps + 1)], device=device)
-    with inspecting(model, what="deletion_curve"), torch.no_grad():
-        targets = resolve_targets(target, check_logits(model(images)), classes)
+    with attribution.inspecting(model, what="deletion_curve"), torch.no_grad():
+        targets = attribution.resolve_targets(target, attribution.check_logits(model(images)), classes)
         probs = torch.empty(n * (steps + 1), dtype=images.dtype, device=device)
         # Copy j of the flattened (N * (steps + 1)) list is image j // (steps + 1) at step j % (steps + 1).
         for first in range(0, n * (steps + 1), batch_size):
@@ -111,7 +103,7 @@ def deletion_curve(
             img, k = j // (steps + 1), j % (steps + 1)
             done = (rank[img] < moved[k][:, None]).reshape(-1, 1, h, w)  # (B, 1, H, W)
             batch = torch.where(done, end[img], start[img])
-            probs[j] = check_logits(model(batch)).softmax(1).gather(1, targets[img][:, None])[:, 0]
+            probs[j] = attribution.check_logits(model(batch)).softmax(1).gather(1, targets[img][:, None])[:, 0]
     return probs.reshape(n, steps + 1).to(x.device)
 
 

@@ -25,16 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.env import LabError
+from labkit.interpret import attribution
 from labkit.interpret.ascent import pixel_range
-from labkit.interpret.attribution import (
-    Target,
-    check_images,
-    check_logits,
-    check_number,
-    inspecting,
-    model_device,
-    resolve_targets,
-)
 
 NORMS = ("linf", "l2")
 
@@ -63,7 +55,7 @@ class Fooling:
 
 
 def fool(
-    model: nn.Module, x: torch.Tensor, target: Target = None, *, step_size: float = 1 / 255, max_steps: int = 100,
+    model: nn.Module, x: torch.Tensor, target: attribution.Target = None, *, step_size: float = 1 / 255, max_steps: int = 100,
     norm: str = "linf", mean=None, std=None, classes=None,
 ) -> Fooling:  # fmt: skip
     """Push each image towards the target class in small gradient steps until the network predicts it.
@@ -86,22 +78,22 @@ def fool(
         >>> result = fool(model, x, target=3, mean=splits.mean, std=splits.std)
         >>> result.fooled.float().mean(), result.steps, result.linf * 255   # in grey levels
     """
-    check_images(x)
-    check_number("step_size", step_size)
-    check_number("max_steps", max_steps, minimum=1, integer=True)
+    attribution.check_images(x)
+    attribution.check_number("step_size", step_size)
+    attribution.check_number("max_steps", max_steps, minimum=1, integer=True)
     if norm not in NORMS:
         raise LabError(f"norm={norm!r}: use one of {NORMS}.")
-    device = model_device(model)
+    device = attribution.model_device(model)
     start = x.detach().to(device)
     low, high = pixel_range(mean, std, start)  # (1, C, 1, 1): pixel values 0 and 1 in input space
     scale = 1 / (high - low)  # std: one input unit in pixel units
-    with inspecting(model, what="fool"):
+    with attribution.inspecting(model, what="fool"):
         with torch.no_grad():
-            logits = check_logits(model(start))
+            logits = attribution.check_logits(model(start))
         if target is None:
             targets = logits.topk(2, dim=1).indices[:, 1]
         else:
-            targets = resolve_targets(target, logits, classes)
+            targets = attribution.resolve_targets(target, logits, classes)
         same = (logits.argmax(1) == targets).nonzero().flatten().tolist()
         if same:
             raise LabError(f"images {same[:5]} are already predicted as their target class; choose another "
@@ -113,7 +105,7 @@ def fool(
             # One forward pass both checks the images of the last step and gives the next gradient.
             idx = active.nonzero().flatten()
             xg = images[idx].requires_grad_(True)
-            out = check_logits(model(xg))
+            out = attribution.check_logits(model(xg))
             going = out.argmax(1) != targets[idx]
             active[idx] = going
             idx = idx[going]

@@ -22,15 +22,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.interpret.attribution import (
-    Target,
-    check_images,
-    check_logits,
-    check_number,
-    inspecting,
-    model_device,
-    resolve_targets,
-)
+from labkit.interpret import attribution
 
 SCORES = ("logit", "probability")
 
@@ -52,10 +44,10 @@ def occlusion_masks(height: int, width: int, window: int, stride: int) -> torch.
 
 
 def _check(x: torch.Tensor, window, stride, baseline, score: str, batch_size) -> None:
-    check_images(x)
-    check_number("window", window, minimum=1, integer=True)
-    check_number("stride", stride, minimum=1, integer=True)
-    check_number("batch_size", batch_size, minimum=1, integer=True)
+    attribution.check_images(x)
+    attribution.check_number("window", window, minimum=1, integer=True)
+    attribution.check_number("stride", stride, minimum=1, integer=True)
+    attribution.check_number("batch_size", batch_size, minimum=1, integer=True)
     h, w = x.shape[-2:]
     if window > min(h, w):
         raise LabError(f"window={window} is larger than the images ({h} x {w}); use a window of at most {min(h, w)}.")
@@ -73,7 +65,7 @@ def _check(x: torch.Tensor, window, stride, baseline, score: str, batch_size) ->
 
 
 def occlusion(
-    model: nn.Module, x: torch.Tensor, target: Target = None, *, window: int = 8, stride: int = 4,
+    model: nn.Module, x: torch.Tensor, target: attribution.Target = None, *, window: int = 8, stride: int = 4,
     baseline: float | torch.Tensor = 0.0, score: str = "logit", batch_size: int = 64, classes=None,
 ) -> torch.Tensor:  # fmt: skip
     """Occlusion map of the target class: how much the score drops when each region is covered.
@@ -99,19 +91,19 @@ def occlusion(
     """
     _check(x, window, stride, baseline, score, batch_size)
     n, _, h, w = x.shape
-    device = model_device(model)
+    device = attribution.model_device(model)
     masks = occlusion_masks(h, w, window, stride).to(device)  # (P, H, W)
     p = masks.shape[0]
-    with inspecting(model, what="occlusion"), torch.no_grad():
+    with attribution.inspecting(model, what="occlusion"), torch.no_grad():
         images = x.detach().to(device)
         fill = torch.as_tensor(baseline, dtype=images.dtype, device=device).expand_as(images)
 
         def scores(batch: torch.Tensor) -> torch.Tensor:  # (B, num_classes): logits or probabilities
-            logits = check_logits(model(batch))
+            logits = attribution.check_logits(model(batch))
             return logits.softmax(1) if score == "probability" else logits
 
         first = scores(images)
-        targets = resolve_targets(target, first, classes)
+        targets = attribution.resolve_targets(target, first, classes)
         before = first.gather(1, targets[:, None])[:, 0]  # (N,)
         drops = torch.empty(n * p, dtype=images.dtype, device=device)
         # Copy k of the flattened (N * P) list is image k // P with window k % P covered.
