@@ -256,6 +256,9 @@ def executor_class():
             super().__init__(*args, **kwargs)
             self.interrupt_on_timeout = False
             self.raise_on_iopub_timeout = False
+            # nbclient waits 4 s for a cell's outputs after its reply, then drops the rest: on a loaded
+            # machine that lost a test cell's "hidden tests passed" line, and with it the points
+            self.iopub_timeout = 120
             self.shutdown_kernel = "immediate"
             self.events: list[str] = []
             self._stopped: str | None = None
