@@ -24,7 +24,7 @@ from labkit.env import dataset_key, resolve_defaults
 # in about 3 minutes; smoke: >= 0.90 in seconds (tests/test_lab02_naive_cnn.py).
 _LAB02_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64], "hidden": 128,
-              "dropout": 0.2, "epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-4,
+              "dropout": 0.2, "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-4,
               "label_smoothing": 0.0, "augment": "none", "tta": False, "patience": 4, "overfit_steps": 40},
     "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400, "channels": [16, 32, 64], "hidden": 128,
              "dropout": 0.2, "epochs": 14, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-4,
@@ -63,7 +63,7 @@ LAB02: dict[str, Any] = {
 }  # fmt: skip
 
 # Epochs of the quick lab-02 network that labs 05-08 train when lab 02's checkpoint is missing.
-QUICK_EPOCHS = {"shapes": {"smoke": 6, "full": 10}, "cifar10": {"smoke": 1, "full": 3}, "other": {"smoke": 1, "full": 5}}
+QUICK_EPOCHS = {"shapes": {"smoke": 4, "full": 10}, "cifar10": {"smoke": 1, "full": 3}, "other": {"smoke": 1, "full": 5}}
 
 # The network settings of lab 02 (the rest of a recipe is how to train it).
 LAB02_NETWORK = ("channels", "hidden", "dropout")
