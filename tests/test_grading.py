@@ -100,6 +100,7 @@ def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.Noteb
             print(done)
         """)),
         "olivia": tc.with_answer(master_nb, B, "def my_tv(z):\n    return total_variation(z)"),
+        "pia": tc.with_cell_before(master_nb, A, 'import torch\nprint(f"threads={torch.get_num_threads()}")'),
         "quinn": tc.with_answer(master_nb, B, _code("""
             def my_tv(z):
                 import inspect
@@ -260,6 +261,13 @@ def test_feedback_never_shows_the_hidden_tests(graded):
         text = feedback.read_text()
         assert not [line for line in hidden if line in text], feedback.name
     assert "withheld" in message(graded, "quinn", "00-tv")
+
+
+def test_each_kernel_uses_the_threads_the_grader_gives_it(graded):
+    # one job per core and one thread each: a kernel at its default (every core) beside another job
+    # oversubscribes the cores and runs about four times slower
+    assert "threads=1" in executed(graded, "pia")
+    assert points(graded, "pia") == points(graded, "alice")
 
 
 def test_regrading_grades_only_changed_submissions(graded):

@@ -129,6 +129,11 @@ def launch(argv: list[str]) -> None:
     os.environ.update({k: str(v) for k, v in dirs.items()})
     os.environ.update({"PYTHONDONTWRITEBYTECODE": "1", "LABKIT_HEADLESS": "1", "MPLBACKEND": "Agg",
                        "USER": "student", "LOGNAME": "student", **config.get("env", {})})
+    threads = config.get("env", {}).get("OMP_NUM_THREADS")
+    if threads and "torch" in sys.modules:
+        # importing labkit loaded torch (and its OpenMP pool, sized to every core) before the variable
+        # was set: two graders' kernels at two threads each on two cores ran four times slower
+        sys.modules["torch"].set_num_threads(int(threads))
     sys.dont_write_bytecode = True
     os.chdir(root)
     _limits(config)
