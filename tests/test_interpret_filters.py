@@ -104,6 +104,32 @@ def test_filter_pattern_beats_every_random_image_of_the_same_contrast():
     assert reached > float(random_acts.max())
 
 
+def test_filter_pattern_starts_where_a_rarely_active_unit_responds(monkeypatch):
+    # a ReLU unit silent all over its start image has no gradient: from one start the ascent mostly
+    # stays at 0, from the best of several it mostly gets going
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from labkit.interpret import activation_max
+
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 1, 3), relu=nn.ReLU()))
+    with torch.no_grad():  # active where the 0.1-noise around grey lifts it by 2 standard deviations
+        w = model.conv.weight
+        model.conv.bias.fill_(-float(0.5 * w.sum() + 2.0 * 0.1 * w.norm()))
+    kwargs = dict(steps=5, lr=0.05, image_size=6, mean=(0.0,) * 3, std=(1.0,) * 3, blur_every=0, jitter=0,
+                  return_activation=True)
+
+    def moved(starts: int) -> int:
+        monkeypatch.setattr(activation_max, "STARTS", starts)
+        return sum(interp.filter_pattern(model, "relu", 0, seed=s, **kwargs)[1] > 0 for s in range(12))
+
+    several = moved(activation_max.STARTS)
+    one = moved(1)
+    assert several > one and several >= 9, (one, several)
+
+
 def test_filter_pattern_is_reproducible_and_respects_the_pixel_range():
     model = net()
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)

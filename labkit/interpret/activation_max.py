@@ -3,8 +3,9 @@
 Introduced in notebooks/05_filters_feature_maps.ipynb (Erhan et al. 2009, "Visualizing higher-layer
 features of a deep network"; Simonyan et al. 2014, "Deep inside convolutional networks").
 
-Start from a grey image plus a little noise and follow the gradient of the channel's mean
-activation with respect to the pixels, with the regularisers of `labkit.interpret.ascent` (jitter,
+Start from a grey image plus a little noise (the one of a few such images that excites the unit
+most: a ReLU unit silent all over its start has no gradient) and follow the gradient of the
+channel's mean activation with respect to the pixels, with the regularisers of `labkit.interpret.ascent` (jitter,
 blur and an L2 penalty by default) keeping the picture readable. With `mean`/`std` (the
 normalisation of the model's inputs) the image also stays within the pixel range [0, 1].
 """
@@ -28,6 +29,8 @@ from labkit.interpret.attribution import (
     model_dtype,
 )
 from labkit.interpret.hooks import LayerRef, find_layer
+
+STARTS = 8  # noise images tried as the start of filter_pattern's ascent
 
 
 def filter_pattern(
@@ -79,9 +82,10 @@ def filter_pattern(
         raise LabError("give both mean and std (the model's input normalisation), or neither.")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     gen = torch.Generator().manual_seed(seed)
-    start = torch.randn(1, in_channels(model), *size, generator=gen, dtype=model_dtype(model)).to(model_device(model))
-    low, high = pixel_range(mean, std, start)  # grey is their midpoint, one pixel unit their distance
-    start = (low + high) / 2 + noise * (high - low) * start if mean is not None else noise * start
+    starts = torch.randn(STARTS, in_channels(model), *size, generator=gen, dtype=model_dtype(model))
+    starts = starts.to(model_device(model))
+    low, high = pixel_range(mean, std, starts)  # grey is their midpoint, one pixel unit their distance
+    starts = (low + high) / 2 + noise * (high - low) * starts if mean is not None else noise * starts
     low, high = (low, high) if mean is not None else (None, None)
 
     def gain(img: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N,)
@@ -89,7 +93,12 @@ def filter_pattern(
 
     with inspecting(model):
         with torch.no_grad():
-            channel = check_channel(name, layer_output(model, start, name).shape[1], channel)
+            channel = check_channel(name, layer_output(model, starts, name).shape[1], channel)
+            # a ReLU unit that is zero all over its start image has no gradient, and the ascent would
+            # never move (it happened to a relu3_2 unit of lab 02's network): start from the noise
+            # image, of a few, that excites the unit most
+            best = int(gain(starts).argmax())
+        start = starts[best : best + 1]
         image = ascend(gain, start, steps=steps, lr=lr, l2=l2, jitter=jitter, blur_every=blur_every,
                        blur_sigma=blur_sigma, low=low, high=high, generator=gen)  # fmt: skip
         with torch.no_grad():
