@@ -227,10 +227,6 @@ class _Tripwire:
             caller = caller.f_back
 
 
-def _resolved(objects: Sequence[Any]) -> dict[str, str]:
-    return _source_files(objects)
-
-
 class Exercise:
     """What `exercise(...)` yields: its name, whether it runs hidden tests, and the forbidden names."""
 
@@ -278,7 +274,7 @@ def exercise(name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidde
             and every failure is reported as `CheckFailed` naming the exercise.
     """
     label = "hidden tests" if hidden else "check"
-    forbidden = _resolved(list(forbid))
+    forbidden = _source_files(list(forbid))
     tripwire = _Tripwire(forbidden, sys._getframe(2).f_code.co_filename)  # 2: the cell with the `with`
     previous = sys.getprofile()
     try:
@@ -340,6 +336,6 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
 
 _PRISTINE = {name: globals()[name] for name in
              ("shape", "params", "close", "equal", "at_least", "true", "exercise", "use", "_check_integrity",
-              "_fail", "_ok", "_array", "_resolved", "_is_reference", "copy_weights", "same_network", "no_hooks")}
+              "_fail", "_ok", "_array", "_source_files", "_is_reference", "copy_weights", "same_network", "no_hooks")}
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.env import LabError, write_json_atomic
+from labkit.env import LabError
 
 STUDENT_ID = "student"  # each submission is graded in a course folder of its own, as this one student
 
@@ -89,6 +89,8 @@ class Lab:
     sha: str
     exercises: list[Exercise]
     hidden_lines: list[str]
+    replaced: list[str]  # grade ids of the cells grading puts back from the master
+    sealed: list[str]  # grade ids of the test cells with hidden tests
 
     @property
     def gradebook(self) -> Path:
@@ -134,6 +136,14 @@ def sealed(nb) -> list[str]:
             if c.metadata.get("nbgrader", {}).get("grade") and "BEGIN HIDDEN TESTS" in c.source]
 
 
+def replaced(nb) -> list[str]:
+    """Grade ids of the cells grading replaces by the master's (test cells and read-only cells)."""
+    return sorted(c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id")
+                  and (c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade"))
+                  and not c.metadata["nbgrader"].get("solution"))
+
+
 def grade_ids(nb) -> set[str]:
     return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
             if c.metadata.get("nbgrader", {}).get("grade_id")}
@@ -150,7 +160,7 @@ def prepare(master: Path, root: Path) -> Lab:
     master = Path(master).resolve()
     name, sha = master.stem, sha256(master)
     nb = nbformat.read(master, as_version=4)
-    lab = Lab(name, master, Path(root), sha, exercises(nb), hidden_lines(nb))
+    lab = Lab(name, master, Path(root), sha, exercises(nb), hidden_lines(nb), replaced(nb), sealed(nb))
     if not lab.exercises:
         raise LabError(f"{master.name} has no graded test cells (nbgrader 'grade' metadata with points).")
     stamp = lab.root / "master.sha256"
@@ -166,7 +176,6 @@ def prepare(master: Path, root: Path) -> Lab:
         raise LabError(f"nbgrader generate_assignment failed for {master.name}:\n{_log_tail(result)}")
     shutil.rmtree(source.parent)  # the master's copy is not needed to grade, and must not sit beside anything
     stamp.write_text(sha)
-    write_json_atomic(lab.root / "exercises.json", [e.__dict__ for e in lab.exercises])
     return lab
 
 

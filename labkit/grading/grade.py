@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +36,8 @@ from typing import Any
 import nbformat
 
 from labkit.env import PROFILES, LabError, project_root
-from labkit.grading import course
+from labkit.grading import course, sandbox
+from labkit.util import atomic_write
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
 UID_BASE = 61000  # kernels of grading slot k run as uid UID_BASE + k when the grader runs as root
@@ -123,17 +122,6 @@ def _sha(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
-def _kill_tree(pid: int) -> None:
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        for p in [*proc.children(recursive=True), proc]:
-            p.kill()
-    except psutil.Error:
-        pass
-
-
 def _kill_user(uid: int) -> None:
     import psutil
 
@@ -174,6 +162,7 @@ class Grader:
         self.masters = masters_in(self.masters_dir)
         if not self.masters:
             raise LabError(f"no lab masters (NN_*.ipynb) in {self.masters_dir}.")
+        self.master_ids = {n: course.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
         self.settings, self.force, self.log = settings, force, log
         self.work = self.out / ".work"
         self.labs: dict[str, course.Lab] = {}
@@ -192,20 +181,11 @@ class Grader:
             self.labs[name] = course.prepare(self.masters[name], self.out / ".grader" / name)
         return self.labs[name]
 
-    def skip_ids(self, lab: course.Lab) -> list[str]:
-        """Grade ids of the cells grading replaces by the master's (test cells and read-only cells)."""
-        nb = nbformat.read(lab.master, as_version=4)
-        return sorted(c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                      if c.metadata.get("nbgrader", {}).get("grade_id")
-                      and (c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade"))
-                      and not c.metadata["nbgrader"].get("solution"))
-
     def _spec(self, path: Path, lab: course.Lab, key: str) -> dict:
         folder = self.work / path.stem
         return {"submission": str(path), "student": path.stem, "lab": lab.name, "key": key,
                 "gradebook": str(lab.gradebook), "exercises": [e.__dict__ for e in lab.exercises],
-                "hidden_lines": lab.hidden_lines, "skip": self.skip_ids(lab), "work": str(folder),
-                "sealed": course.sealed(nbformat.read(lab.master, as_version=4)),
+                "hidden_lines": lab.hidden_lines, "skip": lab.replaced, "work": str(folder), "sealed": lab.sealed,
                 "sandbox": str(folder / "sandbox"), "params": self.settings.params,
                 "time_limit": self.settings.time_limit, "memory_bytes": self.settings.memory,
                 "file_bytes": self.settings.file_bytes, "threads": self.settings.threads, "deny": self.deny(),
@@ -228,14 +208,14 @@ class Grader:
             try:
                 proc.wait(timeout=self.settings.time_limit + STARTUP_SECONDS)
             except subprocess.TimeoutExpired:
-                _kill_tree(proc.pid)
+                sandbox.kill_tree(proc.pid)
                 proc.wait()
                 return _lost(spec["student"], spec["lab"], spec["key"], [course.Exercise(**e) for e in spec["exercises"]],
                              "time limit", f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
                              f"(+{STARTUP_SECONDS} s to start) and was stopped", spec["isolation"])
             finally:
                 if proc.poll() is None:
-                    _kill_tree(proc.pid)
+                    sandbox.kill_tree(proc.pid)
                 if spec["uid"] is not None:
                     _kill_user(spec["uid"])  # a process the kernel forked and left behind
             if not result_path.is_file():
@@ -264,7 +244,7 @@ class Grader:
             except Exception as err:  # noqa: BLE001 - a broken file is one student's problem, not the run's
                 results[path.stem] = _lost(path.stem, "", "", [], "unreadable", f"the notebook cannot be read: {err}", "")
                 continue
-            name = which_lab(nb, {n: self._master_ids(n) for n in self.masters})
+            name = which_lab(nb, self.master_ids)
             if name is None:
                 results[path.stem] = _lost(path.stem, "", "", [], "unknown lab",
                                            "not a lab notebook: none of its cells belongs to a lab's exercises", "")
@@ -292,27 +272,19 @@ class Grader:
                  f"feedback in {self.out / 'feedback'}")
         return ordered
 
-    def _master_ids(self, name: str) -> set[str]:
-        if not hasattr(self, "_ids"):
-            self._ids = {n: course.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
-        return self._ids[name]
-
     def columns(self, results: list[dict]) -> list[str]:
         labs = sorted({r["lab"] for r in results if r["lab"]})
         return [e.id for name in labs for e in self.lab(name).exercises]
 
     def write(self, results: list[dict]) -> None:
         columns = self.columns(results)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["student", *columns, "total", "status"])
-        for r in results:
-            points = {e["id"]: e["points"] for e in r["exercises"]}
-            writer.writerow([r["student"], *(_fmt(points[c]) if c in points else "" for c in columns),
-                             _fmt(_points(r)), r["status"]])
-        tmp = self.out / "grades.csv.tmp"
-        tmp.write_text(buffer.getvalue())
-        tmp.replace(self.out / "grades.csv")
+        with atomic_write(self.out / "grades.csv", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["student", *columns, "total", "status"])
+            for r in results:
+                points = {e["id"]: e["points"] for e in r["exercises"]}
+                writer.writerow([r["student"], *(_fmt(points[c]) if c in points else "" for c in columns),
+                                 _fmt(_points(r)), r["status"]])
         feedback = self.out / "feedback"
         feedback.mkdir(exist_ok=True)
         keep = {f"{r['student']}.md" for r in results}
@@ -378,7 +350,3 @@ def grade(submissions: str | Path, out: str | Path, *, params: dict | None = Non
                         checkpoints=str(checkpoints) if checkpoints else None)
     return Grader(Path(submissions), Path(out), settings, masters=masters, force=force, log=log).run()
 
-
-def clean(out: Path) -> None:
-    """Remove a grading output folder (files may belong to the kernels' users)."""
-    shutil.rmtree(out, ignore_errors=True)

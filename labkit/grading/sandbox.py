@@ -4,7 +4,7 @@
 manager (`SandboxKernelManager`) starts instead of ipykernel's. Before it hands over to ipykernel it
 
 1. points HOME, TMPDIR, IPYTHONDIR, the tensor cache and Python's bytecode writing into the scratch
-   folder, and sets OMP_NUM_THREADS;
+   folder (the worker has set OMP_NUM_THREADS in the environment the kernel starts with);
 2. sets resource limits: data segment (memory), file size, no core files, and, under its own user,
    a process count;
 3. runs, when the grader runs as root, as an unprivileged user of its own (a uid per grading slot,
@@ -128,12 +128,7 @@ def launch(argv: list[str]) -> None:
         path.mkdir(parents=True, exist_ok=True)  # as the kernel's user: the grader handed `root` over
     os.environ.update({k: str(v) for k, v in dirs.items()})
     os.environ.update({"PYTHONDONTWRITEBYTECODE": "1", "LABKIT_HEADLESS": "1", "MPLBACKEND": "Agg",
-                       "USER": "student", "LOGNAME": "student", **config.get("env", {})})
-    threads = config.get("env", {}).get("OMP_NUM_THREADS")
-    if threads and "torch" in sys.modules:
-        # importing labkit loaded torch (and its OpenMP pool, sized to every core) before the variable
-        # was set: two graders' kernels at two threads each on two cores ran four times slower
-        sys.modules["torch"].set_num_threads(int(threads))
+                       "USER": "student", "LOGNAME": "student"})
     sys.dont_write_bytecode = True
     os.chdir(root)
     _limits(config)
@@ -205,6 +200,18 @@ def kernel_manager_class():
     return SandboxKernelManager
 
 
+def kill_tree(pid: int) -> None:
+    """Kill process `pid` and every process below it (gone already: nothing to do)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        for p in [*proc.children(recursive=True), proc]:
+            p.kill()
+    except psutil.Error:
+        pass
+
+
 def _rss(pid: int) -> int:
     import psutil
 
@@ -225,17 +232,11 @@ class Watchdog(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        import psutil
 
         while not self.stopped.wait(self.interval):
             if _rss(self.pid) > self.limit:
                 self.fired = True
-                try:
-                    proc = psutil.Process(self.pid)
-                    for p in [*proc.children(recursive=True), proc]:
-                        p.kill()
-                except psutil.Error:
-                    pass
+                kill_tree(self.pid)
                 return
 
 

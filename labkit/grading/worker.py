@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from labkit.env import write_json_atomic
 from labkit.grading import course, sandbox, scan
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -161,9 +162,11 @@ def grade_submission(spec: dict) -> dict:
     shutil.copyfile(spec["gradebook"], root / "gradebook.db")
     nbformat.write(nb, submitted / f"{lab}.ipynb")
     box = {"root": str(sandbox_dir), "deny": spec["deny"], "memory_bytes": spec["memory_bytes"],
-           "file_bytes": spec["file_bytes"], "uid": spec["uid"],
-           "env": {"OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"])}}
+           "file_bytes": spec["file_bytes"], "uid": spec["uid"]}
     os.environ[sandbox.CONFIG_ENV] = json.dumps(box)
+    # in the environment the kernel process starts with: its thread pools (torch's OpenMP, BLAS) are sized
+    # when the kernel first imports labkit, before any code of the sandbox could set them
+    os.environ.update(OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
     result["isolation"] = spec["isolation"].replace("{user}", sandbox.user_switch(box)[1])
     with course.nbgrader_env():
         from nbgrader.api import Gradebook
@@ -214,9 +217,7 @@ def main(argv: list[str]) -> int:
                   "error": f"{type(err).__name__}: {err}", "exercises": [
                       {"id": e["id"], "points": 0.0, "max": e["points"], "message": "not graded: the grader failed"}
                       for e in spec["exercises"]], "tampering": [], "suspicious": [], "isolation": spec["isolation"]}
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(result_path)
+    write_json_atomic(result_path, result)
     return 0
 
 
