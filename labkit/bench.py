@@ -187,8 +187,8 @@ def bench_cifar() -> None:
     report("cifar", "naive CNN (lab 02): test accuracy", lab02["test_accuracy"])
     for name, v in lab03["variants"].items():
         report("cifar", f"lab 03 variant {name}: seconds / test accuracy", f"{v['train_seconds']} / {v['test_accuracy']}")
-    report("cifar", "ResNet (lab 03, full recipe): train seconds", lab03["resnet_train_seconds"])
-    report("cifar", "ResNet (lab 03, full recipe): test accuracy", lab03["resnet_test_accuracy"])
+    report("cifar", "residual network (lab 03, full recipe): train seconds", lab03["resnet_train_seconds"])
+    report("cifar", "residual network (lab 03, full recipe): test accuracy", lab03["resnet_test_accuracy"])
     report("cifar", "lab 03 whole notebook, seconds", outcomes["03_residual_inception"].seconds)
 
 
@@ -220,7 +220,8 @@ def bench_folder() -> None:
 
 
 def bench_gpu() -> None:
-    """On a CUDA GPU only: lab 03's ResNet recipe with AMP and channels-last; seconds to 94 %."""
+    """On a CUDA GPU only: lab 03's residual-network recipe (airbench's network on CIFAR-10) with AMP
+    and channels-last; seconds to 94 %."""
     if not torch.cuda.is_available():
         report("gpu", "skipped", "no CUDA GPU")
         return

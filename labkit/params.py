@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.env import LabError
+from labkit.recipes import RESNET_ARCHS
 
 Rule = Callable[[str, Any, Mapping[str, Any]], None]
 
@@ -200,6 +201,12 @@ def _layer_names(name, value, params):
                 else "a non-empty list of layer names such as ['features.pool1']")  # fmt: skip
 
 
+def _resnet_channels(name, value, params):
+    # Page's ResNet-9: stem and three stages; airbench's network: three groups.
+    length = 3 if params.get("resnet_arch") == "airbench" else 4
+    int_list(1, length)(name, value, params)
+
+
 POSITIVE = integer(1)
 SINGLE_LAYER = {"layer"}
 LAYER_PARAMETERS = ("layer", "inversion_layers")  # names only the network can check: see check_layers
@@ -213,8 +220,11 @@ RULES: dict[str, Rule] = {
     "augment": _augment, "channels": int_list(1), "hidden": integer(0), "dropout": number(0, 1, high_open=True),
     "optimizer": _optimizer, "lr": number(0, low_open=True), "weight_decay": number(0),
     "label_smoothing": number(0, 1, high_open=True), "tta": flag(), "patience": integer(1, none=True),
-    "overfit_steps": POSITIVE, "depth": POSITIVE, "resnet_channels": int_list(1, 4), "resnet_epochs": POSITIVE,
-    "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True),
+    "overfit_steps": POSITIVE, "depth": POSITIVE, "resnet_channels": _resnet_channels, "resnet_epochs": POSITIVE,
+    "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True), "resnet_arch": choice(RESNET_ARCHS),
+    "resnet_momentum": number(0, 1, high_open=True), "resnet_weight_decay": number(0),
+    "resnet_norm_lr_scale": number(0, low_open=True), "resnet_scheduler": choice(("onecycle", "linear", "cosine")), "resnet_lookahead": flag(),
+    "val_fraction": number(0, 1, low_open=True, high_open=True),
     "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
     "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True),
     # interpretability

@@ -179,6 +179,17 @@ def test_in_memory_splits_get_tensor_loaders_and_others_dataloaders(tmp_path):
         make_loaders(files, 4, in_memory=True)
 
 
+def test_drop_last_leaves_out_the_short_training_batch_only(tmp_path):
+    splits = load_dataset("shapes", n_per_class=6, image_size=32, augment="shift")
+    n = len(splits.train)
+    assert n % 16  # 40 images: a short last batch of 8
+    for loaders in (make_loaders(splits, 16, seed=0, drop_last=True),
+                    make_loaders(splits, 16, seed=0, drop_last=True, in_memory=False, num_workers=0)):  # fmt: skip
+        sizes = [len(y) for _, y in loaders.train]
+        assert len(loaders.train) == len(sizes) == n // 16 and set(sizes) == {16}, type(loaders.train).__name__
+        assert sum(len(y) for _, y in loaders.test) == len(splits.test)  # evaluation keeps every image
+
+
 def test_eval_batches_equal_the_per_sample_eval_transform():
     splits = load_dataset("shapes", n_per_class=4, image_size=32)
     fast = torch.cat([x for x, _ in make_loaders(splits, 7).test])

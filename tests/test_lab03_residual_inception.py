@@ -31,11 +31,11 @@ def test_saves_its_figures(smoke_run):
     outcomes, out = smoke_run
     if "03_residual_inception" not in outcomes:
         pytest.skip("lab 03 not selected")
-    for name in ("variant_curves", "gradient_norms"):
+    for name in ("variant_curves", "resnet_curves", "gradient_norms"):
         assert (out / "figures" / "03_residual_inception" / f"{name}.png").stat().st_size > 10_000
 
 
-def test_trains_and_keeps_the_resnet9(smoke_metrics, smoke_run):
+def test_trains_and_keeps_the_residual_network(smoke_metrics, smoke_run):
     import torch
 
     from labkit.models import ResNet9, count_params
@@ -44,10 +44,11 @@ def test_trains_and_keeps_the_resnet9(smoke_metrics, smoke_run):
 
     m = smoke_metrics("03_residual_inception")
     recipe = LAB03["smoke"]
+    assert m["resnet_arch"] == recipe["resnet_arch"] == "resnet9"
     assert m["resnet_epochs"] == recipe["resnet_epochs"] and m["resnet_train_seconds"] > 0
     assert m["resnet_params"] == count_params(ResNet9(10, channels=recipe["resnet_channels"]))
     assert 0.0 <= m["resnet_test_accuracy"] <= 1.0 and 0.0 <= m["resnet_test_accuracy_no_tta"] <= 1.0
     _, out = smoke_run
-    model, extra = load_checkpoint(out / "checkpoints" / "03_resnet9_shapes.pt")
+    model, extra = load_checkpoint(out / "checkpoints" / "03_resnet_shapes.pt")
     assert isinstance(model, ResNet9) and extra["test_accuracy"] == pytest.approx(m["resnet_test_accuracy"])
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)

@@ -23,7 +23,7 @@ CASES = {
     "02": [("epochs", -1, SETUP), ("dropout", 1.5, SETUP), ("optimizer", "adamax", SETUP), ("tta", "yes", SETUP),
            ("channels", [16, 0, 64], SETUP)],
     "03": [("depth", 0, SETUP), ("resnet_channels", [16, 32, 64], SETUP), ("resnet_lr", -0.1, SETUP),
-           ("augment", "wild", SETUP)],
+           ("augment", "wild", SETUP), ("resnet_arch", "resnet50", SETUP), ("resnet_momentum", 1.0, SETUP)],
     "04": [("backbone", "resnet999", SETUP), ("lr_decay", 2.0, SETUP), ("unfreeze_stages", -1, SETUP),
            ("head_epochs", "30", SETUP)],
     "05": [("photos", ["chelsea", "dog"], SETUP), ("n_units", 0, SETUP), ("interactive", "yes", SETUP)],
@@ -93,6 +93,10 @@ def test_rules_say_what_the_parameter_takes():
     with pytest.raises(LabError, match="for the shapes dataset"):
         validate({"dataset": "shapes", "image_size": 300})
     validate({"dataset": "cifar10", "image_size": 300})
+    # lab 03's residual network: ResNet-9 takes four channel numbers, airbench's network three
+    validate({"resnet_arch": "airbench", "resnet_channels": [64, 256, 256]})
+    with pytest.raises(LabError, match=r"parameter resnet_channels=\[64, 256, 256\]: .*a list of 4 int"):
+        validate({"resnet_arch": "resnet9", "resnet_channels": [64, 256, 256]})
 
 
 def test_layer_names_are_checked_against_the_network():

@@ -9,6 +9,7 @@ seed gives the same batches on any device, and saving that generator's state res
 
 The names match `labkit.data.transforms.AUGMENTATIONS` and mean the same thing there per sample:
 - "translate": random crop with reflect padding of S // 8 pixels (4 px at 32 px: the CIFAR standard);
+- "small_translate": the same with S // 16 pixels (2 px at 32 px: airbench's, for short training);
 - "crop": random resized crop, 70-100 % of the area, aspect 0.85-1.18;
 - "flip" / "vflip": mirror left-right / top-bottom, half of the images;
 - "rotation": up to 20 degrees either way;
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-BATCH_AUGMENTATIONS = ("translate", "crop", "flip", "vflip", "rotation", "color")
+BATCH_AUGMENTATIONS = ("translate", "small_translate", "crop", "flip", "vflip", "rotation", "color")
 CROP_SCALE, CROP_RATIO = (0.7, 1.0), (0.85, 1.18)
 MAX_DEGREES = 20.0
 COLOR_STRENGTH = 0.3
@@ -136,6 +137,8 @@ class BatchAugment:
             x = affine(x, generator, crop="crop" in self.names, rotation="rotation" in self.names)
         if "translate" in self.names:
             x = translate(x, generator)
+        if "small_translate" in self.names:
+            x = translate(x, generator, padding=max(1, x.shape[-2] // 16))
         if "flip" in self.names:
             x = flip(x, generator, -1)
         if "vflip" in self.names:

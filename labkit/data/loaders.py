@@ -91,6 +91,7 @@ def make_loaders(
     weighted_sampler: bool = False,
     device: str | torch.device | None = None,
     in_memory: bool | None = None,
+    drop_last: bool = False,
 ) -> Loaders:
     """Loaders for train (shuffled with the seed, augmented), val, test and train_eval (in order).
 
@@ -112,6 +113,9 @@ def make_loaders(
         device: where TensorLoaders keep the images and make the batches (None: the CPU; pass
             `lab.device` to augment on the GPU).
         in_memory: force (True) or refuse (False) the TensorLoader path; None decides as above.
+        drop_last: leave out the last, smaller training batch of each epoch. With large batches and
+            a large learning rate its step is as long as a full batch's but far noisier, and
+            batch-norm statistics from a few images are poor (airbench drops it).
 
     Returns:
         Loaders with `.train .val .test .train_eval`.
@@ -127,7 +131,7 @@ def make_loaders(
             f"in_memory={splits.in_memory()}."
         )
     if fast and in_memory is not False:
-        return _tensor_loaders(splits, batch_size, names, seed, weighted_sampler, device)
+        return _tensor_loaders(splits, batch_size, names, seed, weighted_sampler, device, drop_last)
     if num_workers is None:
         num_workers = 0 if splits.in_memory() else min(4, os.cpu_count() or 1)
     common = {"batch_size": batch_size, "num_workers": num_workers, "worker_init_fn": seed_worker}
@@ -135,9 +139,9 @@ def make_loaders(
         common["persistent_workers"] = True
     if weighted_sampler:
         sampler = _balanced_sampler(splits.targets("train"), seed)
-        train = DataLoader(splits.train, sampler=sampler, generator=generator(seed), **common)
+        train = DataLoader(splits.train, sampler=sampler, generator=generator(seed), drop_last=drop_last, **common)
     else:
-        train = DataLoader(splits.train, shuffle=True, generator=generator(seed), **common)
+        train = DataLoader(splits.train, shuffle=True, generator=generator(seed), drop_last=drop_last, **common)
     return Loaders(
         train=train,
         val=DataLoader(splits.val, shuffle=False, **common),
@@ -146,7 +150,7 @@ def make_loaders(
     )
 
 
-def _tensor_loaders(splits, batch_size: int, names, seed: int, weighted: bool, device) -> Loaders:
+def _tensor_loaders(splits, batch_size: int, names, seed: int, weighted: bool, device, drop_last: bool) -> Loaders:
     stats = {"mean": splits.mean, "std": splits.std, "device": device}
     loaders = {}
     for split in ("val", "test", "train_eval"):
@@ -157,6 +161,6 @@ def _tensor_loaders(splits, batch_size: int, names, seed: int, weighted: bool, d
         t = splits.targets("train")
         weights = torch.as_tensor(1.0 / np.bincount(t)[t], dtype=torch.double)
     loaders["train"] = TensorLoader(splits.images("train"), splits.targets("train"), batch_size, **stats,
-                                    augment=names, shuffle=True, weights=weights, seed=seed,
+                                    augment=names, shuffle=True, weights=weights, seed=seed, drop_last=drop_last,
                                     dataset=splits.train)  # fmt: skip
     return Loaders(**loaders)

@@ -21,6 +21,7 @@ from labkit.env import LabError
 AUGMENTATIONS = {
     "crop": lambda s, fill: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
     "translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 8), padding_mode="reflect"),
+    "small_translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 16), padding_mode="reflect"),
     "flip": lambda s, fill: v2.RandomHorizontalFlip(),
     "vflip": lambda s, fill: v2.RandomVerticalFlip(),
     "rotation": lambda s, fill: v2.RandomRotation(20, fill=fill),
@@ -33,6 +34,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
     "light": ("crop", "flip"),
     "shift": ("translate", "flip"),
+    "small_shift": ("small_translate", "flip"),
     "strong": ("crop", "flip", "rotation", "perspective", "color"),
 }
 
@@ -94,9 +96,11 @@ def train_transform(
         mean, std: per-channel statistics to normalise with.
         augment: "none" (same as eval), "light" (random resized crop, horizontal flip), "shift"
             (random crop with reflect padding of S // 8 pixels, horizontal flip: the CIFAR-10
-            standard), "strong" (crop, flip, rotation up to 20 degrees, perspective, colour
-            jitter), or a list of names from `AUGMENTATIONS` ("crop", "translate", "flip", "vflip",
-            "rotation", "perspective", "color") and/or v2 transforms applied to the uint8 image.
+            standard), "small_shift" (the same with S // 16 pixels: airbench's for training runs of
+            about ten epochs, where less augmentation does better), "strong" (crop, flip, rotation
+            up to 20 degrees, perspective, colour jitter), or a list of names from `AUGMENTATIONS`
+            ("crop", "translate", "small_translate", "flip", "vflip", "rotation", "perspective",
+            "color") and/or v2 transforms applied to the uint8 image.
 
     Returns:
         a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).

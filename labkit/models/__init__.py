@@ -8,6 +8,7 @@ from collections.abc import Callable
 from torch import nn
 
 from labkit.env import LabError
+from labkit.models.airbench import AirbenchResNet, PatchWhitening
 from labkit.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
 from labkit.models.features import Headless, extract_features, headless
 from labkit.models.freezing import (
@@ -43,6 +44,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "naive_cnn_variant": NaiveCNNVariant,
     "resnet": ResNet,
     "resnet9": ResNet9,
+    "airbench_resnet": AirbenchResNet,
     "deep_net": DeepNet,
     "efficientnet_lite0": EfficientNetLite0,
     "torchvision": torchvision_model,  # random weights: a checkpoint supplies them
@@ -58,8 +60,9 @@ def build(arch: dict) -> nn.Module:
 
 
 __all__ = [
-    "ARCHITECTURES", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
-    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "ResNet", "ResNet9", "build",
+    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
+    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "PatchWhitening", "ResNet", "ResNet9",
+    "build",
     "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
     "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
     "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",

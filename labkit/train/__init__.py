@@ -5,7 +5,7 @@
     preds = predict(model, loaders.test)
 
 Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
-(evaluate, predict), `overfit.py`, `checkpoint.py` (save/load), `rng.py` (generator states),
+(evaluate, predict), `overfit.py`, `lookahead.py` (Lookahead), `checkpoint.py` (save/load), `rng.py` (generator states),
 `distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m labkit train`: the labs' recipes).
 """
 
@@ -14,16 +14,20 @@ from __future__ import annotations
 from labkit.train.checkpoint import load_checkpoint, save_checkpoint
 from labkit.train.epoch import train_one_epoch
 from labkit.train.history import History, smooth
+from labkit.train.lookahead import Lookahead
 from labkit.train.loop import fit
+from labkit.train.optim import norm_scaled_groups
 from labkit.train.overfit import overfit_one_batch
 from labkit.train.predict import Predictions, evaluate, predict
 
 __all__ = [
     "History",
+    "Lookahead",
     "Predictions",
     "evaluate",
     "fit",
     "load_checkpoint",
+    "norm_scaled_groups",
     "overfit_one_batch",
     "predict",
     "save_checkpoint",

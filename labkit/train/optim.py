@@ -15,9 +15,9 @@ from torch.optim import lr_scheduler
 from labkit.env import LabError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
-SCHEDULERS = (None, "cosine", "step", "onecycle")
+SCHEDULERS = (None, "cosine", "step", "onecycle", "linear")
 # Named schedules whose shape depends on the number of epochs (a resume must keep `epochs`).
-EPOCH_DEPENDENT = ("cosine", "step", "onecycle")
+EPOCH_DEPENDENT = ("cosine", "step", "onecycle", "linear")
 # Schedules stepped after every batch rather than after every epoch.
 PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
 
@@ -34,6 +34,28 @@ def trainable_params(model: nn.Module, param_groups: Iterable | None = None) -> 
     if not params:
         raise LabError("the model has no trainable parameter (all requires_grad=False); unfreeze some first.")
     return params
+
+
+def norm_scaled_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr_scale: float) -> list[dict]:
+    """Two parameter groups: batch-norm parameters with `lr * norm_lr_scale`, all others with `lr`.
+
+    A batch-norm shift is one number per channel that the whole channel moves with; airbench
+    (Jordan 2024) trains them 64 times faster than the weights. Both groups decay by the same
+    fraction per step (torch's SGD decays by lr * weight_decay), so the scaled group's weight decay
+    is divided by the same factor. Frozen parameters are left out.
+    """
+    if not norm_lr_scale > 0:
+        raise LabError(f"norm_lr_scale={norm_lr_scale!r}: expected a positive factor, e.g. 64 (1: no scaling).")
+    norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) for p in m.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise LabError("the model has no trainable parameter (all requires_grad=False); unfreeze some first.")
+    scaled = [p for p in trainable if id(p) in norms]
+    others = [p for p in trainable if id(p) not in norms]
+    groups = [{"params": others, "lr": lr, "weight_decay": weight_decay, "name": "weights"},
+              {"params": scaled, "lr": lr * norm_lr_scale, "weight_decay": weight_decay / norm_lr_scale,
+               "name": "batch_norm"}]  # fmt: skip
+    return [g for g in groups if g["params"]]
 
 
 def build_optimizer(
@@ -75,6 +97,8 @@ def build_scheduler(
     - "step": divide by 10 after a third and after two thirds of `epochs`, stepped per epoch.
     - "onecycle": OneCycleLR with max_lr = each group's lr (warm-up over the first 30 % of the
       steps, then cosine down), stepped per batch.
+    - "linear": airbench's schedule (Jordan 2024), stepped per batch: linear warm-up from lr / 5
+      to lr over the first 23 % of the steps, then linear down to 0.07 * lr; momentum constant.
     - an LRScheduler instance, or a callable optimizer -> LRScheduler: stepped per epoch, except
       OneCycleLR and CyclicLR (per batch); ReduceLROnPlateau is stepped with the validation loss.
     """
@@ -88,6 +112,12 @@ def build_scheduler(
         if scheduler == "onecycle":
             max_lr = [g["lr"] for g in optimizer.param_groups]
             return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch), True
+        if scheduler == "linear":
+            max_lr = [g["lr"] for g in optimizer.param_groups]
+            return lr_scheduler.OneCycleLR(
+                optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch, pct_start=0.23,
+                anneal_strategy="linear", div_factor=5.0, final_div_factor=1 / (5.0 * 0.07), cycle_momentum=False,
+            ), True  # fmt: skip
         raise LabError(f"scheduler={scheduler!r} is not known; use one of {SCHEDULERS}, an LRScheduler or a "
                        f"callable optimizer -> LRScheduler.")  # fmt: skip
     made = scheduler if isinstance(scheduler, (lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau)) else None

@@ -4,8 +4,8 @@
     torchrun --nproc-per-node 4 -m labkit train resnet --dataset folder:/data/imagenet10
 
 "naive" is lab 02's network with lab 02's recipe (`labkit.recipes.LAB02`), saved where labs 05-08
-look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's ResNet-9 with its full recipe
-(the `resnet_*` entries of `labkit.recipes.LAB03`), saved as lab 03 saves it. Both use the data,
+look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full recipe
+(the `resnet_*` entries of `labkit.recipes.LAB03`: Page's ResNet-9, or airbench's network on CIFAR-10), saved as lab 03 saves it. Both use the data,
 splits, seed and settings the notebooks use under the same profile, so that
 `python -m labkit run 07 --profile full --out DIR` explains the network trained with
 `--profile full --out DIR` on the same dataset.
@@ -48,13 +48,17 @@ def settings(name: str, profile: str, dataset: str) -> dict[str, Any]:
                 "n_per_class": r["n_per_class"], "augment": r["augment"], "epochs": r["epochs"],
                 "batch_size": r["batch_size"], "optimizer": r["optimizer"], "lr": r["lr"],
                 "weight_decay": r["weight_decay"], "label_smoothing": r["label_smoothing"],
-                "patience": r["patience"], "tta": r["tta"]}  # fmt: skip
+                "patience": r["patience"], "tta": r["tta"], "momentum": 0.9, "norm_lr_scale": 1.0,
+                "scheduler": "onecycle", "lookahead": False}  # fmt: skip
     r = recipes.resolve(recipes.LAB03, profile, dataset)
-    # Lab 03 trains its ResNet-9 with these fixed parts of the recipe (notebooks/03, "ResNet-9" section).
-    return {"network": {"channels": r["resnet_channels"]}, "image_size": r["image_size"],
+    # Lab 03 trains its residual network with these fixed parts of the recipe (notebooks/03, section 4).
+    return {"network": {"arch": r["resnet_arch"], "channels": r["resnet_channels"]}, "image_size": r["image_size"],
+            "val_fraction": r["val_fraction"],
             "n_per_class": r["n_per_class"], "augment": r["augment"], "epochs": r["resnet_epochs"],
             "batch_size": r["resnet_batch_size"], "optimizer": "nesterov", "lr": r["resnet_lr"],
-            "weight_decay": 5e-4, "label_smoothing": 0.2, "patience": None, "tta": True}  # fmt: skip
+            "weight_decay": r["resnet_weight_decay"], "label_smoothing": 0.2, "patience": None, "tta": True,
+            "momentum": r["resnet_momentum"], "norm_lr_scale": r["resnet_norm_lr_scale"],
+            "scheduler": r["resnet_scheduler"], "lookahead": r["resnet_lookahead"]}  # fmt: skip
 
 
 def _check_args(name, profile, epochs, target) -> None:
@@ -142,8 +146,9 @@ def train_recipe(
             `epochs`, data missing in some process, NCCL without GPUs, a device that is not there.
     """
     from labkit.data import load_dataset, make_loaders
-    from labkit.models import NaiveCNN, ResNet9
-    from labkit.train import fit, save_checkpoint
+    from labkit.models import NaiveCNN
+    from labkit.train import Lookahead, fit, norm_scaled_groups, save_checkpoint
+    from labkit.train.optim import build_optimizer
     from labkit.train.predict import eval_sums, means
 
     _check_args(name, profile, epochs, target)
@@ -162,10 +167,10 @@ def train_recipe(
             splits = zoo.lab02_splits(lab)  # the very splits lab 02 trains on
         else:
             shapes_only = {"n_per_class": recipe["n_per_class"]} if dataset_key(dataset) == "shapes" else {}
-            splits = load_dataset(dataset, data_root, image_size=recipe["image_size"], seed=seed, val_fraction=0.1,
-                                  **shapes_only)  # fmt: skip
+            splits = load_dataset(dataset, data_root, image_size=recipe["image_size"], seed=seed,
+                                  val_fraction=recipe["val_fraction"], **shapes_only)  # fmt: skip
         splits = splits.with_augment(recipe["augment"])
-        return splits, make_loaders(splits, per_process, seed=seed, device=device)
+        return splits, make_loaders(splits, per_process, seed=seed, device=device, drop_last=name == "resnet")
 
     splits, loaders = _everywhere(world, f"loading {dataset!r}", load)
     slug = zoo.dataset_slug(dataset)
@@ -181,10 +186,16 @@ def train_recipe(
     if name == "naive":
         model = NaiveCNN(splits.num_classes, **recipe["network"])
     else:
-        model = ResNet9(splits.num_classes, **recipe["network"])
-    history = fit(model, loaders.train, loaders.val, epochs=epochs, device=device, optimizer=recipe["optimizer"],
-                  lr=recipe["lr"], weight_decay=recipe["weight_decay"], label_smoothing=recipe["label_smoothing"],
-                  scheduler="onecycle", patience=recipe["patience"], channels_last=True, amp=amp,
+        model = recipes.residual_network(recipe["network"]["arch"], splits, recipe["network"]["channels"])
+    groups = norm_scaled_groups(model, recipe["lr"], recipe["weight_decay"], recipe["norm_lr_scale"])
+    optimizer = build_optimizer(recipe["optimizer"], model, lr=recipe["lr"], momentum=recipe["momentum"],
+                                param_groups=groups)  # fmt: skip
+    if recipe["lookahead"]:
+        batches = len(distributed.shard(loaders.train, world, train=True))
+        optimizer = Lookahead(optimizer, model, total_steps=epochs * batches)
+    history = fit(model, loaders.train, loaders.val, epochs=epochs, device=device, optimizer=optimizer,
+                  label_smoothing=recipe["label_smoothing"], scheduler=recipe["scheduler"],
+                  patience=recipe["patience"], channels_last=True, amp=amp,
                   checkpoint=lab.checkpoints_dir / f"train_{name}_{slug}_state.pt", resume=resume,
                   progress=progress)  # fmt: skip
     test = means(distributed.all_sum(eval_sums(model, distributed.shard(loaders.test, world, train=False), None,
@@ -195,7 +206,7 @@ def train_recipe(
     if name == "naive":
         path = zoo.checkpoint_path(lab)
     else:
-        path = lab.checkpoints_dir / f"03_resnet9_{slug}.pt"
+        path = lab.checkpoints_dir / f"03_resnet_{slug}.pt"
     result = {"recipe": name, "dataset": splits.name, "profile": profile, "processes": world.size,
               "device": str(device), "epochs": history.epochs_run, "best_epoch": history.best_epoch,
               "train_seconds": round(history.seconds, 1),
