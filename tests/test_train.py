@@ -455,8 +455,8 @@ def test_fit_rejects_bad_arguments_before_training():
         fit(m, tl, vl, epochs=0)
     with pytest.raises(LabError, match="optimizer='rmsprop' is not known"):
         fit(m, tl, vl, epochs=1, optimizer="rmsprop")
-    with pytest.raises(LabError, match="scheduler='linear' is not known"):
-        fit(m, tl, vl, epochs=1, scheduler="linear")
+    with pytest.raises(LabError, match="scheduler='triangle' is not known"):
+        fit(m, tl, vl, epochs=1, scheduler="triangle")
     with pytest.raises(LabError, match="resume=True needs checkpoint"):
         fit(m, tl, vl, epochs=1, resume=True)
     with pytest.raises(LabError, match="patience needs a val_loader"):

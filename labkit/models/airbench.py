@@ -93,7 +93,7 @@ class AirbenchResNet(nn.Module):
 
     Call `model.stem.fit(images)` with a few thousand normalised training images before training.
 
-    Shapes: (N, 3, H, W) -> (N, num_classes); any H, W >= 17.
+    Shapes: (N, 3, H, W) -> (N, num_classes); any H, W >= 9.
     """
 
     def __init__(
