@@ -194,6 +194,12 @@ def _objective(name, value, params):
     choice(OBJECTIVES)(name, value, params)
 
 
+def _scheduler(name, value, params):
+    from labkit.train.optim import SCHEDULERS
+
+    choice([s for s in SCHEDULERS if s is not None])(name, value, params)
+
+
 def _layer_names(name, value, params):
     values = [value] if name in SINGLE_LAYER else value
     if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
@@ -223,7 +229,7 @@ RULES: dict[str, Rule] = {
     "overfit_steps": POSITIVE, "depth": POSITIVE, "resnet_channels": _resnet_channels, "resnet_epochs": POSITIVE,
     "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True), "resnet_arch": choice(RESNET_ARCHS),
     "resnet_momentum": number(0, 1, high_open=True), "resnet_weight_decay": number(0),
-    "resnet_norm_lr_scale": number(0, low_open=True), "resnet_scheduler": choice(("onecycle", "linear", "cosine")), "resnet_lookahead": flag(),
+    "resnet_norm_lr_scale": number(0, low_open=True), "resnet_scheduler": _scheduler, "resnet_lookahead": flag(),
     "val_fraction": number(0, 1, low_open=True, high_open=True),
     "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
     "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True),

@@ -99,11 +99,11 @@ _RESNET9 = {"resnet_arch": "resnet9", "resnet_momentum": 0.9, "resnet_weight_dec
             "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle", "resnet_lookahead": False}  # fmt: skip
 _LAB03_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 32, "n_per_class": 60, "val_fraction": 0.1, "epochs": 1,
-              "batch_size": 64, "lr": 3e-3, "depth": 8, **_RESNET9, "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 2,
-              "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light"},
+              "batch_size": 64, "lr": 3e-3, "depth": 8, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
+              "resnet_epochs": 2, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light"},
     "full": {"dataset": "shapes", "image_size": 48, "n_per_class": 500, "val_fraction": 0.1, "epochs": 8,
-             "batch_size": 64, "lr": 3e-3, "depth": 20, **_RESNET9, "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 12,
-             "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light"},
+             "batch_size": 64, "lr": 3e-3, "depth": 20, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
+             "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light"},
 }  # fmt: skip
 # CIFAR-10: 2 % of the training images for validation (1,000 of the official 50,000: enough for the
 # curves, and the residual network trains on the rest). 10 epochs on 2 cores; see the notebook's
@@ -132,8 +132,6 @@ LAB03: dict[str, Any] = {
                  "imagenette": _LAB03_PHOTOS, "caltech101": _LAB03_PHOTOS},
 }  # fmt: skip
 RESNET_ARCHS = ("resnet9", "airbench")
-
-
 WHITENING_IMAGES = 5000
 
 

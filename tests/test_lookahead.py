@@ -44,7 +44,7 @@ def test_every_k_steps_the_weights_become_the_average_of_slow_and_fast():
     for (k, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
     running = model[1].running_mean
-    assert not torch.equal(running, torch.zeros_like(running))  # buffers are averaged too
+    assert not torch.equal(running, torch.zeros_like(running))  # so the equal running statistics above mean something
 
 
 def test_decay_grows_with_the_cube_of_progress():

@@ -232,7 +232,6 @@ class Watchdog(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-
         while not self.stopped.wait(self.interval):
             if _rss(self.pid) > self.limit:
                 self.fired = True

@@ -5,9 +5,10 @@ features of a deep network"; Simonyan et al. 2014, "Deep inside convolutional ne
 
 Start from a grey image plus a little noise (the one of a few such images that excites the unit
 most: a ReLU unit silent all over its start has no gradient) and follow the gradient of the
-channel's mean activation with respect to the pixels, with the regularisers of `labkit.interpret.ascent` (jitter,
-blur and an L2 penalty by default) keeping the picture readable. With `mean`/`std` (the
-normalisation of the model's inputs) the image also stays within the pixel range [0, 1].
+channel's mean activation with respect to the pixels, with the regularisers of
+`labkit.interpret.ascent` (jitter, blur and an L2 penalty by default) keeping the picture readable.
+With `mean`/`std` (the normalisation of the model's inputs) the image also stays within the pixel
+range [0, 1].
 """
 
 from __future__ import annotations
@@ -93,11 +94,12 @@ def filter_pattern(
 
     with inspecting(model):
         with torch.no_grad():
-            channel = check_channel(name, layer_output(model, starts, name).shape[1], channel)
+            maps = layer_output(model, starts, name)  # (STARTS, C, h, w)
+            channel = check_channel(name, maps.shape[1], channel)
             # a ReLU unit that is zero all over its start image has no gradient, and the ascent would
             # never move (it happened to a relu3_2 unit of lab 02's network): start from the noise
-            # image, of a few, that excites the unit most
-            best = int(gain(starts).argmax())
+            # image, of a few, that excites the unit most (its gain, from the maps at hand)
+            best = int(maps[:, channel].mean(dim=(1, 2)).argmax())
         start = starts[best : best + 1]
         image = ascend(gain, start, steps=steps, lr=lr, l2=l2, jitter=jitter, blur_every=blur_every,
                        blur_sigma=blur_sigma, low=low, high=high, generator=gen)  # fmt: skip

@@ -60,9 +60,9 @@ def build(arch: dict) -> nn.Module:
 
 
 __all__ = [
-    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless", "IMAGENET_MEAN",
-    "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "PatchWhitening", "ResNet", "ResNet9",
-    "build",
+    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless",
+    "IMAGENET_MEAN", "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception",
+    "PatchWhitening", "ResNet", "ResNet9", "build",
     "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
     "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
     "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",

@@ -5,7 +5,8 @@
     preds = predict(model, loaders.test)
 
 Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
-(evaluate, predict), `overfit.py`, `lookahead.py` (Lookahead), `checkpoint.py` (save/load), `rng.py` (generator states),
+(evaluate, predict), `overfit.py`, `lookahead.py` (Lookahead), `checkpoint.py` (save/load),
+`rng.py` (generator states),
 `distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m labkit train`: the labs' recipes).
 """
 

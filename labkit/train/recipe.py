@@ -4,9 +4,10 @@
     torchrun --nproc-per-node 4 -m labkit train resnet --dataset folder:/data/imagenet10
 
 "naive" is lab 02's network with lab 02's recipe (`labkit.recipes.LAB02`), saved where labs 05-08
-look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full recipe
-(the `resnet_*` entries of `labkit.recipes.LAB03`: Page's ResNet-9, or airbench's network on CIFAR-10), saved as lab 03 saves it. Both use the data,
-splits, seed and settings the notebooks use under the same profile, so that
+look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full
+recipe (the `resnet_*` entries of `labkit.recipes.LAB03`: Page's ResNet-9, or airbench's network on
+CIFAR-10), saved as lab 03 saves it. Both use the data, splits, seed and settings the notebooks use
+under the same profile, so that
 `python -m labkit run 07 --profile full --out DIR` explains the network trained with
 `--profile full --out DIR` on the same dataset.
 
