@@ -232,7 +232,8 @@ RULES: dict[str, Rule] = {
     "resnet_norm_lr_scale": number(0, low_open=True), "resnet_scheduler": _scheduler, "resnet_lookahead": flag(),
     "val_fraction": number(0, 1, low_open=True, high_open=True),
     "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
-    "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True),
+    "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True), "mirror_features": flag(),
+    "train_batchnorm": flag(),
     # interpretability
     "n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE, "photo_size": integer(32),
     "photos": names(_photos, "photo"), "nopool_epochs": POSITIVE, "n_show": POSITIVE, "inversion_images": POSITIVE,

