@@ -1,7 +1,7 @@
 """`make bench`: the speed and accuracy figures of the series, printed as one table.
 
     python -m labkit.bench                 # everything the data at hand allows
-    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, ddp, cifar, cats, folder, gpu, grading
+    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats, folder, gpu, grading
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -174,6 +174,34 @@ def bench_loader() -> None:
             report("loader", f"{kind}, {size} px, augment={augment}, images/s", round(len(splits.train) / seconds))
 
 
+def _seconds(net, x) -> float:
+    start = time.perf_counter()
+    net(x)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def bench_features() -> None:
+    """Images per second of frozen feature extraction (lab 04): the network as it is against the copy
+    with batch-norm folded into the convolutions that `extract_features` runs (alternated pairs)."""
+    from torch import nn
+
+    from labkit.models import efficientnet_lite
+    from labkit.models.features import fold_batchnorm
+
+    for variant, size in ((0, 224), (2, 260)):
+        net = efficientnet_lite(variant)
+        body = nn.Sequential(net.features, net.pool).to(memory_format=torch.channels_last)
+        folded = fold_batchnorm(body)
+        x = torch.randn(32, 3, size, size).contiguous(memory_format=torch.channels_last)
+        body(x), folded(x)  # warm-up
+        pairs = [(_seconds(body, x), _seconds(folded, x)) for _ in range(5)]
+        name = f"EfficientNet-Lite{variant}, {size} px, batch 32"
+        report("features", f"{name}: plain / folded, images/s",
+               f"{round(32 / statistics.median(p for p, _ in pairs))} / {round(32 / statistics.median(f for _, f in pairs))}")  # fmt: skip
+        report("features", f"{name}: folded / plain throughput (median of 5 pairs)", round(statistics.median(p / f for p, f in pairs), 2))
+
+
 def bench_cifar() -> None:
     """Labs 02 and 03 under full on CIFAR-10 with 5,000 training images held out as the test set."""
     train_dir = _unpacked("cifar10-train.tar.gz", "cifar10")
@@ -307,7 +335,7 @@ def bench_grading() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "ddp": bench_ddp, "cifar": bench_cifar,
+BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "features": bench_features, "ddp": bench_ddp, "cifar": bench_cifar,
               "cats": bench_cats, "folder": bench_folder, "gpu": bench_gpu, "grading": bench_grading}  # fmt: skip
 
 

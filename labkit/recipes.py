@@ -191,7 +191,7 @@ _LAB04_PHOTOS = {
 # Lite0 at 224 px frozen 0.982, fine-tuned 0.985; Lite2 at 224 px 0.983 / 0.984; Lite2 at 260 px frozen
 # 0.987, fine-tuned 0.985 with its batch-norm layers training, 0.989 with them left frozen (heads trained
 # with mirror images); this recipe, without them, 0.985 / 0.988. On the 500 held-out images
-# (`make bench cats`): 0.996 frozen, 0.994 fine-tuned, head and features 43.9 s.
+# (`make bench cats`): 0.996 frozen, 0.994 fine-tuned, head and features 42.7-43.9 s.
 _LAB04_CATS = {
     "full": {**_LAB04_PHOTOS["full"], "backbone": "efficientnet_lite2", "image_size": 260, "mirror_features": False,
              "train_batchnorm": False},

