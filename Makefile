@@ -18,10 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 # Every notebook under the full profile into runs/full/ (NB="02 03" picks some; P="-p epochs=3" passes parameters).
 lab: setup
-	$(PY) -m labkit run $(NB) --profile full $(P)
+	$(PY) -m course run $(NB) --profile full $(P)
 
 smoke: setup
-	$(PY) -m labkit run $(NB) --profile smoke $(P)
+	$(PY) -m course run $(NB) --profile smoke $(P)
 
 # JupyterLab on the notebooks folder (JUPYTER_ARGS="--port 8899 --no-browser" passes options). Kernels talk
 # to it over local IPC sockets, not TCP (Windows has no IPC sockets: run .venv\Scripts\jupyter lab there).
@@ -30,7 +30,7 @@ jupyter: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --KernelManager.transport=ipc $(JUPYTER_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check labkit tests
+	$(VENV)/bin/ruff check labkit course tests
 
 # ruff, unit tests, and every notebook executed under the smoke profile.
 test: setup lint
@@ -42,19 +42,19 @@ test-browser: setup
 	$(VENV)/bin/pytest tests/browser -m browser
 
 bench: setup
-	$(PY) -m labkit.bench
+	$(PY) -m course bench $(BENCH)
 
 # Student versions of the labs in student/, made by nbgrader generate_assignment from the masters in
 # notebooks/: answers replaced by placeholders, hidden tests removed, nothing else beside them.
 student: setup
-	$(PY) -m labkit.grading student --out student
+	$(PY) -m course student --out student
 
 # Grade every *.ipynb in SUBMISSIONS (the file's stem is the student) into GRADES: grades.csv and
 # feedback/<student>.md. P="-p profile=full --time-limit 1800" passes options; unchanged ones are not regraded.
 SUBMISSIONS ?= submissions
 GRADES      ?= runs/grades
 grade: setup
-	$(PY) -m labkit grade $(SUBMISSIONS) --out $(GRADES) $(P)
+	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(P)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache

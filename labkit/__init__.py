@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from labkit.env import LabError, current, pick_device, record, savefig, setup
+from labkit.core import LabError, pick_device
+from labkit.lab import current, record, savefig, setup
 
 __version__ = "0.1.0"
 _SUBMODULES = {"data", "models", "train", "metrics", "plots", "interpret", "check", "env", "zoo", "run", "util", "widgets"}

@@ -19,8 +19,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from labkit.env import LabError
-from labkit.util import atomic_write
+from labkit.core import LabError, atomic_write
 
 
 def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.recipes import RESNET_ARCHS
 
 Rule = Callable[[str, Any, Mapping[str, Any]], None]
@@ -249,7 +249,7 @@ RULES: dict[str, Rule] = {
 
 def validate(params: Mapping[str, Any]) -> None:
     """Check every parameter that has a rule (see the module docstring); the first bad one raises
-    a LabError naming it. `device` is checked by `labkit.env.pick_device`."""
+    a LabError naming it. `device` is checked by `labkit.core.pick_device`."""
     for name, value in params.items():
         rule = RULES.get(name)
         if rule is not None:

@@ -8,7 +8,7 @@ takes tqdm's arguments and returns
   while it runs and prints its last state once, when it closes, such as
   `fit: 100%|██████████| 14/14 [00:31<00:00, train_loss=0.123, val_loss=0.200, val_acc=0.950]`.
   An executed notebook then keeps how training ended (epochs done, last losses) instead of a widget
-  frozen at 0 %, and the runner's index shows that line (`labkit.report`). Bars made with
+  frozen at 0 %, and the runner's index shows that line (`course.report`). Bars made with
   `leave=False` (one per epoch, say) print nothing.
 """
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.env import LabError, dataset_key, resolve_defaults
+from labkit.core import LabError, dataset_key
+from labkit.lab import resolve_defaults
 
 # ----------------------------------------------------------------------------- lab 02
 # shapes (the embedded default): the recipe the series was built on. full: test accuracy 0.96-0.98

@@ -1,5 +1,4 @@
-"""Small pieces every part of labkit shares: ImageNet statistics and photo batches, atomic file
-writes, where a model lives and giving it back as it was found, and the network probe.
+"""Small pieces every part of labkit shares: ImageNet statistics and photo batches, where a model lives and giving it back as it was found, and the network probe.
 
 This module imports nothing else from labkit, so any module may use it.
 """
@@ -8,11 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO
 from urllib.parse import urlparse
 
 import torch
@@ -63,32 +59,6 @@ def imagenet_batch(
     return ((batch - mean) / std).to(device or "cpu"), imagenet_denormalize
 
 
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a temporary file beside `path` for writing; rename it over `path` when the block ends.
-
-    The rename is atomic on one file system, so `path` holds either the old complete file or the
-    new complete one, never half of one; on any error (KeyboardInterrupt too) the temporary file is
-    removed. Text mode by default; "wb" for `torch.save(obj, fh)`.
-
-    Example:
-        >>> with atomic_write("metrics.json") as fh:
-        ...     json.dump(figures, fh)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's first parameter (or buffer) lives; the CPU for a model with neither."""
     for tensor in (*model.parameters(), *model.buffers()):
@@ -136,6 +106,6 @@ def network_available(url: str, timeout: float = 3.0) -> bool:
 
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "atomic_write", "imagenet_batch", "imagenet_denormalize", "model_device",
+    "IMAGENET_MEAN", "IMAGENET_STD", "imagenet_batch", "imagenet_denormalize", "model_device",
     "network_available", "offline", "preserved",
 ]  # fmt: skip

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.progress import jupyter_kernel
 
 Options = Sequence[Any]  # dropdown options: values, or (label, value) pairs

@@ -18,7 +18,8 @@ from typing import Any
 from torch import nn
 
 from labkit import recipes
-from labkit.env import Lab, dataset_key
+from labkit.core import dataset_key
+from labkit.lab import Lab
 
 
 def dataset_slug(dataset: str) -> str:

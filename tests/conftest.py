@@ -30,7 +30,7 @@ def _tensor_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Run every selected notebook once under smoke; returns {notebook: Outcome} and the output folder."""
-    from labkit import run as runner
+    from course import run as runner
 
     out = tmp_path_factory.mktemp("runs_smoke")
     only = os.environ.get("LABKIT_TEST_NOTEBOOKS", "").split()

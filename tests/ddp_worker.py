@@ -22,11 +22,11 @@ import torch
 from PIL import Image
 from torch.optim.lr_scheduler import StepLR
 
+from course.train import train_recipe
+from labkit.core import LabError, seed_everything
 from labkit.data import load_dataset, make_loaders
-from labkit.env import LabError, seed_everything
 from labkit.models import NaiveCNN
 from labkit.train import fit
-from labkit.train.recipe import train_recipe
 
 EPOCHS = 5
 COUNTS = [30] * 9 + [23]  # images per shape class: 215 training and 39 validation images (shares of 20 and 19)

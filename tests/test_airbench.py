@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from labkit import recipes
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import AirbenchResNet, PatchWhitening, build, count_params
 from labkit.train import norm_scaled_groups
 from labkit.train.optim import build_optimizer, build_scheduler
@@ -109,9 +109,9 @@ def test_train_resnet_on_cifar10_trains_airbench_with_its_recipe(tmp_path, monke
 
     import numpy as np
 
+    from course.train import train_recipe
     from labkit.data import registry
     from labkit.train import load_checkpoint
-    from labkit.train.recipe import train_recipe
 
     monkeypatch.setattr(registry, "network_available", lambda url, timeout=3.0: False)
     folder = tmp_path / "data" / "cifar-10-batches-py"  # torchvision's layout, random images

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import run as runner
+from course import run as runner
 
 ANSWERS = Path(__file__).resolve().parents[1] / "instructors" / "answers"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import class_model, total_variation
 
 COLOURS = ["red", "green", "blue"]

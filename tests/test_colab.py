@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
+from course import colab as cells
 from labkit import colab
-from labkit.env import project_root
+from labkit.core import project_root
 
 SCRIPT = r"""
 import importlib.util, json, os, subprocess, sys, types
@@ -35,10 +36,10 @@ local = {"imported": "labkit" in sys.modules, "cwd": os.getcwd() == start, "pip"
          "cloned": os.path.exists(CLONE)}
 sys.modules["google.colab"] = types.ModuleType("google.colab")  # now pretend to be Colab
 exec(SOURCE, {"__name__": "__main__"})
-import labkit, labkit.env
+import labkit, labkit.core
 exec(SOURCE, {"__name__": "__main__"})  # the cell run again (or the next notebook): no second install
 print(json.dumps({"local": local, "file": labkit.__file__, "cwd": os.getcwd(), "pip": pip,
-                  "root": str(labkit.env.project_root())}))
+                  "root": str(labkit.core.project_root())}))
 """
 
 
@@ -47,7 +48,7 @@ def test_setup_cell_makes_labkit_importable_in_the_same_interpreter_on_colab_onl
     if not (root / ".git").exists() or shutil.which("git") is None:
         pytest.skip("needs the project as a git checkout and git")
     clone = tmp_path / "content" / "cnn-lab"
-    source = colab.setup_cell_source().replace(colab.REPOSITORY, root.as_uri()).replace(colab.CLONE_DIR, str(clone))
+    source = cells.setup_cell_source().replace(colab.REPOSITORY, root.as_uri()).replace(colab.CLONE_DIR, str(clone))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(root), str(clone), source], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -81,6 +82,6 @@ def test_drive_keeps_runs_data_and_caches(tmp_path, monkeypatch):
 def test_badge_and_clone_come_from_the_one_repository_setting(monkeypatch):
     monkeypatch.setattr(colab, "REPOSITORY", "https://github.com/someone/fork")
     monkeypatch.setattr(colab, "BRANCH", "term2")
-    assert "colab.research.google.com/github/someone/fork/blob/term2/notebooks/07_gradcam.ipynb" in colab.badge(
+    assert "colab.research.google.com/github/someone/fork/blob/term2/notebooks/07_gradcam.ipynb" in cells.badge(
         "07_gradcam")
-    assert '"https://github.com/someone/fork"' in colab.setup_cell_source()
+    assert '"https://github.com/someone/fork"' in cells.setup_cell_source()

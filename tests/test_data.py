@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from labkit.core import LabError
 from labkit.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -26,7 +27,6 @@ from labkit.data import (
     verify_images,
     weighted_sampler,
 )
-from labkit.env import LabError
 
 K = len(SHAPE_CLASSES)
 REAL_NETWORK_PROBE = registry.network_available  # kept before the autouse fixture replaces it

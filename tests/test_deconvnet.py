@@ -14,7 +14,7 @@ from captum.attr import NeuronDeconvolution
 from torch import nn
 
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import NaiveCNN
 
 

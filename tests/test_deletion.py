@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_nets import breaks_in_the_middle, linear_model, tiny_cnn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import auc, blurred, deletion_curve, pixel_order
 
 WEIGHTS = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]], dtype=torch.float64)  # one channel, 2 x 2

@@ -1,5 +1,5 @@
 """fit under torchrun: two CPU processes (gloo) train the shapes naive CNN (tests/ddp_worker.py runs
-them once per session), and the script entry `python -m labkit train` refuses bad input early."""
+them once per session), and the script entry `python -m course train` refuses bad input early."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from course.train import train_recipe
+from labkit.core import LabError
 from labkit.data.tensor_loader import TensorLoader
-from labkit.env import LabError
 from labkit.train import distributed, evaluate, load_checkpoint, predict
-from labkit.train.recipe import train_recipe
 
 HERE = Path(__file__).parent
 
@@ -113,10 +113,10 @@ def test_resume_with_another_number_of_processes_says_it_is_not_exact(two_proces
 
 def test_torchrun_script_entry_saves_where_the_labs_find_it(tmp_path):
     from labkit import zoo
-    from labkit.env import Lab
+    from labkit.lab import Lab
 
     out = tmp_path / "runs"
-    args = ["-m", "labkit", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "1",
+    args = ["-m", "course", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "1",
             "--out", str(out)]  # fmt: skip
     done = torchrun(args, tmp_path / "tensor_cache")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -182,7 +182,7 @@ def test_nccl_without_gpus_is_refused_before_the_process_group_starts(monkeypatc
     ],
 )
 def test_script_entry_refuses_bad_input_before_training(args, message, tmp_path, capsys):
-    from labkit.run import main
+    from course.__main__ import main
 
     assert main(["train", *args, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
@@ -203,8 +203,8 @@ def test_a_two_process_checkpoint_loads_in_one_process(two_processes):
 
 
 def test_seconds_to_target_counts_epochs_until_the_first_that_reaches_it():
+    from course.train import _seconds_to
     from labkit.train import History
-    from labkit.train.recipe import _seconds_to
 
     rows = [{"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": acc, "val_loss_smooth": 1.0,
              "lr": 0.1, "seconds": 2.0} for e, acc in enumerate([0.5, 0.93, 0.95, 0.94], start=1)]  # fmt: skip

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import labkit
-from labkit.env import LabError, pick_device, setup
+from labkit.core import LabError, pick_device
+from labkit.lab import setup
 
 DEFAULTS = {"smoke": {"epochs": 1, "lr": 0.01, "dataset": "shapes"}, "full": {"epochs": 5, "lr": 0.001, "dataset": "shapes"}}
 

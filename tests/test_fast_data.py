@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from labkit import train
+from labkit.core import LabError
 from labkit.data import batch_aug, cache, load_dataset, make_loaders
 from labkit.data.tensor_loader import TensorLoader
-from labkit.env import LabError
 from labkit.models import NaiveCNN
 
 

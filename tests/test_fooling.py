@@ -6,7 +6,7 @@ import torch
 from tiny_nets import breaks_in_the_middle, tiny_cnn
 from tiny_nets import linear_model as weighted_sum
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import fool
 
 

@@ -7,7 +7,7 @@ import torchvision
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import (
     default_gradcam_layer,
     gradcam,

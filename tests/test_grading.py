@@ -16,8 +16,8 @@ import nbformat
 import pytest
 import tiny_course as tc
 
-from labkit.grading import course
-from labkit.grading.grade import grade
+from course.grading import assignments
+from course.grading.grade import grade
 
 pytestmark = pytest.mark.notebook
 
@@ -116,7 +116,7 @@ def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.Noteb
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("course")
     master = tc.write_master(base / "masters")
-    student = course.make_student_copies(base / "masters", base / "student")[0]
+    student = assignments.make_student_copies(base / "masters", base / "student")[0]
     subs_dir, out = base / "submissions", base / "out"
     subs_dir.mkdir()
     places = {
@@ -255,7 +255,7 @@ def test_an_answer_that_calls_the_reference_earns_nothing_and_says_why(graded):
 
 
 def test_feedback_never_shows_the_hidden_tests(graded):
-    hidden = course.hidden_lines(nbformat.read(graded["master"], as_version=4), minimum=12)
+    hidden = assignments.hidden_lines(nbformat.read(graded["master"], as_version=4), minimum=12)
     assert hidden
     for feedback in (graded["out"] / "feedback").glob("*.md"):
         text = feedback.read_text()

@@ -8,9 +8,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from labkit import run as runner
-from labkit.grading import course
-from labkit.grading.grade import grade
+from course import run as runner
+from course.grading import assignments
+from course.grading.grade import grade
 
 pytestmark = pytest.mark.notebook
 LAB02 = "02_naive_cnn"
@@ -20,7 +20,7 @@ LAB02 = "02_naive_cnn"
 def graded(tmp_path_factory, smoke_run):
     base = tmp_path_factory.mktemp("labs")
     student_dir = base / "student"
-    copies = {p.stem: p for p in course.make_student_copies(runner.notebooks_dir(), student_dir)}
+    copies = {p.stem: p for p in assignments.make_student_copies(runner.notebooks_dir(), student_dir)}
     subs = base / "submissions"
     subs.mkdir()
     master02 = nbformat.read(runner.notebooks_dir() / f"{LAB02}.ipynb", as_version=4)
@@ -46,7 +46,7 @@ def points(result) -> dict[str, float]:
 
 
 def executed(graded, student, lab):
-    path = graded["out"] / ".work" / student / "course" / "autograded" / course.STUDENT_ID / lab / f"{lab}.ipynb"
+    path = graded["out"] / ".work" / student / "course" / "autograded" / assignments.STUDENT_ID / lab / f"{lab}.ipynb"
     return nbformat.read(path, as_version=4)
 
 

@@ -7,11 +7,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from labkit.env import LabError
-from labkit.grading import scan
-from labkit.grading.grade import Settings, feedback_text, parse_size, which_lab
-from labkit.grading.sandbox import Guard, readable_by_others
-from labkit.grading.worker import _message, _redact, _status
+from course.grading import scan
+from course.grading.grade import Settings, feedback_text, parse_size, which_lab
+from course.grading.sandbox import Guard, readable_by_others
+from course.grading.worker import _message, _redact, _status
+from labkit.core import LabError
 
 
 def findings(*cells, skip=()):

@@ -16,7 +16,7 @@ from torch import nn
 
 import labkit
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.hooks import capture, find_layer, preserved, relu_backward, relu_modules
 from labkit.models import NaiveCNN
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import NaiveCNN
 from labkit.plots import filters as fplots
 

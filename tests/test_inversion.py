@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def smooth_images(n: int, seed: int) -> torch.Tensor:

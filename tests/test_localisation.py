@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import energy_in_mask, pointing_game, pointing_hits
 
 

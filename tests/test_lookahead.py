@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.train.lookahead import Lookahead
 
 

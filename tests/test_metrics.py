@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.metrics import confusion, report, summary, write_predictions_csv
 from labkit.train import Predictions
 

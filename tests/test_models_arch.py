@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import (
     ARCHITECTURES,
     BasicBlock,

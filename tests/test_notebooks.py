@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from labkit import colab
-from labkit import run as runner
+from course import colab
+from course import run as runner
 
 NOTEBOOKS = runner.available()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -25,7 +25,7 @@ def test_follows_the_contract(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert colab.badge(path.stem) in nb.cells[0].source, "the title cell needs its Open-in-Colab badge"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].source == colab.setup_cell_source(), "first code cell: the Colab setup cell (python -m labkit.colab)"
+    assert code[0].source == colab.setup_cell_source(), "first code cell: the Colab setup cell (python -m course colab)"
     assert "parameters" in code[1].metadata.get("tags", []), "the code cell after it must be tagged `parameters`"
     last = nb.cells[-1]
     assert last.cell_type == "markdown" and last.source.startswith("## What to try next"), "end with What to try next"

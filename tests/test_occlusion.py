@@ -5,7 +5,7 @@ import torch
 from captum.attr import Occlusion
 from tiny_nets import breaks_in_the_middle, linear_model, tiny_cnn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import occlusion, occlusion_masks
 from labkit.interpret.occlusion import window_starts
 

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from torch import nn
 
-from labkit import run as runner
-from labkit.env import LabError
+from course import run as runner
+from labkit.core import LabError
 from labkit.params import RULES, check_layers, validate
 
 SETUP, NETWORK = "labkit.setup(", "zoo.naive_cnn("
@@ -72,7 +72,7 @@ def test_a_bad_parameter_stops_the_lab_at_once_naming_it(number, name, bad, wher
 
 def test_every_parameter_of_every_lab_has_a_rule():
     declared = set().union(*(runner.declared_parameters(p) for p in runner.available()))
-    assert declared - set(RULES) == {"device"}  # device: labkit.env.pick_device checks it
+    assert declared - set(RULES) == {"device"}  # device: labkit.core.pick_device checks it
 
 
 def test_the_runner_reports_the_bad_parameter_from_the_setup_cell(tmp_path):

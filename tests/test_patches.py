@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import NaiveCNN
 
 LAYER = "features.relu2_1"

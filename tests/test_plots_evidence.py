@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.plots.maps import curve_panels, fooling_grid
 
 

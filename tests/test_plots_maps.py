@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.plots.maps import ablation_grid, class_model_grid, contrast_stretch, maps_grid
 
 

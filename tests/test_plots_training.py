@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from labkit.env import LabError  # noqa: E402
+from labkit.core import LabError  # noqa: E402
 from labkit.plots.training import (  # noqa: E402
     compare_curves,
     comparison_table,

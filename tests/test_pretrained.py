@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import labkit.interpret as interp
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import NaiveCNN
 
 # Stacks with padding, stride, dilation, non-square kernels, overlapping and ceil-mode pooling.

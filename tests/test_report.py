@@ -1,11 +1,11 @@
-"""labkit.report: the runner's index puts failures first, shows headline numbers, how training
+"""course.report: the runner's index puts failures first, shows headline numbers, how training
 ended, and thumbnails that open the full-size figures."""
 
 import matplotlib.pyplot as plt
 import nbformat
 
-from labkit.report import headline, notebook_story, write_html_index
-from labkit.run import Outcome
+from course.report import headline, notebook_story, write_html_index
+from course.run import Outcome
 
 
 def _executed(path, title, printed):

@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from labkit import run as runner
-from labkit.env import LabError
+from course import run as runner
+from labkit.core import LabError
 
 
 def _notebook(path, body):

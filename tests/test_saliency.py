@@ -7,7 +7,7 @@ import torch
 from captum.attr import GuidedBackprop, Saliency
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import (
     abs_max_channels,
     guided_backprop,

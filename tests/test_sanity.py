@@ -7,7 +7,7 @@ import torch
 from scipy.stats import spearmanr
 from tiny_nets import tiny_cnn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import (
     gradcam,
     guided_backprop,

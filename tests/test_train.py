@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models import NaiveCNN
 from labkit.train import (
     History,

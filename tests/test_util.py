@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.util import IMAGENET_MEAN, atomic_write, imagenet_batch, imagenet_denormalize, preserved
+from labkit.core import atomic_write
+from labkit.util import IMAGENET_MEAN, imagenet_batch, imagenet_denormalize, preserved
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_on_error(tmp_path):

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from labkit import widgets
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def recorder():

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 FORMAT = 1
 

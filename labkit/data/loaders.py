@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from labkit.core import LabError, generator, seed_worker
 from labkit.data import batch_aug
 from labkit.data.tensor_loader import TensorLoader
 from labkit.data.transforms import augment_names
-from labkit.env import LabError, generator, seed_worker
 
 
 @dataclass

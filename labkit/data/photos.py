@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from labkit.core import LabError
 from labkit.data.transforms import raw_transform
-from labkit.env import LabError
 
 # name -> a short description (what an ImageNet network should see).
 PHOTOS = {

@@ -23,11 +23,11 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from labkit.core import DATASET_ALIASES, LabError
 from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import augment_names, raw_transform
 from labkit.data.verify import check_image, is_image_file, load_rgb
-from labkit.env import DATASET_ALIASES, LabError
 from labkit.util import IMAGENET_MEAN, IMAGENET_STD, network_available
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 SHAPE_CLASSES: tuple[str, ...] = (
     "circle",

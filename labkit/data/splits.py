@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from labkit.core import LabError
 from labkit.data.transforms import augment_names, eval_transform, raw_transform, train_transform
 from labkit.data.verify import load_rgb
-from labkit.env import LabError
 
 SPLIT_NAMES = ("train", "val", "test", "train_eval")
 

@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from labkit.core import generator as seeded_generator
+from labkit.core import pick_device
 from labkit.data.batch_aug import BatchAugment
-from labkit.env import generator as seeded_generator
-from labkit.env import pick_device
 
 
 class TensorLoader:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 # Named augmentations: name -> factory(image_size, fill) -> v2 transform. `fill` (the dataset's
 # mean colour, uint8) paints the corners that rotation and perspective uncover, so they normalise to

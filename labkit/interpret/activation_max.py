@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.ascent import ascend, check_settings, pixel_range
 from labkit.interpret.attribution import (
     check_channel,

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import check_number
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.hooks import LayerRef, capture, find_layer, forward_to
 from labkit.util import model_device, preserved
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.ascent import ascend, check_settings, pixel_range, total_variation
 from labkit.interpret.attribution import check_logits, class_index, inspecting, model_device, model_dtype
 from labkit.interpret.attribution import in_channels as model_in_channels

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import check_channel, check_images, inspecting, layer_output, model_device
 from labkit.interpret.hooks import LayerRef, find_layer, relu_backward
 from labkit.interpret.receptive_field import Step, geometry, modules_up_to, plain_chain

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import attribution
 
 MODES = ("deletion", "insertion")

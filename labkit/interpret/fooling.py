@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import attribution
 from labkit.interpret.ascent import pixel_range
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import Target, check_images, class_gradient, model_device, topk_targets
 from labkit.interpret.guided_backprop import guided_backprop
 from labkit.interpret.hooks import LayerCall, LayerRef, find_layer, trace_calls

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import check_images, model_device
 from labkit.interpret.filters import feature_maps
 from labkit.interpret.hooks import LayerRef, find_layer

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 TOLERANCE_FRACTION = 0.03  # Zhang et al.: 15 px on ~500 px images
 

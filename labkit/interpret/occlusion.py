@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret import attribution
 
 SCORES = ("logit", "probability")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import check_channel, inspecting, iter_batches, layer_output, model_device
 from labkit.interpret.hooks import LayerRef, find_layer
 from labkit.interpret.receptive_field import Box, receptive_field

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import in_channels, inspecting, layer_output, model_device
 from labkit.interpret.hooks import LayerRef, find_layer, forward_to
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.interpret.attribution import Target, check_images, check_logits, inspecting, resolve_targets
 from labkit.interpret.hooks import find_layer
 from labkit.interpret.saliency import abs_max_channels

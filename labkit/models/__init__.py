@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models.airbench import AirbenchResNet, PatchWhitening
 from labkit.models.efficientnet_lite import (
     EfficientNetLite,

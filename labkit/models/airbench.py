@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 WHITENING_EPS = 5e-4
 

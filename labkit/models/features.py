@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, TensorDataset
 
-from labkit.env import LabError, pick_device
+from labkit.core import LabError, pick_device
 from labkit.models.heads import find_head, set_submodule
 from labkit.util import preserved
 
@@ -67,7 +67,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     In eval mode batch-norm is a fixed affine map per channel, so conv-then-BN is one convolution
     with rescaled weights (what inference engines do); the copy computes the same function (to float
     rounding) with one layer fewer per block: 1.3x the images per second of EfficientNet-Lite0 at
-    224 px and 1.4x of Lite2 at 260 px on 2 CPU cores (`python -m labkit.bench features`). `module`
+    224 px and 1.4x of Lite2 at 260 px on 2 CPU cores (`python -m course bench features`). `module`
     itself is untouched; without such pairs it is returned as it is.
     """
     if not _conv_bn_pairs(module):  # nothing to fold: spare the copy

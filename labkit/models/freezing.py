@@ -29,7 +29,7 @@ import pandas as pd
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models.heads import find_head
 
 HEAD = "head"

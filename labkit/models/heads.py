@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def check_num_classes(num_classes, allow_none: bool = False) -> None:

@@ -25,7 +25,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def _check_int(name: str, value, minimum: int = 1) -> None:

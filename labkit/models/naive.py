@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 POOLS = ("max", "avg", "stride", None)
 

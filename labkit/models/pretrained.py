@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models.efficientnet_lite import LITE_VARIANTS, efficientnet_lite
 from labkit.models.freezing import freeze as freeze_model
 from labkit.models.heads import check_num_classes, replace_head

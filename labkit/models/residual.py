@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 STEMS = ("imagenet", "small")
 

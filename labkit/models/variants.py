@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.models.inception import InceptionBlock, NaiveInception
 from labkit.models.naive import NaiveCNN
 from labkit.models.residual import BasicBlock

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.plots.images import signed_image, to_display
 
 Denorm = Callable[[torch.Tensor], torch.Tensor] | None

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 __all__ = ["attribution_image", "augmentation_preview", "class_balance", "image_grid", "signed_image", "to_display"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.plots.images import attribution_image, signed_image, to_display
 
 __all__ = [

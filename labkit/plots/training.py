@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from labkit.env import LabError
+from labkit.core import LabError
 from labkit.plots.images import to_display
 from labkit.train.history import History, smooth
 

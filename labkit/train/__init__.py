@@ -7,7 +7,7 @@
 Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
 (evaluate, predict), `overfit.py`, `lookahead.py` (Lookahead), `checkpoint.py` (save/load),
 `rng.py` (generator states),
-`distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m labkit train`: the labs' recipes).
+`distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m course train`: the labs' recipes).
 """
 
 from __future__ import annotations

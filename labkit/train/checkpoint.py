@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.env import LabError
-from labkit.util import atomic_write
+from labkit.core import LabError, atomic_write
 
 FORMAT_VERSION = 1
 

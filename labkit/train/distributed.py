@@ -3,7 +3,7 @@
 Introduced for `labkit.train.fit`, which calls these helpers so that the same loop trains in a
 notebook (one process: every helper here gives its input back unchanged) and under
 
-    torchrun --nproc-per-node 4 -m labkit train resnet --dataset cifar10        # one machine, 4 GPUs
+    torchrun --nproc-per-node 4 -m course train resnet --dataset cifar10        # one machine, 4 GPUs
 
 torchrun starts the processes and tells each one who it is through environment variables: RANK
 (0 .. WORLD_SIZE-1 over all machines), WORLD_SIZE, LOCAL_RANK (its GPU on its machine) and
@@ -46,8 +46,8 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from labkit.core import LabError, seed_everything
 from labkit.data.tensor_loader import TensorLoader
-from labkit.env import LabError, seed_everything
 
 BACKENDS = ("gloo", "nccl")
 
@@ -97,7 +97,7 @@ def from_env() -> World:
     if rank is None or not 0 <= rank < size:
         raise LabError(
             f"WORLD_SIZE={size} is set but RANK={os.environ.get('RANK')!r} is not a rank 0..{size - 1}: start "
-            f"the processes with torchrun (torchrun --nproc-per-node {size} -m labkit train ...), which sets both."
+            f"the processes with torchrun (torchrun --nproc-per-node {size} -m course train ...), which sets both."
         )
     local = _env_int("LOCAL_RANK")
     return World(rank=rank, size=size, local_rank=rank if local is None else local)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labkit.util import atomic_write
+from labkit.core import atomic_write
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_loss_smooth", "lr", "seconds")
 

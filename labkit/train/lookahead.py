@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 class Lookahead(torch.optim.Optimizer):

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from labkit.env import LabError, pick_device
+from labkit.core import LabError, pick_device
 from labkit.models.freezing import train_mode
 from labkit.progress import tqdm  # a live bar in Jupyter and terminals, the final state in headless runs
 from labkit.train import distributed, rng

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 SCHEDULERS = (None, "cosine", "step", "onecycle", "linear")

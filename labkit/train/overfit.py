@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from labkit.env import LabError, pick_device
+from labkit.core import LabError, pick_device
 from labkit.train.predict import split_batch
 from labkit.util import preserved
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.env import LabError, pick_device
+from labkit.core import LabError, pick_device
 from labkit.util import model_device, preserved
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def loader_generators(loader: Any) -> list[torch.Generator]:

@@ -25,8 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import run as runner
-from labkit.env import project_root
+from course import run as runner
+from labkit.core import project_root
 
 pytestmark = pytest.mark.browser
 

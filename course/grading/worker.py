@@ -1,9 +1,9 @@
-"""Grades one submission: `python -m labkit.grading.worker SPEC.json RESULT.json`.
+"""Grades one submission: `python -m course.grading.worker SPEC.json RESULT.json`.
 
-The grader (`labkit.grading.grade`) starts one such process per submission, in parallel. It runs
+The grader (`course.grading.grade`) starts one such process per submission, in parallel. It runs
 `nbgrader autograde` on the submission in a course folder of its own, with two changes made through
 nbgrader's configuration: the lab's parameters are injected after its `parameters` cell (as papermill
-does), and cells run in the sandboxed kernel of `labkit.grading.sandbox` with a deadline and a memory
+does), and cells run in the sandboxed kernel of `course.grading.sandbox` with a deadline and a memory
 limit. nbgrader puts back the read-only cells and the test cells with their hidden tests, scores each
 test cell from its outputs, and keeps the scores in the submission's gradebook; this process reads
 them back, with the reason each failing test gives, into RESULT.json.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.env import write_json_atomic
-from labkit.grading import course, sandbox, scan
+from course.grading import assignments, sandbox, scan
+from labkit.core import write_json_atomic
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STOPS = {"TimeLimitExceeded": "time limit", "MemoryLimitExceeded": "memory limit", "KernelDied": "kernel died"}
@@ -135,7 +135,7 @@ def grade_submission(spec: dict) -> dict:
     """Grade `spec["submission"]`; see the module docstring for what `spec` holds."""
     start = time.monotonic()
     lab, student = spec["lab"], spec["student"]
-    exercises = [course.Exercise(**e) for e in spec["exercises"]]
+    exercises = [assignments.Exercise(**e) for e in spec["exercises"]]
     result = {"student": student, "lab": lab, "key": spec["key"], "status": "ok", "error": None,
               "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": None} for e in exercises],
               "tampering": [], "suspicious": [], "isolation": spec["isolation"]}
@@ -143,7 +143,7 @@ def grade_submission(spec: dict) -> dict:
     root = work / "course"
     for folder in (root, sandbox_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    submitted = root / "submitted" / course.STUDENT_ID / lab
+    submitted = root / "submitted" / assignments.STUDENT_ID / lab
     submitted.mkdir(parents=True)
     (root / "source" / lab).mkdir(parents=True)
     os.chmod(root, 0o700)
@@ -168,17 +168,17 @@ def grade_submission(spec: dict) -> dict:
     # when the kernel first imports labkit, before any code of the sandbox could set them
     os.environ.update(OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
     result["isolation"] = spec["isolation"].replace("{user}", sandbox.user_switch(box)[1])
-    with course.nbgrader_env():
+    with assignments.nbgrader_env():
         from nbgrader.api import Gradebook
 
-        cfg = _configure(course.config(root), spec)
-        outcome = course.api(root, cfg).autograde(lab, course.STUDENT_ID, force=True, create=True)
-        graded = root / "autograded" / course.STUDENT_ID / lab / f"{lab}.ipynb"
+        cfg = _configure(assignments.config(root), spec)
+        outcome = assignments.api(root, cfg).autograde(lab, assignments.STUDENT_ID, force=True, create=True)
+        graded = root / "autograded" / assignments.STUDENT_ID / lab / f"{lab}.ipynb"
         if not outcome["success"] or not graded.is_file():
-            result.update(status="error", error="nbgrader autograde failed:\n" + course._log_tail(outcome))
+            result.update(status="error", error="nbgrader autograde failed:\n" + assignments._log_tail(outcome))
             return result
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            notebook = gb.find_submission_notebook(lab, lab, course.STUDENT_ID)
+            notebook = gb.find_submission_notebook(lab, lab, assignments.STUDENT_ID)
             scores = {g.name: float(g.score or 0.0) for g in notebook.grades}
     executed = nbformat.read(graded, as_version=4)
     outputs = {c.metadata.get("nbgrader", {}).get("grade_id"): c.get("outputs", []) for c in executed.cells

@@ -12,18 +12,22 @@ Nothing here runs at import time.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-PROFILES = ("smoke", "full")
+from labkit.core import (
+    PROFILES,
+    LabError,
+    dataset_key,
+    pick_device,
+    project_root,
+    seed_everything,
+    to_jsonable,
+    write_json_atomic,
+)
 
 # Parameters every notebook shares. A notebook's own DEFAULTS extend or override these.
 COMMON_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -31,78 +35,8 @@ COMMON_DEFAULTS: dict[str, dict[str, Any]] = {
     "full": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
 }
 
-# Other spellings of dataset names (labkit.data's registry accepts them too).
-DATASET_ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs": "cats_vs_dogs",
-                   "caltech-101": "caltech101"}  # fmt: skip
-
 # Parameters that may legitimately hold values of different types (a path or None, a dict, ...).
 _FREE_TYPED = {"out_dir", "data_root"}
-
-
-class LabError(ValueError):
-    """A lab was called with something it cannot use; the message says what to change."""
-
-
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """Return the device to compute on: "auto" takes cuda, then mps, then cpu.
-
-    An explicit device that is not present raises a `LabError` that says what is.
-    """
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).lower()
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LabError(f"device={device!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'.")
-    if name == "mps" and not has_mps:
-        raise LabError("device='mps' was asked for but Apple's MPS backend is not available; use 'auto' or 'cpu'.")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise LabError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'.") from err
-
-
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch (all devices); with `deterministic`, ask torch for
-    deterministic kernels so the same seed, device and data give the same figures."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS needs this set before its first call to be deterministic.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def seed_worker(worker_id: int) -> None:
-    """`worker_init_fn` for DataLoader: derive python and numpy seeds from torch's per-worker seed."""
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-def generator(seed: int) -> torch.Generator:
-    """A CPU torch.Generator seeded with `seed`, for samplers and `random_split`."""
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
-
-
-def dataset_key(name: Any) -> str | None:
-    """The recipe name of a dataset: "folder" for any "folder:PATH", else the lower-case name with
-    the registry's aliases ("cifar-10" -> "cifar10"); None when `name` is not a string."""
-    if not isinstance(name, str):
-        return None
-    if name.startswith("folder:"):
-        return "folder"
-    return DATASET_ALIASES.get(name.lower(), name.lower())
 
 
 def resolve_defaults(defaults: dict[str, Any], profile: str, dataset: str | None = None) -> tuple[dict[str, Any], str]:
@@ -115,15 +49,6 @@ def resolve_defaults(defaults: dict[str, Any], profile: str, dataset: str | None
         return table, f"default/{profile}"
     table.update({k: v for k, v in overrides.items() if k in table})
     return table, f"{key}/{profile}"
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The folder holding pyproject.toml above `start` (default: the current folder), else `start`."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "labkit").is_dir():
-            return folder
-    return here
 
 
 @dataclass
@@ -354,30 +279,3 @@ def record(**figures: Any) -> dict[str, Any]:
 def savefig(fig, name: str, dpi: int = 110) -> Path:
     """Save a figure under the current lab's figures folder (see `Lab.savefig`)."""
     return current().savefig(fig, name, dpi=dpi)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn numpy/torch scalars and arrays, paths and tuples into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return to_jsonable(value.detach().cpu().tolist())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
-    from labkit.util import atomic_write
-
-    with atomic_write(path) as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)

@@ -1,14 +1,14 @@
-"""`python -m labkit train naive|resnet`: the labs' recipes outside a notebook, in one process or many.
+"""`python -m course train naive|resnet`: the labs' recipes outside a notebook, in one process or many.
 
-    python -m labkit train naive --dataset cifar10 --out runs/full
-    torchrun --nproc-per-node 4 -m labkit train resnet --dataset folder:/data/imagenet10
+    python -m course train naive --dataset cifar10 --out runs/full
+    torchrun --nproc-per-node 4 -m course train resnet --dataset folder:/data/imagenet10
 
 "naive" is lab 02's network with lab 02's recipe (`labkit.recipes.LAB02`), saved where labs 05-08
 look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full
 recipe (the `resnet_*` entries of `labkit.recipes.LAB03`: Page's ResNet-9, or airbench's network on
 CIFAR-10), saved as lab 03 saves it. Both use the data, splits, seed and settings the notebooks use
 under the same profile, so that
-`python -m labkit run 07 --profile full --out DIR` explains the network trained with
+`python -m course run 07 --profile full --out DIR` explains the network trained with
 `--profile full --out DIR` on the same dataset.
 
 Under torchrun the recipe's batch is split between the processes (batch 256 under 4 processes: 64
@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit import recipes, zoo
-from labkit.env import (
+from labkit.core import (
     PROFILES,
-    Lab,
     LabError,
     dataset_key,
     pick_device,
@@ -36,6 +35,7 @@ from labkit.env import (
     seed_everything,
     write_json_atomic,
 )
+from labkit.lab import Lab
 from labkit.train import distributed
 
 RECIPES = ("naive", "resnet")
@@ -232,8 +232,8 @@ def train_recipe(
 
 # ----------------------------------------------------------------------------- command line
 def parser() -> argparse.ArgumentParser:
-    """The arguments of `python -m labkit train`."""
-    p = argparse.ArgumentParser(prog="python -m labkit train", description=__doc__.split("\n\n")[0])
+    """The arguments of `python -m course train`."""
+    p = argparse.ArgumentParser(prog="python -m course train", description=__doc__.split("\n\n")[0])
     p.add_argument("recipe", help=f"one of {', '.join(RECIPES)}")
     p.add_argument("--dataset", default="shapes", help="shapes, cifar10, cats_vs_dogs, folder:PATH, ...")
     p.add_argument("--data-root", default=None, help="where real datasets live (else $LABKIT_DATA)")
@@ -251,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `python -m labkit train ...`; 0 on success, 2 with the message on stderr for bad input."""
+    """Run `python -m course train ...`; 0 on success, 2 with the message on stderr for bad input."""
     args = parser().parse_args(argv)
     try:
         train_recipe(args.recipe, args.dataset, args.data_root, args.profile, args.epochs, args.device, args.amp,

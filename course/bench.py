@@ -1,7 +1,7 @@
 """`make bench`: the speed and accuracy figures of the series, printed as one table.
 
-    python -m labkit.bench                 # everything the data at hand allows
-    python -m labkit.bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats, folder, gpu, grading
+    python -m course bench                 # everything the data at hand allows
+    python -m course bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats, folder, gpu, grading
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from labkit.env import project_root
+from labkit.core import project_root
 
 BENCH_CACHE = Path(os.path.expanduser("~")) / ".cache" / "labkit-bench"
 ROWS: list[tuple[str, str, str]] = []  # (benchmark, figure, value) in the order measured
@@ -103,7 +103,7 @@ def held_out(train_dir: Path, name: str, n_test: int, n_train: int | None = None
 
 # ----------------------------------------------------------------------------- benchmarks
 def _run_labs(labs: list[str], profile: str, **params) -> dict:
-    from labkit import run as runner
+    from course import run as runner
 
     out = Path(tempfile.mkdtemp(prefix=f"bench-{profile}-"))
     outcomes = runner.run(labs, profile=profile, params=params, out=out, keep_going=True, html_index=False)
@@ -257,7 +257,7 @@ def bench_gpu() -> None:
     if train_dir is None:
         report("gpu", "skipped", "no cifar10-train.tar.gz")
         return
-    from labkit.train.recipe import train_recipe
+    from course.train import train_recipe
 
     root = held_out(train_dir / "train", "cifar10", n_test=500).parent
     result = train_recipe("resnet", "cifar10", str(root), device="cuda", amp=True, target=0.94,
@@ -267,11 +267,11 @@ def bench_gpu() -> None:
 
 
 def _train_run(processes: int, threads: int, out: Path) -> dict:
-    """`python -m labkit train naive` on shapes under smoke, 3 epochs, in 1 process or under torchrun
+    """`python -m course train naive` on shapes under smoke, 3 epochs, in 1 process or under torchrun
     in `processes` processes, each with `threads` threads; the figures it recorded."""
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]  # fmt: skip
-    args = ["-m", "labkit", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "3",
+    args = ["-m", "course", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "3",
             "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
@@ -310,12 +310,12 @@ def bench_ddp() -> None:
 
 
 def bench_grading() -> None:
-    """Grading throughput (labkit.grading, nbgrader autograde in sandboxed kernels): lab 02 under smoke,
+    """Grading throughput (course.grading, nbgrader autograde in sandboxed kernels): lab 02 under smoke,
     2 submissions per core (masters and untouched student versions, alternating), one at a time per core."""
     import shutil
 
-    from labkit.grading.course import make_student_copies
-    from labkit.grading.grade import grade
+    from course.grading.assignments import make_student_copies
+    from course.grading.grade import grade
 
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     masters = project_root() / "notebooks"

@@ -1,6 +1,6 @@
 """Where a submission's code runs: a Jupyter kernel in its own scratch folder, with limits.
 
-`python -m labkit.grading.sandbox -f CONNECTION_FILE` is the kernel command the grader's kernel
+`python -m course.grading.sandbox -f CONNECTION_FILE` is the kernel command the grader's kernel
 manager (`SandboxKernelManager`) starts instead of ipykernel's. Before it hands over to ipykernel it
 
 1. points HOME, TMPDIR, IPYTHONDIR, the tensor cache and Python's bytecode writing into the scratch
@@ -158,7 +158,7 @@ def user_switch(config: dict) -> tuple[list[str], str]:
     """The command prefix that runs the kernel as `config["uid"]`, and how it isolates, in words."""
     import sysconfig
 
-    from labkit.env import project_root
+    from labkit.core import project_root
 
     uid = config.get("uid")
     if uid is None or os.geteuid() != 0:
@@ -166,7 +166,8 @@ def user_switch(config: dict) -> tuple[list[str], str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         return [], "the grader's user (root: setpriv from util-linux is missing)"
-    needed = [sys.executable, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], project_root() / "labkit"]
+    needed = [sys.executable, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+              project_root() / "labkit", project_root() / "course"]
     caps = [] if all(readable_by_others(p) for p in needed) else [
         "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
     how = f"unprivileged user {uid}" + (" (with CAP_DAC_READ_SEARCH: Python is not readable by others)" if caps else "")
@@ -183,7 +184,7 @@ def kernel_manager_class():
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxKernelManager(AsyncKernelManager):
-        """Starts `python -m labkit.grading.sandbox` (under its own user where possible) instead of
+        """Starts `python -m course.grading.sandbox` (under its own user where possible) instead of
         ipykernel's launcher; the kernel reads its connection file from its own folder."""
 
         def format_kernel_cmd(self, extra_arguments=None):
@@ -195,7 +196,7 @@ def kernel_manager_class():
             prefix, _ = user_switch(config)
             if prefix:
                 hand_over(root, int(config["uid"]))
-            return [*prefix, sys.executable, "-m", "labkit.grading.sandbox", "-f", str(own), *(extra_arguments or [])]
+            return [*prefix, sys.executable, "-m", "course.grading.sandbox", "-f", str(own), *(extra_arguments or [])]
 
     return SandboxKernelManager
 

@@ -1,4 +1,4 @@
-"""The labs as nbgrader assignments.
+"""The masters as nbgrader assignments: course folders, gradebooks, student versions.
 
 Each master notebook in `notebooks/` is an nbgrader source notebook: its answer cells carry nbgrader's
 "solution" metadata and `### BEGIN SOLUTION` / `### END SOLUTION` markers, its test cells the
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 STUDENT_ID = "student"  # each submission is graded in a course folder of its own, as this one student
 

@@ -1,8 +1,6 @@
 """The headless lab runner: execute notebooks with papermill, collect their recorded figures.
 
-    python -m labkit run [NOTEBOOK ...] --profile smoke -p epochs=3 --out runs/smoke
-    python -m labkit train naive|resnet --dataset cifar10 ...   (labkit/train/recipe.py, also under torchrun)
-    python -m labkit grade SUBMISSIONS --out OUT -p profile=smoke   (labkit/grading/: nbgrader autograde)
+    python -m course run [NOTEBOOK ...] --profile smoke -p epochs=3 --out runs/smoke
 
 NOTEBOOK is a number (`02`), a name (`02_naive_cnn`, `naive_cnn`) or a path; none means every
 notebook in `notebooks/`. Each `-p key=value` is read as YAML (`3` is an int, `'3'` a string,
@@ -25,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.env import PROFILES, LabError, project_root, write_json_atomic
+from labkit.core import PROFILES, LabError, project_root, write_json_atomic
 
 
 @dataclass
@@ -198,7 +196,7 @@ def run(
         {"profile": profile, "params": params, "notebooks": [asdict(o) for o in outcomes]},
     )
     if html_index:
-        from labkit.report import write_html_index
+        from course.report import write_html_index
 
         write_html_index(out_dir, outcomes, profile)
     print(summary_table(outcomes))
@@ -230,7 +228,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit", description="CNN Lab notebook runner")
+    parser = argparse.ArgumentParser(prog="python -m course", description="CNN Lab notebook runner")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="execute notebooks headlessly with papermill")
     run_p.add_argument("notebooks", nargs="*", help="numbers or names (default: all)")
@@ -240,18 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--keep-going", action="store_true", help="run the rest after a failure")
     run_p.add_argument("--no-html", action="store_true", help="skip the HTML index")
     sub.add_parser("list", help="list the notebooks")
-    sub.add_parser("train", help="train lab 02's or lab 03's network outside a notebook, also under torchrun "
-                   "(python -m labkit train --help)")  # fmt: skip
-    sub.add_parser("grade", help="grade a folder of submitted notebooks with nbgrader (python -m labkit grade --help)")
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train"]:
-        from labkit.train import recipe  # imported here: `run` and `list` do not need torch's training code
-
-        return recipe.main(argv[1:])
-    if argv[:1] == ["grade"]:
-        from labkit.grading import cli  # the graded course: labkit/grading/
-
-        return cli.main(argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "list":

@@ -12,7 +12,7 @@ Suspicious (noted for the instructor, no points lost): `exec`, `eval`, `compile`
 modules, frame inspection, and `open` of an absolute or parent path.
 
 Obfuscated code (a string handed to `exec`) escapes a static reading; the sandbox and the checks'
-own integrity test are the next layers (see `labkit.grading.sandbox` and `labkit.check`).
+own integrity test are the next layers (see `course.grading.sandbox` and `labkit.check`).
 """
 
 from __future__ import annotations

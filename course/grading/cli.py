@@ -1,7 +1,7 @@
 """Command line of the graded course.
 
-    python -m labkit.grading student [NOTEBOOK ...] --out student
-    python -m labkit grade SUBMISSIONS --out OUT [-p profile=smoke] [--jobs N] [--time-limit S] [--memory 4GB]
+    python -m course student [NOTEBOOK ...] --out student
+    python -m course grade SUBMISSIONS --out OUT [-p profile=smoke] [--jobs N] [--time-limit S] [--memory 4GB]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labkit.env import LabError
+from labkit.core import LabError
 
 
 def grade_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -33,9 +33,9 @@ def grade_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labkit.run import parse_params
+    from course.run import parse_params
 
-    parser = argparse.ArgumentParser(prog="python -m labkit.grading", description="CNN Lab graded course")
+    parser = argparse.ArgumentParser(prog="python -m course", description="CNN Lab graded course")
     sub = parser.add_subparsers(dest="command", required=True)
     student = sub.add_parser("student", help="write the student versions of the labs (nbgrader generate_assignment)")
     student.add_argument("notebooks", nargs="*", help="numbers or names (default: all)")
@@ -45,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "student":
-            from labkit.env import project_root
-            from labkit.grading.course import make_student_copies
+            from course.grading.assignments import make_student_copies
+            from labkit.core import project_root
 
             src = args.masters or project_root() / "notebooks"
             for path in make_student_copies(src, args.out, args.notebooks or None):
                 print("wrote", path)
             return 0
-        from labkit.grading.grade import grade
+        from course.grading.grade import grade
 
         results = grade(args.submissions, args.out, params=parse_params(args.param), masters=args.masters,
                         time_limit=args.time_limit, memory=args.memory, jobs=args.jobs, threads=args.threads,

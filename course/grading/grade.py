@@ -1,9 +1,9 @@
-"""Grade a folder of submitted notebooks: `python -m labkit grade DIR --out OUT` (`make grade`).
+"""Grade a folder of submitted notebooks: `python -m course grade DIR --out OUT` (`make grade`).
 
 Every `DIR/*.ipynb` is one student's submission (the student is the file's stem); its lab is found
 from the grade ids of its cells. Submissions are graded in parallel, each by a worker process
-(`labkit.grading.worker`: nbgrader autograde in a course folder and sandbox of its own, see
-`labkit.grading.sandbox`), with a time limit and a memory limit per submission. The grader writes
+(`course.grading.worker`: nbgrader autograde in a course folder and sandbox of its own, see
+`course.grading.sandbox`), with a time limit and a memory limit per submission. The grader writes
 
 * `OUT/grades.csv`: `student`, one column per exercise with its points, `total`, and `status`
   ("ok", "time limit", "memory limit", "kernel died", "tampering", ...);
@@ -35,9 +35,8 @@ from typing import Any
 
 import nbformat
 
-from labkit.env import PROFILES, LabError, project_root
-from labkit.grading import course, sandbox
-from labkit.util import atomic_write
+from course.grading import assignments, sandbox
+from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
 UID_BASE = 61000  # kernels of grading slot k run as uid UID_BASE + k when the grader runs as root
@@ -105,7 +104,7 @@ def masters_in(folder: Path) -> dict[str, Path]:
 def which_lab(nb, masters: dict[str, Any]) -> str | None:
     """The lab a submission belongs to: the master sharing most grade ids with it, else the one whose
     `labkit.setup("...")` call it makes."""
-    ids = course.grade_ids(nb)
+    ids = assignments.grade_ids(nb)
     best = max(masters, key=lambda name: len(ids & masters[name]), default=None)
     if best is not None and ids & masters[best]:
         return best
@@ -133,7 +132,7 @@ def _kill_user(uid: int) -> None:
             pass
 
 
-def _lost(student: str, lab: str, key: str, exercises: list[course.Exercise], status: str, why: str,
+def _lost(student: str, lab: str, key: str, exercises: list[assignments.Exercise], status: str, why: str,
           isolation: str) -> dict:
     return {"student": student, "lab": lab, "key": key, "status": status, "error": why, "isolation": isolation,
             "tampering": [], "suspicious": [],
@@ -162,10 +161,10 @@ class Grader:
         self.masters = masters_in(self.masters_dir)
         if not self.masters:
             raise LabError(f"no lab masters (NN_*.ipynb) in {self.masters_dir}.")
-        self.master_ids = {n: course.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
+        self.master_ids = {n: assignments.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
         self.settings, self.force, self.log = settings, force, log
         self.work = self.out / ".work"
-        self.labs: dict[str, course.Lab] = {}
+        self.labs: dict[str, assignments.Lab] = {}
         self.slots: queue.Queue[int] = queue.Queue()
         for slot in range(settings.jobs):
             self.slots.put(slot)
@@ -176,12 +175,12 @@ class Grader:
         return [str(p) for p in (root / "notebooks", root / "instructors", root / ".git", root / "tests",
                                  self.masters_dir, self.submissions, self.out)]
 
-    def lab(self, name: str) -> course.Lab:
+    def lab(self, name: str) -> assignments.Lab:
         if name not in self.labs:
-            self.labs[name] = course.prepare(self.masters[name], self.out / ".grader" / name)
+            self.labs[name] = assignments.prepare(self.masters[name], self.out / ".grader" / name)
         return self.labs[name]
 
-    def _spec(self, path: Path, lab: course.Lab, key: str) -> dict:
+    def _spec(self, path: Path, lab: assignments.Lab, key: str) -> dict:
         folder = self.work / path.stem
         return {"submission": str(path), "student": path.stem, "lab": lab.name, "key": key,
                 "gradebook": str(lab.gradebook), "exercises": [e.__dict__ for e in lab.exercises],
@@ -202,7 +201,7 @@ class Grader:
             result_path.unlink(missing_ok=True)
             nice = self.settings.nice
             proc = subprocess.Popen(
-                [sys.executable, "-m", "labkit.grading.worker", str(spec_path), str(result_path)],
+                [sys.executable, "-m", "course.grading.worker", str(spec_path), str(result_path)],
                 stdout=open(folder / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=(lambda: os.nice(nice)) if nice else None, cwd=str(folder))
             try:
@@ -210,7 +209,7 @@ class Grader:
             except subprocess.TimeoutExpired:
                 sandbox.kill_tree(proc.pid)
                 proc.wait()
-                return _lost(spec["student"], spec["lab"], spec["key"], [course.Exercise(**e) for e in spec["exercises"]],
+                return _lost(spec["student"], spec["lab"], spec["key"], [assignments.Exercise(**e) for e in spec["exercises"]],
                              "time limit", f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
                              f"(+{STARTUP_SECONDS} s to start) and was stopped", spec["isolation"])
             finally:
@@ -222,7 +221,7 @@ class Grader:
                 why = f"the grading process ended without a result (exit status {proc.returncode}); see {folder}/worker.log"
                 if proc.returncode and proc.returncode < 0:
                     why += f" (signal {signal.Signals(-proc.returncode).name})"
-                return _lost(spec["student"], spec["lab"], spec["key"], [course.Exercise(**e) for e in spec["exercises"]],
+                return _lost(spec["student"], spec["lab"], spec["key"], [assignments.Exercise(**e) for e in spec["exercises"]],
                              "error", why, spec["isolation"])
             return json.loads(result_path.read_text())
         finally:

@@ -1,6 +1,6 @@
 """The runner's HTML index: one page that says how a run of the labs went.
 
-Introduced with `python -m labkit run` (labkit/run.py), which calls `write_html_index` after the
+Introduced with `python -m course run` (labkit/run.py), which calls `write_html_index` after the
 notebooks ran. `{out}/index.html` shows, failures first:
 - the notebooks that failed, each with the cell and error, linked to its executed copy;
 - one card per lab: its title, status and seconds, its headline numbers (the scalar figures it
@@ -157,7 +157,7 @@ def write_html_index(out_dir: Path, outcomes: Sequence[Any], profile: str) -> Pa
     """Render each executed notebook to `html/` and write `index.html` (see the module docstring).
 
     Args:
-        out_dir: the run's folder (`{out}` of `python -m labkit run`).
+        out_dir: the run's folder (`{out}` of `python -m course run`).
         outcomes: the runner's `Outcome`s, in lab order.
         profile: the profile the labs ran under.
 

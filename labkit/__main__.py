@@ -1,8 +1,0 @@
-"""`python -m labkit run ...`: see labkit/run.py."""
-
-import sys
-
-from labkit.run import main
-
-if __name__ == "__main__":
-    sys.exit(main())
