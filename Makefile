@@ -10,10 +10,9 @@ P      ?=
 
 # Re-running is quick: pip runs again only when a requirements or project file changed.
 setup: $(STAMP)
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 # Every notebook under the full profile into runs/full/ (NB="02 03" picks some; P="-p epochs=3" passes parameters).
@@ -29,10 +28,13 @@ JUPYTER_ARGS ?=
 jupyter: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --KernelManager.transport=ipc $(JUPYTER_ARGS)
 
+# ruff's lint and format, and mypy on labkit (pyproject.toml says how strict).
 lint: setup
 	$(VENV)/bin/ruff check labkit course tests
+	$(VENV)/bin/ruff format --check labkit course tests
+	$(VENV)/bin/mypy
 
-# ruff, unit tests, and every notebook executed under the smoke profile.
+# lint, unit tests, and every notebook executed under the smoke profile.
 test: setup lint
 	$(VENV)/bin/pytest
 

@@ -1,20 +1,26 @@
 """`python -m course COMMAND ...`: the course's command lines.
 
-    python -m course run [NOTEBOOK ...] --profile smoke -p key=value   (course/run.py; `list` too)
-    python -m course train naive|resnet --dataset cifar10 ...           (course/train.py, also under torchrun)
-    python -m course student --out student                              (course/grading/cli.py)
-    python -m course grade SUBMISSIONS --out OUT -p profile=smoke       (course/grading/cli.py)
-    python -m course bench [smoke fit ...]                              (course/bench.py)
-    python -m course colab                                              (course/colab.py)
+python -m course run [NOTEBOOK ...] --profile smoke -p key=value   (course/run.py; `list` too)
+python -m course train naive|resnet --dataset cifar10 ...           (course/train.py, also under torchrun)
+python -m course student --out student                              (course/grading/cli.py)
+python -m course grade SUBMISSIONS --out OUT -p profile=smoke       (course/grading/cli.py)
+python -m course bench [smoke fit ...]                              (course/bench.py)
+python -m course colab                                              (course/colab.py)
 """
 
 import sys
 from importlib import import_module
 
 # The module of each command; its main() takes the arguments after the command unless it parses it too.
-COMMANDS = {"run": ("course.run", True), "list": ("course.run", True), "train": ("course.train", False),
-            "student": ("course.grading.cli", True), "grade": ("course.grading.cli", True),
-            "bench": ("course.bench", False), "colab": ("course.colab", False)}  # fmt: skip
+COMMANDS = {
+    "run": ("course.run", True),
+    "list": ("course.run", True),
+    "train": ("course.train", False),
+    "student": ("course.grading.cli", True),
+    "grade": ("course.grading.cli", True),
+    "bench": ("course.bench", False),
+    "colab": ("course.colab", False),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

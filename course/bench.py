@@ -1,7 +1,8 @@
 """`make bench`: the speed and accuracy figures of the series, printed as one table.
 
     python -m course bench                 # everything the data at hand allows
-    python -m course bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats, folder, gpu, grading
+    python -m course bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats,
+                                           # folder, gpu, grading
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -79,7 +80,9 @@ def _unpacked(archive: str, inner: str) -> Path | None:
     return target
 
 
-def held_out(train_dir: Path, name: str, n_test: int, n_train: int | None = None, test_name: str = "test") -> Path:
+def held_out(
+    train_dir: Path, name: str, n_test: int, n_train: int | None = None, test_name: str = "test"
+) -> Path:
     """A folder `BENCH_CACHE/holdout/<name>/{train,<test_name>}/<class>/` of links into `train_dir`:
     `n_test` images per class held out as the test split (a fixed shuffle), `n_train` (default: the
     rest) for training."""
@@ -122,21 +125,20 @@ def bench_smoke() -> None:
 
 
 def bench_fit() -> None:
-    """`fit` against a bare PyTorch loop: same model, same TensorLoader batches, one epoch each, alternated."""
+    """`fit` against a bare PyTorch loop: same model and TensorLoader batches, one epoch each, alternated."""
     from torch import nn
 
-    from labkit import recipes
+    from labkit import recipes, zoo
     from labkit.data import load_dataset, make_loaders
-    from labkit.models import NaiveCNN
     from labkit.train import fit
 
-    recipe = recipes.lab02("full", "cifar10")
+    recipe = recipes.defaults("02_naive_cnn", "full", "cifar10")
     splits = load_dataset("shapes", n_per_class=300, image_size=32, augment=recipe["augment"])
     loader = make_loaders(splits, recipe["batch_size"], seed=0).train
 
     def model():
         torch.manual_seed(0)
-        return NaiveCNN(splits.num_classes, **{k: recipe[k] for k in recipes.LAB02_NETWORK})
+        return zoo.naive_network(splits.num_classes, recipe)
 
     def bare() -> float:
         net = model().to(memory_format=torch.channels_last).train()
@@ -150,16 +152,18 @@ def bench_fit() -> None:
         return time.perf_counter() - start
 
     def via_fit() -> float:
-        history = fit(model(), loader, None, epochs=1, optimizer="nesterov", lr=0.01, weight_decay=5e-4,
-                      label_smoothing=0.2, channels_last=True, progress=False)  # fmt: skip
+        options = {"optimizer": "nesterov", "lr": 0.01, "weight_decay": 5e-4, "label_smoothing": 0.2}
+        history = fit(model(), loader, None, epochs=1, channels_last=True, progress=False, **options)
         return float(history.df["seconds"].iloc[0])
 
     bare(), via_fit()  # warm-up
     pairs = [(bare(), via_fit()) for _ in range(7)]
     n = len(splits.train)
-    report("fit", "bare loop, images/s (lab 02's CIFAR net, 32 px)", round(n / statistics.median(b for b, _ in pairs)))
-    report("fit", "fit, images/s", round(n / statistics.median(f for _, f in pairs)))
-    report("fit", "fit / bare-loop throughput (median of 7 pairs)", round(statistics.median(b / f for b, f in pairs), 3))
+    bare_speed, fit_speed = (round(n / statistics.median(p[i] for p in pairs)) for i in (0, 1))
+    report("fit", "bare loop, images/s (lab 02's CIFAR net, 32 px)", bare_speed)
+    report("fit", "fit, images/s", fit_speed)
+    ratio = round(statistics.median(b / f for b, f in pairs), 3)
+    report("fit", "fit / bare-loop throughput (median of 7 pairs)", ratio)
 
 
 def bench_loader() -> None:
@@ -171,7 +175,11 @@ def bench_loader() -> None:
         for kind, in_memory in (("DataLoader (per image)", False), ("TensorLoader (per batch)", True)):
             loader = make_loaders(splits, 256, seed=0, in_memory=in_memory, num_workers=0).train
             seconds = median_seconds(lambda loader=loader: sum(len(y) for _, y in loader), repeats=3)
-            report("loader", f"{kind}, {size} px, augment={augment}, images/s", round(len(splits.train) / seconds))
+            report(
+                "loader",
+                f"{kind}, {size} px, augment={augment}, images/s",
+                round(len(splits.train) / seconds),
+            )
 
 
 def _seconds(net, x) -> float:
@@ -197,9 +205,17 @@ def bench_features() -> None:
         body(x), folded(x)  # warm-up
         pairs = [(_seconds(body, x), _seconds(folded, x)) for _ in range(5)]
         name = f"EfficientNet-Lite{variant}, {size} px, batch 32"
-        report("features", f"{name}: plain / folded, images/s",
-               f"{round(32 / statistics.median(p for p, _ in pairs))} / {round(32 / statistics.median(f for _, f in pairs))}")  # fmt: skip
-        report("features", f"{name}: folded / plain throughput (median of 5 pairs)", round(statistics.median(p / f for p, f in pairs), 2))
+        report(
+            "features",
+            f"{name}: plain / folded, images/s",
+            f"{round(32 / statistics.median(p for p, _ in pairs))} / "
+            f"{round(32 / statistics.median(f for _, f in pairs))}",
+        )
+        report(
+            "features",
+            f"{name}: folded / plain throughput (median of 5 pairs)",
+            round(statistics.median(p / f for p, f in pairs), 2),
+        )
 
 
 def bench_cifar() -> None:
@@ -214,7 +230,11 @@ def bench_cifar() -> None:
     report("cifar", "naive CNN (lab 02): train seconds", lab02["train_seconds"])
     report("cifar", "naive CNN (lab 02): test accuracy", lab02["test_accuracy"])
     for name, v in lab03["variants"].items():
-        report("cifar", f"lab 03 variant {name}: seconds / test accuracy", f"{v['train_seconds']} / {v['test_accuracy']}")
+        report(
+            "cifar",
+            f"lab 03 variant {name}: seconds / test accuracy",
+            f"{v['train_seconds']} / {v['test_accuracy']}",
+        )
     report("cifar", "residual network (lab 03, full recipe): train seconds", lab03["resnet_train_seconds"])
     report("cifar", "residual network (lab 03, full recipe): test accuracy", lab03["resnet_test_accuracy"])
     report("cifar", "lab 03 whole notebook, seconds", outcomes["03_residual_inception"].seconds)
@@ -260,8 +280,16 @@ def bench_gpu() -> None:
     from course.train import train_recipe
 
     root = held_out(train_dir / "train", "cifar10", n_test=500).parent
-    result = train_recipe("resnet", "cifar10", str(root), device="cuda", amp=True, target=0.94,
-                          out=tempfile.mkdtemp(prefix="bench-gpu-"), progress=False)  # fmt: skip
+    result = train_recipe(
+        "resnet",
+        "cifar10",
+        str(root),
+        device="cuda",
+        amp=True,
+        target=0.94,
+        out=tempfile.mkdtemp(prefix="bench-gpu-"),
+        progress=False,
+    )
     for key, value in result.items():
         report("gpu", key, value)
 
@@ -269,10 +297,25 @@ def bench_gpu() -> None:
 def _train_run(processes: int, threads: int, out: Path) -> dict:
     """`python -m course train naive` on shapes under smoke, 3 epochs, in 1 process or under torchrun
     in `processes` processes, each with `threads` threads; the figures it recorded."""
-    launcher = [sys.executable] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]  # fmt: skip
-    args = ["-m", "course", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "3",
-            "--out", str(out)]  # fmt: skip
+    launcher = (
+        [sys.executable]
+        if processes == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    )
+    args = [
+        "-m",
+        "course",
+        "train",
+        "naive",
+        "--dataset",
+        "shapes",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -294,14 +337,19 @@ def bench_ddp() -> None:
     (the one-thread reference shows it): time this on a quiet machine.
     """
     root = Path(tempfile.mkdtemp(prefix="bench-ddp-"))
-    sides = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread (torchrun, gloo)": (2, 1),
-             "1 process x 1 thread (reference)": (1, 1)}  # fmt: skip
+    sides = {
+        "1 process x 2 threads": (1, 2),
+        "2 processes x 1 thread (torchrun, gloo)": (2, 1),
+        "1 process x 1 thread (reference)": (1, 1),
+    }
     runs: dict[str, list[dict]] = {label: [] for label in sides}
     for i in range(3):
         for label, (processes, threads) in sides.items():
             runs[label].append(_train_run(processes, threads, root / f"{processes}p{threads}t_{i}"))
     for label, rs in runs.items():
-        report("ddp", f"{label}: train seconds (median of 3)", statistics.median(r["train_seconds"] for r in rs))
+        report(
+            "ddp", f"{label}: train seconds (median of 3)", statistics.median(r["train_seconds"] for r in rs)
+        )
         report("ddp", f"{label}: images/s", statistics.median(r["images_per_second"] for r in rs))
         report("ddp", f"{label}: test accuracy", rs[0]["test_accuracy"])
     one, two = runs["1 process x 2 threads"], runs["2 processes x 1 thread (torchrun, gloo)"]
@@ -323,20 +371,39 @@ def bench_grading() -> None:
     (work / "submissions").mkdir()
     n = 2 * (os.cpu_count() or 1)
     for i in range(n):
-        shutil.copyfile(masters / "02_naive_cnn.ipynb" if i % 2 == 0 else student, work / "submissions" / f"s{i:02d}.ipynb")
+        shutil.copyfile(
+            masters / "02_naive_cnn.ipynb" if i % 2 == 0 else student,
+            work / "submissions" / f"s{i:02d}.ipynb",
+        )
     start = time.perf_counter()
     results = grade(work / "submissions", work / "out", params={"profile": "smoke"}, log=lambda *a: None)
     minutes = (time.perf_counter() - start) / 60
     bad = [r["student"] for r in results if r["status"] != "ok"]
-    report("grading", f"lab 02 smoke, {n} submissions, {os.cpu_count()} at once: per minute", round(n / minutes, 2))
-    report("grading", "seconds per submission, median", statistics.median(r.get("seconds", 0.0) for r in results))
+    report(
+        "grading",
+        f"lab 02 smoke, {n} submissions, {os.cpu_count()} at once: per minute",
+        round(n / minutes, 2),
+    )
+    report(
+        "grading", "seconds per submission, median", statistics.median(r.get("seconds", 0.0) for r in results)
+    )
     if bad:
         report("grading", "not graded ok", ", ".join(bad))
     shutil.rmtree(work, ignore_errors=True)
 
 
-BENCHMARKS = {"smoke": bench_smoke, "fit": bench_fit, "loader": bench_loader, "features": bench_features, "ddp": bench_ddp, "cifar": bench_cifar,
-              "cats": bench_cats, "folder": bench_folder, "gpu": bench_gpu, "grading": bench_grading}  # fmt: skip
+BENCHMARKS = {
+    "smoke": bench_smoke,
+    "fit": bench_fit,
+    "loader": bench_loader,
+    "features": bench_features,
+    "ddp": bench_ddp,
+    "cifar": bench_cifar,
+    "cats": bench_cats,
+    "folder": bench_folder,
+    "gpu": bench_gpu,
+    "grading": bench_grading,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -345,8 +412,11 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
         return 2
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}",
+        flush=True,
+    )
     for name in chosen:
         start = time.perf_counter()
         try:
@@ -354,7 +424,10 @@ def main(argv: list[str]) -> int:
         except Exception as err:  # noqa: BLE001 - one failing benchmark is reported, the others still run
             report(name, "FAILED", f"{type(err).__name__}: {err}")
         report(name, "benchmark wall seconds", round(time.perf_counter() - start, 1))
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     report("memory", "peak RSS of one process (bench or a lab kernel), MiB", round(peak / 1024))
     print("\n" + "\n".join(f"{b:<8} {f:<52} {v}" for b, f, v in ROWS))
     return 0

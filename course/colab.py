@@ -44,7 +44,6 @@ def is_setup_cell(source: str) -> bool:
     return source.startswith(_SETUP_MARK)
 
 
-
 def add_cells(nb, notebook: str) -> None:
     """Give a notebook (nbformat) this module's badge, under its title, and setup cell, as its
     first code cell (`notebook`: its name, e.g. "02_naive_cnn"); what is there already is replaced."""

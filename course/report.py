@@ -57,7 +57,11 @@ def _number(value: Any) -> str:
 
 
 def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 40)
+    return (
+        value is None
+        or isinstance(value, (int, float, bool))
+        or (isinstance(value, str) and len(value) <= 40)
+    )
 
 
 def headline(metrics: dict[str, Any]) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
@@ -66,8 +70,11 @@ def headline(metrics: dict[str, Any]) -> tuple[list[tuple[str, Any]], dict[str, 
     shown, rest = [], {}
     for key, value in metrics.items():
         small_list = isinstance(value, list) and len(value) <= 4 and all(_scalar(v) for v in value)
-        small_table = (isinstance(value, dict) and 0 < len(value) <= MAX_TABLE
-                       and all(_scalar(v) for v in value.values()))  # fmt: skip
+        small_table = (
+            isinstance(value, dict)
+            and 0 < len(value) <= MAX_TABLE
+            and all(_scalar(v) for v in value.values())
+        )
         if _scalar(value) or small_list or small_table:
             shown.append((key, value))
         else:
@@ -78,8 +85,10 @@ def headline(metrics: dict[str, Any]) -> tuple[list[tuple[str, Any]], dict[str, 
 def _tile(key: str, value: Any) -> str:
     k = f'<div class="k">{html.escape(key)}</div>'
     if isinstance(value, dict):
-        rows = "".join(f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(_number(b))}</td></tr>"
-                       for a, b in value.items())  # fmt: skip
+        rows = "".join(
+            f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(_number(b))}</td></tr>"
+            for a, b in value.items()
+        )
         return f'<div class="tile">{k}<table>{rows}</table></div>'
     if isinstance(value, list):
         value = "[" + ", ".join(_number(v) for v in value) + "]"
@@ -108,7 +117,11 @@ def notebook_story(executed: str | Path | None) -> tuple[str | None, list[str]]:
             title = cell.source.splitlines()[0][2:].strip()
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if output.get("output_type") == "stream":
-                lines += [ln.strip() for ln in output.get("text", "").splitlines() if PROGRESS_LINE.match(ln.strip())]
+                lines += [
+                    ln.strip()
+                    for ln in output.get("text", "").splitlines()
+                    if PROGRESS_LINE.match(ln.strip())
+                ]
     return title, lines
 
 
@@ -118,8 +131,10 @@ def _figures(out_dir: Path, notebook: str) -> str:
         href = html.escape(png.relative_to(out_dir).as_posix())
         name = html.escape(png.stem)
         caption = name.replace("_", "_<wbr>")  # long names break at their underscores
-        items.append(f'<figure><a href="{href}" target="_blank" title="open {name} full size">'
-                     f'<img src="{href}" alt="{name}"></a><figcaption>{caption}</figcaption></figure>')
+        items.append(
+            f'<figure><a href="{href}" target="_blank" title="open {name} full size">'
+            f'<img src="{href}" alt="{name}"></a><figcaption>{caption}</figcaption></figure>'
+        )
     return f'<div class="thumbs">{"".join(items)}</div>' if items else ""
 
 
@@ -132,8 +147,10 @@ def _card(out_dir: Path, outcome: Any, link: str | None) -> str:
     title, lines = notebook_story(outcome.executed if outcome.status != "not run" else None)
     shown, rest = headline(outcome.metrics)
     name = html.escape(outcome.notebook)
-    meta = [f"{outcome.seconds:.1f} s" if outcome.status != "not run" else "not run",
-            f'<a href="{link}">executed notebook</a>' if link else ""]  # fmt: skip
+    meta = [
+        f"{outcome.seconds:.1f} s" if outcome.status != "not run" else "not run",
+        f'<a href="{link}">executed notebook</a>' if link else "",
+    ]
     parts = [
         f'<section class="card{" failedcard" if outcome.status == "failed" else ""}" id="{name}">',
         f"<h2>{html.escape(title or outcome.notebook)} {_status(outcome.status)}</h2>",
@@ -148,7 +165,9 @@ def _card(out_dir: Path, outcome: Any, link: str | None) -> str:
     parts.append(_figures(out_dir, outcome.notebook))
     if rest:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in _flat(rest))
-        parts.append(f"<details><summary>more recorded figures ({len(rest)})</summary><table>{rows}</table></details>")
+        parts.append(
+            f"<details><summary>more recorded figures ({len(rest)})</summary><table>{rows}</table></details>"
+        )
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
 
@@ -186,16 +205,19 @@ def write_html_index(out_dir: Path, outcomes: Sequence[Any], profile: str) -> Pa
         items = "".join(
             f'<li><a href="#{html.escape(o.notebook)}"><b>{html.escape(o.notebook)}</b></a>: '
             f'<span class="error">{html.escape(o.error or "failed")}</span>'
-            + (f' · <a href="{links[o.notebook]}">executed notebook</a>' if o.notebook in links else "") + "</li>"
+            + (f' · <a href="{links[o.notebook]}">executed notebook</a>' if o.notebook in links else "")
+            + "</li>"
             for o in failed
         )
         failures = f'<section class="failures"><h2>{len(failed)} failed</h2><ul>{items}</ul></section>'
     cards = "\n".join(_card(out_dir, o, links.get(o.notebook)) for o in outcomes)
     page = (
-        f"<!doctype html>\n<html lang='en'><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+        "<!doctype html>\n<html lang='en'><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'>"
         f"<title>CNN Lab: {html.escape(profile)} run</title><style>{_STYLE}</style>\n"
         f"<header><h1>CNN Lab · {html.escape(profile)} profile</h1>"
-        f"<p>{len(outcomes)} notebook(s): {summary} · {total:.0f} s in all · {html.escape(str(out_dir))}</p></header>\n"
+        f"<p>{len(outcomes)} notebook(s): {summary} · {total:.0f} s in all · "
+        f"{html.escape(str(out_dir))}</p></header>\n"
         f"<main>{failures}\n{cards}</main></html>\n"
     )
     index = out_dir / "index.html"

@@ -62,7 +62,8 @@ def resolve(names: list[str]) -> list[Path]:
             continue
         stem = path.stem
         matches = [
-            p for p in every
+            p
+            for p in every
             if stem in (p.stem, p.stem[:2], p.stem[3:]) or (stem.isdigit() and int(stem) == int(p.stem[:2]))
         ]
         if len(matches) != 1:
@@ -110,7 +111,9 @@ def plan(paths: list[Path], params: dict[str, Any]) -> dict[Path, dict[str, Any]
     unknown = sorted(set(params) - set().union(*declared.values()))
     if unknown:
         every = sorted(set().union(*declared.values()) - {"profile"})
-        raise LabError(f"parameter(s) {unknown} are not declared by the selected notebooks; they take: {every}.")
+        raise LabError(
+            f"parameter(s) {unknown} are not declared by the selected notebooks; they take: {every}."
+        )
     return {path: {k: v for k, v in params.items() if k in names} for path, names in declared.items()}
 
 
@@ -124,7 +127,9 @@ def kernel_manager_class():
     from traitlets import CaselessStrEnum
 
     class LabKernelManager(AsyncKernelManager):
-        transport = CaselessStrEnum(["tcp", "ipc"], default_value="tcp" if os.name == "nt" else "ipc", config=True)
+        transport = CaselessStrEnum(
+            ["tcp", "ipc"], default_value="tcp" if os.name == "nt" else "ipc", config=True
+        )
 
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:
@@ -169,8 +174,13 @@ def run(
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(path), str(target), parameters=parameters, cwd=str(path.parent),
-                progress_bar=progress, kernel_name="python3", kernel_manager_class=kernel_manager_class(),
+                str(path),
+                str(target),
+                parameters=parameters,
+                cwd=str(path.parent),
+                progress_bar=progress,
+                kernel_name="python3",
+                kernel_manager_class=kernel_manager_class(),
             )
             outcome.status = "ok"
         except papermill.PapermillExecutionError as err:
@@ -185,7 +195,10 @@ def run(
         if metrics_path.is_file():
             outcome.metrics = json.loads(metrics_path.read_text())
         if outcome.status == "failed":
-            print(f"[labkit] FAILED {path.stem} at {outcome.error}\n         executed copy: {target}", flush=True)
+            print(
+                f"[labkit] FAILED {path.stem} at {outcome.error}\n         executed copy: {target}",
+                flush=True,
+            )
             if not keep_going:
                 break
         else:
@@ -246,15 +259,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(path.stem)
             return 0
         outcomes = run(
-            args.notebooks, profile=args.profile, params=parse_params(args.param), out=args.out,
-            keep_going=args.keep_going, html_index=not args.no_html,
+            args.notebooks,
+            profile=args.profile,
+            params=parse_params(args.param),
+            out=args.out,
+            keep_going=args.keep_going,
+            html_index=not args.no_html,
         )
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     failed = [o for o in outcomes if o.status != "ok"]
     if failed:
-        print(f"[labkit] {len(failed)} notebook(s) failed or did not run: {', '.join(o.notebook for o in failed)}",
-              file=sys.stderr)
+        print(
+            f"[labkit] {len(failed)} notebook(s) failed or did not run: "
+            f"{', '.join(o.notebook for o in failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -3,18 +3,19 @@
     python -m course train naive --dataset cifar10 --out runs/full
     torchrun --nproc-per-node 4 -m course train resnet --dataset folder:/data/imagenet10
 
-"naive" is lab 02's network with lab 02's recipe (`labkit.recipes.LAB02`), saved where labs 05-08
-look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full
-recipe (the `resnet_*` entries of `labkit.recipes.LAB03`: Page's ResNet-9, or airbench's network on
-CIFAR-10), saved as lab 03 saves it. Both use the data, splits, seed and settings the notebooks use
-under the same profile, so that
+"naive" is lab 02's network with lab 02's recipe (`labkit.recipes.naive_training`), saved where labs
+05-08 look for it (`labkit.zoo.checkpoint_path`); "resnet" is lab 03's residual network with its full
+recipe (`labkit.recipes.resnet_training`: Page's ResNet-9, or airbench's network on CIFAR-10), saved
+as lab 03 saves it. Both train through `labkit.zoo.fit_recipe`, with the data, splits, seed and
+settings the notebooks use under the same profile, so that
 `python -m course run 07 --profile full --out DIR` explains the network trained with
 `--profile full --out DIR` on the same dataset.
 
-Under torchrun the recipe's batch is split between the processes (batch 256 under 4 processes: 64
-each), so an epoch has the recipe's number of optimiser steps with the recipe's batch, learning
-rate and schedule; only the batch-norm statistics are taken over each process's part of a batch.
-Rank 0 prints and writes; a bad argument or missing data stops every process, before training.
+Under torchrun (`course.distributed`) the recipe's batch is split between the processes (batch 256
+under 4 processes: 64 each), so an epoch has the recipe's number of optimiser steps with the recipe's
+batch, learning rate and schedule; only the batch-norm statistics are taken over each process's part
+of a batch. Rank 0 prints and writes; a bad argument or missing data stops every process, before
+training.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from course import distributed
 from labkit import recipes, zoo
 from labkit.core import (
     PROFILES,
@@ -35,37 +37,30 @@ from labkit.core import (
     seed_everything,
     write_json_atomic,
 )
+from labkit.data import load_dataset, make_loaders
 from labkit.lab import Lab
-from labkit.train import distributed
+from labkit.train import save_checkpoint
+from labkit.train.predict import eval_sums, means
+from labkit.train.world import OneProcess
 
 RECIPES = ("naive", "resnet")
+LABS = {"naive": "02_naive_cnn", "resnet": "03_residual_inception"}
 
 
-def settings(name: str, profile: str, dataset: str) -> dict[str, Any]:
-    """What recipe `name` trains with under `profile` on `dataset`, as its notebook resolves it."""
-    if name == "naive":
-        r = recipes.lab02(profile, dataset)
-        return {"network": {k: r[k] for k in recipes.LAB02_NETWORK}, "image_size": r["image_size"],
-                "n_per_class": r["n_per_class"], "augment": r["augment"], "epochs": r["epochs"],
-                "batch_size": r["batch_size"], "optimizer": r["optimizer"], "lr": r["lr"],
-                "weight_decay": r["weight_decay"], "label_smoothing": r["label_smoothing"],
-                "patience": r["patience"], "tta": r["tta"], "momentum": 0.9, "norm_lr_scale": 1.0,
-                "scheduler": "onecycle", "lookahead": False}  # fmt: skip
-    r = recipes.resolve(recipes.LAB03, profile, dataset)
-    # Lab 03 trains its residual network with these fixed parts of the recipe (notebooks/03, section 4).
-    return {"network": {"arch": r["resnet_arch"], "channels": r["resnet_channels"]}, "image_size": r["image_size"],
-            "val_fraction": r["val_fraction"],
-            "n_per_class": r["n_per_class"], "augment": r["augment"], "epochs": r["resnet_epochs"],
-            "batch_size": r["resnet_batch_size"], "optimizer": "nesterov", "lr": r["resnet_lr"],
-            "weight_decay": r["resnet_weight_decay"], "label_smoothing": 0.2, "patience": None, "tta": True,
-            "momentum": r["resnet_momentum"], "norm_lr_scale": r["resnet_norm_lr_scale"],
-            "scheduler": r["resnet_scheduler"], "lookahead": r["resnet_lookahead"]}  # fmt: skip
+def settings(name: str, profile: str, dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the lab's parameters, its training recipe) for recipe `name` under `profile` on `dataset`,
+    as the notebook resolves them."""
+    params = recipes.defaults(LABS[name], profile, dataset)
+    training = recipes.naive_training(params) if name == "naive" else recipes.resnet_training(params)
+    return params, training
 
 
 def _check_args(name, profile, epochs, target) -> None:
     if name not in RECIPES:
-        raise LabError(f"recipe {name!r} is not known; train one of {list(RECIPES)} (lab 02's naive CNN, "
-                       f"lab 03's ResNet-9).")  # fmt: skip
+        raise LabError(
+            f"recipe {name!r} is not known; train one of {list(RECIPES)} (lab 02's naive CNN, "
+            f"lab 03's ResNet-9)."
+        )
     if profile not in PROFILES:
         raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1):
@@ -74,21 +69,21 @@ def _check_args(name, profile, epochs, target) -> None:
         raise LabError(f"target={target!r}: expected a validation accuracy in (0, 1], e.g. 0.94.")
 
 
-def _everywhere(world: distributed.World, what: str, load):
-    """`load()` in every process; when it fails in any of them, a LabError in all of them (before training)."""
+def _everywhere(world: OneProcess, what: str, load):
+    """`load()` in every process; when it fails in any of them, a LabError in all of them, before training."""
     try:
         result, error = load(), None
     except (LabError, OSError) as err:
         result, error = None, err
-    failed = distributed.agree(error is None, world)
+    failed = world.agree(error is None)
     if error is not None:
-        if not world.active:
+        if world.size == 1:
             raise error
         raise LabError(f"rank {world.rank}: {error}") from error
     if failed:
         raise LabError(
-            f"{what} failed in the process(es) of rank {failed} (their messages say why), so no process trains: "
-            f"every machine needs the data at the same path (--data-root or LABKIT_DATA)."
+            f"{what} failed in the process(es) of rank {failed} (their messages say why), so no process "
+            f"trains: every machine needs the data at the same path (--data-root or LABKIT_DATA)."
         )
     return result
 
@@ -116,7 +111,7 @@ def train_recipe(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train lab 02's ("naive") or lab 03's ("resnet") network with its recipe, and save it where the labs look.
+    """Train lab 02's ("naive") or lab 03's ("resnet") network with its recipe; save it where labs look.
 
     Runs as it is in one process, and under torchrun in each of its processes (see the module docstring).
 
@@ -146,74 +141,95 @@ def train_recipe(
         LabError: (before any training, in every process) an unknown recipe, profile or dataset, a bad
             `epochs`, data missing in some process, NCCL without GPUs, a device that is not there.
     """
-    from labkit.data import load_dataset, make_loaders
-    from labkit.models import NaiveCNN
-    from labkit.train import Lookahead, fit, norm_scaled_groups, save_checkpoint
-    from labkit.train.optim import build_optimizer
-    from labkit.train.predict import eval_sums, means
-
     _check_args(name, profile, epochs, target)
     world, device = distributed.join(pick_device(device), backend)
     say = print if (progress and world.main) else (lambda *a, **k: None)
     out_dir = (Path(out) if out is not None else project_root() / "runs" / profile).expanduser().resolve()
-    lab = Lab(notebook=f"train_{name}", profile=profile, device=device, out_dir=out_dir,
-              params={"dataset": dataset, "data_root": data_root, "seed": seed})  # fmt: skip
-    recipe = settings(name, profile, dataset)
-    epochs = epochs or recipe["epochs"]
-    per_process = max(1, recipe["batch_size"] // world.size)
+    lab = Lab(
+        notebook=f"train_{name}",
+        profile=profile,
+        device=device,
+        out_dir=out_dir,
+        params={"dataset": dataset, "data_root": data_root, "seed": seed},
+    )
+    params, training = settings(name, profile, dataset)
+    epochs = epochs or training["epochs"]
+    per_process = max(1, training["batch_size"] // world.size)
     seed_everything(seed)
 
     def load():
         if name == "naive":
             splits = zoo.lab02_splits(lab)  # the very splits lab 02 trains on
         else:
-            shapes_only = {"n_per_class": recipe["n_per_class"]} if dataset_key(dataset) == "shapes" else {}
-            splits = load_dataset(dataset, data_root, image_size=recipe["image_size"], seed=seed,
-                                  val_fraction=recipe["val_fraction"], **shapes_only)  # fmt: skip
-        splits = splits.with_augment(recipe["augment"])
+            shapes_only = {"n_per_class": params["n_per_class"]} if dataset_key(dataset) == "shapes" else {}
+            splits = load_dataset(
+                dataset,
+                data_root,
+                image_size=params["image_size"],
+                seed=seed,
+                val_fraction=params["val_fraction"],
+                **shapes_only,
+            )
+        splits = splits.with_augment(training["augment"])
         return splits, make_loaders(splits, per_process, seed=seed, device=device, drop_last=name == "resnet")
 
     splits, loaders = _everywhere(world, f"loading {dataset!r}", load)
     slug = zoo.dataset_slug(dataset)
-    say(f"[labkit] train {name} on {splits.name} ({len(splits.train)} training images, {splits.image_size} px), "
-        f"{profile} recipe: {epochs} epochs, batch {recipe['batch_size']}"
-        f"{f' = {world.size} processes x {per_process}' if world.active else ''}, {recipe['optimizer']} "
-        f"lr {recipe['lr']:g}; {world.size} process(es) on {device}.")  # fmt: skip
-    if world.active and per_process * world.size != recipe["batch_size"]:
-        say(f"[labkit] the recipe's batch {recipe['batch_size']} does not split evenly into {world.size} processes: "
-            f"each takes {per_process}, {per_process * world.size} in all.")  # fmt: skip
+    split = f" = {world.size} processes x {per_process}" if world.size > 1 else ""
+    say(
+        f"[labkit] train {name} on {splits.name} ({len(splits.train)} training images, "
+        f"{splits.image_size} px), {profile} recipe: {epochs} epochs, batch {training['batch_size']}{split}, "
+        f"{training['optimizer']} lr {training['lr']:g}; {world.size} process(es) on {device}."
+    )
+    if per_process * world.size != training["batch_size"]:
+        say(
+            f"[labkit] the recipe's batch {training['batch_size']} does not split evenly into {world.size} "
+            f"processes: each takes {per_process}, {per_process * world.size} in all."
+        )
 
     seed_everything(seed)
     if name == "naive":
-        model = NaiveCNN(splits.num_classes, **recipe["network"])
+        model = zoo.naive_network(splits.num_classes, params)
     else:
-        model = recipes.residual_network(recipe["network"]["arch"], splits, recipe["network"]["channels"])
-    groups = norm_scaled_groups(model, recipe["lr"], recipe["weight_decay"], recipe["norm_lr_scale"])
-    optimizer = build_optimizer(recipe["optimizer"], model, lr=recipe["lr"], momentum=recipe["momentum"],
-                                param_groups=groups)  # fmt: skip
-    if recipe["lookahead"]:
-        batches = len(distributed.shard(loaders.train, world, train=True))
-        optimizer = Lookahead(optimizer, model, total_steps=epochs * batches)
-    history = fit(model, loaders.train, loaders.val, epochs=epochs, device=device, optimizer=optimizer,
-                  label_smoothing=recipe["label_smoothing"], scheduler=recipe["scheduler"],
-                  patience=recipe["patience"], channels_last=True, amp=amp,
-                  checkpoint=lab.checkpoints_dir / f"train_{name}_{slug}_state.pt", resume=resume,
-                  progress=progress)  # fmt: skip
-    test = means(distributed.all_sum(eval_sums(model, distributed.shard(loaders.test, world, train=False), None,
-                                               device, tta=recipe["tta"], channels_last=True), world))  # fmt: skip
-    test_accuracy = test[1]
-    extra = {"test_accuracy": float(test_accuracy), "epochs": history.epochs_run, "seed": seed,
-             "train_seconds": round(history.seconds, 1), "processes": world.size}  # fmt: skip
-    if name == "naive":
-        path = zoo.checkpoint_path(lab)
-    else:
-        path = lab.checkpoints_dir / f"03_resnet_{slug}.pt"
-    result = {"recipe": name, "dataset": splits.name, "profile": profile, "processes": world.size,
-              "device": str(device), "epochs": history.epochs_run, "best_epoch": history.best_epoch,
-              "train_seconds": round(history.seconds, 1),
-              "images_per_second": round(len(splits.train) * history.epochs_run / max(history.seconds, 1e-9)),
-              "val_accuracy": history.best_val_acc, "test_accuracy": float(test_accuracy),
-              "checkpoint": str(path)}  # fmt: skip
+        model = zoo.residual_network(params, splits)
+    history = zoo.fit_recipe(
+        model,
+        loaders,
+        training,
+        device=device,
+        epochs=epochs,
+        steps_per_epoch=len(world.shard(loaders.train, train=True)),
+        amp=amp,
+        checkpoint=lab.checkpoints_dir / f"train_{name}_{slug}_state.pt",
+        resume=resume,
+        progress=progress,
+        world=world,
+    )
+    test_part = world.shard(loaders.test, train=False)
+    sums = eval_sums(model, test_part, None, device, tta=training["tta"], channels_last=True)
+    _, test_accuracy = means(world.all_sum(sums), "test loader")
+    extra = {
+        "test_accuracy": float(test_accuracy),
+        "epochs": history.epochs_run,
+        "seed": seed,
+        "train_seconds": round(history.seconds, 1),
+        "processes": world.size,
+    }
+    path = zoo.checkpoint_path(lab) if name == "naive" else lab.checkpoints_dir / f"03_resnet_{slug}.pt"
+    result = {
+        "recipe": name,
+        "dataset": splits.name,
+        "profile": profile,
+        "processes": world.size,
+        "device": str(device),
+        "epochs": history.epochs_run,
+        "best_epoch": history.best_epoch,
+        "train_seconds": round(history.seconds, 1),
+        "images_per_second": round(len(splits.train) * history.epochs_run / max(history.seconds, 1e-9)),
+        "val_accuracy": history.best_val_acc,
+        "test_accuracy": float(test_accuracy),
+        "checkpoint": str(path),
+    }
     if target is not None:
         result.update(target=float(target), seconds_to_target=_seconds_to(history, float(target)))
     if world.main:
@@ -223,10 +239,12 @@ def train_recipe(
             save_checkpoint(path, model, **extra)
         history.to_csv(out_dir / "metrics" / f"train_{name}_{slug}_history.csv")
         write_json_atomic(out_dir / "metrics" / f"train_{name}_{slug}.json", result)
-    distributed.barrier(world)  # every process returns once the checkpoint is there
-    say(f"[labkit] test accuracy {test_accuracy:.4f}{' (with mirrored views)' if recipe['tta'] else ''} after "
-        f"{history.epochs_run} epochs in {history.seconds:.0f} s ({result['images_per_second']} images/s); "
-        f"saved {path}")  # fmt: skip
+    world.barrier()  # every process returns once the checkpoint is there
+    say(
+        f"[labkit] test accuracy {test_accuracy:.4f}{' (with mirrored views)' if training['tta'] else ''} "
+        f"after {history.epochs_run} epochs in {history.seconds:.0f} s ({result['images_per_second']} "
+        f"images/s); saved {path}"
+    )
     return result
 
 
@@ -243,10 +261,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (recent GPUs)")
     p.add_argument("--out", default=None, help="output folder, as the labs' --out (default runs/{profile})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default=None, choices=distributed.BACKENDS,
-                   help="under torchrun (default: nccl on GPUs, gloo on CPUs)")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=distributed.BACKENDS,
+        help="under torchrun (default: nccl on GPUs, gloo on CPUs)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
-    p.add_argument("--target", type=float, default=None, help="report the seconds to this validation accuracy")
+    p.add_argument(
+        "--target", type=float, default=None, help="report the seconds to this validation accuracy"
+    )
     return p
 
 
@@ -254,8 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run `python -m course train ...`; 0 on success, 2 with the message on stderr for bad input."""
     args = parser().parse_args(argv)
     try:
-        train_recipe(args.recipe, args.dataset, args.data_root, args.profile, args.epochs, args.device, args.amp,
-                     args.out, args.target, seed=args.seed, backend=args.backend, resume=args.resume)  # fmt: skip
+        train_recipe(
+            args.recipe,
+            args.dataset,
+            args.data_root,
+            args.profile,
+            args.epochs,
+            args.device,
+            args.amp,
+            args.out,
+            args.target,
+            seed=args.seed,
+            backend=args.backend,
+            resume=args.resume,
+        )
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,25 +1,43 @@
 """labkit: the helper library of the CNN Lab notebook series.
 
-Submodules (`labkit.data`, `labkit.models`, `labkit.train`, `labkit.metrics`, `labkit.plots`,
-`labkit.interpret`, `labkit.check`, `labkit.util`, `labkit.widgets`) are imported on first use, so
-`import labkit` is cheap and has no side effects.
+`labkit.setup`, `labkit.record` and the submodules (`labkit.data`, `labkit.models`, `labkit.train`,
+`labkit.metrics`, `labkit.plots`, `labkit.interpret`, `labkit.check`, `labkit.recipes`, `labkit.zoo`,
+`labkit.util`, `labkit.widgets`) are imported on first use, so `import labkit` is cheap and has no
+side effects.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-from labkit.core import LabError, pick_device
-from labkit.lab import current, record, savefig, setup
+from labkit.core import LabError, __version__, pick_device
 
-__version__ = "0.1.0"
-_SUBMODULES = {"data", "models", "train", "metrics", "plots", "interpret", "check", "env", "zoo", "run", "util", "widgets"}
+_SUBMODULES = {
+    "check",
+    "core",
+    "data",
+    "interpret",
+    "lab",
+    "metrics",
+    "models",
+    "params",
+    "plots",
+    "recipes",
+    "train",
+    "util",
+    "widgets",
+    "zoo",
+}
+_FROM_LAB = {"current", "record", "savefig", "setup"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"labkit.{name}")
+    if name in _FROM_LAB:
+        return getattr(importlib.import_module("labkit.lab"), name)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["LabError", "current", "pick_device", "record", "savefig", "setup", "__version__"]
+__all__ = ["LabError", "__version__", "current", "pick_device", "record", "savefig", "setup"]

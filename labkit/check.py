@@ -64,8 +64,10 @@ def params(model: nn.Module, expected: int, what: str = "the model", hint: str |
     """`model` has `expected` parameters (trainable or not)."""
     got = sum(p.numel() for p in model.parameters())
     if got != expected:
-        _fail(f"{what} has {got:,} parameters, expected {expected:,} (difference {got - expected:+,}).",
-              hint or "count weights and biases of every conv, batch-norm and linear layer.")
+        _fail(
+            f"{what} has {got:,} parameters, expected {expected:,} (difference {got - expected:+,}).",
+            hint or "count weights and biases of every conv, batch-norm and linear layer.",
+        )
     return _ok(f"{what} has {got:,} parameters.")
 
 
@@ -73,8 +75,14 @@ def _array(value: Any) -> np.ndarray:
     return _asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=float)
 
 
-def close(value: Any, expected: Any, what: str = "the value", atol: float = 1e-6, rtol: float = 1e-5,
-          hint: str | None = None) -> None:
+def close(
+    value: Any,
+    expected: Any,
+    what: str = "the value",
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    hint: str | None = None,
+) -> None:
     """`value` equals `expected` within tolerances (numbers, arrays or tensors of the same shape)."""
     if value is None or isinstance(value, (str, bytes)):
         _fail(f"{what} is {type(value).__name__}, expected numbers.", hint)
@@ -126,15 +134,27 @@ def copy_weights(source: nn.Module, target: nn.Module, what: str = "your network
     mine = [tuple(v.shape) for v in dst.values()]
     want = [tuple(v.shape) for v in src.values()]
     first = next((i for i, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
-    _fail(f"{what} does not have the layers expected: its tensors, in order, differ from labkit's from number "
-          f"{first + 1} on ({list(dst)[first] if first < len(dst) else 'none'} {mine[first] if first < len(mine) else ''} "
-          f"where labkit has {list(src)[first] if first < len(src) else 'none'} {want[first] if first < len(want) else ''}); "
-          f"{len(mine)} tensors against {len(want)}.",
-          "create the layers in the order they are used, with the sizes and bias settings asked for.")
+    _fail(
+        f"{what} does not have the layers expected: its tensors, in order, differ from labkit's from number "
+        f"{first + 1} on ({_entry(dst, mine, first)} where labkit has {_entry(src, want, first)}); "
+        f"{len(mine)} tensors against {len(want)}.",
+        "create the layers in the order they are used, with the sizes and bias settings asked for.",
+    )
 
 
-def same_network(mine: nn.Module, reference: nn.Module, x: torch.Tensor, what: str = "your network",
-                 atol: float = 1e-5, train: bool = False) -> None:
+def _entry(tensors: dict, shapes: list, i: int) -> str:
+    """The name and shape of the i-th tensor of a state dict, or "none" past its end."""
+    return f"{list(tensors)[i]} {shapes[i]}" if i < len(shapes) else "none"
+
+
+def same_network(
+    mine: nn.Module,
+    reference: nn.Module,
+    x: torch.Tensor,
+    what: str = "your network",
+    atol: float = 1e-5,
+    train: bool = False,
+) -> None:
     """`mine` has `reference`'s parameter count and, with its weights, gives the same output on `x`
     (in eval mode; with `train=True` in training mode too, for batch-norm's batch statistics)."""
     params(mine, sum(p.numel() for p in reference.parameters()), what)
@@ -151,11 +171,17 @@ def same_network(mine: nn.Module, reference: nn.Module, x: torch.Tensor, what: s
 
 def no_hooks(model: nn.Module, what: str = "the model") -> None:
     """No forward or backward hook is left registered on any module of `model`."""
-    left = [name or "(the model)" for name, m in model.named_modules()
-            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks]
+    left = [
+        name or "(the model)"
+        for name, m in model.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+    ]
     if left:
-        _fail(f"hooks are still registered on {what}: {', '.join(left[:4])}.",
-              "keep each handle that register_forward_hook returns and call handle.remove() in a finally block.")
+        _fail(
+            f"hooks are still registered on {what}: {', '.join(left[:4])}.",
+            "keep each handle that register_forward_hook returns and call handle.remove() in a finally "
+            "block.",
+        )
     _ok(f"no hooks left on {what}.")
 
 
@@ -164,6 +190,7 @@ def no_hooks(model: nn.Module, what: str = "the model") -> None:
 STATUS: dict[str, str] = {}
 """What each exercise's last check found: "passed", "unanswered" or "failed"."""
 
+
 def _spellings(path: str) -> set[str]:
     """A path as code objects may name it: as given, absolute, and with symlinks resolved (a venv
     reached through a symlink names its files by the link)."""
@@ -171,9 +198,16 @@ def _spellings(path: str) -> set[str]:
 
 
 _LABKIT_DIRS = tuple(sorted(d + os.sep for d in _spellings(os.path.dirname(__file__))))
-_LIBRARY_DIRS = tuple(sorted({d.rstrip(os.sep) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                                                  *sysconfig.get_paths().values()) if p
-                              for d in _spellings(p)}))
+_LIBRARY_DIRS = tuple(
+    sorted(
+        {
+            d.rstrip(os.sep) + os.sep
+            for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values())
+            if p
+            for d in _spellings(p)
+        }
+    )
+)
 
 
 def _is_student_code(filename: str) -> bool:
@@ -237,14 +271,18 @@ class Exercise:
 def _check_integrity() -> None:
     """The checks are the ones labkit defined: a notebook that rebinds them cannot pass."""
     module = sys.modules.get(__name__)
-    changed = [name for name, fn in _PRISTINE.items()
-               if module is None or getattr(module, name, None) is not fn or fn.__code__ is not _CODES[name]]
+    changed = [
+        name
+        for name, fn in _PRISTINE.items()
+        if module is None or getattr(module, name, None) is not fn or fn.__code__ is not _CODES[name]
+    ]
     if module is not None and getattr(module, "_allclose", None) is not _PRISTINE_ALLCLOSE:
         changed.append("_allclose")
     if changed:
         raise CheckFailed(
             f"the checks were changed in this notebook (labkit.check.{', labkit.check.'.join(changed)} is no "
-            "longer labkit's): answers checked by altered checks earn no points.")
+            "longer labkit's): answers checked by altered checks earn no points."
+        )
 
 
 def _is_reference(answer: Any, forbid: Sequence[Any]) -> str | None:
@@ -261,7 +299,9 @@ def _is_reference(answer: Any, forbid: Sequence[Any]) -> str | None:
 
 
 @contextlib.contextmanager
-def exercise(name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidden: bool = False) -> Iterator[Exercise]:
+def exercise(
+    name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidden: bool = False
+) -> Iterator[Exercise]:
     """Run one exercise's checks; see the module docstring.
 
     Args:
@@ -282,8 +322,10 @@ def exercise(name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidde
         answers = answer if isinstance(answer, tuple) else (answer,)
         aliased = [hit for hit in (_is_reference(a, forbid) for a in answers if a is not None) if hit]
         if aliased:
-            raise CheckFailed(f"{name}: the answer is {', '.join(aliased)}, labkit's version of what this exercise "
-                              "asks you to write; it earns no points. Write it with PyTorch yourself.")
+            raise CheckFailed(
+                f"{name}: the answer is {', '.join(aliased)}, labkit's version of what this exercise "
+                "asks you to write; it earns no points. Write it with PyTorch yourself."
+            )
         with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
             # the grading system counts anything written to stderr in a test cell as a failure
             warnings.simplefilter("ignore")
@@ -294,16 +336,22 @@ def exercise(name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidde
                 replaced = sys.getprofile() is not tripwire
                 sys.setprofile(previous)
         if replaced:
-            raise CheckFailed(f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
-                              "check uses to see what the answer calls; it earns no points.")
+            raise CheckFailed(
+                f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
+                "check uses to see what the answer calls; it earns no points."
+            )
         if tripwire.hits:
             raise CheckFailed(
-                f"{name}: the answer calls {', '.join(tripwire.hits)}, labkit's version of what this exercise "
-                "asks you to write; an answer that calls it earns no points. Write it with PyTorch yourself.")
+                f"{name}: the answer calls {', '.join(tripwire.hits)}, labkit's version of what this "
+                "exercise "
+                "asks you to write; an answer that calls it earns no points. Write it with PyTorch yourself."
+            )
     except NotImplementedError:
         STATUS[name] = "unanswered"
-        message = (f"{name}: not answered yet (the answer still raises NotImplementedError; replace "
-                   "`raise NotImplementedError()` by your code).")
+        message = (
+            f"{name}: not answered yet (the answer still raises NotImplementedError; replace "
+            "`raise NotImplementedError()` by your code)."
+        )
         if hidden:
             raise CheckFailed(message) from None
         print(f"✗ {message} Later cells use labkit's version.")
@@ -329,13 +377,34 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
     if status == "passed":
         print(f"Using your {what}.")
         return mine
-    why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}.get(status, "was not checked")
+    why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}.get(
+        status, "was not checked"
+    )
     print(f"Exercise {name} {why}: the rest of the lab uses labkit's {what}.")
     return reference
 
 
-_PRISTINE = {name: globals()[name] for name in
-             ("shape", "params", "close", "equal", "at_least", "true", "exercise", "use", "_check_integrity",
-              "_fail", "_ok", "_array", "_source_files", "_is_reference", "copy_weights", "same_network", "no_hooks")}
+_PRISTINE = {
+    name: globals()[name]
+    for name in (
+        "shape",
+        "params",
+        "close",
+        "equal",
+        "at_least",
+        "true",
+        "exercise",
+        "use",
+        "_check_integrity",
+        "_fail",
+        "_ok",
+        "_array",
+        "_source_files",
+        "_is_reference",
+        "copy_weights",
+        "same_network",
+        "no_hooks",
+    )
+}
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

@@ -28,6 +28,7 @@ CLONE_DIR = "/content/cnn-lab"  # where the setup cell clones the project on Col
 DRIVE_FOLDER = "/content/drive/MyDrive/cnn-lab"  # runs/, data and caches with keep_on_drive=True
 SKIP_ON_COLAB = {"jupyterlab"}  # requirements Colab replaces with its own (its front end)
 
+
 def on_colab() -> bool:
     return "google.colab" in sys.modules
 
@@ -77,8 +78,12 @@ def drive_storage(root: str | Path, folder: str | Path = DRIVE_FOLDER, mount: bo
 
         drive.mount(str(Path(folder).parents[1]))
     folder, runs = Path(folder), Path(root) / "runs"
-    places = {"runs": folder / "runs", "LABKIT_DATA": folder / "data", "LABKIT_CACHE": folder / "cache",
-              "TORCH_HOME": folder / "torch"}  # fmt: skip
+    places = {
+        "runs": folder / "runs",
+        "LABKIT_DATA": folder / "data",
+        "LABKIT_CACHE": folder / "cache",
+        "TORCH_HOME": folder / "torch",
+    }
     for path in places.values():
         path.mkdir(parents=True, exist_ok=True)
     if runs.is_symlink() and runs.resolve() != places["runs"].resolve():
@@ -86,14 +91,18 @@ def drive_storage(root: str | Path, folder: str | Path = DRIVE_FOLDER, mount: bo
     if not runs.exists():
         runs.symlink_to(places["runs"], target_is_directory=True)
     elif not runs.is_symlink():
-        raise RuntimeError(f"{runs} already holds this runtime's results; move them to {places['runs']} "
-                           f"and run the setup cell again.")  # fmt: skip
+        raise RuntimeError(
+            f"{runs} already holds this runtime's results; move them to {places['runs']} "
+            f"and run the setup cell again."
+        )
     for name in ("LABKIT_DATA", "LABKIT_CACHE", "TORCH_HOME"):
         os.environ[name] = str(places[name])
     return {k: str(v) for k, v in places.items()}
 
 
-def setup(root: str | Path = CLONE_DIR, *, keep_on_drive: bool = False, drive_folder: str | Path = DRIVE_FOLDER) -> None:
+def setup(
+    root: str | Path = CLONE_DIR, *, keep_on_drive: bool = False, drive_folder: str | Path = DRIVE_FOLDER
+) -> None:
     """What the setup cell runs on Colab: install, make `import labkit` work in this kernel, work
     from `{root}/notebooks` (so runs/ lands in the clone), and optionally keep outputs on Drive."""
     root = Path(root).resolve()
@@ -104,6 +113,12 @@ def setup(root: str | Path = CLONE_DIR, *, keep_on_drive: bool = False, drive_fo
     where = drive_storage(root, drive_folder) if keep_on_drive else None
     import labkit
 
-    print(f"CNN Lab {'installed' if ran else 'ready'}: labkit {labkit.__version__} from {Path(labkit.__file__).parent}"
-          + (f"; runs, data and caches on Google Drive ({drive_folder})" if where else
-             "; runs/ and the data last as long as this runtime (KEEP_ON_DRIVE = True keeps them)."))  # fmt: skip
+    print(
+        f"CNN Lab {'installed' if ran else 'ready'}: labkit {labkit.__version__} "
+        f"from {Path(labkit.__file__).parent}"
+        + (
+            f"; runs, data and caches on Google Drive ({drive_folder})"
+            if where
+            else "; runs/ and the data last as long as this runtime (KEEP_ON_DRIVE = True keeps them)."
+        )
+    )

@@ -18,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+__version__ = "0.1.0"
 PROFILES = ("smoke", "full")
 
 # Other spellings of dataset names (the data registry accepts them too).
@@ -48,13 +49,19 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda")
         return torch.device("mps") if has_mps else torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LabError(f"device={device!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'.")
+        raise LabError(
+            f"device={device!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'."
+        )
     if name == "mps" and not has_mps:
-        raise LabError("device='mps' was asked for but Apple's MPS backend is not available; use 'auto' or 'cpu'.")
+        raise LabError(
+            "device='mps' was asked for but Apple's MPS backend is not available; use 'auto' or 'cpu'."
+        )
     try:
         return torch.device(name)
     except RuntimeError as err:
-        raise LabError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'.") from err
+        raise LabError(
+            f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'."
+        ) from err
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

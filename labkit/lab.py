@@ -1,26 +1,31 @@
-"""Where a lab runs: profiles and parameters, device, seeding, output folders, and `record`.
+"""Where a lab runs: its parameters resolved and checked, the device, seeding, output folders, `record`.
 
-Introduced in notebooks/01_data_prep.ipynb. Every notebook starts with
+Introduced in notebooks/01_data_prep.ipynb. After its `parameters` cell every notebook calls
 
-    lab = labkit.setup("02_naive_cnn", profile, defaults=DEFAULTS, epochs=epochs, ...)
+    lab = labkit.setup("02_naive_cnn", globals())
 
-which resolves every parameter left `None` from the profile's defaults, checks the types of the
-others, seeds every random number generator, picks the device and prepares
+which takes the lab's parameters from the notebook's names, gives every one left `None` the value
+`labkit.recipes` has for the lab, the profile and the dataset, checks types, ranges and names
+(`labkit.params`), seeds every random number generator, picks the device and prepares
 `{out_dir}/figures/{notebook}/`, `{out_dir}/metrics/` and `{out_dir}/checkpoints/`.
 Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
+import html
+import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from labkit import recipes
 from labkit.core import (
-    PROFILES,
     LabError,
+    __version__,
     dataset_key,
     pick_device,
     project_root,
@@ -28,27 +33,13 @@ from labkit.core import (
     to_jsonable,
     write_json_atomic,
 )
-
-# Parameters every notebook shares. A notebook's own DEFAULTS extend or override these.
-COMMON_DEFAULTS: dict[str, dict[str, Any]] = {
-    "smoke": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
-    "full": {"seed": 0, "device": "auto", "out_dir": None, "data_root": None},
-}
+from labkit.data.registry import local_copy, resolve_root
+from labkit.params import validate
+from labkit.widgets import headless
+from labkit.zoo import checkpoint_path
 
 # Parameters that may legitimately hold values of different types (a path or None, a dict, ...).
 _FREE_TYPED = {"out_dir", "data_root"}
-
-
-def resolve_defaults(defaults: dict[str, Any], profile: str, dataset: str | None = None) -> tuple[dict[str, Any], str]:
-    """A notebook's defaults for `profile`, with the recipe of `dataset` (None: the profile's own
-    dataset) laid over them, and the recipe's name ("cifar10/full", or "default/full")."""
-    table = dict(defaults.get(profile, {}))
-    key = dataset_key(dataset or table.get("dataset"))
-    overrides = defaults.get("datasets", {}).get(key, {}).get(profile)
-    if not overrides:
-        return table, f"default/{profile}"
-    table.update({k: v for k, v in overrides.items() if k in table})
-    return table, f"{key}/{profile}"
 
 
 @dataclass
@@ -61,7 +52,7 @@ class Lab:
     out_dir: Path
     params: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
-    recipe: str = "default"  # which defaults applied: "<dataset>/<profile>" for a dataset's own recipe
+    recipe: str = "default/full"  # which defaults applied: "<dataset>/<profile>" for a dataset's own recipe
 
     def __getattr__(self, name: str) -> Any:
         params = self.__dict__.get("params", {})
@@ -100,7 +91,8 @@ class Lab:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"Lab({self.notebook}, profile={self.profile}, recipe={self.recipe}, device={self.device}, {shown})"
+        where = f"profile={self.profile}, recipe={self.recipe}, device={self.device}"
+        return f"Lab({self.notebook}, {where}, {shown})"
 
     def environment(self) -> list[tuple[str, str, str]]:
         """What this lab runs with, as (what, value, advice) rows: versions, device, where the data
@@ -109,18 +101,19 @@ class Lab:
 
     def _repr_html_(self) -> str:
         """What a notebook shows for `lab`: the environment, then the parameters."""
-        import html
-
         rows = "".join(
             f"<tr><th style='text-align:left;padding-right:12px'>{html.escape(what)}</th>"
             f"<td style='text-align:left'>{html.escape(value)}"
-            + (f"<br><span style='color:#a15c00'>{html.escape(advice)}</span>" if advice else "") + "</td></tr>"
+            + (f"<br><span style='color:#a15c00'>{html.escape(advice)}</span>" if advice else "")
+            + "</td></tr>"
             for what, value, advice in self.environment()
         )
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items() if k not in ("out_dir", "data_root"))
-        return (f"<b>{html.escape(self.notebook)}</b>, profile <code>{self.profile}</code>, recipe "
-                f"<code>{html.escape(self.recipe)}</code><table>{rows}</table>"
-                f"<details><summary>parameters</summary><code>{html.escape(params)}</code></details>")
+        return (
+            f"<b>{html.escape(self.notebook)}</b>, profile <code>{self.profile}</code>, recipe "
+            f"<code>{html.escape(self.recipe)}</code><table>{rows}</table>"
+            f"<details><summary>parameters</summary><code>{html.escape(params)}</code></details>"
+        )
 
 
 _current: Lab | None = None
@@ -131,18 +124,26 @@ _USES_LAB02_NETWORK = ("05", "06", "07", "08")
 
 def describe_environment(lab: Lab) -> list[tuple[str, str, str]]:
     """(what, value, advice) rows for `lab`: see `Lab.environment`. Advice is "" when all is well."""
-    import platform
-
-    import labkit
-    from labkit.data.registry import local_copy, resolve_root
-
-    rows = [("versions", f"labkit {labkit.__version__}, torch {torch.__version__}, Python {platform.python_version()}", "")]
+    rows = [
+        (
+            "versions",
+            f"labkit {__version__}, torch {torch.__version__}, Python {platform.python_version()}",
+            "",
+        )
+    ]
     if lab.device.type == "cuda":
         rows.append(("device", f"cuda: {torch.cuda.get_device_name(lab.device)}", ""))
     elif lab.device.type == "cpu":
         real = dataset_key(lab.params.get("dataset") or "shapes") != "shapes"
-        gpu_hint = ("no GPU found: fine for the embedded data; real datasets train much faster on a GPU (on Colab: "
-                    "Runtime > Change runtime type > GPU).") if real and lab.params.get("device") == "auto" else ""  # fmt: skip
+        gpu_hint = (
+            (
+                "no GPU found: fine for the embedded data; real datasets train much faster on a GPU "
+                "(on Colab: "
+                "Runtime > Change runtime type > GPU)."
+            )
+            if real and lab.params.get("device") == "auto"
+            else ""
+        )
         rows.append(("device", f"cpu ({torch.get_num_threads()} threads)", gpu_hint))
     else:
         rows.append(("device", str(lab.device), ""))
@@ -155,28 +156,37 @@ def describe_environment(lab: Lab) -> list[tuple[str, str, str]]:
         rows.append(("data", dataset, ""))
     else:
         found = local_copy(dataset, lab.params.get("data_root"))
-        advice = "" if found else (f"not there yet: it is downloaded on first use if the network answers; "
-                                   f"offline, put it under {root} or set data_root.")  # fmt: skip
+        advice = (
+            ""
+            if found
+            else (
+                f"not there yet: it is downloaded on first use if the network answers; "
+                f"offline, put it under {root} or set data_root."
+            )
+        )
         rows.append(("data", f"{dataset} in {found or root} (root from {origin})", advice))
     rows.append(("outputs", f"{lab.out_dir} (figures/, metrics/, checkpoints/)", ""))
 
     if lab.notebook[:2] in _USES_LAB02_NETWORK or lab.notebook.startswith("02"):
-        from labkit.zoo import checkpoint_path
-
         path = checkpoint_path(lab)
         if lab.notebook.startswith("02"):
             rows.append(("lab-02 network", f"this lab saves it to {path}", ""))
         elif path.is_file():
             rows.append(("lab-02 network", f"found: {path}", ""))
         else:
-            rows.append(("lab-02 network", f"not found at {path}",
-                         "this lab trains a quick one first (and says so); to explain lab 02's network, run "
-                         "lab 02 with the same dataset, profile and out_dir."))  # fmt: skip
+            rows.append(
+                (
+                    "lab-02 network",
+                    f"not found at {path}",
+                    "this lab trains a quick one first (and says so); to explain lab 02's network, run "
+                    "lab 02 with the same dataset, profile and out_dir.",
+                )
+            )
     if "interactive" in lab.params:
-        from labkit.widgets import headless
-
         live = lab.params["interactive"] if lab.params["interactive"] is not None else not headless()
-        rows.append(("explorers", "live widgets" if live else "static figures (no front end to click in)", ""))
+        rows.append(
+            ("explorers", "live widgets" if live else "static figures (no front end to click in)", "")
+        )
     return rows
 
 
@@ -204,49 +214,51 @@ def _check_type(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def parameter_names(table: Mapping[str, Any]) -> set[str]:
+    """Every parameter a lab's recipe table (`labkit.recipes.LABS[...]`) gives a value, and `profile`."""
+    return {"profile", *recipes.COMMON, *(name for p in recipes.PROFILES for name in table.get(p, {}))}
+
+
 def setup(
     notebook: str,
-    profile: str = "full",
+    namespace: Mapping[str, Any] | None = None,
     *,
-    defaults: dict[str, dict[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> Lab:
     """Resolve a notebook's parameters, seed everything, pick the device, make output folders.
 
     Args:
         notebook: the notebook's name without extension, e.g. "02_naive_cnn".
-        profile: "full" (what a student runs) or "smoke" (seconds, for CI).
-        defaults: {"smoke": {...}, "full": {...}}: this notebook's defaults per profile, and
-            optionally {"datasets": {"cifar10": {"smoke": {...}, "full": {...}}, ...}}: a recipe per
-            dataset ("folder" for any folder:PATH) whose values replace the profile's when the
-            `dataset` parameter (or the profile's default dataset) names it. `lab.recipe` says
-            which applied.
-        **params: the values of the notebook's `parameters` cell; `None` takes the default.
+        namespace: where the parameters are read from: the notebook's `globals()` after its
+            `parameters` cell (other names in it are ignored). A value of `None` takes the default.
+        defaults: the lab's recipe table; default `labkit.recipes.LABS[notebook]`.
+        **params: parameters given by name, over those of `namespace` (scripts and tests).
 
     Returns:
         a `Lab`; also made current, so `labkit.record(...)` writes to its metrics file.
 
     Raises:
-        LabError: unknown profile, unknown parameter, a value of the wrong type, out of range, or
-            naming something that does not exist (`labkit.params`), always naming the parameter.
+        LabError: an unknown profile or parameter, a value of the wrong type, out of range, or naming
+            something that does not exist (`labkit.params`), always naming the parameter.
     """
     global _current
-    if profile not in PROFILES:
-        raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
-    own, recipe = resolve_defaults(defaults or {}, profile, params.get("dataset"))
-    table = {**COMMON_DEFAULTS[profile], **own}
-    unknown = sorted(set(params) - set(table))
+    table = recipes.LABS.get(notebook) if defaults is None else defaults
+    if table is None:
+        raise LabError(f"no recipe for a notebook {notebook!r}; the labs are {sorted(recipes.LABS)}.")
+    names = parameter_names(table)
+    unknown = sorted(set(params) - names)
     if unknown:
-        raise LabError(
-            f"{notebook}: unknown parameter(s) {unknown}; this notebook takes {sorted(table)}."
-        )
+        raise LabError(f"{notebook}: unknown parameter(s) {unknown}; this notebook takes {sorted(names)}.")
+    given = {**{k: v for k, v in (namespace or {}).items() if k in names}, **params}
+    profile = given.pop("profile", None) or "full"
+    own = recipes.resolve(table, profile, given.get("dataset"))
+    recipe = recipes.recipe_name(table, profile, given.get("dataset"))
     resolved = {}
-    for name, default in table.items():
-        value = params.get(name)
+    for name, default in own.items():
+        value = given.get(name)
         resolved[name] = default if value is None else _check_type(name, value, default)
-    from labkit.params import validate  # ranges, choices and names, before any work
-
-    validate(resolved)
+    validate(resolved)  # ranges, choices and names, before any work
 
     out_dir = resolved["out_dir"]
     out_dir = Path(out_dir) if out_dir else project_root() / "runs" / profile
@@ -255,7 +267,9 @@ def setup(
     device = pick_device(resolved["device"])
     seed_everything(int(resolved["seed"]))
 
-    lab = Lab(notebook=notebook, profile=profile, device=device, out_dir=out_dir, params=resolved, recipe=recipe)
+    lab = Lab(
+        notebook=notebook, profile=profile, device=device, out_dir=out_dir, params=resolved, recipe=recipe
+    )
     for folder in (lab.figures_dir, lab.metrics_path.parent, lab.checkpoints_dir):
         folder.mkdir(parents=True, exist_ok=True)
     # A rerun starts its metrics afresh, so no figure of an earlier run survives unnoticed.
@@ -267,7 +281,7 @@ def setup(
 def current() -> Lab:
     """The Lab made by the last `setup` call."""
     if _current is None:
-        raise LabError("no lab is set up: call labkit.setup(notebook, profile, ...) first.")
+        raise LabError("no lab is set up: call labkit.setup(notebook, globals()) first.")
     return _current
 
 

@@ -25,7 +25,9 @@ from labkit.core import LabError, atomic_write
 def _labels(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if len(y_true) != len(y_pred):
-        raise LabError(f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}; pass one prediction per sample.")
+        raise LabError(
+            f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}; one prediction per sample."
+        )
     if len(y_true) == 0:
         raise LabError("no labels given (empty y_true); evaluate on a non-empty split.")
     return y_true, y_pred
@@ -41,13 +43,9 @@ def summary(y_true, y_pred) -> dict[str, float]:
         {"accuracy", "precision_macro", "recall_macro", "f1_macro"} as floats.
     """
     y_true, y_pred = _labels(y_true, y_pred)
-    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision_macro": float(precision),
-        "recall_macro": float(recall),
-        "f1_macro": float(f1),
-    }
+    scores = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)[:3]
+    macro = {f"{name}_macro": float(v) for name, v in zip(("precision", "recall", "f1"), scores)}
+    return {"accuracy": float(accuracy_score(y_true, y_pred)), **macro}
 
 
 def report(y_true, y_pred, classes: Sequence[str]) -> pd.DataFrame:
@@ -61,8 +59,10 @@ def report(y_true, y_pred, classes: Sequence[str]) -> pd.DataFrame:
     y_true, y_pred = _labels(y_true, y_pred)
     classes = [str(c) for c in classes]
     _check_range(y_true, y_pred, len(classes), "len(classes)")
-    d = classification_report(y_true, y_pred, labels=list(range(len(classes))), target_names=classes,
-                               output_dict=True, zero_division=0)  # fmt: skip
+    labels = list(range(len(classes)))
+    d = classification_report(
+        y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0
+    )
     accuracy = float(accuracy_score(y_true, y_pred))
     d.pop("accuracy", None)
     d.pop("micro avg", None)  # sklearn gives "micro avg" instead of "accuracy" in some label subsets
@@ -76,10 +76,11 @@ def report(y_true, y_pred, classes: Sequence[str]) -> pd.DataFrame:
 
 def _check_range(y_true, y_pred, num_classes: int, what: str) -> None:
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
-        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        bad = y[(y < 0) | (y >= num_classes)]
+        if len(bad):
             raise LabError(
-                f"{name} holds label {int(y.max() if y.max() >= num_classes else y.min())}, outside 0..{num_classes - 1} "
-                f"({what}={num_classes}); pass the class count of the dataset."
+                f"{name} holds label {int(bad[0])}, outside 0..{num_classes - 1} ({what}={num_classes}); "
+                f"pass the class count of the dataset."
             )
 
 
@@ -120,14 +121,13 @@ def write_predictions_csv(
     _check_range(y_true, y_pred, len(classes), "len(classes)")
     ids = list(range(len(y_true))) if ids is None else list(ids)
     if len(ids) != len(y_true) or len(confidence) != len(y_true):
-        raise LabError(f"{len(y_true)} predictions but {len(ids)} ids and {len(confidence)} confidences; "
-                       f"pass one of each per sample.")  # fmt: skip
+        n = len(y_true)
+        raise LabError(
+            f"{n} predictions but {len(ids)} ids and {len(confidence)} confidences; one of each per sample."
+        )
     names = np.asarray(classes, dtype=object)
-    df = pd.DataFrame({"id": ids, "true": names[y_true], "predicted": names[y_pred],
-                       "confidence": confidence.round(6), "correct": y_true == y_pred})  # fmt: skip
+    df = pd.DataFrame({"id": ids, "true": names[y_true], "predicted": names[y_pred]})
+    df["confidence"], df["correct"] = confidence.round(6), y_true == y_pred
     with atomic_write(path, newline="") as fh:
         df.to_csv(fh, index=False)
     return Path(path)
-
-
-__all__ = ["confusion", "report", "summary", "write_predictions_csv"]

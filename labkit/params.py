@@ -1,7 +1,7 @@
 """What each lab parameter may hold, checked before any work starts.
 
 Introduced in notebooks/01_data_prep.ipynb (through `labkit.setup`). `labkit.setup` checks every
-parameter's type against the profile's default, then calls `validate`: each parameter with a rule
+parameter's type against its default in `labkit.recipes`, then calls `validate`: each parameter with a rule
 in `RULES` is checked for its range (epochs >= 1, 0 <= dropout < 1, ...), its choices (optimizer,
 augment, objective) and the names it must hold (a dataset, photos, a backbone, ImageNet classes).
 Names that only the network can answer (a Grad-CAM `layer`, the `inversion_layers`) are checked
@@ -16,8 +16,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit.core import LabError
+from labkit.core import DATASET_ALIASES, LabError
+from labkit.data.photos import PHOTOS
+from labkit.data.registry import KNOWN_DATASETS
+from labkit.data.shapes import MAX_SIZE, MIN_SIZE
+from labkit.data.transforms import PRESETS
+from labkit.interpret.attribution import class_index
+from labkit.interpret.class_model import OBJECTIVES
+from labkit.models.pretrained import BACKBONES, imagenet_classes
 from labkit.recipes import RESNET_ARCHS
+from labkit.train.optim import OPTIMIZERS, SCHEDULERS
 
 Rule = Callable[[str, Any, Mapping[str, Any]], None]
 
@@ -73,7 +81,9 @@ def choice(options: Iterable[str]) -> Rule:
 def flag(*, none: bool = False) -> Rule:
     def rule(name, value, params):
         if not (isinstance(value, bool) or (none and value is None)):
-            _refuse(name, value, "True or False" + (" (or None: decided by where the lab runs)" if none else ""))
+            _refuse(
+                name, value, "True or False" + (" (or None: decided by where the lab runs)" if none else "")
+            )
 
     return rule
 
@@ -86,7 +96,11 @@ def int_list(low: int = 1, length: int | None = None, *, min_length: int = 1) ->
         ok = ok and (len(value) == length if length is not None else len(value) >= min_length)
         if not ok:
             count = f"{length}" if length is not None else f"at least {min_length}"
-            _refuse(name, value, f"a list of {count} int(s) >= {low}, e.g. {[2 ** (4 + i) for i in range(length or 3)]}")
+            _refuse(
+                name,
+                value,
+                f"a list of {count} int(s) >= {low}, e.g. {[2 ** (4 + i) for i in range(length or 3)]}",
+            )
 
     return rule
 
@@ -107,21 +121,17 @@ def names(known: Callable[[], Iterable[str]], what: str, *, single: bool = False
 
 
 def _shapes_image_size(name, value, params):
-    from labkit.data.shapes import MAX_SIZE, MIN_SIZE
-
     integer(16)(name, value, params)
     if (params.get("dataset") or "shapes") == "shapes" and not MIN_SIZE <= value <= MAX_SIZE:
         _refuse(name, value, f"an int from {MIN_SIZE} to {MAX_SIZE} for the shapes dataset")
 
 
 def _dataset(name, value, params):
-    from labkit.data.registry import ALIASES, KNOWN_DATASETS
-
     if not isinstance(value, str):
         _refuse(name, value, "a dataset name such as 'shapes' or 'folder:/path/to/images'")
     if value.startswith("folder:"):
         return  # whether the folder is there (also under data_root) is checked where the data loads
-    if ALIASES.get(value.lower(), value.lower()) not in KNOWN_DATASETS:
+    if DATASET_ALIASES.get(value.lower(), value.lower()) not in KNOWN_DATASETS:
         _refuse(name, value, f"one of {list(KNOWN_DATASETS)} or 'folder:PATH'")
 
 
@@ -131,21 +141,14 @@ def _path(name, value, params):
 
 
 def _photos() -> list[str]:
-    from labkit.data.photos import PHOTOS
-
     return list(PHOTOS)
 
 
 def _backbone(name, value, params):
-    from labkit.models.pretrained import BACKBONES
-
     names(lambda: BACKBONES, "backbone", single=True)(name, value, params)
 
 
 def _imagenet_classes(name, value, params):
-    from labkit.interpret.attribution import class_index
-    from labkit.models.pretrained import imagenet_classes
-
     if not isinstance(value, (list, tuple)) or not value:
         _refuse(name, value, "a non-empty list of ImageNet class names (or indices), e.g. ['goldfish']")
     classes = imagenet_classes()
@@ -164,47 +167,48 @@ def _seed_lists(name, value, params):
     int_list(0, min_length=1)(name, value, params)
     taken = {params.get("seed"), params.get("second_seed")}
     if taken & set(value) or len(set(value)) != len(value):
-        raise LabError(f"parameter {name}={value!r}: the ensemble's seeds must differ from each other, from "
-                       f"seed={params.get('seed')} and from second_seed={params.get('second_seed')} (the judge "
-                       f"must not be one of the networks it judges).")  # fmt: skip
+        raise LabError(
+            f"parameter {name}={value!r}: the ensemble's seeds must differ from each other, from "
+            f"seed={params.get('seed')} and from second_seed={params.get('second_seed')} (the judge "
+            f"must not be one of the networks it judges)."
+        )
 
 
 def _second_seed(name, value, params):
     integer(0)(name, value, params)
     if value == params.get("seed"):
-        raise LabError(f"parameter {name}={value!r}: the judge must be trained from another seed than the "
-                       f"network it judges (seed={params.get('seed')}).")  # fmt: skip
+        raise LabError(
+            f"parameter {name}={value!r}: the judge must be trained from another seed than the "
+            f"network it judges (seed={params.get('seed')})."
+        )
 
 
 def _augment(name, value, params):
-    from labkit.data.transforms import PRESETS
-
     choice(PRESETS)(name, value, params)
 
 
 def _optimizer(name, value, params):
-    from labkit.train.optim import OPTIMIZERS
-
     choice(OPTIMIZERS)(name, value, params)
 
 
 def _objective(name, value, params):
-    from labkit.interpret.class_model import OBJECTIVES
-
     choice(OBJECTIVES)(name, value, params)
 
 
 def _scheduler(name, value, params):
-    from labkit.train.optim import SCHEDULERS
-
     choice([s for s in SCHEDULERS if s is not None])(name, value, params)
 
 
 def _layer_names(name, value, params):
     values = [value] if name in SINGLE_LAYER else value
     if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
-        _refuse(name, value, "a layer name such as 'features.relu3_2'" if name in SINGLE_LAYER
-                else "a non-empty list of layer names such as ['features.pool1']")  # fmt: skip
+        _refuse(
+            name,
+            value,
+            "a layer name such as 'features.relu3_2'"
+            if name in SINGLE_LAYER
+            else "a non-empty list of layer names such as ['features.pool1']",
+        )
 
 
 def _resnet_channels(name, value, params):
@@ -217,34 +221,45 @@ POSITIVE = integer(1)
 SINGLE_LAYER = {"layer"}
 LAYER_PARAMETERS = ("layer", "inversion_layers")  # names only the network can check: see check_layers
 
-RULES: dict[str, Rule] = {
-    # every lab
-    "profile": choice(("smoke", "full")), "seed": integer(0), "dataset": _dataset, "data_root": _path,
-    "out_dir": _path, "interactive": flag(none=True),
-    # data and training
-    "image_size": _shapes_image_size, "n_per_class": integer(2), "batch_size": POSITIVE, "epochs": POSITIVE,
-    "augment": _augment, "channels": int_list(1), "hidden": integer(0), "dropout": number(0, 1, high_open=True),
-    "optimizer": _optimizer, "lr": number(0, low_open=True), "weight_decay": number(0),
-    "label_smoothing": number(0, 1, high_open=True), "tta": flag(), "patience": integer(1, none=True),
-    "overfit_steps": POSITIVE, "depth": POSITIVE, "resnet_channels": _resnet_channels, "resnet_epochs": POSITIVE,
-    "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True), "resnet_arch": choice(RESNET_ARCHS),
-    "resnet_momentum": number(0, 1, high_open=True), "resnet_weight_decay": number(0),
-    "resnet_norm_lr_scale": number(0, low_open=True), "resnet_scheduler": _scheduler, "resnet_lookahead": flag(),
-    "val_fraction": number(0, 1, low_open=True, high_open=True),
-    "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
-    "finetune_lr": number(0, low_open=True), "lr_decay": number(0, 1, low_open=True), "mirror_features": flag(),
-    "train_batchnorm": flag(),
-    # interpretability
-    "n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE, "photo_size": integer(32),
-    "photos": names(_photos, "photo"), "nopool_epochs": POSITIVE, "n_show": POSITIVE, "inversion_images": POSITIVE,
-    "inversion_epochs": POSITIVE, "inversion_layers": _layer_names, "n_occlusion": POSITIVE,
-    "occlusion_window": number(0, 1, low_open=True), "n_sanity": POSITIVE, "n_deletion": POSITIVE,
-    "deletion_steps": POSITIVE, "deletion_photos": names(_photos, "photo"), "deletion_photo_size": integer(32),
-    "n_fooling": POSITIVE, "fooling_max_steps": POSITIVE, "n_images": POSITIVE, "layer": _layer_names,
-    "steps": POSITIVE, "objective": _objective, "second_seed": _second_seed, "images_per_class": POSITIVE,
-    "ensemble_seeds": _seed_lists, "imagenet_classes": _imagenet_classes, "imagenet_steps": POSITIVE,
-    "imagenet_size": integer(32),
-}  # fmt: skip
+# every lab
+_EVERY_LAB: dict[str, Rule] = {"profile": choice(("smoke", "full")), "seed": integer(0), "dataset": _dataset,
+                               "data_root": _path, "out_dir": _path,
+                               "interactive": flag(none=True)}  # fmt: skip
+# data and training
+_TRAINING: dict[str, Rule] = {"image_size": _shapes_image_size, "n_per_class": integer(3),
+                              "batch_size": POSITIVE, "epochs": POSITIVE, "augment": _augment,
+                              "channels": int_list(1), "hidden": integer(0),
+                              "dropout": number(0, 1, high_open=True), "optimizer": _optimizer,
+                              "lr": number(0, low_open=True), "weight_decay": number(0),
+                              "label_smoothing": number(0, 1, high_open=True), "tta": flag(),
+                              "patience": integer(1, none=True), "overfit_steps": POSITIVE, "depth": POSITIVE,
+                              "resnet_channels": _resnet_channels, "resnet_epochs": POSITIVE,
+                              "resnet_batch_size": POSITIVE, "resnet_lr": number(0, low_open=True),
+                              "resnet_arch": choice(RESNET_ARCHS),
+                              "resnet_momentum": number(0, 1, high_open=True),
+                              "resnet_weight_decay": number(0),
+                              "resnet_norm_lr_scale": number(0, low_open=True),
+                              "resnet_scheduler": _scheduler, "resnet_lookahead": flag(),
+                              "val_fraction": number(0, 1, low_open=True, high_open=True),
+                              "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE,
+                              "unfreeze_stages": integer(0), "finetune_lr": number(0, low_open=True),
+                              "lr_decay": number(0, 1, low_open=True), "mirror_features": flag(),
+                              "train_batchnorm": flag()}  # fmt: skip
+# interpretability
+_INTERPRETING: dict[str, Rule] = {"n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE,
+                                  "photo_size": integer(32), "photos": names(_photos, "photo"),
+                                  "nopool_epochs": POSITIVE, "n_show": POSITIVE, "inversion_images": POSITIVE,
+                                  "inversion_epochs": POSITIVE, "inversion_layers": _layer_names,
+                                  "n_occlusion": POSITIVE, "occlusion_window": number(0, 1, low_open=True),
+                                  "n_sanity": POSITIVE, "n_deletion": POSITIVE, "deletion_steps": POSITIVE,
+                                  "deletion_photos": names(_photos, "photo"),
+                                  "deletion_photo_size": integer(32), "n_fooling": POSITIVE,
+                                  "fooling_max_steps": POSITIVE, "n_images": POSITIVE, "layer": _layer_names,
+                                  "steps": POSITIVE, "objective": _objective, "second_seed": _second_seed,
+                                  "images_per_class": POSITIVE, "ensemble_seeds": _seed_lists,
+                                  "imagenet_classes": _imagenet_classes, "imagenet_steps": POSITIVE,
+                                  "imagenet_size": integer(32)}  # fmt: skip
+RULES: dict[str, Rule] = {**_EVERY_LAB, **_TRAINING, **_INTERPRETING}
 
 
 def validate(params: Mapping[str, Any]) -> None:
@@ -270,8 +285,9 @@ def check_layers(model, params: Mapping[str, Any], what: str = "the network") ->
         missing = [v for v in ([value] if name in SINGLE_LAYER else value) if v not in known]
         if missing:
             spatial = [n for n in known if n.startswith("features.")] or known
-            raise LabError(f"parameter {name}={value!r}: {what} has no layer {missing}; its layers are "
-                           f"{spatial}.")  # fmt: skip
+            raise LabError(
+                f"parameter {name}={value!r}: {what} has no layer {missing}; its layers are {spatial}."
+            )
 
 
 __all__ = ["LAYER_PARAMETERS", "RULES", "check_layers", "validate"]

@@ -1,60 +1,60 @@
-"""The training labs' defaults, per profile and per dataset: their recipes.
+"""Every lab's defaults, per profile and per dataset: the recipes, in one place.
 
-Introduced in notebooks/02_naive_cnn.ipynb. A notebook calls
-`labkit.setup("02_naive_cnn", profile, defaults=recipes.LAB02, ...)`: the profile's values apply
-to the embedded `shapes` data, and a real dataset's entry under "datasets" replaces them, so
-`dataset="cifar10"` trains with a recipe made for CIFAR-10 (32 px, wider stages, SGD with Nesterov
-momentum, label smoothing, mirrored test views) rather than one made for 64-px shapes. `labkit.zoo`
-and the script entry use the same tables, so a network trained outside a notebook matches lab 02's.
-
-Every recipe states what it was measured to give and how; all figures are on 2 CPU cores (torch
-2.14, one run, seed 0) unless a line says otherwise. CIFAR-10 figures are on 5,000 training images
-held out as a test set (500 per class, never used for tuning), training on the other 45,000 minus
-10 % for validation: the lab trains on 5,000 more images when given the official split.
+Introduced in notebooks/01_data_prep.ipynb. A lab's `parameters` cell lists its parameters; a value
+left `None` there takes the value this module gives for the lab, the profile and the dataset.
+`labkit.setup` reads it, and so do `labkit.zoo` and `python -m course train`, so a network trained
+outside a notebook matches the lab's. A table is `{"smoke": {...}, "full": {...}}`, optionally with
+`"datasets": {"cifar10": {"smoke": {...}, "full": {...}}, ...}`: a recipe per real dataset
+("folder" for any folder:PATH) whose values replace the profile's when `dataset` names it.
+What each recipe was measured to give is in the README's table of targets and in the labs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from labkit.core import LabError, dataset_key
-from labkit.lab import resolve_defaults
+from labkit.core import PROFILES, LabError, dataset_key
+
+# Parameters every lab takes, with the same defaults under both profiles.
+COMMON = {"seed": 0, "device": "auto", "out_dir": None, "data_root": None}
+
+# ----------------------------------------------------------------------------- lab 01
+LAB01: dict[str, Any] = {
+    "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 60, "augment": "light", "batch_size": 32},
+    "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 600, "augment": "light", "batch_size": 64},
+}
 
 # ----------------------------------------------------------------------------- lab 02
-# shapes (the embedded default): the recipe the series was built on. full: test accuracy 0.96-0.98
-# in about 3 minutes; smoke: >= 0.90 in seconds (tests/test_lab02_naive_cnn.py).
+# shapes (the embedded default): the recipe the series was built on.
 _LAB02_SHAPES = {
-    "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64], "hidden": 128,
-              "dropout": 0.2, "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-4,
-              "label_smoothing": 0.0, "augment": "none", "tta": False, "patience": 4, "overfit_steps": 40},
-    "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400, "channels": [16, 32, 64], "hidden": 128,
-             "dropout": 0.2, "epochs": 14, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "weight_decay": 1e-4,
-             "label_smoothing": 0.0, "augment": "light", "tta": False, "patience": 5, "overfit_steps": 120},
+    "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64],
+              "hidden": 128, "dropout": 0.2, "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
+              "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "none", "tta": False, "patience": 4,
+              "overfit_steps": 40},
+    "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400, "channels": [16, 32, 64],
+             "hidden": 128, "dropout": 0.2, "epochs": 14, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
+             "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "light", "tta": False, "patience": 5,
+             "overfit_steps": 120},
 }  # fmt: skip
 
-# CIFAR-10: see notebooks/02_naive_cnn.ipynb, section "Recipes for real data", for what each part bought.
-# Measured (8 epochs, 5,000 held-out images, mirrored test views): this recipe 0.833; with shift
-# augmentation 0.823 (at eight epochs the network underfits, so augmentation costs more than it
-# gives); with shift and Adam (lr 3e-3) 0.806; with shift and no label smoothing 0.827; without
-# mirrored test views 0.818. Wider (32, 64, 128) for 6 epochs: 0.825 but 1.3x the time; one conv
-# per stage (32, 64, 128) for 12 epochs: 0.774.
+# CIFAR-10: notebooks/02_naive_cnn.ipynb, section "Recipes for real data", shows what each part bought.
 _LAB02_CIFAR10 = {
     "full": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 8,
-             "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.2,
-             "augment": "none", "tta": True, "patience": None, "overfit_steps": 120},
+             "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
+             "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 120},
     "smoke": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 1,
-              "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.2,
-              "augment": "none", "tta": True, "patience": None, "overfit_steps": 40},
+              "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
+              "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 40},
 }  # fmt: skip
 
 # Photographs (cats vs dogs, any folder): 96-px inputs, random resized crops and flips.
 _LAB02_PHOTOS = {
     "full": {"image_size": 96, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.2, "epochs": 20,
-             "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4, "label_smoothing": 0.1,
-             "augment": "light", "tta": True, "patience": 6, "overfit_steps": 120},
+             "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4,
+             "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": 6, "overfit_steps": 120},
     "smoke": {"image_size": 64, "channels": [16, 32, 64], "hidden": 0, "dropout": 0.2, "epochs": 1,
-              "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4, "label_smoothing": 0.1,
-              "augment": "light", "tta": True, "patience": None, "overfit_steps": 40},
+              "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4,
+              "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": None, "overfit_steps": 40},
 }  # fmt: skip
 
 LAB02: dict[str, Any] = {
@@ -64,29 +64,14 @@ LAB02: dict[str, Any] = {
 }  # fmt: skip
 
 # Epochs of the quick lab-02 network that labs 05-08 train when lab 02's checkpoint is missing.
-QUICK_EPOCHS = {"shapes": {"smoke": 4, "full": 10}, "cifar10": {"smoke": 1, "full": 3}, "other": {"smoke": 1, "full": 5}}
+QUICK_EPOCHS = {
+    "shapes": {"smoke": 4, "full": 10},
+    "cifar10": {"smoke": 1, "full": 3},
+    "other": {"smoke": 1, "full": 5},
+}
 
 # The network settings of lab 02 (the rest of a recipe is how to train it).
 LAB02_NETWORK = ("channels", "hidden", "dropout")
-
-
-def resolve(defaults: dict[str, Any], profile: str, dataset: str | None = None) -> dict[str, Any]:
-    """The values a recipe table gives for `profile` and `dataset` (None: the profile's own dataset)."""
-    values, _ = resolve_defaults(defaults, profile, dataset)
-    if dataset is not None:
-        values["dataset"] = dataset
-    return values
-
-
-def lab02(profile: str, dataset: str | None = None) -> dict[str, Any]:
-    """Lab 02's recipe for `profile` and `dataset`, as the notebook resolves it."""
-    return resolve(LAB02, profile, dataset)
-
-
-def quick_epochs(profile: str, dataset: str) -> int:
-    """Epochs of the quick stand-in for lab 02's network (see `labkit.zoo.naive_cnn`)."""
-    key = dataset_key(dataset)
-    return QUICK_EPOCHS.get(key, QUICK_EPOCHS["other"])[profile]
 
 
 # ----------------------------------------------------------------------------- lab 03
@@ -97,7 +82,8 @@ def quick_epochs(profile: str, dataset: str) -> int:
 # momentum 0.85, batch-norm shifts trained 64x faster, a linear warm-up and decay, Lookahead. Both
 # with label smoothing 0.2, augmentation, mirrored test views, and the short last batch dropped.
 _RESNET9 = {"resnet_arch": "resnet9", "resnet_momentum": 0.9, "resnet_weight_decay": 5e-4,
-            "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle", "resnet_lookahead": False}  # fmt: skip
+            "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle",
+            "resnet_lookahead": False}  # fmt: skip
 _LAB03_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 32, "n_per_class": 60, "val_fraction": 0.1, "epochs": 1,
               "batch_size": 64, "lr": 3e-3, "depth": 8, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
@@ -107,8 +93,7 @@ _LAB03_SHAPES = {
              "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light"},
 }  # fmt: skip
 # CIFAR-10: 2 % of the training images for validation (1,000 of the official 50,000: enough for the
-# curves, and the residual network trains on the rest). 10 epochs on 2 cores; see the notebook's
-# section 4 for what it reached.
+# curves, and the residual network trains on the rest); the notebook's section 4 shows what it reached.
 _AIRBENCH = {"resnet_arch": "airbench", "resnet_batch_size": 1024, "resnet_lr": 1.5, "resnet_momentum": 0.85,
              "resnet_weight_decay": 0.0013, "resnet_norm_lr_scale": 64.0, "resnet_scheduler": "linear",
              "resnet_lookahead": True}  # fmt: skip
@@ -120,11 +105,11 @@ _LAB03_CIFAR10 = {
 }  # fmt: skip
 _LAB03_PHOTOS = {
     "full": {"image_size": 96, "epochs": 4, "batch_size": 64, "lr": 3e-3, **_RESNET9,
-             "resnet_channels": [32, 64, 128, 256], "resnet_epochs": 20, "resnet_batch_size": 64, "resnet_lr": 0.1,
-             "augment": "light"},
+             "resnet_channels": [32, 64, 128, 256], "resnet_epochs": 20, "resnet_batch_size": 64,
+             "resnet_lr": 0.1, "augment": "light"},
     "smoke": {"image_size": 64, "epochs": 1, "batch_size": 64, "lr": 3e-3, **_RESNET9,
-              "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 1, "resnet_batch_size": 64, "resnet_lr": 0.1,
-              "augment": "light"},
+              "resnet_channels": [16, 32, 64, 128], "resnet_epochs": 1, "resnet_batch_size": 64,
+              "resnet_lr": 0.1, "augment": "light"},
 }  # fmt: skip
 
 LAB03: dict[str, Any] = {
@@ -133,41 +118,12 @@ LAB03: dict[str, Any] = {
                  "imagenette": _LAB03_PHOTOS, "caltech101": _LAB03_PHOTOS},
 }  # fmt: skip
 RESNET_ARCHS = ("resnet9", "airbench")
-WHITENING_IMAGES = 5000
-
-
-def residual_network(arch: str, splits, channels):
-    """Lab 03's residual network of recipe `arch` for `splits`, ready to train.
-
-    "resnet9": Page's ResNet-9 (`channels`: stem and three stages). "airbench": airbench's network
-    with residual groups (`channels`: three groups), its patch-whitening stem fitted to 5,000
-    training images (a fixed random sample) as the network sees them before augmentation.
-    """
-    import torch
-
-    from labkit.models import AirbenchResNet, ResNet9
-
-    if arch == "resnet9":
-        return ResNet9(splits.num_classes, channels=channels)
-    if arch != "airbench":
-        raise LabError(f"resnet_arch={arch!r}: expected one of {RESNET_ARCHS}.")
-    model = AirbenchResNet(splits.num_classes, widths=channels)
-    # A fixed random sample: a folder's training images come class by class.
-    pick = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:WHITENING_IMAGES]
-    if splits.in_memory():
-        images = splits.normalize(splits.images("train")[pick].float() / 255)
-    else:
-        images = torch.stack([splits.train_eval[int(i)][0] for i in pick])
-    model.stem.fit(images)
-    return model
 
 
 # ----------------------------------------------------------------------------- lab 04
 # shapes: the offline default. Photographs (cats vs dogs, a folder): EfficientNet-Lite0 at 224 px,
-# the resolution it was trained at (160 px: 0.972-0.982 on held-out cats vs dogs, 224 px: 0.984-0.990);
-# the head trains on cached features of every training image and of its mirror image (Adam, lr 1e-3,
-# weight decay 1e-3: 0.990 on 500 held-out images), and test images are classified together with
-# their mirror images (tta).
+# the resolution it was trained at; the head trains on cached features of every training image and of
+# its mirror image, and test images are classified together with their mirror images (tta).
 _LAB04_SHAPES = {
     "smoke": {"dataset": "shapes", "backbone": "efficientnet_lite0", "image_size": 64, "n_per_class": 10,
               "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 2, "lr": 3e-3,
@@ -179,28 +135,146 @@ _LAB04_SHAPES = {
              "mirror_features": True, "train_batchnorm": True},
 }  # fmt: skip
 _LAB04_PHOTOS = {
-    "full": {"image_size": 224, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 2, "unfreeze_stages": 2,
-             "lr": 1e-3, "weight_decay": 1e-3, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
-             "tta": True},
-    "smoke": {"image_size": 96, "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1, "unfreeze_stages": 1,
-              "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5, "augment": "light",
-              "tta": True},
+    "full": {"image_size": 224, "batch_size": 32, "head_epochs": 30, "finetune_epochs": 2,
+             "unfreeze_stages": 2, "lr": 1e-3, "weight_decay": 1e-3, "finetune_lr": 3e-4, "lr_decay": 0.5,
+             "augment": "light", "tta": True},
+    "smoke": {"image_size": 96, "batch_size": 32, "head_epochs": 3, "finetune_epochs": 1,
+              "unfreeze_stages": 1, "lr": 3e-3, "weight_decay": 1e-4, "finetune_lr": 3e-4, "lr_decay": 0.5,
+              "augment": "light", "tta": True},
 }  # fmt: skip
 # Cats vs dogs: EfficientNet-Lite2 at the 260 px it was trained at, its batch-norm layers left as ImageNet
-# trained them while fine-tuning, one pass of features (no mirror images: the head's 60 s). Chosen by
-# 3-fold cross-validation on 1,500 training images (never the test split), accuracy on 1,500 images:
-# Lite0 at 224 px frozen 0.982, fine-tuned 0.985; Lite2 at 224 px 0.983 / 0.984; Lite2 at 260 px frozen
-# 0.987, fine-tuned 0.985 with its batch-norm layers training, 0.989 with them left frozen (heads trained
-# with mirror images); this recipe, without them, 0.985 / 0.988. On the 500 held-out images
-# (`make bench cats`): 0.996 frozen, 0.994 fine-tuned, head and features 42.7-43.9 s.
+# trained them while fine-tuning, one pass of features (no mirror images): chosen by cross-validation on
+# the training images (notebooks/04_transfer_learning.ipynb, section 4).
 _LAB04_CATS = {
-    "full": {**_LAB04_PHOTOS["full"], "backbone": "efficientnet_lite2", "image_size": 260, "mirror_features": False,
-             "train_batchnorm": False},
+    "full": {**_LAB04_PHOTOS["full"], "backbone": "efficientnet_lite2", "image_size": 260,
+             "mirror_features": False, "train_batchnorm": False},
     "smoke": _LAB04_PHOTOS["smoke"],
 }  # fmt: skip
 
 LAB04: dict[str, Any] = {
     **_LAB04_SHAPES,
     "datasets": {"cats_vs_dogs": _LAB04_CATS, "folder": _LAB04_PHOTOS, "imagenette": _LAB04_PHOTOS,
-                 "caltech101": _LAB04_PHOTOS, "cifar10": {p: {**v, "image_size": 96} for p, v in _LAB04_PHOTOS.items()}},
+                 "caltech101": _LAB04_PHOTOS, "cifar10": {p: {**v, "image_size": 96} for p,
+                 v in _LAB04_PHOTOS.items()}},
 }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- labs 05-08
+# They explain lab 02's network (`labkit.zoo.naive_cnn`) on the lab's `dataset`, and photographs
+# (`skimage.data`) with the pretrained EfficientNet-Lite0.
+LAB05: dict[str, Any] = {
+    "smoke": {"dataset": "shapes", "n_patch_images": 64, "n_units": 2, "pattern_steps": 16, "photo_size": 128,
+              "photos": ["chelsea", "coffee"], "nopool_epochs": 1, "interactive": None},
+    "full": {"dataset": "shapes", "n_patch_images": 600, "n_units": 6, "pattern_steps": 96, "photo_size": 192,
+             "photos": ["chelsea", "coffee", "astronaut", "rocket", "motorcycle_left"], "nopool_epochs": 3,
+             "interactive": None},
+}  # fmt: skip
+LAB06: dict[str, Any] = {
+    "smoke": {"dataset": "shapes", "n_show": 3, "photo_size": 128, "photos": ["chelsea", "coffee"],
+              "inversion_layers": ["features.pool1", "features.pool2", "features.pool3"],
+              "inversion_images": 128, "inversion_epochs": 2, "n_occlusion": 16, "occlusion_window": 0.17,
+              "interactive": None},
+    "full": {"dataset": "shapes", "n_show": 5, "photo_size": 192,
+             "photos": ["chelsea", "coffee", "astronaut", "rocket"],
+             "inversion_layers": ["features.relu1_2", "features.pool1", "features.pool2", "features.pool3"],
+             "inversion_images": 640, "inversion_epochs": 6, "n_occlusion": 64, "occlusion_window": 0.17,
+             "interactive": None},
+}  # fmt: skip
+LAB07: dict[str, Any] = {
+    "smoke": {"dataset": "shapes", "n_images": 40, "n_show": 4, "batch_size": 64,
+              "photos": ["chelsea", "coffee"], "photo_size": 160, "interactive": None,
+              "layer": "features.relu3_2", "n_sanity": 6, "n_deletion": 16, "deletion_steps": 6,
+              "occlusion_window": 0.25, "deletion_photos": ["chelsea"], "deletion_photo_size": 128},
+    "full": {"dataset": "shapes", "n_images": 750, "n_show": 6, "batch_size": 125,
+             "photos": ["chelsea", "coffee", "astronaut", "rocket", "motorcycle_left"], "photo_size": 224,
+             "interactive": None, "layer": "features.relu3_2", "n_sanity": 24, "n_deletion": 40,
+             "deletion_steps": 12, "occlusion_window": 0.25,
+             "deletion_photos": ["chelsea", "coffee", "astronaut", "rocket"], "deletion_photo_size": 160},
+}  # fmt: skip
+LAB08: dict[str, Any] = {
+    "smoke": {"dataset": "shapes", "steps": 30, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
+              "images_per_class": 1, "ensemble_seeds": [2, 3], "imagenet_classes": ["goldfish"],
+              "imagenet_steps": 20, "imagenet_size": 96, "n_fooling": 8, "fooling_max_steps": 100},
+    "full": {"dataset": "shapes", "steps": 120, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
+             "images_per_class": 3, "ensemble_seeds": [2, 3],
+             "imagenet_classes": ["goldfish", "flamingo", "monarch", "pineapple"], "imagenet_steps": 60,
+             "imagenet_size": 160, "n_fooling": 40, "fooling_max_steps": 200},
+}  # fmt: skip
+
+LABS: dict[str, dict[str, Any]] = {
+    "01_data_prep": LAB01, "02_naive_cnn": LAB02, "03_residual_inception": LAB03,
+    "04_transfer_learning": LAB04,
+    "05_filters_feature_maps": LAB05, "06_deconvnet": LAB06, "07_gradcam": LAB07,
+    "08_class_model_synthesis": LAB08,
+}  # fmt: skip
+
+
+def _overrides(table: dict[str, Any], profile: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    key = dataset_key(values.get("dataset")) or "default"
+    return key, table.get("datasets", {}).get(key, {}).get(profile) or {}
+
+
+def resolve(table: dict[str, Any], profile: str, dataset: str | None = None) -> dict[str, Any]:
+    """A lab's values for `profile` (with COMMON), with the recipe of `dataset` (None: the profile's own
+    dataset) laid over them; a dataset's recipe only changes values the profile has.
+
+    Raises:
+        LabError: `profile` is not one of PROFILES.
+    """
+    if profile not in PROFILES:
+        raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
+    values = {**COMMON, **table.get(profile, {})}
+    if dataset is not None and "dataset" in values:
+        values["dataset"] = dataset
+    _, overrides = _overrides(table, profile, values)
+    values.update({k: v for k, v in overrides.items() if k in values})
+    return values
+
+
+def recipe_name(table: dict[str, Any], profile: str, dataset: str | None = None) -> str:
+    """Which recipe `resolve` applies: "cifar10/full", or "default/full" for the profile's own."""
+    key, overrides = _overrides(table, profile, resolve(table, profile, dataset))
+    return f"{key if overrides else 'default'}/{profile}"
+
+
+def defaults(notebook: str, profile: str, dataset: str | None = None) -> dict[str, Any]:
+    """Lab `notebook`'s parameter values for `profile` and `dataset`, e.g. `defaults("02_naive_cnn",
+    "full", "cifar10")["lr"]`; every parameter of the lab is a key (`profile` aside)."""
+    if notebook not in LABS:
+        raise LabError(f"no lab {notebook!r}; the labs are {sorted(LABS)}.")
+    return resolve(LABS[notebook], profile, dataset)
+
+
+def quick_epochs(profile: str, dataset: str) -> int:
+    """Epochs of the quick stand-in for lab 02's network (see `labkit.zoo.naive_cnn`)."""
+    key = dataset_key(dataset)
+    return QUICK_EPOCHS.get(key, QUICK_EPOCHS["other"])[profile]
+
+
+def naive_training(params: dict[str, Any]) -> dict[str, Any]:
+    """How lab 02 trains its network, from the lab's resolved parameters: what `labkit.zoo.fit_recipe`
+    takes (Adam or SGD, a one-cycle schedule, label smoothing, early stopping, mirrored test views)."""
+    keys = (
+        "epochs",
+        "batch_size",
+        "augment",
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "label_smoothing",
+        "patience",
+        "tta",
+    )
+    return {**{k: params[k] for k in keys}, "momentum": 0.9, "norm_lr_scale": 1.0, "scheduler": "onecycle",
+            "lookahead": False}  # fmt: skip
+
+
+def resnet_training(params: dict[str, Any]) -> dict[str, Any]:
+    """How lab 03 trains its residual network (section 4), from the lab's resolved parameters:
+    SGD with Nesterov momentum, label smoothing 0.2, mirrored test views, and the `resnet_*` values."""
+    return {"epochs": params["resnet_epochs"], "batch_size": params["resnet_batch_size"],
+            "augment": params["augment"], "optimizer": "nesterov", "lr": params["resnet_lr"],
+            "weight_decay": params["resnet_weight_decay"], "label_smoothing": 0.2, "patience": None,
+            "tta": True,
+            "momentum": params["resnet_momentum"], "norm_lr_scale": params["resnet_norm_lr_scale"],
+            "scheduler": params["resnet_scheduler"], "lookahead": params["resnet_lookahead"]}  # fmt: skip

@@ -1,4 +1,5 @@
-"""Small pieces every part of labkit shares: ImageNet statistics and photo batches, where a model lives and giving it back as it was found, and the network probe.
+"""Small pieces every part of labkit shares: ImageNet statistics and photo batches, where a model lives
+and giving it back as it was found, and the network probe.
 
 This module imports nothing else from labkit, so any module may use it.
 """
@@ -33,7 +34,8 @@ def imagenet_denormalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def imagenet_batch(
-    images: Mapping[str, torch.Tensor] | Iterable[torch.Tensor] | torch.Tensor, device: str | torch.device | None = None
+    images: Mapping[str, torch.Tensor] | Iterable[torch.Tensor] | torch.Tensor,
+    device: str | torch.device | None = None,
 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """Photos as an ImageNet-pretrained network takes them, and the function that undoes it.
 
@@ -106,6 +108,12 @@ def network_available(url: str, timeout: float = 3.0) -> bool:
 
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "imagenet_batch", "imagenet_denormalize", "model_device",
-    "network_available", "offline", "preserved",
-]  # fmt: skip
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "imagenet_batch",
+    "imagenet_denormalize",
+    "model_device",
+    "network_available",
+    "offline",
+    "preserved",
+]

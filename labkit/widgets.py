@@ -21,6 +21,10 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.core import LabError
+from labkit.interpret import gradcam, topk_targets
+from labkit.interpret.attribution import inspecting, model_device
+from labkit.plots.images import to_display
+from labkit.plots.maps import map_panel
 from labkit.progress import jupyter_kernel
 
 Options = Sequence[Any]  # dropdown options: values, or (label, value) pairs
@@ -38,8 +42,12 @@ def _value(option: Any) -> Any:
     return option[1] if isinstance(option, tuple) else option
 
 
-def chooser(render: Callable[..., Figure], controls: Mapping[str, Options | Mapping[Any, Options]], *,
-            interactive: bool | None = None):  # fmt: skip
+def chooser(
+    render: Callable[..., Figure],
+    controls: Mapping[str, Options | Mapping[Any, Options]],
+    *,
+    interactive: bool | None = None,
+):
     """Dropdowns that redraw `render(value of each control, in order)` whenever one changes.
 
     Args:
@@ -53,7 +61,9 @@ def chooser(render: Callable[..., Figure], controls: Mapping[str, Options | Mapp
     """
     labels = list(controls)
     if not labels or any(isinstance(o, Mapping) and i == 0 for i, o in enumerate(controls.values())):
-        raise LabError("chooser needs at least one control, and the first one's options cannot depend on another.")
+        raise LabError(
+            "chooser needs at least one control, and the first one's options cannot depend on another."
+        )
     first: list[Any] = []
     for options in controls.values():
         options = options[first[-1]] if isinstance(options, Mapping) else options
@@ -62,11 +72,14 @@ def chooser(render: Callable[..., Figure], controls: Mapping[str, Options | Mapp
         first.append(_value(options[0]))
     if not (interactive if interactive is not None else not headless()):
         return render(*first)
+    # Only with someone to click: ipywidgets takes a while to import and a headless run never needs it.
     import ipywidgets as widgets
     from IPython.display import display
 
-    boxes = [widgets.Dropdown(options=list(o[before] if isinstance(o, Mapping) else o), description=label)
-             for (label, o), before in zip(controls.items(), [None, *first[:-1]])]  # fmt: skip
+    boxes = [
+        widgets.Dropdown(options=list(o[before] if isinstance(o, Mapping) else o), description=label)
+        for (label, o), before in zip(controls.items(), [None, *first[:-1]])
+    ]
     out = widgets.Output()
 
     def draw(*_):
@@ -93,8 +106,13 @@ def chooser(render: Callable[..., Figure], controls: Mapping[str, Options | Mapp
     return widgets.VBox([widgets.HBox(boxes), out])
 
 
-def explorer(render: Callable[[str, str, int], Figure], choices: Mapping[str, Sequence[int] | int],
-             images: Sequence[str], *, interactive: bool | None = None):  # fmt: skip
+def explorer(
+    render: Callable[[str, str, int], Figure],
+    choices: Mapping[str, Sequence[int] | int],
+    images: Sequence[str],
+    *,
+    interactive: bool | None = None,
+):
     """An image / layer / channel chooser that redraws `render(image, layer, channel)`.
 
     Args:
@@ -105,11 +123,21 @@ def explorer(render: Callable[[str, str, int], Figure], choices: Mapping[str, Se
     if not choices or not images:
         raise LabError("explorer needs at least one layer and one image.")
     channels = {k: list(range(v)) if isinstance(v, int) else list(v) for k, v in choices.items()}
-    return chooser(render, {"image": list(images), "layer": list(channels), "channel": channels}, interactive=interactive)
+    return chooser(
+        render, {"image": list(images), "layer": list(channels), "channel": channels}, interactive=interactive
+    )
 
 
-def class_chooser(model, images: Mapping[str, torch.Tensor], classes: Sequence[str], *, denormalize=None,
-                  method: Callable | None = None, k: int = 10, interactive: bool | None = None):  # fmt: skip
+def class_chooser(
+    model,
+    images: Mapping[str, torch.Tensor],
+    classes: Sequence[str],
+    *,
+    denormalize=None,
+    method: Callable | None = None,
+    k: int = 10,
+    interactive: bool | None = None,
+):
     """Pick an image and one of its top-k classes, see that class's map (Grad-CAM by default).
 
     Args:
@@ -121,18 +149,16 @@ def class_chooser(model, images: Mapping[str, torch.Tensor], classes: Sequence[s
         k: how many of each image's most probable classes to offer.
         interactive: see `chooser`.
     """
-    from labkit.interpret import gradcam, topk_targets
-    from labkit.interpret.attribution import inspecting, model_device
-    from labkit.plots.images import to_display
-    from labkit.plots.maps import map_panel
-
     method = method or gradcam
     names = list(images)
     batch = torch.stack([images[n] for n in names])
     with inspecting(model), torch.no_grad():
         probs = model(batch.to(model_device(model))).softmax(1).cpu()
     top = topk_targets(model, batch, k)
-    options = {n: [(f"{classes[c]} ({probs[i, c]:.2f})", int(c)) for c in top[i].tolist()] for i, n in enumerate(names)}
+    options = {
+        n: [(f"{classes[c]} ({probs[i, c]:.2f})", int(c)) for c in top[i].tolist()]
+        for i, n in enumerate(names)
+    }
 
     def render(name: str, target: int) -> Figure:
         i = names.index(name)

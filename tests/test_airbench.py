@@ -92,7 +92,9 @@ def test_linear_schedule_warms_up_then_decays_linearly():
     assert per_batch and lrs[0] == pytest.approx(0.2) and max(lrs) == pytest.approx(1.0)
     peak = lrs.index(max(lrs))
     assert 20 <= peak <= 23 and lrs[-1] == pytest.approx(0.07, abs=0.01)
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1])) and all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1])) and all(
+        a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :])
+    )
     assert opt.param_groups[0]["momentum"] == 0.85  # not cycled
 
 
@@ -119,16 +121,32 @@ def test_train_resnet_on_cifar10_trains_airbench_with_its_recipe(tmp_path, monke
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with open(folder / name, "wb") as fh:
-            pickle.dump({"data": rng.integers(0, 256, (240, 3072), dtype=np.uint8),
-                         "labels": [i % 10 for i in range(240)]}, fh)  # fmt: skip
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (240, 3072), dtype=np.uint8),
+                    "labels": [i % 10 for i in range(240)],
+                },
+                fh,
+            )
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
-    result = train_recipe("resnet", "cifar10", str(tmp_path / "data"), profile="smoke", epochs=1, out=tmp_path / "out",
-                          progress=False)  # fmt: skip
+    result = train_recipe(
+        "resnet",
+        "cifar10",
+        str(tmp_path / "data"),
+        profile="smoke",
+        epochs=1,
+        out=tmp_path / "out",
+        progress=False,
+    )
     model, extra = load_checkpoint(result["checkpoint"])
-    assert isinstance(model, AirbenchResNet) and model.config["widths"] == LAB03_SMOKE_CIFAR["resnet_channels"]
+    assert (
+        isinstance(model, AirbenchResNet) and model.config["widths"] == LAB03_SMOKE_CIFAR["resnet_channels"]
+    )
     assert 0.0 <= extra["test_accuracy"] <= 1.0 and result["epochs"] == 1
-    assert torch.equal(model.stem.weight[12:], -model.stem.weight[:12])  # whitened (random filters are not paired)
+    assert torch.equal(
+        model.stem.weight[12:], -model.stem.weight[:12]
+    )  # whitened (random filters are not paired)
 
 
 LAB03_SMOKE_CIFAR = recipes.resolve(recipes.LAB03, "smoke", "cifar10")

@@ -45,7 +45,9 @@ def test_every_question_has_its_answer_for_instructors(path):
         return
     assert file.is_file(), f"the answers to {path.name}'s Questions belong in {file}"
     given = answers(file)
-    assert sorted(given) == sorted(asked), f"{file.name} answers {sorted(given)}, the lab asks {sorted(asked)}"
+    assert sorted(given) == sorted(asked), (
+        f"{file.name} answers {sorted(given)}, the lab asks {sorted(asked)}"
+    )
     for number, question in asked.items():
         quoted, answer = given[number]
         assert quoted == question, f"{file.name}, question {number} changed in the lab: update its answer"

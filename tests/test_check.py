@@ -12,7 +12,9 @@ def test_checks_pass_and_fail_with_hints(capsys):
         check.shape(torch.zeros(2, 3), (3, 2), "x")
     layer = nn.Conv2d(3, 8, 3)
     check.params(layer, 3 * 8 * 9 + 8)
-    with pytest.raises(check.CheckFailed, match=r"has 224 parameters, expected 216 \(difference \+8\)\.\nHint"):
+    with pytest.raises(
+        check.CheckFailed, match=r"has 224 parameters, expected 216 \(difference \+8\)\.\nHint"
+    ):
         check.params(layer, 216)
     check.close(torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-9])
     with pytest.raises(check.CheckFailed, match="largest difference 0.5"):
@@ -60,15 +62,21 @@ def test_an_answer_that_calls_or_is_the_reference_fails_with_the_reason():
     from labkit.interpret import total_variation
 
     z = torch.rand(2, 3, 4, 4)
-    calls = _student("from labkit.interpret import total_variation as tv\ndef my_tv(z):\n    return tv(z)")["my_tv"]
-    with pytest.raises(check.CheckFailed, match=r"calls labkit\.interpret\.ascent\.total_variation.*earns no points"):
+    calls = _student("from labkit.interpret import total_variation as tv\ndef my_tv(z):\n    return tv(z)")[
+        "my_tv"
+    ]
+    with pytest.raises(
+        check.CheckFailed, match=r"calls labkit\.interpret\.ascent\.total_variation.*earns no points"
+    ):
         with check.exercise("t-ref", forbid=[total_variation], answer=calls):
             check.close(calls(z), total_variation(z))  # the check may call the reference itself
     with pytest.raises(check.CheckFailed, match="the answer is labkit.interpret.ascent.total_variation"):
         with check.exercise("t-ref", forbid=[total_variation], answer=total_variation):
             pass
-    own = _student("def my_tv(z):\n    return (z[..., 1:, :] - z[..., :-1, :]).pow(2).mean((1, 2, 3)) + "
-                   "(z[..., 1:] - z[..., :-1]).pow(2).mean((1, 2, 3))")["my_tv"]
+    own = _student(
+        "def my_tv(z):\n    return (z[..., 1:, :] - z[..., :-1, :]).pow(2).mean((1, 2, 3)) + "
+        "(z[..., 1:] - z[..., :-1]).pow(2).mean((1, 2, 3))"
+    )["my_tv"]
     with check.exercise("t-ref", forbid=[total_variation], answer=own):
         check.close(own(z), total_variation(z), atol=1e-6)
 
@@ -94,6 +102,8 @@ def test_library_code_reached_through_a_symlink_is_not_the_students(tmp_path):
     link = tmp_path / "venv"
     link.symlink_to(sys.prefix)
     code = "import torch, labkit.check as c; print(c._is_student_code(torch.nn.modules.module.__file__))"
-    out = subprocess.run([str(link / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(link / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False", out
     assert check._is_student_code("/tmp/ipykernel_1/123.py") and check._is_student_code("<student cell>")

@@ -60,25 +60,21 @@ def test_class_models_raise_the_confidence_of_their_class(colour_net):
     assert torch.equal(images.mean(dim=(2, 3)).argmax(dim=1), torch.arange(3))
 
 
-def test_a_single_target_by_name_gives_one_image_and_a_rising_score(colour_net):
-    image, history = class_model(colour_net, "blue", classes=COLOURS, steps=30, image_size=12, return_history=True)
+def test_a_single_target_by_name_gives_one_image_of_that_class(colour_net):
+    image = class_model(colour_net, "blue", classes=COLOURS, steps=30, image_size=12)
     assert image.shape == (3, 12, 12)
     assert confidence(colour_net, image[None], torch.tensor([2])) > 0.99
-    scores = [h["score"] for h in history]
-    assert [h["step"] for h in history] == [1, 10, 20, 30] and scores[-1] > scores[0]
-    assert {h["target"] for h in history} == {2}
 
 
 def test_each_regulariser_does_what_it_says(colour_net):
     kw = dict(steps=40, image_size=12, init="noise", seed=3, clip=False)
     plain = class_model(colour_net, [0, 1], **kw)
     assert total_variation(class_model(colour_net, [0, 1], tv=5.0, **kw)).max() < total_variation(plain).min()
-    assert total_variation(class_model(colour_net, [0, 1], blur_every=2, blur_sigma=1.0, **kw)).max() < total_variation(
-        plain
-    ).min()
+    assert (
+        total_variation(class_model(colour_net, [0, 1], blur_every=2, blur_sigma=1.0, **kw)).max()
+        < total_variation(plain).min()
+    )
     assert class_model(colour_net, [0, 1], l2=50.0, **kw).norm() < plain.norm()
-    clipped = class_model(colour_net, [0, 1], clip_percentile=50, **kw)
-    assert (clipped.norm(dim=1) == 0).float().mean() >= 0.5
     # clip keeps a picture: pixels in [0, 1] once mean and std are undone
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
     image = class_model(colour_net, 0, steps=40, image_size=12, init="noise", mean=mean, std=std)
@@ -111,7 +107,9 @@ def test_bad_input_is_explained(colour_net):
 def test_log_softmax_objective_wins_where_the_score_raises_another_class_faster():
     # Class 1 reads the same brightness as class 0, twice as strongly: raising S_0 raises S_1 more.
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 1, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 1, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2)
+    )
     with torch.no_grad():
         net[0].weight.fill_(2.0)
         net[3].weight.copy_(torch.tensor([[1.0], [2.0]]))
@@ -119,7 +117,9 @@ def test_log_softmax_objective_wins_where_the_score_raises_another_class_faster(
     net.eval()
 
     def p0(objective):
-        img = class_model(net, 0, steps=50, lr=0.05, image_size=8, mean=[0.5] * 3, std=[0.5] * 3, objective=objective)
+        img = class_model(
+            net, 0, steps=50, lr=0.05, image_size=8, mean=[0.5] * 3, std=[0.5] * 3, objective=objective
+        )
         with torch.no_grad():
             return net(img[None]).softmax(1)[0, 0].item()
 
@@ -145,7 +145,12 @@ def test_model_given_back_as_found(colour_net):
 def test_total_variation_beta_one_is_the_mean_absolute_difference():
     x = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
     by_hand = [
-        sum(abs(float(img[c, i + di, j + dj] - img[c, i, j])) for c in range(3) for i in range(5 - di) for j in range(7 - dj))
+        sum(
+            abs(float(img[c, i + di, j + dj] - img[c, i, j]))
+            for c in range(3)
+            for i in range(5 - di)
+            for j in range(7 - dj)
+        )
         / (3 * (5 - di) * (7 - dj))
         for img in x
         for di, dj in ((1, 0), (0, 1))

@@ -48,15 +48,27 @@ def test_setup_cell_makes_labkit_importable_in_the_same_interpreter_on_colab_onl
     if not (root / ".git").exists() or shutil.which("git") is None:
         pytest.skip("needs the project as a git checkout and git")
     clone = tmp_path / "content" / "cnn-lab"
-    source = cells.setup_cell_source().replace(colab.REPOSITORY, root.as_uri()).replace(colab.CLONE_DIR, str(clone))
+    source = (
+        cells.setup_cell_source()
+        .replace(colab.REPOSITORY, root.as_uri())
+        .replace(colab.CLONE_DIR, str(clone))
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(root), str(clone), source], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(root), str(clone), source],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["local"] == {"imported": False, "cwd": True, "pip": 0, "cloned": False}
     assert report["file"] == str(clone / "labkit" / "__init__.py")  # from the clone, in the same interpreter
-    assert report["cwd"] == str(clone / "notebooks") and report["root"] == str(clone)  # runs/ lands in the clone
+    assert report["cwd"] == str(clone / "notebooks") and report["root"] == str(
+        clone
+    )  # runs/ lands in the clone
     assert "CNN Lab installed" in done.stdout
     first, editable = report["pip"]  # two pip calls, once: the third run of the cell installed nothing
     assert first["args"][:2] == ["install", "--quiet"] and "torch>=2.2,<3" in first["requirements"]
@@ -82,6 +94,8 @@ def test_drive_keeps_runs_data_and_caches(tmp_path, monkeypatch):
 def test_badge_and_clone_come_from_the_one_repository_setting(monkeypatch):
     monkeypatch.setattr(colab, "REPOSITORY", "https://github.com/someone/fork")
     monkeypatch.setattr(colab, "BRANCH", "term2")
-    assert "colab.research.google.com/github/someone/fork/blob/term2/notebooks/07_gradcam.ipynb" in cells.badge(
-        "07_gradcam")
+    assert (
+        "colab.research.google.com/github/someone/fork/blob/term2/notebooks/07_gradcam.ipynb"
+        in cells.badge("07_gradcam")
+    )
     assert '"https://github.com/someone/fork"' in cells.setup_cell_source()

@@ -25,7 +25,6 @@ from labkit.data import (
     stratified_split,
     train_transform,
     verify_images,
-    weighted_sampler,
 )
 
 K = len(SHAPE_CLASSES)
@@ -87,8 +86,16 @@ def _no_network_and_no_user_data(monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- shapes
 def test_shapes_same_seed_gives_identical_bytes_and_other_seed_differs():
-    a, b, c = make_shapes(3, image_size=40, seed=7), make_shapes(3, image_size=40, seed=7), make_shapes(3, image_size=40, seed=8)
-    assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks) and torch.equal(a.targets, b.targets)
+    a, b, c = (
+        make_shapes(3, image_size=40, seed=7),
+        make_shapes(3, image_size=40, seed=7),
+        make_shapes(3, image_size=40, seed=8),
+    )
+    assert (
+        torch.equal(a.images, b.images)
+        and torch.equal(a.masks, b.masks)
+        and torch.equal(a.targets, b.targets)
+    )
     assert not torch.equal(a.images, c.images)
 
 
@@ -118,7 +125,12 @@ def test_shapes_counts_int_list_and_dict_for_imbalance():
 
 @pytest.mark.parametrize(
     ("arg", "match"),
-    [([1, 2], "one count per class"), ({"blob": 3}, "unknown shape classes"), (-1, "non-negative"), ("many", "not a count")],
+    [
+        ([1, 2], "one count per class"),
+        ({"blob": 3}, "unknown shape classes"),
+        (-1, "non-negative"),
+        ("many", "not a count"),
+    ],
 )
 def test_shapes_bad_counts_are_refused(arg, match):
     with pytest.raises(LabError, match=match):
@@ -135,7 +147,12 @@ def test_shapes_masks_cover_the_object_inside_the_image():
     area = d.masks.float().mean(dim=(1, 2))
     assert (area > 0.03).all() and (area < 0.45).all()
     # The whole object lies inside the frame: the outermost rows and columns are background.
-    border = d.masks[:, 0, :].any(1) | d.masks[:, -1, :].any(1) | d.masks[:, :, 0].any(1) | d.masks[:, :, -1].any(1)
+    border = (
+        d.masks[:, 0, :].any(1)
+        | d.masks[:, -1, :].any(1)
+        | d.masks[:, :, 0].any(1)
+        | d.masks[:, :, -1].any(1)
+    )
     assert not border.any()
     # The mask marks the drawn object: pixels inside differ clearly in colour from those outside.
     x = d.images.float()
@@ -146,22 +163,52 @@ def test_shapes_masks_cover_the_object_inside_the_image():
 
 
 # ----------------------------------------------------------------------------- splits
-def test_stratified_split_proportions_and_class_coverage():
+def _check_stratified(targets, parts, fractions, tolerance):
+    """Every index in exactly one part; each class's count in each part within `tolerance` of its share."""
+    counts = np.bincount(targets)
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(len(targets)))
+    for part, frac in zip(parts, fractions):
+        assert np.all(np.abs(np.bincount(targets[part], minlength=len(counts)) - frac * counts) <= tolerance)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_stratified_split_is_complete_disjoint_proportional_and_seeded(seed):
     targets = np.repeat(np.arange(4), [100, 40, 20, 7])
-    tr, va, te = stratified_split(targets, (0.7, 0.15, 0.15), seed=0)
-    assert len(np.intersect1d(tr, va)) == len(np.intersect1d(tr, te)) == len(np.intersect1d(va, te)) == 0
-    assert len(tr) + len(va) + len(te) == len(targets)
-    for part, frac in ((tr, 0.7), (va, 0.15), (te, 0.15)):
-        counts = np.bincount(targets[part], minlength=4)
-        assert (counts > 0).all()  # every class in every split
-        assert abs(counts[0] - frac * 100) <= 1 and abs(counts[1] - frac * 40) <= 1
-    again = stratified_split(targets, (0.7, 0.15, 0.15), seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    parts = stratified_split(targets, (0.7, 0.15, 0.15), seed=seed)
+    _check_stratified(targets, parts, (0.7, 0.15, 0.15), tolerance=1)
+    assert all((np.bincount(targets[p], minlength=4) > 0).all() for p in parts)  # every class in every split
+    again = stratified_split(targets, (0.7, 0.15, 0.15), seed=seed)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    other = stratified_split(targets, (0.7, 0.15, 0.15), seed=seed + 100)
+    assert not np.array_equal(parts[1], other[1])
 
 
-def test_stratified_split_rejects_fractions_not_summing_to_one():
+def test_stratified_split_keeps_class_proportions_on_other_inputs():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        targets = rng.permutation(np.repeat(np.arange(5), rng.integers(10, 400, size=5)))
+        two = stratified_split(targets, (0.8, 0.2), seed=trial)
+        _check_stratified(targets, two, (0.8, 0.2), tolerance=1)
+        # Three parts are cut one after the other, each rounding on its own.
+        three = stratified_split(targets, (0.6, 0.2, 0.2), seed=trial)
+        _check_stratified(targets, three, (0.6, 0.2, 0.2), tolerance=2)
+
+
+def test_stratified_split_gives_a_small_set_one_image_per_class_and_part():
+    targets = np.repeat(np.arange(10), 4)  # val and test would get 6 images for 10 classes
+    parts = stratified_split(targets, (0.7, 0.15, 0.15), seed=0)
+    assert [np.bincount(targets[p], minlength=10).tolist() for p in parts] == [[2] * 10, [1] * 10, [1] * 10]
+
+
+def test_stratified_split_refuses_bad_fractions_and_too_few_images():
     with pytest.raises(LabError, match="sum to 1"):
         stratified_split([0, 1, 0, 1], (0.5, 0.2, 0.2))
+    with pytest.raises(LabError, match="20 images of 10 classes are too few"):
+        stratified_split(np.repeat(np.arange(10), 2), (0.7, 0.15, 0.15))
+    with pytest.raises(LabError, match="only 1 member"):  # scikit-learn's reason, passed on
+        stratified_split([0] * 30 + [1], (0.8, 0.2))
+    with pytest.raises(LabError, match="too few"):
+        load_dataset("shapes", n_per_class=2, image_size=32)
 
 
 def test_shapes_splits_sizes_normalisation_and_masks_aligned():
@@ -178,7 +225,9 @@ def test_shapes_splits_sizes_normalisation_and_masks_aligned():
     assert torch.equal(splits.masks("test"), data.masks[test_idx])
     assert torch.equal(splits.raw("test", 5), data.images[test_idx[5]])
     assert splits.targets("test").tolist() == data.targets[test_idx].tolist()
-    assert torch.allclose(splits.denormalize(splits.test[5][0]), data.images[test_idx[5]].float() / 255, atol=1e-5)
+    assert torch.allclose(
+        splits.denormalize(splits.test[5][0]), data.images[test_idx[5]].float() / 255, atol=1e-5
+    )
     assert torch.allclose(splits.normalize(splits.denormalize(x[:4])), x[:4], atol=1e-4)
 
 
@@ -192,7 +241,7 @@ def test_with_augment_changes_only_the_train_transform():
 
 
 def test_normalize_imagenet_uses_imagenet_statistics():
-    splits = load_dataset("shapes", n_per_class=2, image_size=32, normalize="imagenet")
+    splits = load_dataset("shapes", n_per_class=3, image_size=32, normalize="imagenet")
     assert splits.mean == IMAGENET_MEAN and splits.std == IMAGENET_STD
 
 
@@ -210,6 +259,22 @@ def test_folder_with_train_and_test_uses_test_as_test_split(tmp_path, preload):
     x, y = splits.test[0]
     assert x.shape == (3, 16, 16) and y == 0
     assert splits.raw("test", 3)[:, 0, 0].tolist() == [60, 215, 100]  # the first dog of test/
+
+
+def test_folder_scan_lists_what_torchvision_image_folder_lists(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    root = _image_folder(tmp_path / "tree", {"b": 3, "a": 2})
+    _write_image(root / "a" / "nested" / "deep.png")  # images in sub-folders of a class count too
+    (root / "b" / "notes.txt").write_text("not an image")
+    classes, paths, targets = registry.scan_image_folder(root)
+    reference = ImageFolder(str(root))
+    assert classes == reference.classes == ["a", "b"]
+    assert list(zip(paths, targets.tolist())) == reference.samples
+    (root / ".ipynb_checkpoints").mkdir()  # hidden folders are no classes for labkit
+    assert registry.scan_image_folder(root)[0] == ["a", "b"]
+    with pytest.raises(LabError, match="has no class folders"):
+        registry.scan_image_folder(root / "a" / "nested")
 
 
 def test_folder_of_class_folders_only_is_split_70_15_15(tmp_path):
@@ -372,7 +437,9 @@ def test_grayscale_rgba_and_palette_images_load_into_one_batch(tmp_path):
 
 
 def test_unknown_dataset_name_lists_known_names():
-    with pytest.raises(LabError, match=r"unknown dataset 'mnist'.*shapes, cifar10, cats_vs_dogs.*folder:PATH"):
+    with pytest.raises(
+        LabError, match=r"unknown dataset 'mnist'.*shapes, cifar10, cats_vs_dogs.*folder:PATH"
+    ):
         load_dataset("mnist")
 
 
@@ -417,20 +484,25 @@ def test_unknown_augmentation_is_refused():
 
 
 # ----------------------------------------------------------------------------- weights, samplers, loaders
-def test_class_weights_match_scikit_learn_balanced():
+def test_class_weights_are_inverse_frequency_with_absent_classes_at_zero():
     from sklearn.utils.class_weight import compute_class_weight
 
     targets = np.array([0] * 50 + [1] * 30 + [2] * 20)
     expected = compute_class_weight("balanced", classes=np.arange(3), y=targets)
     assert torch.allclose(class_weights(targets, 3), torch.tensor(expected, dtype=torch.float32))
-    assert class_weights(torch.tensor([0, 0, 2]), 3)[1] == 0  # absent class
+    # N / (C * n_c) over all C classes, as lab 01 writes it: 3 / (4 * 1) and 3 / (4 * 2).
+    assert class_weights(torch.tensor([2, 2, 0]), 4).tolist() == [0.75, 0.0, 0.375, 0.0]
+    with pytest.raises(LabError, match="must lie in 0..2"):
+        class_weights([0, 3], 3)
 
 
-def test_weighted_sampler_draws_classes_equally():
-    targets = np.array([0] * 900 + [1] * 90 + [2] * 10)
-    drawn = np.concatenate([targets[list(weighted_sampler(targets, seed=s))] for s in range(5)])
-    freq = np.bincount(drawn, minlength=3) / len(drawn)
-    assert np.allclose(freq, 1 / 3, atol=0.03)
+def test_weighted_sampler_of_a_per_image_loader_draws_classes_equally():
+    splits = load_dataset("shapes", n_per_class={"circle": 40, "star": 8}, image_size=32, augment="strong")
+    loaders = make_loaders(splits, 16, seed=0, weighted_sampler=True)
+    assert isinstance(loaders.train, torch.utils.data.DataLoader)  # "strong" has no batch version
+    ys = torch.cat([y for _ in range(6) for _, y in loaders.train])
+    share = (ys == SHAPE_CLASSES.index("star")).float().mean().item()
+    assert len(ys) == 6 * len(splits.train) and 0.4 < share < 0.6  # 8 of 48 stars (17 %) without it
 
 
 def test_loaders_are_deterministic_for_a_seed_and_weighted_flag_balances():
@@ -459,18 +531,28 @@ def test_image_grid_class_balance_and_augmentation_preview_draw():
 
     from labkit.plots.images import augmentation_preview, class_balance, image_grid
 
-    splits = load_dataset("shapes", n_per_class=2, image_size=32, augment="strong")
+    splits = load_dataset("shapes", n_per_class=3, image_size=32, augment="strong")
     x = torch.stack([splits.train[i][0] for i in range(5)])
-    fig = image_grid(x, labels=splits.targets("train")[:5], classes=splits.classes, ncols=3, denormalize=splits)
+    fig = image_grid(
+        x, labels=splits.targets("train")[:5], classes=splits.classes, ncols=3, denormalize=splits
+    )
     mosaic = fig.axes[0].images[0].get_array()
-    assert mosaic.shape[0] < mosaic.shape[1] and mosaic.shape[2] == 3  # 2 rows of 3 tiles
-    assert [t.get_text() for t in fig.axes[0].texts] == [splits.classes[i] for i in splits.targets("train")[:5]]
-    # The first tile shows the first image, denormalised back to [0, 1].
-    pad = max(2, 32 // 4)
-    assert np.allclose(mosaic[pad : pad + 32, pad : pad + 32], splits.denormalize(x[0]).permute(1, 2, 0).numpy(), atol=1e-6)
+    pad = (mosaic.shape[1] - 3 * 32) // 4  # 2 rows of 3 tiles with equal padding
+    assert mosaic.shape == (2 * 32 + 3 * pad, 3 * 32 + 4 * pad, 3)
+    assert [t.get_text() for t in fig.axes[0].texts] == [
+        splits.classes[i] for i in splits.targets("train")[:5]
+    ]
+    # Each tile shows its image, denormalised back to [0, 1]; the sixth place stays white.
+    for i, (r, c) in enumerate([(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]):
+        top, left = pad + r * (32 + pad), pad + c * (32 + pad)
+        shown = mosaic[top : top + 32, left : left + 32]
+        assert np.allclose(shown, splits.denormalize(x[i]).permute(1, 2, 0).numpy(), atol=1e-6)
+    assert (mosaic[pad + 32 + pad :, pad + 2 * (32 + pad) :] == 1).all()
     fig2 = class_balance(splits)
     assert len(fig2.axes[0].patches) == 3 * K
-    assert sorted(p.get_height() for p in fig2.axes[0].patches)[-1] == max(splits.class_counts("train").values())
+    assert sorted(p.get_height() for p in fig2.axes[0].patches)[-1] == max(
+        splits.class_counts("train").values()
+    )
     fig3 = augmentation_preview(splits, n=2, k=3)
     assert fig3.axes[0].images[0].get_array().shape[1] > 4 * 32
     plt.close("all")

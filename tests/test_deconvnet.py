@@ -59,7 +59,8 @@ def captum_reference(model: nn.Module, x: torch.Tensor, layer: str, channels: to
 
 
 CASES = [
-    ("plain", "relu1"), ("plain", "pool1"), ("plain", "bn2"), ("plain", "relu2"), ("plain", "conv3"), ("plain", "pool3"),
+    ("plain", "relu1"), ("plain", "pool1"), ("plain", "bn2"),
+    ("plain", "relu2"), ("plain", "conv3"), ("plain", "pool3"),
     ("naive", "features.relu1_2"), ("naive", "features.pool2"), ("naive", "features.conv3_1"),
 ]  # fmt: skip
 
@@ -142,7 +143,9 @@ def test_residual_net_uses_the_gradient_rule_and_says_so():
 
 
 def test_relu6_backward_is_rectified_too():
-    model = nn.Sequential(OrderedDict(conv1=nn.Conv2d(3, 4, 3, padding=1), act=nn.ReLU6(), conv2=nn.Conv2d(4, 2, 3)))
+    model = nn.Sequential(
+        OrderedDict(conv1=nn.Conv2d(3, 4, 3, padding=1), act=nn.ReLU6(), conv2=nn.Conv2d(4, 2, 3))
+    )
     with torch.no_grad():
         model.conv1.weight.mul_(20)  # many inputs of ReLU6 above 6, where its plain gradient is 0
     x = torch.randn(1, 3, 10, 10)

@@ -21,14 +21,20 @@ def test_deletion_follows_the_map_from_the_most_important_pixel():
     curve = deletion_curve(linear_model(WEIGHTS), x, WEIGHTS, target=0, steps=4)
     # pixels go in the order 4, 3, 2, 1: the score falls 10, 6, 3, 1, 0
     assert torch.allclose(curve, torch.tensor([sigmoid([10, 6, 3, 1, 0])], dtype=torch.float64), atol=1e-12)
-    backwards = deletion_curve(linear_model(WEIGHTS), x, -WEIGHTS, target=0, steps=4)  # the least important first
-    assert torch.allclose(backwards, torch.tensor([sigmoid([10, 9, 7, 4, 0])], dtype=torch.float64), atol=1e-12)
+    backwards = deletion_curve(
+        linear_model(WEIGHTS), x, -WEIGHTS, target=0, steps=4
+    )  # the least important first
+    assert torch.allclose(
+        backwards, torch.tensor([sigmoid([10, 9, 7, 4, 0])], dtype=torch.float64), atol=1e-12
+    )
     assert auc(curve) < auc(backwards)
 
 
 def test_insertion_puts_the_pixels_back_onto_the_substrate():
     x = torch.ones(1, 1, 2, 2, dtype=torch.float64)
-    curve = deletion_curve(linear_model(WEIGHTS), x, WEIGHTS, target=0, mode="insertion", steps=2, substrate=0.0)
+    curve = deletion_curve(
+        linear_model(WEIGHTS), x, WEIGHTS, target=0, mode="insertion", steps=2, substrate=0.0
+    )
     # half of the pixels per step: 0, then 4 + 3, then all 10
     assert torch.allclose(curve, torch.tensor([sigmoid([0, 7, 10])], dtype=torch.float64), atol=1e-12)
 
@@ -63,7 +69,9 @@ def test_pixels_ranked_equal_come_in_a_seeded_random_order():
     assert len(orders) > 1  # not the raster order every time
     flat = torch.zeros(1, 8, 8)
     first_half = pixel_order(flat, seed=3)[0, :32]
-    assert 8 < (first_half // 8 < 4).sum() < 24  # a constant map deletes from everywhere, not the top rows first
+    assert (
+        8 < (first_half // 8 < 4).sum() < 24
+    )  # a constant map deletes from everywhere, not the top rows first
 
 
 def test_batch_size_and_batching_do_not_change_the_curves():
@@ -74,8 +82,9 @@ def test_batch_size_and_batching_do_not_change_the_curves():
     one = deletion_curve(model, x, maps, steps=5, batch_size=1)
     many = deletion_curve(model, x, maps, steps=5, batch_size=1000)
     predicted = model(x).argmax(1)
-    single = torch.cat([deletion_curve(model, x[i : i + 1], maps[i : i + 1], target=predicted[i], steps=5)
-                        for i in range(3)])  # fmt: skip
+    single = torch.cat(
+        [deletion_curve(model, x[i : i + 1], maps[i : i + 1], target=predicted[i], steps=5) for i in range(3)]
+    )
     assert one.shape == (3, 6)
     assert torch.allclose(one, many, atol=1e-12) and torch.allclose(one, single, atol=1e-12)
 
@@ -83,7 +92,9 @@ def test_batch_size_and_batching_do_not_change_the_curves():
 def test_bad_input_is_refused_before_any_work():
     x = torch.ones(2, 1, 2, 2, dtype=torch.float64)
     model = linear_model(WEIGHTS)
-    with pytest.raises(LabError, match=r"maps has shape \(2, 1, 2, 2\); expected one map per image, \(2, 2, 2\)"):
+    with pytest.raises(
+        LabError, match=r"maps has shape \(2, 1, 2, 2\); expected one map per image, \(2, 2, 2\)"
+    ):
         deletion_curve(model, x, torch.ones(2, 1, 2, 2))
     with pytest.raises(LabError, match="mode='remove'"):
         deletion_curve(model, x, torch.ones(2, 2, 2), mode="remove")

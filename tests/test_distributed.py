@@ -1,5 +1,6 @@
-"""fit under torchrun: two CPU processes (gloo) train the shapes naive CNN (tests/ddp_worker.py runs
-them once per session), and the script entry `python -m course train` refuses bad input early."""
+"""fit under torchrun with course.distributed's world: two CPU processes (gloo) train the shapes naive
+CNN (tests/ddp_worker.py runs them once per session), and the script entry `python -m course train`
+refuses bad input early."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from course import distributed
 from course.train import train_recipe
 from labkit.core import LabError
 from labkit.data.tensor_loader import TensorLoader
-from labkit.train import distributed, evaluate, load_checkpoint, predict
+from labkit.train import evaluate, load_checkpoint, predict
+from labkit.train.world import OneProcess
 
 HERE = Path(__file__).parent
 
@@ -116,8 +119,20 @@ def test_torchrun_script_entry_saves_where_the_labs_find_it(tmp_path):
     from labkit.lab import Lab
 
     out = tmp_path / "runs"
-    args = ["-m", "course", "train", "naive", "--dataset", "shapes", "--profile", "smoke", "--epochs", "1",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "-m",
+        "course",
+        "train",
+        "naive",
+        "--dataset",
+        "shapes",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
     done = torchrun(args, tmp_path / "tensor_cache")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lab = Lab("07_gradcam", "smoke", torch.device("cpu"), out, params={"dataset": None, "seed": 0})
@@ -145,13 +160,17 @@ def test_tensor_loader_shares_cover_one_shuffle_and_val_shares_partition():
     assert loader.rank == 0 and loader.world_size == 1  # the caller's loader is unchanged
 
 
-def test_one_process_leaves_loaders_and_model_as_they_are():
-    world = distributed.SINGLE
+def test_one_process_leaves_loaders_and_model_as_they_are(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    world, device = distributed.join(torch.device("cpu"))
+    assert type(world) is OneProcess and device == torch.device("cpu") and world.main
+    assert not torch.distributed.is_initialized()
     loader = object()
-    assert distributed.shard(loader, world, train=True) is loader
+    assert world.shard(loader, train=True) is loader
     model = torch.nn.Linear(2, 2)
-    assert distributed.wrap(model, world, torch.device("cpu")) is model
-    assert distributed.all_sum([1.5, 2, 3], world) == [1.5, 2, 3]
+    assert world.wrap(model) is model
+    assert world.all_sum([1.5, 2, 3]) == [1.5, 2, 3]
+    assert world.agree(True) == [] and world.agree(False) == [0]
 
 
 def test_world_size_without_rank_says_use_torchrun(monkeypatch):
@@ -163,7 +182,12 @@ def test_world_size_without_rank_says_use_torchrun(monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_nccl_without_gpus_is_refused_before_the_process_group_starts(monkeypatch):
-    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LABKIT_DIST_BACKEND": "nccl"}.items():
+    for name, value in {
+        "WORLD_SIZE": "2",
+        "RANK": "1",
+        "LOCAL_RANK": "1",
+        "LABKIT_DIST_BACKEND": "nccl",
+    }.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(LabError, match="no CUDA GPU"):
         distributed.join(torch.device("cpu"))
@@ -206,8 +230,19 @@ def test_seconds_to_target_counts_epochs_until_the_first_that_reaches_it():
     from course.train import _seconds_to
     from labkit.train import History
 
-    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": acc, "val_loss_smooth": 1.0,
-             "lr": 0.1, "seconds": 2.0} for e, acc in enumerate([0.5, 0.93, 0.95, 0.94], start=1)]  # fmt: skip
+    rows = [
+        {
+            "epoch": e,
+            "train_loss": 1.0,
+            "train_acc": 0.5,
+            "val_loss": 1.0,
+            "val_acc": acc,
+            "val_loss_smooth": 1.0,
+            "lr": 0.1,
+            "seconds": 2.0,
+        }
+        for e, acc in enumerate([0.5, 0.93, 0.95, 0.94], start=1)
+    ]
     history = History.from_rows(rows)
     assert _seconds_to(history, 0.94) == 6.0
     assert _seconds_to(history, 0.99) is None

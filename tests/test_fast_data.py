@@ -28,7 +28,9 @@ def _folder(root, per_class=6, size=20):
     for c in ("ants", "bees"):
         (root / c).mkdir(parents=True)
         for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (size, size + 4, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (size, size + 4, 3), dtype=np.uint8)).save(
+                root / c / f"{i}.png"
+            )
     return root
 
 
@@ -57,7 +59,9 @@ def test_changed_content_rebuilds_the_cache(tmp_path, tensor_cache):
     red = torch.tensor([255, 0, 0], dtype=torch.uint8).view(3, 1, 1).expand(3, 16, 16)
     everything = torch.cat([second.images(s) for s in ("train", "val", "test")])
     assert any(torch.equal(img, red) for img in everything)
-    assert not any(torch.equal(img, red) for img in torch.cat([first.images(s) for s in ("train", "val", "test")]))
+    assert not any(
+        torch.equal(img, red) for img in torch.cat([first.images(s) for s in ("train", "val", "test")])
+    )
 
 
 def test_truncated_cache_file_is_refused_with_its_path_then_rebuilt(tmp_path, tensor_cache, capsys):
@@ -102,8 +106,18 @@ def test_shapes_come_from_the_cache_the_second_time(tensor_cache, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- batch augmentation
-@pytest.mark.parametrize("names", [(), ("translate",), ("crop",), ("flip", "vflip"), ("rotation", "color"),
-                                   ("translate", "flip"), ("crop", "rotation", "flip", "color")])  # fmt: skip
+@pytest.mark.parametrize(
+    "names",
+    [
+        (),
+        ("translate",),
+        ("crop",),
+        ("flip", "vflip"),
+        ("rotation", "color"),
+        ("translate", "flip"),
+        ("crop", "rotation", "flip", "color"),
+    ],
+)
 def test_batch_augment_keeps_shape_dtype_and_is_repeatable(names):
     images = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8)
     aug = batch_aug.BatchAugment(names, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
@@ -149,7 +163,9 @@ def test_crop_zooms_in_and_rotation_fills_corners_with_the_mean():
     assert (zoomed.mean(dim=(1, 2, 3)) >= 0.25 - 0.02).all()  # a crop of >= 70 % area: the square grows
     ones = torch.ones(8, 1, 32, 32)
     turned = batch_aug.affine(ones, torch.Generator().manual_seed(1), crop=False, rotation=True)
-    assert (turned[:, :, 0, 0] < 1).any() and torch.allclose(turned[:, :, 16, 16], torch.ones(8, 1), atol=1e-5)
+    assert (turned[:, :, 0, 0] < 1).any() and torch.allclose(
+        turned[:, :, 16, 16], torch.ones(8, 1), atol=1e-5
+    )
 
 
 def test_color_jitter_stays_in_range_and_changes_each_image_differently():
@@ -169,7 +185,9 @@ def test_names_without_a_batch_version_are_refused():
 def test_in_memory_splits_get_tensor_loaders_and_others_dataloaders(tmp_path):
     splits = load_dataset("shapes", n_per_class=6, image_size=32, augment="shift")
     loaders = make_loaders(splits, 8, seed=0)
-    assert all(isinstance(ld, TensorLoader) for ld in (loaders.train, loaders.val, loaders.test, loaders.train_eval))
+    assert all(
+        isinstance(ld, TensorLoader) for ld in (loaders.train, loaders.val, loaders.test, loaders.train_eval)
+    )
     assert len(loaders.train) == -(-len(splits.train) // 8) and len(loaders.test.dataset) == len(splits.test)
     per_sample = make_loaders(splits.with_augment("strong"), 8, seed=0)  # perspective has no batch version
     assert isinstance(per_sample.train, DataLoader)
@@ -183,10 +201,14 @@ def test_drop_last_leaves_out_the_short_training_batch_only(tmp_path):
     splits = load_dataset("shapes", n_per_class=6, image_size=32, augment="shift")
     n = len(splits.train)
     assert n % 16  # 40 images: a short last batch of 8
-    for loaders in (make_loaders(splits, 16, seed=0, drop_last=True),
-                    make_loaders(splits, 16, seed=0, drop_last=True, in_memory=False, num_workers=0)):  # fmt: skip
+    for loaders in (
+        make_loaders(splits, 16, seed=0, drop_last=True),
+        make_loaders(splits, 16, seed=0, drop_last=True, in_memory=False, num_workers=0),
+    ):
         sizes = [len(y) for _, y in loaders.train]
-        assert len(loaders.train) == len(sizes) == n // 16 and set(sizes) == {16}, type(loaders.train).__name__
+        assert len(loaders.train) == len(sizes) == n // 16 and set(sizes) == {16}, type(
+            loaders.train
+        ).__name__
         assert sum(len(y) for _, y in loaders.test) == len(splits.test)  # evaluation keeps every image
 
 
@@ -195,17 +217,32 @@ def test_eval_batches_equal_the_per_sample_eval_transform():
     fast = torch.cat([x for x, _ in make_loaders(splits, 7).test])
     slow = torch.cat([x for x, _ in DataLoader(splits.test, batch_size=7)])
     assert torch.allclose(fast, slow, atol=1e-6)
-    assert torch.equal(torch.cat([y for _, y in make_loaders(splits, 7).test]), torch.as_tensor(splits.targets("test")))
+    assert torch.equal(
+        torch.cat([y for _, y in make_loaders(splits, 7).test]), torch.as_tensor(splits.targets("test"))
+    )
 
 
 def test_tensor_loader_order_repeats_with_the_seed_and_changes_per_epoch():
     images = torch.randint(0, 256, (20, 3, 8, 8), dtype=torch.uint8)
     targets = torch.arange(20)
-    make = lambda seed: TensorLoader(images, targets, 6, mean=(0, 0, 0), std=(1, 1, 1), augment=("flip",),  # noqa: E731
-                                     shuffle=True, seed=seed)  # fmt: skip
+
+    def make(seed):
+        return TensorLoader(
+            images,
+            targets,
+            6,
+            mean=(0, 0, 0),
+            std=(1, 1, 1),
+            augment=("flip",),
+            shuffle=True,
+            seed=seed,
+        )
+
     a, b, c = make(0), make(0), make(1)
     ea, eb, ec = ([y for _, y in ld] for ld in (a, b, c))
-    assert all(torch.equal(u, v) for u, v in zip(ea, eb)) and not all(torch.equal(u, v) for u, v in zip(ea, ec))
+    assert all(torch.equal(u, v) for u, v in zip(ea, eb)) and not all(
+        torch.equal(u, v) for u, v in zip(ea, ec)
+    )
     assert sorted(torch.cat(ea).tolist()) == list(range(20))  # every image once per epoch
     assert not all(torch.equal(u, v) for u, v in zip(ea, [y for _, y in a]))  # the next epoch reshuffles
 
@@ -225,8 +262,17 @@ def test_fit_on_a_tensor_loader_resumes_exactly(tmp_path):
         torch.manual_seed(0)
         model = NaiveCNN(splits.num_classes, channels=(4, 8), hidden=0)
         loaders = make_loaders(splits, 16, seed=0)
-        train.fit(model, loaders.train, loaders.val, epochs=epochs, lr=1e-2, checkpoint=checkpoint, resume=resume,
-                  progress=False, restore_best=False)  # fmt: skip
+        train.fit(
+            model,
+            loaders.train,
+            loaders.val,
+            epochs=epochs,
+            lr=1e-2,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=False,
+            restore_best=False,
+        )
         return model
 
     straight = run(3, tmp_path / "a.pt")
@@ -243,16 +289,23 @@ def test_channels_last_training_matches_the_default_layout():
         torch.manual_seed(0)
         model = NaiveCNN(splits.num_classes, channels=(4, 8), hidden=0)
         loaders = make_loaders(splits, 16, seed=0)
-        h = train.fit(model, loaders.train, loaders.val, epochs=2, lr=1e-2, channels_last=channels_last,
-                      progress=False)  # fmt: skip
-        results.append((h.df["train_loss"].to_numpy(), train.evaluate(model, loaders.test, tta=True)["accuracy"]))
-    assert np.allclose(results[0][0], results[1][0], rtol=1e-4) and results[0][1] == pytest.approx(results[1][1])
+        h = train.fit(
+            model, loaders.train, loaders.val, epochs=2, lr=1e-2, channels_last=channels_last, progress=False
+        )
+        results.append(
+            (h.df["train_loss"].to_numpy(), train.evaluate(model, loaders.test, tta=True)["accuracy"])
+        )
+    assert np.allclose(results[0][0], results[1][0], rtol=1e-4) and results[0][1] == pytest.approx(
+        results[1][1]
+    )
 
 
 def test_tta_averages_the_logits_of_each_image_and_its_mirror():
     class Left(torch.nn.Module):  # class 0 when the left half is brighter, else class 1
         def forward(self, x):
-            d = x[..., : x.shape[-1] // 2].mean(dim=(1, 2, 3)) - x[..., x.shape[-1] // 2 :].mean(dim=(1, 2, 3))
+            d = x[..., : x.shape[-1] // 2].mean(dim=(1, 2, 3)) - x[..., x.shape[-1] // 2 :].mean(
+                dim=(1, 2, 3)
+            )
             return torch.stack([d, -d], 1)
 
     x = torch.zeros(4, 3, 8, 8)

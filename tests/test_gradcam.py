@@ -1,4 +1,5 @@
-"""labkit.interpret.gradcam: against captum and pytorch-grad-cam, default layer, batching, bad input, state."""
+"""labkit.interpret.gradcam: against captum and pytorch-grad-cam, default layer, batching, bad input,
+state."""
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ def tiny_cnn(seed=0, num_classes=4):
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes),
+        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes),
     ).double()  # fmt: skip
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.2, 0.2)
@@ -66,10 +68,12 @@ def test_gradcam_correlates_with_pytorch_grad_cam_on_a_resnet():
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.randn(2, 3, 128, 128)
     target = [7, 281]
-    ours, name = gradcam(model, x, target=target, return_layer=True)
-    assert name == "layer4.1"  # found automatically: the last block's output
+    ours = gradcam(model, x, target=target)
+    assert default_gradcam_layer(model, x) == "layer4.1"  # found automatically: the last block's output
     with GradCAM(model, target_layers=[model.layer4[-1]]) as cam:
-        theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in target])  # (N, H, W), cv2-resized
+        theirs = cam(
+            input_tensor=x, targets=[ClassifierOutputTarget(t) for t in target]
+        )  # (N, H, W), cv2-resized
     for a, b in zip(ours.numpy(), theirs):
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] >= 0.99
 
@@ -78,13 +82,14 @@ def test_default_layer_is_the_last_spatial_output():
     model = NaiveCNN(5).eval()
     x = torch.randn(2, 3, 32, 32)
     assert default_gradcam_layer(model, x) == "features.pool3"
-    assert gradcam(model, x, return_layer=True)[1] == "features.pool3"
     assert torch.equal(gradcam(model, x), gradcam(model, x, layer="features.pool3"))
     names = [n for n, _ in spatial_layers(model, x)]
     assert names[-3:] == ["features.relu3_2", "features.pool3", "features"]
     assert "pool" not in names  # the global average pool's 1 x 1 output is not spatial
     # a module object works as well as its name
-    assert torch.equal(gradcam(model, x, layer=model.features.relu2_2), gradcam(model, x, layer="features.relu2_2"))
+    assert torch.equal(
+        gradcam(model, x, layer=model.features.relu2_2), gradcam(model, x, layer="features.relu2_2")
+    )
 
 
 def test_layer_resolution_without_upsampling(x):
@@ -101,7 +106,9 @@ def test_batched_equals_one_image_at_a_time(x):
     single = torch.cat([gradcam(model, x[i : i + 1], target=t, layer="2") for i, t in enumerate(target)])
     assert torch.allclose(batched, single, atol=1e-12)
     g_batched = guided_gradcam(model, x, target=target, layer="2")
-    g_single = torch.cat([guided_gradcam(model, x[i : i + 1], target=t, layer="2") for i, t in enumerate(target)])
+    g_single = torch.cat(
+        [guided_gradcam(model, x[i : i + 1], target=t, layer="2") for i, t in enumerate(target)]
+    )
     assert torch.allclose(g_batched, g_single, atol=1e-12)
 
 
@@ -114,7 +121,9 @@ def test_guided_gradcam_is_guided_backprop_times_gradcam(x):
 def test_a_map_with_no_positive_evidence_is_all_zero():
     # Activations are >= 0 (after the ReLU) and the class score falls with every channel, so every
     # weighted sum is negative and the ReLU leaves nothing: the map is all zero, not 0/0.
-    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)
+    ).eval()
     with torch.no_grad():
         model[0].weight.fill_(1.0)
         model[0].bias.zero_()
@@ -127,7 +136,9 @@ def test_a_map_with_no_positive_evidence_is_all_zero():
 def test_a_layer_without_spatial_output_is_refused_with_the_spatial_layers_named(x):
     model = NaiveCNN(5).eval()
     x = torch.randn(1, 3, 32, 32)
-    with pytest.raises(LabError, match=r"'classifier.fc2' has output shape \(1, 5\).*spatial.*'features.pool3'"):
+    with pytest.raises(
+        LabError, match=r"'classifier.fc2' has output shape \(1, 5\).*spatial.*'features.pool3'"
+    ):
         gradcam(model, x, layer="classifier.fc2")
     with pytest.raises(LabError, match=r"'pool' has output shape \(1, 128, 1, 1\)"):
         gradcam(model, x, layer="pool")
@@ -137,7 +148,9 @@ def test_a_layer_without_spatial_output_is_refused_with_the_spatial_layers_named
 
 def test_a_layer_changed_in_place_later_is_refused():
     model = torchvision.models.resnet18(weights=None).eval()
-    with pytest.raises(LabError, match=r"'bn1' returns a tensor that the model then changes in place.*'layer4.1'"):
+    with pytest.raises(
+        LabError, match=r"'bn1' returns a tensor that the model then changes in place.*'layer4.1'"
+    ):
         gradcam(model, torch.randn(1, 3, 64, 64), layer="bn1")
 
 

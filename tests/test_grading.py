@@ -21,7 +21,9 @@ from course.grading.grade import grade
 
 pytestmark = pytest.mark.notebook
 
-TIME_LIMIT = 30  # seconds per tiny submission (it needs about 8 on a busy CI machine); the endless loop uses all of it
+TIME_LIMIT = (
+    30  # seconds per tiny submission (it needs about 8 on a busy CI machine); the endless loop uses all of it
+)
 MEMORY = "2.5GB"
 
 
@@ -32,48 +34,81 @@ def _code(text: str) -> str:
 def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.NotebookNode]:
     """{student: notebook}: one per case."""
     A, B = "00-double-answer", "00-tv-answer"
-    wrong = tc.with_answer(tc.with_answer(student_nb, A, "def my_double(x):\n    return x"), B,
-                           "def my_tv(z):\n    return z.sum(dim=(1, 2, 3))")
+    wrong = tc.with_answer(
+        tc.with_answer(student_nb, A, "def my_double(x):\n    return x"),
+        B,
+        "def my_tv(z):\n    return z.sum(dim=(1, 2, 3))",
+    )
     subs = {
         "alice": master_nb,
         "bob": student_nb,
         "carol": tc.with_answer(master_nb, A, "def my_double(x):\n    return 3 * x"),
-        "dave": tc.with_answer(master_nb, A, 'raise RuntimeError("my first answer is broken")\n'
-                                             "def my_double(x):\n    return 2 * x"),
+        "dave": tc.with_answer(
+            master_nb,
+            A,
+            'raise RuntimeError("my first answer is broken")\ndef my_double(x):\n    return 2 * x',
+        ),
         "erin": tc.with_answer(master_nb, A, "while True:\n    pass"),
-        "frank": tc.with_cell_before(master_nb, A, _code("""
+        "frank": tc.with_cell_before(
+            master_nb,
+            A,
+            _code("""
             import numpy as np
             blocks = []
             while True:
                 blocks.append(np.ones(2**26))  # 512 MB at a time, until the data limit refuses
-        """)),
-        "gina": tc.with_cell_before(master_nb, A, _code("""
+        """),
+        ),
+        "gina": tc.with_cell_before(
+            master_nb,
+            A,
+            _code("""
             import mmap
             shared = mmap.mmap(-1, 6 * 2**30)  # shared memory is outside the data limit: the watchdog's case
             for i in range(0, len(shared), 4096):
                 shared[i] = 1
-        """)),
-        "hank": tc.with_cell_before(wrong, A, _code("""
+        """),
+        ),
+        "hank": tc.with_cell_before(
+            wrong,
+            A,
+            _code("""
             import labkit.check
             labkit.check.close = lambda *args, **kwargs: None
             labkit.check.equal = labkit.check.close
-        """)),
-        "ivy": tc.with_cell_before(wrong, A, _code("""
+        """),
+        ),
+        "ivy": tc.with_cell_before(
+            wrong,
+            A,
+            _code("""
             exec("import labkit.check as c\\nc.close = lambda *a, **k: None")
-        """)),
-        "jack": tc.with_cell_before(wrong, A, _code("""
+        """),
+        ),
+        "jack": tc.with_cell_before(
+            wrong,
+            A,
+            _code("""
             import contextlib
             exec("import labkit.check as c\\nc.exercise = lambda *a, **k: contextlib.nullcontext()\\n"
                  "c.close = lambda *a, **k: None")
-        """)),
-        "liam": tc.with_cell_before(wrong, A, _code("""
+        """),
+        ),
+        "liam": tc.with_cell_before(
+            wrong,
+            A,
+            _code("""
             exec("import IPython.core.interactiveshell as s\\n"
                  "s.InteractiveShell.showtraceback = lambda *a, **k: None")
-        """)),
-        "mia": tc.with_answer(wrong, A, _code(f"""
+        """),
+        ),
+        "mia": tc.with_answer(
+            wrong,
+            A,
+            _code(f"""
             import json, re
             got = {{}}
-            for path in {json.dumps(places['secret'])}:
+            for path in {json.dumps(places["secret"])}:
                 try:
                     got[path] = open(path, "rb").read()[:100]
                 except Exception as err:
@@ -81,11 +116,15 @@ def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.Noteb
             print(json.dumps({{k: str(v) for k, v in got.items()}}))
             def my_double(x):
                 return 0 * x
-        """)),
-        "noah": tc.with_answer(student_nb, A, _code(f"""
+        """),
+        ),
+        "noah": tc.with_answer(
+            student_nb,
+            A,
+            _code(f"""
             import os
             done = {{}}
-            for path in {json.dumps(places['targets'])}:
+            for path in {json.dumps(places["targets"])}:
                 try:
                     with open(path, "w") as f:
                         f.write("overwritten by a submission")
@@ -98,14 +137,19 @@ def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.Noteb
                 except Exception as err:
                     done[pid] = type(err).__name__
             print(done)
-        """)),
+        """),
+        ),
         "olivia": tc.with_answer(master_nb, B, "def my_tv(z):\n    return total_variation(z)"),
         "pia": tc.with_cell_before(master_nb, A, 'import torch\nprint(f"threads={torch.get_num_threads()}")'),
-        "quinn": tc.with_answer(master_nb, B, _code("""
+        "quinn": tc.with_answer(
+            master_nb,
+            B,
+            _code("""
             def my_tv(z):
                 import inspect
                 raise ValueError(inspect.getsource(inspect.currentframe().f_back))
-        """)),
+        """),
+        ),
     }
     stranger = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('not a lab')")])
     subs["zed"] = stranger
@@ -120,20 +164,43 @@ def graded(tmp_path_factory):
     subs_dir, out = base / "submissions", base / "out"
     subs_dir.mkdir()
     places = {
-        "secret": [str(master), str(out / ".grader" / tc.NAME / "gradebook.db"), str(subs_dir / "alice.ipynb"),
-                   str(out / ".work" / "alice" / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb")],
-        "targets": [str(out / "grades.csv"), str(subs_dir / "alice.ipynb"), str(base / "escaped.txt"),
-                    str(out / ".work" / "alice" / "result.json")],
+        "secret": [
+            str(master),
+            str(out / ".grader" / tc.NAME / "gradebook.db"),
+            str(subs_dir / "alice.ipynb"),
+            str(out / ".work" / "alice" / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"),
+        ],
+        "targets": [
+            str(out / "grades.csv"),
+            str(subs_dir / "alice.ipynb"),
+            str(base / "escaped.txt"),
+            str(out / ".work" / "alice" / "result.json"),
+        ],
     }
     master_nb, student_nb = nbformat.read(master, as_version=4), nbformat.read(student, as_version=4)
     for name, nb in submissions(master_nb, student_nb, places).items():
         nbformat.write(nb, subs_dir / f"{name}.ipynb")
     alice_before = (subs_dir / "alice.ipynb").read_bytes()
     lines = []
-    results = grade(subs_dir, out, masters=base / "masters", time_limit=TIME_LIMIT, memory=MEMORY, nice=19,
-                    log=lines.append)
-    return {"results": {r["student"]: r for r in results}, "out": out, "base": base, "subs": subs_dir,
-            "student": student, "master": master, "alice_before": alice_before, "log": lines}
+    results = grade(
+        subs_dir,
+        out,
+        masters=base / "masters",
+        time_limit=TIME_LIMIT,
+        memory=MEMORY,
+        nice=19,
+        log=lines.append,
+    )
+    return {
+        "results": {r["student"]: r for r in results},
+        "out": out,
+        "base": base,
+        "subs": subs_dir,
+        "student": student,
+        "master": master,
+        "alice_before": alice_before,
+        "log": lines,
+    }
 
 
 def points(graded, student) -> dict[str, float]:
@@ -145,20 +212,30 @@ def message(graded, student, exercise) -> str:
 
 
 def executed(graded, student) -> str:
-    path = graded["out"] / ".work" / student / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"
+    path = (
+        graded["out"] / ".work" / student / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"
+    )
     nb = nbformat.read(path, as_version=4)
     return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
 
 
 def test_student_version_has_no_solutions_and_no_hidden_tests(graded):
     student = graded["student"]
-    assert [p.name for p in student.parent.iterdir()] == [student.name], "nothing may sit beside the student copy"
+    assert [p.name for p in student.parent.iterdir()] == [student.name], (
+        "nothing may sit beside the student copy"
+    )
     text = student.read_text()
-    for secret in ("BEGIN SOLUTION", "return 2 * x", "HIDDEN TESTS", "z_hidden_case", "my_double of other numbers"):
+    for secret in (
+        "BEGIN SOLUTION",
+        "return 2 * x",
+        "HIDDEN TESTS",
+        "z_hidden_case",
+        "my_double of other numbers",
+    ):
         assert secret not in text
     nb = nbformat.read(student, as_version=4)
     assert "raise NotImplementedError()" in tc.answer_cell(nb, "00-double-answer").source
-    assert "labkit.check.exercise(\"00-double\"" in tc.answer_cell(nb, "00-double").source
+    assert 'labkit.check.exercise("00-double"' in tc.answer_cell(nb, "00-double").source
 
 
 def test_gradebook_has_a_column_per_exercise_and_the_expected_totals(graded):
@@ -216,7 +293,9 @@ def test_the_batch_is_unaffected_by_loops_memory_and_exploits(graded):
 @pytest.mark.parametrize("student", ["hank", "ivy", "jack"])
 def test_redefining_the_checks_gains_nothing(graded, student):
     assert points(graded, student) == {"00-double": 0, "00-tv": 0}
-    if student == "hank":  # written out: read from the code before it runs (more forms: test_grading_units.py)
+    if (
+        student == "hank"
+    ):  # written out: read from the code before it runs (more forms: test_grading_units.py)
         assert graded["results"]["hank"]["status"] == "tampering"
         assert any("labkit.check.close" in t for t in graded["results"]["hank"]["tampering"])
         assert "changes the checks" in (graded["out"] / "feedback" / "hank.md").read_text()
@@ -272,13 +351,26 @@ def test_each_kernel_uses_the_threads_the_grader_gives_it(graded):
 
 def test_regrading_grades_only_changed_submissions(graded):
     subs, out = graded["subs"], graded["out"]
-    fixed = tc.with_answer(nbformat.read(subs / "carol.ipynb", as_version=4), "00-double-answer",
-                           "def my_double(x):\n    return x + x")
+    fixed = tc.with_answer(
+        nbformat.read(subs / "carol.ipynb", as_version=4),
+        "00-double-answer",
+        "def my_double(x):\n    return x + x",
+    )
     nbformat.write(fixed, subs / "carol.ipynb")
     (subs / "zed.ipynb").unlink()
     lines = []
-    again = {r["student"]: r for r in grade(subs, out, masters=graded["base"] / "masters", time_limit=TIME_LIMIT,
-                                            memory=MEMORY, nice=19, log=lines.append)}
+    again = {
+        r["student"]: r
+        for r in grade(
+            subs,
+            out,
+            masters=graded["base"] / "masters",
+            time_limit=TIME_LIMIT,
+            memory=MEMORY,
+            nice=19,
+            log=lines.append,
+        )
+    }
     assert "1 to grade" in lines[0], lines
     assert not again["carol"].get("cached") and all(r.get("cached") for s, r in again.items() if s != "carol")
     assert points({"results": again}, "carol") == {"00-double": 2, "00-tv": 3}

@@ -26,7 +26,9 @@ def graded(tmp_path_factory, smoke_run):
     master02 = nbformat.read(runner.notebooks_dir() / f"{LAB02}.ipynb", as_version=4)
     nbformat.write(master02, subs / "alice.ipynb")
     nbformat.write(nbformat.read(copies[LAB02], as_version=4), subs / "bob.ipynb")
-    answer = next(c for c in master02.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "02-epoch-answer")
+    answer = next(
+        c for c in master02.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "02-epoch-answer"
+    )
     assert "    model.train()\n" in answer.source
     answer.source = answer.source.replace("    model.train()\n", "")  # the classic bug: left in eval mode
     nbformat.write(master02, subs / "carol.ipynb")
@@ -35,10 +37,20 @@ def graded(tmp_path_factory, smoke_run):
             nbformat.write(nbformat.read(path, as_version=4), subs / f"untouched_{name}.ipynb")
     # lab 02's networks from the smoke series (if it ran lab 02): labs 05-08 load them instead of training
     checkpoints = smoke_run[1] / "checkpoints"
-    results = grade(subs, base / "out", params={"profile": "smoke"}, nice=19, log=lambda *a: None,
-                    checkpoints=checkpoints if checkpoints.is_dir() else None)
-    return {"results": {r["student"]: r for r in results}, "out": base / "out", "copies": copies,
-            "student_dir": student_dir}
+    results = grade(
+        subs,
+        base / "out",
+        params={"profile": "smoke"},
+        nice=19,
+        log=lambda *a: None,
+        checkpoints=checkpoints if checkpoints.is_dir() else None,
+    )
+    return {
+        "results": {r["student"]: r for r in results},
+        "out": base / "out",
+        "copies": copies,
+        "student_dir": student_dir,
+    }
 
 
 def points(result) -> dict[str, float]:
@@ -46,12 +58,23 @@ def points(result) -> dict[str, float]:
 
 
 def executed(graded, student, lab):
-    path = graded["out"] / ".work" / student / "course" / "autograded" / assignments.STUDENT_ID / lab / f"{lab}.ipynb"
+    path = (
+        graded["out"]
+        / ".work"
+        / student
+        / "course"
+        / "autograded"
+        / assignments.STUDENT_ID
+        / lab
+        / f"{lab}.ipynb"
+    )
     return nbformat.read(path, as_version=4)
 
 
 def test_student_versions_carry_no_solutions_no_hidden_tests_and_nothing_beside_them(graded):
-    assert sorted(p.name for p in graded["student_dir"].iterdir()) == sorted(p.name for p in runner.available())
+    assert sorted(p.name for p in graded["student_dir"].iterdir()) == sorted(
+        p.name for p in runner.available()
+    )
     for name, path in graded["copies"].items():
         text = path.read_text()
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "hidden=True" not in text, name
@@ -83,7 +106,11 @@ def test_an_untouched_student_version_earns_zero_says_why_and_still_runs_to_the_
     assert result["exercises"] and all(e["points"] == 0 for e in result["exercises"])
     assert all("not answered yet" in e["message"] for e in result["exercises"]), result["exercises"]
     nb = executed(graded, student, lab)
-    broken = [(c.get("id"), o.get("ename"), o.get("evalue")) for c in nb.cells if c.cell_type == "code"
-              and not c.metadata.get("nbgrader", {}).get("grade") for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    broken = [
+        (c.get("id"), o.get("ename"), o.get("evalue"))
+        for c in nb.cells
+        if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not broken, f"{lab}: cells outside the tests failed without the answers: {broken}"

@@ -18,35 +18,41 @@ def findings(*cells, skip=()):
     return scan.scan(new_notebook(cells=[new_code_cell(c) for c in cells]), set(skip))
 
 
-@pytest.mark.parametrize("code", [
-    "labkit.check.close = lambda *a, **k: None",
-    "from labkit import check\ncheck.equal = print",
-    "import labkit.check as c\nsetattr(c, 'close', None)",
-    "from labkit.check import CheckFailed\nCheckFailed.__init__ = None",
-    "del labkit.check.shape",
-    "labkit = None",
-    "import IPython.core.interactiveshell as s\ns.InteractiveShell.showtraceback = lambda *a, **k: None",
-    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.showtraceback = None",
-    "get_ipython().showtraceback = lambda *a, **k: None",
-    "ip = get_ipython()\nip.events.register('post_run_cell', print)",
-    "import sys\nsys.modules['labkit.check'] = object()",
-    "import sys\nsys.modules.pop('labkit')",
-    "import sys\nsys.settrace(None)",
-    "import numpy as np\nnp.allclose = lambda *a, **k: True",
-    "import torch\ntorch.allclose = lambda *a, **k: True",
-    "import builtins\nbuiltins.print = None",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "labkit.check.close = lambda *a, **k: None",
+        "from labkit import check\ncheck.equal = print",
+        "import labkit.check as c\nsetattr(c, 'close', None)",
+        "from labkit.check import CheckFailed\nCheckFailed.__init__ = None",
+        "del labkit.check.shape",
+        "labkit = None",
+        "import IPython.core.interactiveshell as s\ns.InteractiveShell.showtraceback = lambda *a, **k: None",
+        "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.showtraceback = None",
+        "get_ipython().showtraceback = lambda *a, **k: None",
+        "ip = get_ipython()\nip.events.register('post_run_cell', print)",
+        "import sys\nsys.modules['labkit.check'] = object()",
+        "import sys\nsys.modules.pop('labkit')",
+        "import sys\nsys.settrace(None)",
+        "import numpy as np\nnp.allclose = lambda *a, **k: True",
+        "import torch\ntorch.allclose = lambda *a, **k: True",
+        "import builtins\nbuiltins.print = None",
+    ],
+)
 def test_tampering_is_read_from_the_code(code):
     assert findings(code).tampering, code
 
 
-@pytest.mark.parametrize("code", [
-    "import torch\ntorch.backends.cudnn.benchmark = True",
-    "import numpy as np\nnp.random.seed(0)\nx = np.zeros(3)\nx[0] = 1",
-    "check = 3\nclose = check + 1",
-    "model.fc = torch.nn.Linear(3, 2)\nself_attr = None",
-    "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 80",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import torch\ntorch.backends.cudnn.benchmark = True",
+        "import numpy as np\nnp.random.seed(0)\nx = np.zeros(3)\nx[0] = 1",
+        "check = 3\nclose = check + 1",
+        "model.fc = torch.nn.Linear(3, 2)\nself_attr = None",
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 80",
+    ],
+)
 def test_ordinary_code_is_not_tampering(code):
     assert findings(code).tampering == []
 
@@ -68,11 +74,18 @@ def test_guard_refuses_reads_of_instructor_files_and_writes_outside(tmp_path):
     guard("open", (str(root / "in.txt"), "r", 0))
     guard("open", ("/dev/null", "w", 0))
     guard("open", (os.__file__, "r", 0))
-    for event, args in [("open", (str(secret / "02.ipynb"), "r", 0)), ("open", (str(tmp_path / "x"), "w", 0)),
-                        ("open", ("/etc/escaped", None, os.O_WRONLY | os.O_CREAT)), ("os.remove", (str(tmp_path / "x"), None)),
-                        ("os.rename", (str(root / "a"), str(tmp_path / "b"), None, None)), ("os.listdir", (str(secret),)),
-                        ("subprocess.Popen", ("cat", ["cat"], None, None)), ("os.system", (b"ls",)),
-                        ("os.kill", (1, 9)), ("open", (str(root / ".." / "x"), "a", 0))]:
+    for event, args in [
+        ("open", (str(secret / "02.ipynb"), "r", 0)),
+        ("open", (str(tmp_path / "x"), "w", 0)),
+        ("open", ("/etc/escaped", None, os.O_WRONLY | os.O_CREAT)),
+        ("os.remove", (str(tmp_path / "x"), None)),
+        ("os.rename", (str(root / "a"), str(tmp_path / "b"), None, None)),
+        ("os.listdir", (str(secret),)),
+        ("subprocess.Popen", ("cat", ["cat"], None, None)),
+        ("os.system", (b"ls",)),
+        ("os.kill", (1, 9)),
+        ("open", (str(root / ".." / "x"), "a", 0)),
+    ]:
         with pytest.raises(PermissionError):
             guard(event, args)
     link = root / "link"
@@ -112,23 +125,48 @@ def test_which_lab_by_grade_ids_then_by_setup_call():
 
 
 def test_messages_come_from_errors_never_from_tracebacks_and_quotes_of_hidden_tests_are_withheld():
-    error = nbformat.from_dict({"output_type": "error", "ename": "CheckFailed", "evalue": "shape (2, 3), expected (2, 4)",
-                                "traceback": ["hidden_case = make_hidden_input()"]})
+    error = nbformat.from_dict(
+        {
+            "output_type": "error",
+            "ename": "CheckFailed",
+            "evalue": "shape (2, 3), expected (2, 4)",
+            "traceback": ["hidden_case = make_hidden_input()"],
+        }
+    )
     assert _message([error]) == "shape (2, 3), expected (2, 4)"
-    other = nbformat.from_dict({"output_type": "error", "ename": "NameError", "evalue": "name 'f' is not defined",
-                                "traceback": []})
+    other = nbformat.from_dict(
+        {"output_type": "error", "ename": "NameError", "evalue": "name 'f' is not defined", "traceback": []}
+    )
     assert _message([other]) == "NameError: name 'f' is not defined"
-    assert _redact("x = hidden_case = make_hidden_input() y", ["hidden_case = make_hidden_input()"]).startswith("(the message")
+    assert _redact(
+        "x = hidden_case = make_hidden_input() y", ["hidden_case = make_hidden_input()"]
+    ).startswith("(the message")
     nb = new_notebook(cells=[new_code_cell("")])
-    nb.cells[0].outputs = [nbformat.from_dict({"output_type": "error", "ename": "RuntimeError", "traceback": [],
-                                               "evalue": "DefaultCPUAllocator: can't allocate memory"})]
+    nb.cells[0].outputs = [
+        nbformat.from_dict(
+            {
+                "output_type": "error",
+                "ename": "RuntimeError",
+                "traceback": [],
+                "evalue": "DefaultCPUAllocator: can't allocate memory",
+            }
+        )
+    ]
     assert _status(nb) == "memory limit"
 
 
 def test_feedback_lists_points_and_reasons():
-    result = {"student": "carol", "lab": "02_naive_cnn", "status": "ok", "error": None, "tampering": [],
-              "exercises": [{"id": "02-cnn", "points": 4.0, "max": 4.0, "message": None},
-                            {"id": "02-epoch", "points": 0.0, "max": 3.0, "message": "loss | differs"}]}
+    result = {
+        "student": "carol",
+        "lab": "02_naive_cnn",
+        "status": "ok",
+        "error": None,
+        "tampering": [],
+        "exercises": [
+            {"id": "02-cnn", "points": 4.0, "max": 4.0, "message": None},
+            {"id": "02-epoch", "points": 0.0, "max": 3.0, "message": "loss | differs"},
+        ],
+    }
     text = feedback_text(result, Settings())
     assert "**Total: 4 / 7 points**" in text and "| 02-cnn | 4 / 4 | passed |" in text
     assert "| 02-epoch | 0 / 3 | loss \\| differs |" in text

@@ -43,7 +43,10 @@ def tiny_net(inplace: bool = False) -> nn.Sequential:
 
 def hook_count(model: nn.Module) -> int:
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) + len(m._backward_pre_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
+        + len(m._backward_pre_hooks)
         for m in model.modules()
     )
 
@@ -208,16 +211,23 @@ def _calls() -> dict:
     return {
         "filters": lambda m: interp.filters(m, "features.conv2_1"),
         "input_channel_norms": lambda m: interp.input_channel_norms(m, "features.conv2_1"),
-        "strongest_slices": lambda m: interp.strongest_slices(m, "features.conv2_1", 1),
         "feature_maps": lambda m: interp.feature_maps(m, X, ["features.conv1_1", "features.relu2_1"]),
         "receptive_field_walk": lambda m: interp.receptive_field(m, "features.pool2", 16).box(1, 1),
-        "receptive_field_gradient": lambda m: interp.receptive_field(m, "features.pool2", 16, method="gradient").box(1, 1),
+        "receptive_field_gradient": lambda m: interp.receptive_field(
+            m, "features.pool2", 16, method="gradient"
+        ).box(1, 1),
         "receptive_field_error": lambda m: interp.receptive_field_error(m, "features.pool2", 16, n_units=2),
-        "max_activating_patches": lambda m: interp.max_activating_patches(m, X, "features.relu2_1", 2, k=2, batch_size=2),
+        "max_activating_patches": lambda m: interp.max_activating_patches(
+            m, X, "features.relu2_1", 2, k=2, batch_size=2
+        ),
         "filter_pattern": lambda m: interp.filter_pattern(m, "features.relu2_1", 1, steps=3, image_size=16),
         "deconvnet": lambda m: interp.deconvnet(m, X, "features.pool2"),
-        "deconvnet_gradient_rule": lambda m: _quiet(lambda: interp.deconvnet(m, X, "features.pool2", method="gradient_rule")),
-        "train_inversion": lambda m: interp.train_inversion(m, "features.relu2_1", X, test_images=X, epochs=1),
+        "deconvnet_gradient_rule": lambda m: _quiet(
+            lambda: interp.deconvnet(m, X, "features.pool2", method="gradient_rule")
+        ),
+        "train_inversion": lambda m: interp.train_inversion(
+            m, "features.relu2_1", X, test_images=X, epochs=1
+        ),
     }
 
 
@@ -243,7 +253,7 @@ def test_function_restores_model_when_it_returns(name):
 
 
 @pytest.mark.parametrize("where", ["first", "last"])
-@pytest.mark.parametrize("name", [n for n in _calls() if n not in ("filters", "input_channel_norms", "strongest_slices")])
+@pytest.mark.parametrize("name", [n for n in _calls() if n not in ("filters", "input_channel_norms")])
 def test_function_restores_model_when_it_raises(name, where):
     net = _naive()
     calls = []
@@ -274,7 +284,7 @@ def test_functions_without_forward_pass_restore_on_bad_input():
     with pytest.raises(LabError):
         interp.filters(net, "features.relu1_1")
     with pytest.raises(LabError):
-        interp.strongest_slices(net, "features.conv2_1", 99)
+        interp.input_channel_norms(net, "features.relu2_1")
     assert hook_count(net) == 0
     assert_same_state(before, state(net))
 
@@ -284,8 +294,12 @@ def test_no_module_outside_interpret_hooks_registers_a_hook():
     would outlive every call that "gives the model back as it found it")."""
     root = Path(labkit.__file__).parent
     registers = re.compile(r"\.register_\w*hook\w*\(")  # module, tensor and global hooks, pre- and backward
-    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-             for path in sorted(root.rglob("*.py")) if path != root / "interpret" / "hooks.py"
-             for number, line in enumerate(path.read_text().splitlines(), 1) if registers.search(line)]  # fmt: skip
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if path != root / "interpret" / "hooks.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if registers.search(line)
+    ]
     assert found == [], "register hooks in labkit/interpret/hooks.py only:\n" + "\n".join(found)
     assert registers.search((root / "interpret" / "hooks.py").read_text())  # the pattern does find hooks

@@ -13,6 +13,7 @@ from torch import nn
 
 import labkit.interpret as interp
 from labkit.core import LabError
+from labkit.interpret.filters import top_slices
 from labkit.models import NaiveCNN
 from labkit.plots import filters as fplots
 
@@ -42,7 +43,10 @@ def test_filters_returns_a_detached_copy_of_the_weights():
 
 
 def test_filters_of_a_non_conv_layer_names_the_conv_layers():
-    with pytest.raises(LabError, match=r"'features.relu1_1' is a ReLU, not a conv layer.*'features.conv1_1', 'features.conv1_2'"):
+    with pytest.raises(
+        LabError,
+        match=r"'features.relu1_1' is a ReLU, not a conv layer.*'features.conv1_1', 'features.conv1_2'",
+    ):
         interp.filters(net(), "features.relu1_1")
 
 
@@ -51,21 +55,16 @@ def test_filters_of_an_unknown_layer_suggests_close_names():
         interp.filters(net(), "features.conv11")
 
 
-def test_input_channel_norms_and_strongest_slices():
+def test_input_channel_norms_and_top_slices():
     model = net()
     w = model.features.conv2_2.weight.detach()
     norms = interp.input_channel_norms(model, "features.conv2_2")
     assert norms.shape == (8, 8)
     assert torch.allclose(norms[3, 5], w[3, 5].pow(2).sum().sqrt())
-    idx, slices = interp.strongest_slices(model, "features.conv2_2", 3, k=2)
+    idx, slices = top_slices(interp.filters(model, "features.conv2_2")[3], k=2)
     expected = sorted(range(8), key=lambda i: -float(w[3, i].norm()))[:2]
     assert idx.tolist() == expected
     assert torch.equal(slices, w[3, expected])
-
-
-def test_strongest_slices_channel_out_of_range_names_layer_and_count():
-    with pytest.raises(LabError, match=r"channel 8 is out of range: layer 'features.conv2_2' has 8 channels"):
-        interp.strongest_slices(net(), "features.conv2_2", 8)
 
 
 def test_feature_maps_equal_the_layers_outputs_and_leave_batchnorm_statistics_alone():
@@ -94,8 +93,9 @@ def test_feature_maps_rejects_a_single_image_without_batch_dimension():
 def test_filter_pattern_beats_every_random_image_of_the_same_contrast():
     model = net()
     layer, channel = "features.relu2_1", 2
-    image, reached = interp.filter_pattern(model, layer, channel, steps=40, lr=0.1, image_size=24, blur_every=0,
-                                           return_activation=True)  # fmt: skip
+    image, reached = interp.filter_pattern(
+        model, layer, channel, steps=40, lr=0.1, image_size=24, blur_every=0, return_activation=True
+    )
     assert image.shape == (1, 3, 24, 24)
     maps = interp.feature_maps(model, image, layer)[layer]
     assert abs(float(maps[0, channel].mean()) - reached) < 1e-5
@@ -118,8 +118,16 @@ def test_filter_pattern_starts_where_a_rarely_active_unit_responds(monkeypatch):
     with torch.no_grad():  # active where the 0.1-noise around grey lifts it by 2 standard deviations
         w = model.conv.weight
         model.conv.bias.fill_(-float(0.5 * w.sum() + 2.0 * 0.1 * w.norm()))
-    kwargs = dict(steps=5, lr=0.05, image_size=6, mean=(0.0,) * 3, std=(1.0,) * 3, blur_every=0, jitter=0,
-                  return_activation=True)
+    kwargs = dict(
+        steps=5,
+        lr=0.05,
+        image_size=6,
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        blur_every=0,
+        jitter=0,
+        return_activation=True,
+    )
 
     def moved(starts: int) -> int:
         monkeypatch.setattr(activation_max, "STARTS", starts)
@@ -143,8 +151,12 @@ def test_filter_pattern_is_reproducible_and_respects_the_pixel_range():
 
 def test_filter_pattern_regularisers_can_be_switched_off():
     model = net()
-    smooth = interp.filter_pattern(model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=1, blur_sigma=1.0)
-    rough = interp.filter_pattern(model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=0, jitter=0, l2=0)
+    smooth = interp.filter_pattern(
+        model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=1, blur_sigma=1.0
+    )
+    rough = interp.filter_pattern(
+        model, "features.conv1_1", 0, steps=8, image_size=16, blur_every=0, jitter=0, l2=0
+    )
 
     def roughness(img):
         return float((img[..., 1:, :] - img[..., :-1, :]).abs().mean())
@@ -187,22 +199,28 @@ def test_filter_grid_shows_rgb_filters_with_zero_as_grey():
     assert found[(0.5, 0.5, 0.5)] == 4 * cell**2 - (cell // 3) ** 2
 
 
-def test_feature_map_grid_and_pairs_label_every_panel():
+def test_filter_map_pairs_label_every_panel():
     model = net()
     x = torch.randn(1, 3, 16, 16)
-    maps = interp.feature_maps(model, x, "features.relu1_1")["features.relu1_1"]
-    fig = fplots.feature_map_grid(maps, channels=[0, 2, 4], image=x[0], denormalize=torch.sigmoid)
-    assert _texts(fig) == ["input", "ch 0", "ch 2", "ch 4"]
     layers = ["features.conv1_1", "features.conv2_2"]
     weights = {layer: interp.filters(model, layer) for layer in layers}
-    fig = fplots.filter_map_pairs(x, [(layers[0], 2), (layers[1], 5)], weights, interp.feature_maps(model, x, layers),
-                                  k=3, denormalize=torch.sigmoid)  # fmt: skip
+    fig = fplots.filter_map_pairs(
+        x,
+        [(layers[0], 2), (layers[1], 5)],
+        weights,
+        interp.feature_maps(model, x, layers),
+        k=3,
+        denormalize=torch.sigmoid,
+    )
     texts = _texts(fig)
     assert "features.conv1_1\nfilter 2 (RGB)" in texts and "\nmap 5" in texts
     w = model.features.conv2_2.weight[5].detach()
     strongest = sorted(range(w.shape[0]), key=lambda i: -float(w[i].norm()))[:3]
-    assert [t for t in texts if "in " in t] == [f"features.conv2_2 f5\nin {strongest[0]}",
-                                               f"\nin {strongest[1]}", f"\nin {strongest[2]}"]  # fmt: skip
+    assert [t for t in texts if "in " in t] == [
+        f"features.conv2_2 f5\nin {strongest[0]}",
+        f"\nin {strongest[1]}",
+        f"\nin {strongest[2]}",
+    ]
 
 
 def test_colorize_spans_the_colour_map():
@@ -212,7 +230,10 @@ def test_colorize_spans_the_colour_map():
 
 
 def test_patch_grid_keeps_relative_patch_sizes():
-    crops = {"unit a": [torch.full((3, 30, 30), 0.2), torch.full((3, 15, 30), 0.2)], "unit b": [torch.full((3, 10, 10), 0.2)]}
+    crops = {
+        "unit a": [torch.full((3, 30, 30), 0.2), torch.full((3, 15, 30), 0.2)],
+        "unit b": [torch.full((3, 10, 10), 0.2)],
+    }
     fig = fplots.patch_grid(crops, values={"unit a": [2.0, 1.0], "unit b": [0.5]})
     assert _texts(fig) == ["2.00", "1.00", "0.50", "unit a", "unit b"]
     canvas = _canvas(fig)
@@ -223,9 +244,18 @@ def test_patch_grid_keeps_relative_patch_sizes():
 
 def test_deconv_grid_shows_signed_projections_with_zero_as_grey():
     images = torch.rand(2, 3, 8, 8)
-    fig = fplots.deconv_grid(images, {"conv1": torch.zeros(2, 3, 8, 8), "decoder conv1": torch.rand(2, 3, 8, 8)},
-                             panel_labels={"conv1": ["ch 3", "ch 1"]})  # fmt: skip
-    assert _texts(fig) == ["input", "conv1\nch 3", "decoder conv1\n", "input", "conv1\nch 1"]  # "" is not drawn
+    fig = fplots.deconv_grid(
+        images,
+        {"conv1": torch.zeros(2, 3, 8, 8), "decoder conv1": torch.rand(2, 3, 8, 8)},
+        panel_labels={"conv1": ["ch 3", "ch 1"]},
+    )
+    assert _texts(fig) == [
+        "input",
+        "conv1\nch 3",
+        "decoder conv1\n",
+        "input",
+        "conv1\nch 1",
+    ]  # "" is not drawn
     assert np.isclose(_canvas(fig), 0.5).all(axis=2).sum() == 2 * fplots.MIN_CELL**2  # two all-zero panels
 
 

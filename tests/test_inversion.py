@@ -40,7 +40,10 @@ def test_relative_error_is_zero_for_the_image_and_one_for_the_mean_image():
 def test_kept_layer_inverts_better_than_pooled_layer():
     model = probe_net()
     train, test = smooth_images(64, 1), smooth_images(16, 2)
-    errors = interp.inversion_errors(model, ["keep", "avg"], train, test, epochs=20, batch_size=16, lr=3e-3, width=16)
+    inversions = interp.invert_layers(
+        model, ["keep", "avg"], train, test, epochs=20, batch_size=16, lr=3e-3, width=16
+    )
+    errors = {name: inversion.test_error for name, inversion in inversions.items()}
     assert list(errors) == ["keep", "avg"]
     assert errors["keep"] < 0.2
     assert errors["avg"] > 0.5

@@ -10,10 +10,16 @@ def test_records_split_sizes_and_class_counts(smoke_metrics):
     assert m["dataset"] == "shapes" and m["num_classes"] >= 8
     counts = m["class_counts"]
     assert set(counts) == {"train", "val", "test"}
-    assert [sum(counts[s].values()) for s in ("train", "val", "test")] == [m["n_train"], m["n_val"], m["n_test"]]
+    assert [sum(counts[s].values()) for s in ("train", "val", "test")] == [
+        m["n_train"],
+        m["n_val"],
+        m["n_test"],
+    ]
     total = m["n_train"] + m["n_val"] + m["n_test"]
     assert m["n_train"] / total == pytest.approx(0.70, abs=0.02)
-    assert m["n_val"] / total == pytest.approx(0.15, abs=0.02) and m["n_test"] / total == pytest.approx(0.15, abs=0.02)
+    assert m["n_val"] / total == pytest.approx(0.15, abs=0.02) and m["n_test"] / total == pytest.approx(
+        0.15, abs=0.02
+    )
     # stratified: every class has the same count within a split (shapes is balanced)
     assert all(len(set(counts[s].values())) == 1 for s in counts)
     assert m["val_share_error_stratified"] <= m["val_share_error_random"]
@@ -33,5 +39,7 @@ def test_both_loaders_are_measured(smoke_metrics):
 
 
 def test_saves_its_figures(saved_figures):
-    saved_figures("01_data_prep", ["samples", "masks", "class_balance", "augment_light", "augment_strong", "augment_batch",
-                                   "sampler"])
+    saved_figures(
+        "01_data_prep",
+        ["samples", "masks", "class_balance", "augment_light", "augment_strong", "augment_batch", "sampler"],
+    )

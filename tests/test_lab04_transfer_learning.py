@@ -16,7 +16,12 @@ def test_backbone_recognises_photographs(smoke_metrics):
 def test_records_the_comparison(smoke_metrics):
     m = smoke_metrics("04_transfer_learning")
     assert m["dataset"] == "shapes"
-    keys = ("frozen_test_accuracy", "finetune_test_accuracy", "finetune_aug_test_accuracy", "scratch_test_accuracy")
+    keys = (
+        "frozen_test_accuracy",
+        "finetune_test_accuracy",
+        "finetune_aug_test_accuracy",
+        "scratch_test_accuracy",
+    )
     assert all(0.0 <= m[k] <= 1.0 for k in keys)
     # ImageNet features beat chance (0.1 on 10 classes) by far, even on a handful of images
     assert m["frozen_test_accuracy"] >= 0.4

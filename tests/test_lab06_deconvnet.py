@@ -39,7 +39,9 @@ def test_occlusion_and_gradcam_point_at_objects_more_often_than_the_centre_prior
     assert m["n_occlusion"] == 16 and m["occlusion_stride"] == m["occlusion_window"] // 2 >= 1
     centre = pointing["centre (baseline)"]
     for method in ("occlusion", "Grad-CAM"):
-        assert pointing[method] > centre, f"{method} points no better than the centre prior ({centre:.2f}): {pointing}"
+        assert pointing[method] > centre, (
+            f"{method} points no better than the centre prior ({centre:.2f}): {pointing}"
+        )
 
 
 @pytest.mark.notebook

@@ -17,13 +17,24 @@ CATS = {"tabby", "tiger cat", "Egyptian cat"}
 # The README's full-profile targets (section "Full-profile targets"); keep the two in step.
 FULL_POINTING_GAME = {"Grad-CAM": 0.90, "guided Grad-CAM": 0.90}  # measured 0.937 and 0.940 on 600 images
 FULL_ENERGY_OVER_UNIFORM = 2.0  # every method's energy on the objects / a uniform map's (measured 2.4 to 4.8)
-FULL_TWO_OBJECTS_SHARE = 0.8  # each class's Grad-CAM energy on its own half of the cat | coffee image (0.89, 0.87)
+FULL_TWO_OBJECTS_SHARE = (
+    0.8  # each class's Grad-CAM energy on its own half of the cat | coffee image (0.89, 0.87)
+)
 FULL_GB_TOP_RANDOM = 0.8  # guided backprop's rank correlation with the classifier's last layer random (0.96)
-FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisation_scores", "photos_four_maps",
-           "two_objects_two_classes", "top3_classes_static", "class_chooser_static", "sanity_rank_correlation",
-           "sanity_cascade_maps", "deletion_insertion", "deletion_photo_maps", "deletion_insertion_photos")  # fmt: skip
-NAIVE_LAYERS = ["classifier.fc2", "classifier.fc1", "features.conv3_2", "features.conv3_1", "features.conv2_2",
-                "features.conv2_1", "features.conv1_2", "features.conv1_1"]  # top first: the cascade's order
+FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisation_scores",
+           "photos_four_maps", "two_objects_two_classes", "top3_classes_static", "class_chooser_static",
+           "sanity_rank_correlation", "sanity_cascade_maps", "deletion_insertion", "deletion_photo_maps",
+           "deletion_insertion_photos")  # fmt: skip
+NAIVE_LAYERS = [
+    "classifier.fc2",
+    "classifier.fc1",
+    "features.conv3_2",
+    "features.conv3_1",
+    "features.conv2_2",
+    "features.conv2_1",
+    "features.conv1_2",
+    "features.conv1_1",
+]  # top first: the cascade's order
 DELETION_METHODS = ("saliency", "guided backprop", "Grad-CAM", "occlusion")
 
 
@@ -49,7 +60,9 @@ def test_lab07_gradcam_points_at_objects_more_often_than_the_centre_prior(smoke_
     m = smoke_metrics(NOTEBOOK)
     centre = m["pointing_game_baselines"]["centre (baseline)"]
     for method in ("Grad-CAM", "guided Grad-CAM"):
-        assert m["pointing_game"][method] > centre, f"{method} points no better than the centre prior ({centre:.2f})"
+        assert m["pointing_game"][method] > centre, (
+            f"{method} points no better than the centre prior ({centre:.2f})"
+        )
     by_layer = m["gradcam_pointing_game_by_layer"]
     assert by_layer["relu3_2"] > by_layer["relu1_2"], "the last conv layer localises better than the first"
 
@@ -83,9 +96,15 @@ def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(sm
     top, everything = NAIVE_LAYERS[0], NAIVE_LAYERS[-1]
     gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
     assert gb[top] >= 0.7, f"guided backprop with a random classifier: {gb[top]:.2f}"
-    assert cam[top] < gb[top] - 0.3, f"Grad-CAM {cam[top]:.2f} vs guided backprop {gb[top]:.2f}, classifier random"
-    assert cam[everything] < gb[everything], f"whole network random: Grad-CAM {cam[everything]:.2f}, GB {gb[everything]:.2f}"
-    assert sum(cam.values()) / len(cam) < 0.5, f"Grad-CAM stays correlated with the trained network's maps: {cam}"
+    assert cam[top] < gb[top] - 0.3, (
+        f"Grad-CAM {cam[top]:.2f} vs guided backprop {gb[top]:.2f}, classifier random"
+    )
+    assert cam[everything] < gb[everything], (
+        f"whole network random: Grad-CAM {cam[everything]:.2f}, GB {gb[everything]:.2f}"
+    )
+    assert sum(cam.values()) / len(cam) < 0.5, (
+        f"Grad-CAM stays correlated with the trained network's maps: {cam}"
+    )
 
 
 @pytest.mark.notebook
@@ -97,8 +116,12 @@ def test_lab07_every_map_beats_random_maps_in_deletion_and_insertion(smoke_metri
     assert set(m["photo_deletion_auc"]) == set(m["photo_insertion_auc"]) == {*DELETION_METHODS, *baselines}
     for method in DELETION_METHODS:
         for baseline in baselines:  # on shapes every map beats both kinds of random map
-            assert deletion[method] < deletion[baseline], f"deletion: {method} {deletion[method]:.3f} vs {baseline}"
-            assert insertion[method] > insertion[baseline], f"insertion: {method} {insertion[method]:.3f} vs {baseline}"
+            assert deletion[method] < deletion[baseline], (
+                f"deletion: {method} {deletion[method]:.3f} vs {baseline}"
+            )
+            assert insertion[method] > insertion[baseline], (
+                f"insertion: {method} {insertion[method]:.3f} vs {baseline}"
+            )
 
 
 @pytest.mark.notebook
@@ -109,7 +132,9 @@ def test_lab07_saves_its_figures(saved_figures):
 def test_lab07_full_run_meets_the_readme_targets(full_metrics):
     m = full_metrics(NOTEBOOK)
     for method, target in FULL_POINTING_GAME.items():
-        assert m["pointing_game"][method] >= target, f"{method}: pointing game {m['pointing_game'][method]:.3f}"
+        assert m["pointing_game"][method] >= target, (
+            f"{method}: pointing game {m['pointing_game'][method]:.3f}"
+        )
         assert m["pointing_game"][method] > m["pointing_game_baselines"]["centre (baseline)"]
     uniform = m["energy_in_mask_baselines"]["uniform (baseline)"]
     for method, energy in m["energy_in_mask"].items():

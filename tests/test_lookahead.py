@@ -44,13 +44,15 @@ def test_every_k_steps_the_weights_become_the_average_of_slow_and_fast():
     for (k, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
     running = model[1].running_mean
-    assert not torch.equal(running, torch.zeros_like(running))  # so the equal running statistics above mean something
+    # Trained statistics, so that the equal running statistics above mean something.
+    assert not torch.equal(running, torch.zeros_like(running))
 
 
 def test_decay_grows_with_the_cube_of_progress():
     model = _net()
     opt = Lookahead(torch.optim.SGD(model.parameters(), lr=0.1), model, total_steps=100)
-    assert opt.decay(0) == 0 and opt.decay(50) == pytest.approx(0.95**5 / 8) and opt.decay(100) == pytest.approx(0.95**5)
+    assert opt.decay(0) == 0 and opt.decay(50) == pytest.approx(0.95**5 / 8)
+    assert opt.decay(100) == pytest.approx(0.95**5)
     with pytest.raises(LabError, match="total_steps=0"):
         Lookahead(torch.optim.SGD(model.parameters(), lr=0.1), model, total_steps=0)
 
@@ -60,7 +62,8 @@ def test_state_dict_resumes_exactly():
 
     def make():
         model = _net()
-        return model, Lookahead(torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), model, 30, every=4)
+        inner = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, Lookahead(inner, model, 30, every=4)
 
     straight, opt = make()
     for x, y in batches:

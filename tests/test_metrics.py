@@ -87,7 +87,9 @@ def test_write_predictions_csv(tmp_path):
 
 
 def test_write_predictions_csv_default_ids_and_length_check(tmp_path):
-    preds = Predictions(y_true=np.array([1, 0]), y_pred=np.array([1, 1]), probs=np.array([[0.4, 0.6], [0.3, 0.7]]))
+    preds = Predictions(
+        y_true=np.array([1, 0]), y_pred=np.array([1, 1]), probs=np.array([[0.4, 0.6], [0.3, 0.7]])
+    )
     path = write_predictions_csv(tmp_path / "p.csv", preds, ["a", "b"])
     assert pd.read_csv(path)["id"].tolist() == [0, 1]
     with pytest.raises(LabError, match="2 predictions but 3 ids"):

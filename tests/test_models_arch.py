@@ -49,7 +49,9 @@ def test_basic_block_shape_and_projection_iff_shape_changes(c_in, c_out, stride,
     assert block.projection is projection
     assert (block.downsample is not None) is projection
     assert block(torch.randn(2, c_in, size, size)).shape == (2, c_out, out_size, out_size)
-    expected = conv_bn(c_in, c_out, 3) + conv_bn(c_out, c_out, 3) + (conv_bn(c_in, c_out, 1) if projection else 0)
+    expected = (
+        conv_bn(c_in, c_out, 3) + conv_bn(c_out, c_out, 3) + (conv_bn(c_in, c_out, 1) if projection else 0)
+    )
     assert count_params(block) == expected
 
 
@@ -70,9 +72,14 @@ def test_projection_shortcut_is_used_when_shape_changes():
     assert isinstance(BasicBlock(4, 4).shortcut, nn.Identity)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(in_channels=0, out_channels=4), "in_channels"),
-                                           (dict(in_channels=4, out_channels=4, stride=3), "stride"),
-                                           (dict(in_channels=4, out_channels=2.5), "out_channels")])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(in_channels=0, out_channels=4), "in_channels"),
+        (dict(in_channels=4, out_channels=4, stride=3), "stride"),
+        (dict(in_channels=4, out_channels=2.5), "out_channels"),
+    ],
+)
 def test_basic_block_rejects_bad_arguments(kwargs, match):
     with pytest.raises(LabError, match=match):
         BasicBlock(**kwargs)
@@ -128,9 +135,13 @@ def test_small_resnet_keeps_resolution_in_the_stem():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(num_classes=1), "num_classes"), (dict(num_classes=3, blocks=(2, 2), channels=(8,)), "one positive int per stage"),
-     (dict(num_classes=3, stem="cifar"), "stem"), (dict(num_classes=3, blocks=()), "blocks")],
-)  # fmt: skip
+    [
+        (dict(num_classes=1), "num_classes"),
+        (dict(num_classes=3, blocks=(2, 2), channels=(8,)), "one positive int per stage"),
+        (dict(num_classes=3, stem="cifar"), "stem"),
+        (dict(num_classes=3, blocks=()), "blocks"),
+    ],
+)
 def test_resnet_rejects_bad_arguments(kwargs, match):
     with pytest.raises(LabError, match=match):
         ResNet(**kwargs)
@@ -196,7 +207,9 @@ def test_variant_shapes_names_and_rebuild(extra):
         assert f"features.{extra}" in names
     again = build(model.arch)
     assert type(again) is NaiveCNNVariant
-    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in again.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
 
 
 def test_variant_extra_block_adds_exactly_its_parameters():
@@ -205,7 +218,9 @@ def test_variant_extra_block_adds_exactly_its_parameters():
     assert count_params(res) - count_params(base) == 2 * conv_bn(32, 32, 3)
     naive = NaiveCNNVariant(5, extra="naive_inception", channels=(8, 16, 32))
     widened_head = (32 + 8 * 3) * 5 - 32 * 5  # the head now sees 32 + 3 * 8 channels
-    assert count_params(naive) - count_params(base) == count_params(NaiveInception(32, 8, 8, 8)) + widened_head
+    assert (
+        count_params(naive) - count_params(base) == count_params(NaiveInception(32, 8, 8, 8)) + widened_head
+    )
 
 
 def test_variant_without_pooling_has_no_pool_layers():
@@ -246,7 +261,9 @@ def test_gradient_norms_leaves_no_grad_behind():
 # ----------------------------------------------------------------------------------- common checks
 
 MODELS = {
-    "basic_block_net": lambda: nn.Sequential(BasicBlock(3, 8, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)),
+    "basic_block_net": lambda: nn.Sequential(
+        BasicBlock(3, 8, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
+    ),
     "small_resnet": lambda: small_resnet(3, channels=(8, 16)),
     "inception": lambda: NaiveCNNVariant(3, extra="inception", channels=(8, 16)),
     "naive_inception": lambda: NaiveCNNVariant(3, extra="naive_inception", channels=(8, 16)),

@@ -7,6 +7,8 @@ import pytest
 
 from course import colab
 from course import run as runner
+from labkit import recipes
+from labkit.lab import parameter_names
 
 NOTEBOOKS = runner.available()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -25,20 +27,27 @@ def test_follows_the_contract(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert colab.badge(path.stem) in nb.cells[0].source, "the title cell needs its Open-in-Colab badge"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].source == colab.setup_cell_source(), "first code cell: the Colab setup cell (python -m course colab)"
-    assert "parameters" in code[1].metadata.get("tags", []), "the code cell after it must be tagged `parameters`"
+    assert code[0].source == colab.setup_cell_source(), (
+        "first code cell: the Colab setup cell (python -m course colab)"
+    )
+    assert "parameters" in code[1].metadata.get("tags", []), (
+        "the code cell after it must be tagged `parameters`"
+    )
     last = nb.cells[-1]
-    assert last.cell_type == "markdown" and last.source.startswith("## What to try next"), "end with What to try next"
+    assert last.cell_type == "markdown" and last.source.startswith("## What to try next"), (
+        "end with What to try next"
+    )
     params = runner.declared_parameters(path)
     assert {"profile", "seed", "device", "out_dir"} <= params
     source = "\n".join(c.source for c in code)
-    assert f'labkit.setup("{path.stem}"' in source
     assert "labkit.record(" in source or "lab.record(" in source
-    # every parameter reaches labkit.setup, so the profile's default applies and its type is checked
-    setup_call = source[source.index("labkit.setup("):]
-    setup_call = setup_call[: setup_call.index(")\n") + 1]
-    missing = [p for p in params - {"profile"} if f"{p}={p}" not in setup_call]
-    assert not missing, f"parameters {missing} are not passed to labkit.setup"
+    # The parameters cell is the one list of the lab's parameters; labkit.recipes gives each its defaults,
+    # and the cell after it (imports and setup) is at most 4 lines.
+    assert params == parameter_names(recipes.LABS[path.stem]), (
+        "the parameters cell and labkit.recipes disagree"
+    )
+    setup = code[2].source.strip().splitlines()
+    assert len(setup) <= 4 and f'lab = labkit.setup("{path.stem}", globals())' in setup, setup
     solutions = sum(c.source.count("### BEGIN SOLUTION") for c in code)
     assert solutions == sum(c.source.count("### END SOLUTION") for c in code)
 
@@ -65,7 +74,9 @@ def test_smoke_run_writes_summary_and_index(smoke_run):
 
 def _without_timings(metrics):
     if isinstance(metrics, dict):
-        return {k: _without_timings(v) for k, v in metrics.items() if "second" not in k}  # seconds, per second
+        return {
+            k: _without_timings(v) for k, v in metrics.items() if "second" not in k
+        }  # seconds, per second
     return metrics
 
 

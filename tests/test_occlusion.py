@@ -1,4 +1,5 @@
-"""labkit.interpret.occlusion: against captum's Occlusion, exact values on a linear model, batching, bad input, state."""
+"""labkit.interpret.occlusion: against captum's Occlusion, exact values on a linear model, batching,
+bad input, state."""
 
 import pytest
 import torch
@@ -21,8 +22,13 @@ def test_occlusion_equals_captum(window, stride, x):
     model = tiny_cnn()
     target = [0, 3, 2]
     ours = occlusion(model, x, target=target, window=window, stride=stride, batch_size=7)
-    theirs = Occlusion(model).attribute(x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-                                        target=target, baselines=0.0)  # fmt: skip
+    theirs = Occlusion(model).attribute(
+        x,
+        sliding_window_shapes=(3, window, window),
+        strides=(3, stride, stride),
+        target=target,
+        baselines=0.0,
+    )
     assert ours.shape == (3, 13, 12)
     # captum divides its sums in float32, so agreement is to float32 precision
     assert torch.allclose(ours, theirs[:, 0].double(), rtol=1e-6, atol=1e-7)
@@ -32,7 +38,9 @@ def test_occlusion_equals_captum_with_an_image_as_baseline(x):
     model = tiny_cnn()
     grey = torch.full_like(x, 0.3)
     ours = occlusion(model, x, target=1, window=4, stride=2, baseline=grey)
-    theirs = Occlusion(model).attribute(x, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), target=1, baselines=grey)
+    theirs = Occlusion(model).attribute(
+        x, sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2), target=1, baselines=grey
+    )
     assert torch.allclose(ours, theirs[:, 0].double(), rtol=1e-6, atol=1e-7)
 
 
@@ -66,10 +74,14 @@ def test_windows_reach_the_border_and_cover_every_pixel():
 def test_probability_score_and_default_target(x):
     model = tiny_cnn()
     predicted = model(x).argmax(1)
-    assert torch.equal(occlusion(model, x, window=4, stride=2), occlusion(model, x, target=predicted, window=4, stride=2))
+    assert torch.equal(
+        occlusion(model, x, window=4, stride=2), occlusion(model, x, target=predicted, window=4, stride=2)
+    )
     square = x[:, :, :12]
     predicted = model(square).argmax(1)
-    probs = occlusion(model, square, target=predicted, window=12, stride=12, score="probability")  # one window: all
+    probs = occlusion(
+        model, square, target=predicted, window=12, stride=12, score="probability"
+    )  # one window: all
     p = model(square).softmax(1).gather(1, predicted[:, None])[:, 0]
     p_grey = model(torch.zeros_like(square)).softmax(1).gather(1, predicted[:, None])[:, 0]
     assert torch.allclose(probs, (p - p_grey)[:, None, None].expand(-1, 12, 12), atol=1e-12)
@@ -79,7 +91,9 @@ def test_batch_size_does_not_change_the_maps(x):
     model = tiny_cnn()
     one = occlusion(model, x, target=[1, 2, 3], window=5, stride=2, batch_size=1)
     many = occlusion(model, x, target=[1, 2, 3], window=5, stride=2, batch_size=10_000)
-    single = torch.cat([occlusion(model, x[i : i + 1], target=t, window=5, stride=2) for i, t in enumerate([1, 2, 3])])
+    single = torch.cat(
+        [occlusion(model, x[i : i + 1], target=t, window=5, stride=2) for i, t in enumerate([1, 2, 3])]
+    )
     assert torch.allclose(one, many, atol=1e-12) and torch.allclose(one, single, atol=1e-12)
 
 

@@ -20,8 +20,8 @@ SETUP, NETWORK = "labkit.setup(", "zoo.naive_cnn("
 CASES = {
     "01": [("image_size", "64", SETUP), ("batch_size", 0, SETUP), ("augment", "heavy", SETUP),
            ("dataset", "mnist", SETUP)],
-    "02": [("epochs", -1, SETUP), ("dropout", 1.5, SETUP), ("optimizer", "adamax", SETUP), ("tta", "yes", SETUP),
-           ("channels", [16, 0, 64], SETUP)],
+    "02": [("epochs", -1, SETUP), ("dropout", 1.5, SETUP), ("optimizer", "adamax", SETUP),
+           ("tta", "yes", SETUP), ("channels", [16, 0, 64], SETUP)],
     "03": [("depth", 0, SETUP), ("resnet_channels", [16, 32, 64], SETUP), ("resnet_lr", -0.1, SETUP),
            ("augment", "wild", SETUP), ("resnet_arch", "resnet50", SETUP), ("resnet_momentum", 1.0, SETUP)],
     "04": [("backbone", "resnet999", SETUP), ("lr_decay", 2.0, SETUP), ("unfreeze_stages", -1, SETUP),
@@ -30,8 +30,9 @@ CASES = {
     "06": [("inversion_layers", ["features.pool9"], NETWORK), ("n_show", 0, SETUP), ("photos", [], SETUP)],
     "07": [("layer", "features.conv9_9", NETWORK), ("n_images", -5, SETUP), ("photo_size", 8, SETUP),
            ("deletion_photos", ["chelsea", "kitten"], SETUP), ("occlusion_window", 0, SETUP)],
-    "08": [("imagenet_classes", ["no such class at all"], SETUP), ("steps", 0, SETUP), ("objective", "prob", SETUP),
-           ("second_seed", 0, SETUP), ("ensemble_seeds", [1, 2], SETUP), ("fooling_max_steps", 0.5, SETUP)],
+    "08": [("imagenet_classes", ["no such class at all"], SETUP), ("steps", 0, SETUP),
+           ("objective", "prob", SETUP), ("second_seed", 0, SETUP), ("ensemble_seeds", [1, 2], SETUP),
+           ("fooling_max_steps", 0.5, SETUP)],
 }  # fmt: skip
 
 
@@ -79,7 +80,9 @@ def test_the_runner_reports_the_bad_parameter_from_the_setup_cell(tmp_path):
     start = time.perf_counter()
     outcomes = runner.run(["02"], profile="smoke", params={"epochs": -1}, out=tmp_path, html_index=False)
     assert outcomes[0].status == "failed" and "parameter epochs=-1" in outcomes[0].error
-    assert time.perf_counter() - start < 120  # the kernel's start and imports, then the setup cell: no training
+    assert (
+        time.perf_counter() - start < 120
+    )  # the kernel's start and imports, then the setup cell: no training
 
 
 def test_rules_say_what_the_parameter_takes():

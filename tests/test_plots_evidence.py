@@ -35,7 +35,9 @@ def test_fooling_grid_shows_each_perturbation_magnified_to_its_largest_change():
     second = np.asarray(fig.axes[4].images[0].get_array())
     assert first[0, 0, 0] == pytest.approx(1.0) and first[1, 1, 0] == pytest.approx(0.5)  # grey is no change
     assert second[1, 1, 0] == pytest.approx(0.0) and second[2, 2, 0] == pytest.approx(0.75)  # its own scale
-    assert [t.get_text() for t in fig.axes[1].texts] == ["x50"] and [t.get_text() for t in fig.axes[4].texts] == ["x100"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["x50"] and [
+        t.get_text() for t in fig.axes[4].texts
+    ] == ["x100"]
     assert fig.axes[5].get_xlabel() == "cat 0.7" and fig.axes[0].get_ylabel() == "cat"
     with pytest.raises(LabError, match="2 images, 1 perturbed images"):
         fooling_grid(images, images[:1], delta)

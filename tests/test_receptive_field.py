@@ -18,13 +18,16 @@ from labkit.models import NaiveCNN
 STACKS = {
     "plain": [("conv", dict(kernel_size=3, padding=1)), ("pool", dict(kernel_size=2)),
               ("conv", dict(kernel_size=3, padding=1)), ("pool", dict(kernel_size=2))],
-    "strided_dilated": [("conv", dict(kernel_size=5, stride=2, padding=1)), ("conv", dict(kernel_size=3, dilation=2, padding=2)),
-                        ("pool", dict(kernel_size=3, stride=2, padding=1)), ("conv", dict(kernel_size=3, dilation=3, padding=1))],
+    "strided_dilated": [("conv", dict(kernel_size=5, stride=2, padding=1)),
+                        ("conv", dict(kernel_size=3, dilation=2, padding=2)),
+                        ("pool", dict(kernel_size=3, stride=2, padding=1)),
+                        ("conv", dict(kernel_size=3, dilation=3, padding=1))],
     "anisotropic": [("conv", dict(kernel_size=(3, 5), stride=(1, 2), padding=(0, 2))),
                     ("pool", dict(kernel_size=(2, 3), stride=2, ceil_mode=True)),
                     ("conv", dict(kernel_size=(5, 3), dilation=(2, 1), padding=(3, 0)))],
     "no_padding": [("conv", dict(kernel_size=2, stride=2)), ("conv", dict(kernel_size=3, padding=1)),
-                   ("pool", dict(kernel_size=2, stride=1)), ("conv", dict(kernel_size=3, stride=3, padding=2))],
+                   ("pool", dict(kernel_size=2, stride=1)),
+                   ("conv", dict(kernel_size=3, stride=3, padding=2))],
 }  # fmt: skip
 
 
@@ -81,7 +84,9 @@ def test_walked_box_equals_the_gradient_support(stack, size):
         rf = interp.receptive_field(real, layer, size, method="walk")
         assert rf.method == "walk"
         h, w = rf.output_size
-        units = {(0, 0), (h - 1, w - 1), (0, w - 1)} | {(rng.randrange(h), rng.randrange(w)) for _ in range(4)}
+        units = {(0, 0), (h - 1, w - 1), (0, w - 1)} | {
+            (rng.randrange(h), rng.randrange(w)) for _ in range(4)
+        }
         for unit in sorted(units):
             assert rf.box(*unit) == gradient_box(oracle, layer, size, unit), (layer, unit)
 
@@ -135,14 +140,21 @@ def test_unsupported_module_on_the_way_is_named():
             return x * 2
 
     model = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 2, 3), gate=Gate(), conv2=nn.Conv2d(2, 2, 3)))
-    with pytest.raises(LabError, match=r"module 'gate' \(Gate\) on the way to layer 'conv2' is not supported"):
+    with pytest.raises(
+        LabError, match=r"module 'gate' \(Gate\) on the way to layer 'conv2' is not supported"
+    ):
         interp.receptive_field(model, "conv2", 16, method="walk")
 
 
 def test_table_and_bad_input():
     model = NaiveCNN(3, channels=(4, 6), convs_per_stage=1)
     table = interp.receptive_field_table(model, 32)
-    assert list(table["layer"]) == ["features.conv1_1", "features.pool1", "features.conv2_1", "features.pool2"]
+    assert list(table["layer"]) == [
+        "features.conv1_1",
+        "features.pool1",
+        "features.conv2_1",
+        "features.pool2",
+    ]
     assert list(table["rf_size"]) == [3, 4, 8, 10]
     rf = interp.receptive_field(model, "features.pool2", 32)
     with pytest.raises(LabError, match="outside layer 'features.pool2'"):

@@ -32,7 +32,11 @@ def test_resolve_by_number_and_name():
 
 def test_params_are_yaml_and_unknown_ones_are_refused(tmp_path):
     assert runner.parse_params(["epochs=3", "dataset=cifar10", "lr=1e-3", "root=null"]) == {
-        "epochs": 3, "dataset": "cifar10", "lr": 1e-3, "root": None}
+        "epochs": 3,
+        "dataset": "cifar10",
+        "lr": 1e-3,
+        "root": None,
+    }
     with pytest.raises(LabError, match="is not key=value"):
         runner.parse_params(["epochs"])
     nb = _notebook(tmp_path / "01_t.ipynb", "print(1)")

@@ -1,4 +1,5 @@
-"""labkit.interpret saliency, guided backprop and targets: against captum, batched, bad input, state restored."""
+"""labkit.interpret saliency, guided backprop and targets: against captum, batched, bad input, state
+restored."""
 
 import copy
 
@@ -12,10 +13,10 @@ from labkit.interpret import (
     abs_max_channels,
     guided_backprop,
     maps_for_targets,
-    resolve_targets,
     saliency,
     topk_targets,
 )
+from labkit.interpret.attribution import resolve_targets
 
 pytestmark = pytest.mark.filterwarnings("ignore:(Input Tensor|Setting backward hooks):UserWarning")
 
@@ -165,7 +166,9 @@ def test_hooks_gone_and_state_restored_after_an_exception(method, x):
     assert x.requires_grad and x.grad is None
     assert all(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))
     model.eval()
-    assert torch.allclose(method(model, x.detach(), target=0), method(copy.deepcopy(model), x.detach(), target=0))
+    assert torch.allclose(
+        method(model, x.detach(), target=0), method(copy.deepcopy(model), x.detach(), target=0)
+    )
 
 
 def test_topk_and_maps_for_targets_in_one_pass(x):

@@ -11,14 +11,12 @@ from labkit.core import LabError
 from labkit.interpret import (
     gradcam,
     guided_backprop,
-    randomisable_layers,
-    randomisation_steps,
     randomised,
     rank_correlation,
     saliency,
     sanity_check,
 )
-from labkit.interpret.sanity import as_heat
+from labkit.interpret.sanity import as_heat, randomisable_layers, randomisation_steps
 
 pytestmark = pytest.mark.filterwarnings("ignore:(Input Tensor|Setting backward hooks):UserWarning")
 

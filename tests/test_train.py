@@ -1,4 +1,4 @@
-"""labkit.train: fit (schedules, loss options, early stopping, checkpoints, exact resume),
+"""labkit.train: fit (schedules, label smoothing, early stopping, checkpoints, exact resume),
 overfit_one_batch, evaluate/predict, save/load_checkpoint. Tiny CPU models and data only."""
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from labkit.train import (
 )
 from labkit.train import checkpoint as ckpt_module
 from labkit.train import rng as rng_module
+from labkit.train.history import SMOOTHING
 
-# ---------------------------------------------------------------------------------------------- helpers
+# -------------------------------------------------------------------------------------------------- helpers
 
 
 def make_data(n: int = 64, seed: int = 0, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,8 +67,12 @@ class Augmented(Dataset):
 def loaders(shuffle_seed: int = 0, interrupt_after: int | None = None, batch_size: int = 16):
     x, y = make_data(64, seed=0)
     vx, vy = make_data(32, seed=1)
-    train = DataLoader(Augmented(x, y, interrupt_after), batch_size=batch_size, shuffle=True,
-                       generator=torch.Generator().manual_seed(shuffle_seed))  # fmt: skip
+    train = DataLoader(
+        Augmented(x, y, interrupt_after),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(shuffle_seed),
+    )
     return train, DataLoader(TensorDataset(vx, vy), batch_size=16)
 
 
@@ -97,11 +102,11 @@ def no_history_seconds(h: History) -> pd.DataFrame:
     return h.df.drop(columns="seconds")
 
 
-# ---------------------------------------------------------------------------------------------- exact resume
+# --------------------------------------------------------------------------------------------- exact resume
 
 
 def test_resume_after_two_epochs_gives_same_weights_as_straight_run(tmp_path):
-    kw = dict(optimizer="sgd", lr=0.05, momentum=0.9, progress=False, restore_best=False)
+    kw = dict(optimizer="sgd", lr=0.05, progress=False, restore_best=False)
     straight = tiny_model(0)
     tl, vl = loaders()
     seed_all(0)
@@ -189,11 +194,20 @@ def test_resume_refuses_changed_epochs_with_epoch_dependent_schedule(tmp_path):
     ck = tmp_path / "run.pt"
     tl, vl = loaders()
     fit(tiny_model(0), tl, vl, epochs=2, scheduler="cosine", checkpoint=ck, progress=False)
-    with pytest.raises(LabError, match=r"epochs=2 with scheduler='cosine'.*resume with epochs=2"):
+    with pytest.raises(LabError, match=r"run with epochs=2, not epochs=4: resume with epochs=2"):
         fit(tiny_model(0), tl, vl, epochs=4, scheduler="cosine", checkpoint=ck, resume=True, progress=False)
-    with pytest.raises(LabError, match=r"optimizer='Adam', this run has optimizer='SGD'"):
-        fit(tiny_model(0), tl, vl, epochs=2, optimizer="sgd", scheduler="cosine", checkpoint=ck, resume=True,
-            progress=False)  # fmt: skip
+    with pytest.raises(LabError, match=r"run with optimizer='Adam', not optimizer='SGD'"):
+        fit(
+            tiny_model(0),
+            tl,
+            vl,
+            epochs=2,
+            optimizer="sgd",
+            scheduler="cosine",
+            checkpoint=ck,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_resume_from_save_checkpoint_file_is_refused(tmp_path):
@@ -212,8 +226,9 @@ def test_fit_checkpoint_loads_with_weights_only(tmp_path):
     fit(tiny_model(0), tl, vl, epochs=2, scheduler="onecycle", patience=3, checkpoint=ck, progress=False)
     state = torch.load(ck, weights_only=True)  # raises if anything in it needs pickled code
     assert state["fit"]["epoch"] == 2
-    assert set(state["fit"]["history"]) >= {"epoch", "val_loss_smooth", "lr"}
-    assert isinstance(state["fit"]["rng"]["numpy"]["keys"], torch.Tensor)
+    assert [row["epoch"] for row in state["fit"]["rows"]] == [1, 2]
+    assert set(state["fit"]["rows"][-1]) == set(History.from_rows([]).df.columns)
+    assert isinstance(state["fit"]["rng"]["numpy"][0], torch.Tensor)  # numpy's keys
     assert len(state["fit"]["rng"]["loaders"]["train"]) == 1  # the shuffling generator is saved
 
 
@@ -240,15 +255,25 @@ def test_load_checkpoint_refuses_pickled_objects(tmp_path):
 
 def test_save_and_load_checkpoint_round_trip_rebuilds_architecture(tmp_path):
     model = tiny_model(0).eval()
-    extra = {"classes": ["a", "b", "c", "d"], "image_size": 16, "mean": (0.5, 0.4, 0.3),
-             "counts": np.array([1, 2, 3]), "seed": np.int64(3), "where": tmp_path}  # fmt: skip
+    extra = {
+        "classes": ["a", "b", "c", "d"],
+        "image_size": 16,
+        "mean": (0.5, 0.4, 0.3),
+        "counts": np.array([1, 2, 3]),
+        "seed": np.int64(3),
+        "where": tmp_path,
+    }
     path = save_checkpoint(tmp_path / "sub" / "m.pt", model, **extra)
     rebuilt, got = load_checkpoint(path)
     assert isinstance(rebuilt, NaiveCNN) and not rebuilt.training
     assert rebuilt.arch == model.arch
     assert_same_weights(rebuilt, model)
     assert got["classes"] == ["a", "b", "c", "d"] and got["mean"] == (0.5, 0.4, 0.3)
-    assert torch.equal(got["counts"], torch.tensor([1, 2, 3])) and got["seed"] == 3 and got["where"] == str(tmp_path)
+    assert (
+        torch.equal(got["counts"], torch.tensor([1, 2, 3]))
+        and got["seed"] == 3
+        and got["where"] == str(tmp_path)
+    )
     x = make_data(8)[0]
     assert torch.equal(rebuilt(x), model(x))
 
@@ -303,8 +328,11 @@ def test_fit_checkpoint_survives_crash_during_write(tmp_path, monkeypatch):
 def test_load_checkpoint_with_other_architecture_names_both(tmp_path):
     path = save_checkpoint(tmp_path / "m.pt", tiny_model(0))
     other = NaiveCNN(num_classes=4, channels=(8, 32), convs_per_stage=1, hidden=16)
-    with pytest.raises(LabError, match=r"holds naive_cnn\(.*channels=\[8, 16\].*model given is naive_cnn\(.*"
-                                       r"channels=\[8, 32\].*load_checkpoint\(path\) without a model"):  # fmt: skip
+    with pytest.raises(
+        LabError,
+        match=r"holds naive_cnn\(.*channels=\[8, 16\].*model given is naive_cnn\(.*"
+        r"channels=\[8, 32\].*load_checkpoint\(path\) without a model",
+    ):
         load_checkpoint(path, other)
 
 
@@ -331,15 +359,19 @@ def test_load_checkpoint_truncated_file(tmp_path):
         load_checkpoint(path)
 
 
-# ---------------------------------------------------------------------------------------------- fit behaviour
+# -------------------------------------------------------------------------------------------- fit behaviour
 
 
 def test_early_stopping_stops_and_restores_best_weights():
     x, y = make_data(64)
-    train = lambda: DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,  # noqa: E731
-                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    def train():
+        return DataLoader(
+            TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
+
     val = DataLoader(TensorDataset(x, (y + 1) % 4), batch_size=32)  # learning the task makes val worse
-    kw = dict(lr=1e-2, smoothing=0.5, progress=False)
+    kw = dict(lr=1e-2, progress=False)
     model = tiny_model(0)
     h = fit(model, train(), val, epochs=30, patience=2, **kw)
 
@@ -348,7 +380,7 @@ def test_early_stopping_stops_and_restores_best_weights():
     raw = h.df["val_loss"].to_list()
     expected = [raw[0]]
     for v in raw[1:]:
-        expected.append(0.5 * expected[-1] + 0.5 * v)
+        expected.append(SMOOTHING * expected[-1] + (1 - SMOOTHING) * v)
     np.testing.assert_allclose(h.df["val_loss_smooth"], expected, rtol=0, atol=1e-12)
     assert h.df["val_loss_smooth"].iloc[-1] > h.df["val_loss_smooth"].min()
     assert h.best_epoch == int(np.argmin(expected)) + 1
@@ -362,7 +394,9 @@ def test_early_stopping_stops_and_restores_best_weights():
 
 def test_resume_of_early_stopped_run_trains_nothing_more(tmp_path):
     x, y = make_data(64)
-    tl = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    tl = DataLoader(
+        TensorDataset(x, y), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     vl = DataLoader(TensorDataset(x, (y + 1) % 4), batch_size=32)
     ck = tmp_path / "run.pt"
     model = tiny_model(0)
@@ -375,7 +409,9 @@ def test_resume_of_early_stopped_run_trains_nothing_more(tmp_path):
 
 def _lrs(scheduler, epochs, optimizer="sgd", lr=0.1):
     tl, vl = loaders()
-    h = fit(tiny_model(0), tl, vl, epochs=epochs, optimizer=optimizer, lr=lr, scheduler=scheduler, progress=False)
+    h = fit(
+        tiny_model(0), tl, vl, epochs=epochs, optimizer=optimizer, lr=lr, scheduler=scheduler, progress=False
+    )
     return h.df["lr"].to_list()
 
 
@@ -387,7 +423,11 @@ def test_cosine_schedule_records_lr_per_epoch():
 def test_step_and_onecycle_and_custom_schedules():
     np.testing.assert_allclose(_lrs("step", 6), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-9)
     onecycle = _lrs("onecycle", 3)  # per batch: warm up from lr/25, peak, anneal
-    assert onecycle[0] == pytest.approx(0.1 / 25) and max(onecycle) > onecycle[0] and onecycle[-1] < max(onecycle)
+    assert (
+        onecycle[0] == pytest.approx(0.1 / 25)
+        and max(onecycle) > onecycle[0]
+        and onecycle[-1] < max(onecycle)
+    )
     halving = _lrs(lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), 3)
     np.testing.assert_allclose(halving, [0.1, 0.05, 0.025], rtol=1e-12)
 
@@ -408,22 +448,21 @@ def test_optimizer_instance_and_param_groups_are_used():
             assert torch.equal(v, frozen[k]), f"{k} was updated though not in param_groups"
 
 
-def test_label_smoothing_and_class_weights_reach_the_loss():
+def test_label_smoothing_reaches_the_loss():
     x, y = make_data(16)
     vx, vy = make_data(16, seed=3)
     tl = DataLoader(TensorDataset(x, y), batch_size=16)
     vl = DataLoader(TensorDataset(vx, vy), batch_size=16)
     model = tiny_model(0, dropout=0.0)
     before = copy.deepcopy(model).train()
-    w, eps = torch.tensor([1.0, 2.0, 0.5, 3.0]), 0.2
+    eps = 0.5
     # lr=0: the weights stay, so the recorded losses can be recomputed by hand.
-    h = fit(model, tl, vl, epochs=1, optimizer="sgd", lr=0.0, momentum=0.0, label_smoothing=eps,
-            class_weights=w, progress=False)  # fmt: skip
+    h = fit(model, tl, vl, epochs=1, optimizer="sgd", lr=0.0, label_smoothing=eps, progress=False)
 
     def manual(logits, target):
         logp = logits.log_softmax(1)  # (B, K)
-        per = (1 - eps) * w[target] * -logp[torch.arange(len(target)), target] + eps / 4 * (w * -logp).sum(1)
-        return float(per.sum() / w[target].sum())
+        per = (1 - eps) * -logp[torch.arange(len(target)), target] + eps / 4 * -logp.sum(1)
+        return float(per.mean())
 
     with torch.no_grad():
         train_manual = manual(before(x), y)
@@ -463,6 +502,15 @@ def test_fit_rejects_bad_arguments_before_training():
         fit(m, tl, None, epochs=1, patience=2)
     with pytest.raises(LabError, match="label_smoothing=1.5"):
         fit(m, tl, vl, epochs=1, label_smoothing=1.5)
+    with pytest.raises(LabError, match="ReduceLROnPlateau needs the validation loss"):
+        fit(m, tl, vl, epochs=1, scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def test_fit_under_torchrun_without_a_world_says_to_pass_one(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    tl, vl = loaders()
+    with pytest.raises(LabError, match=r"WORLD_SIZE=2 .*pass world=course\.distributed\.join"):
+        fit(tiny_model(0), tl, vl, epochs=1, progress=False)
 
 
 def test_fit_diverging_loss_says_lower_the_lr():
@@ -477,8 +525,16 @@ def test_fit_without_val_loader_and_history_csv(tmp_path):
     assert h.best_epoch is None and h.df["val_loss"].isna().all()
     path = h.to_csv(tmp_path / "h.csv")
     back = pd.read_csv(path)
-    assert list(back.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_loss_smooth",
-                                  "lr", "seconds"]  # fmt: skip
+    assert list(back.columns) == [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_loss_smooth",
+        "lr",
+        "seconds",
+    ]
     np.testing.assert_allclose(back["train_loss"], h.df["train_loss"])
     assert h.seconds == pytest.approx(h.df["seconds"].sum())
 
@@ -492,25 +548,12 @@ def test_progress_bars_and_silence(capsys):
     assert "fit" in shown.out + shown.err
 
 
-def test_tensorboard_logs_scalars_per_epoch(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tl, vl = loaders()
-    h = fit(tiny_model(0), tl, vl, epochs=2, progress=False, tensorboard=tmp_path / "tb")
-    acc = EventAccumulator(str(tmp_path / "tb"))
-    acc.Reload()
-    events = acc.Scalars("loss/val")
-    assert [e.step for e in events] == [1, 2]
-    np.testing.assert_allclose([e.value for e in events], h.df["val_loss"], rtol=1e-6)
-    assert {"loss/train", "accuracy/train", "accuracy/val", "lr"} <= set(acc.Tags()["scalars"])
-
-
 def test_smooth_formula():
     np.testing.assert_allclose(smooth([1.0, 3.0, 3.0], 0.5), [1.0, 2.0, 2.5])
     np.testing.assert_allclose(smooth([1.0, 3.0], 0.0), [1.0, 3.0])
 
 
-# ---------------------------------------------------------------------------------------------- overfit, predict
+# ----------------------------------------------------------------------------------------- overfit, predict
 
 
 def test_overfit_one_batch_reaches_low_loss_and_restores_modes():

@@ -1,4 +1,5 @@
-"""labkit.util: atomic writes leave nothing half-written, preserved gives everything back, ImageNet batches round-trip."""
+"""labkit.util and labkit.core: atomic writes leave nothing half-written, preserved gives everything back,
+ImageNet batches round-trip."""
 
 import json
 

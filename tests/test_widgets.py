@@ -46,7 +46,9 @@ def test_explorer_dropdowns_redraw_and_channels_follow_the_layer():
     image, layer, channel = view.children[0].children
     assert calls == [("cat", "conv_a", 0)] and list(channel.options) == [0, 1, 2, 3]
     layer.value = "conv_b"
-    assert list(channel.options) == [7, 9] and calls[-1] == ("cat", "conv_b", 7) and len(calls) == 2  # one redraw
+    assert (
+        list(channel.options) == [7, 9] and calls[-1] == ("cat", "conv_b", 7) and len(calls) == 2
+    )  # one redraw
     channel.value = 9
     image.value = "dog"
     assert calls[-2:] == [("cat", "conv_b", 9), ("dog", "conv_b", 9)]
@@ -54,8 +56,9 @@ def test_explorer_dropdowns_redraw_and_channels_follow_the_layer():
 
 def test_class_chooser_offers_each_images_top_classes():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 5)).eval()  # fmt: skip
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)
+    ).eval()
     images = {"a": torch.rand(3, 8, 8), "b": torch.rand(3, 8, 8)}
     classes = list("vwxyz")
     fig = widgets.class_chooser(model, images, classes, denormalize=lambda t: t, k=2, interactive=False)
@@ -68,8 +71,9 @@ def test_class_chooser_offers_each_images_top_classes():
 
 def test_class_chooser_redraws_the_class_and_image_chosen():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 5)).eval()  # fmt: skip
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)
+    ).eval()
     images = {"a": torch.rand(3, 8, 8), "b": torch.rand(3, 8, 8)}
     drawn = []
 
@@ -77,8 +81,9 @@ def test_class_chooser_redraws_the_class_and_image_chosen():
         drawn.append((x.clone(), target))
         return torch.rand(1, 8, 8)
 
-    view = widgets.class_chooser(model, images, list("vwxyz"), denormalize=lambda t: t, method=method, k=3,
-                                 interactive=True)  # fmt: skip
+    view = widgets.class_chooser(
+        model, images, list("vwxyz"), denormalize=lambda t: t, method=method, k=3, interactive=True
+    )
     photo, choice = view.children[0].children
     assert drawn[-1][1] == choice.value and torch.equal(drawn[-1][0][0], images["a"])
     other = choice.options[2][1]

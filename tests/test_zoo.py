@@ -6,16 +6,30 @@ import torch
 import labkit
 from labkit import recipes, zoo
 
-TINY = {"dataset": "shapes", "image_size": 32, "n_per_class": 8, "channels": [4, 8], "hidden": 8, "dropout": 0.0,
-        "batch_size": 16, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "label_smoothing": 0.0,
-        "augment": "none", "tta": False}  # fmt: skip
+TINY = {
+    "dataset": "shapes",
+    "image_size": 32,
+    "n_per_class": 8,
+    "channels": [4, 8],
+    "hidden": 8,
+    "dropout": 0.0,
+    "batch_size": 16,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "augment": "none",
+    "tta": False,
+}
 
 
 @pytest.fixture
 def tiny(monkeypatch, tmp_path):
     monkeypatch.setitem(recipes.LAB02, "smoke", {**recipes.LAB02["smoke"], **TINY})
     monkeypatch.setitem(recipes.QUICK_EPOCHS, "shapes", {"smoke": 1, "full": 1})
-    return labkit.setup("05_test", "smoke", out_dir=str(tmp_path))
+    return labkit.setup(
+        "05_test", profile="smoke", defaults={"smoke": {"dataset": "shapes"}}, out_dir=str(tmp_path)
+    )
 
 
 def test_trains_when_missing_then_reuses(tiny, capsys):
@@ -47,11 +61,25 @@ def test_second_seed_is_a_different_network(tiny):
 
 def test_each_dataset_has_its_own_checkpoint_and_recipe(tmp_path):
     defaults = {"smoke": {"dataset": "shapes"}}
-    for dataset, name in [("shapes", "02_naive_cnn.pt"), ("cifar-10", "02_naive_cnn_cifar10.pt"),
-                          ("folder:/data/My Photos/", "02_naive_cnn_folder-My_Photos.pt")]:  # fmt: skip
-        lab = labkit.setup("05_test", "smoke", defaults={"smoke": {**defaults["smoke"]}}, dataset=dataset,
-                           out_dir=str(tmp_path))  # fmt: skip
+    for dataset, name in [
+        ("shapes", "02_naive_cnn.pt"),
+        ("cifar-10", "02_naive_cnn_cifar10.pt"),
+        ("folder:/data/My Photos/", "02_naive_cnn_folder-My_Photos.pt"),
+    ]:
+        lab = labkit.setup(
+            "05_test",
+            profile="smoke",
+            defaults={"smoke": {**defaults["smoke"]}},
+            dataset=dataset,
+            out_dir=str(tmp_path),
+        )
         assert zoo.checkpoint_path(lab).name == name
-    assert recipes.lab02("full", "cifar10")["image_size"] == 32
-    assert recipes.lab02("full", "folder:/x")["augment"] == recipes.lab02("full", "cats_vs_dogs")["augment"]
-    assert recipes.lab02("full")["dataset"] == "shapes" and recipes.lab02("full")["image_size"] == 64
+    assert recipes.defaults("02_naive_cnn", "full", "cifar10")["image_size"] == 32
+    assert (
+        recipes.defaults("02_naive_cnn", "full", "folder:/x")["augment"]
+        == recipes.defaults("02_naive_cnn", "full", "cats_vs_dogs")["augment"]
+    )
+    assert (
+        recipes.defaults("02_naive_cnn", "full")["dataset"] == "shapes"
+        and recipes.defaults("02_naive_cnn", "full")["image_size"] == 64
+    )

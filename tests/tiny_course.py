@@ -42,7 +42,7 @@ with labkit.check.exercise("00-tv", forbid=[total_variation], answer=my_tv):
 ### BEGIN HIDDEN TESTS
 with labkit.check.exercise("00-tv", forbid=[total_variation], answer=my_tv, hidden=True):
     z_hidden_case = torch.randn(3, 2, 5, 7, generator=torch.Generator().manual_seed(1))
-    labkit.check.close(my_tv(z_hidden_case), total_variation(z_hidden_case), "total variation of other images")
+    labkit.check.close(my_tv(z_hidden_case), total_variation(z_hidden_case), "total variation, other images")
 ### END HIDDEN TESTS"""
 
 USE = """tv = labkit.check.use("00-tv", my_tv, total_variation, "total variation")
@@ -50,27 +50,37 @@ print("total variation of a ramp:", float(tv(torch.arange(4.0).reshape(1, 1, 2, 
 
 
 def _meta(cell, grade_id, *, solution=False, grade=False, locked=False, points=None):
-    cell.metadata["nbgrader"] = {"schema_version": 3, "grade_id": grade_id, "solution": solution,
-                                 "grade": grade, "locked": locked, **({"points": points} if grade else {})}
+    cell.metadata["nbgrader"] = {
+        "schema_version": 3,
+        "grade_id": grade_id,
+        "solution": solution,
+        "grade": grade,
+        "locked": locked,
+        **({"points": points} if grade else {}),
+    }
     return cell
 
 
 def master() -> nbformat.NotebookNode:
     params = new_code_cell('profile = "full"  # or "smoke"\nseed = 0\nout_dir = None')
     params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[
-        new_markdown_cell("# Lab 00 — tiny\n\nTwo exercises."),
-        _meta(params, "00-parameters", locked=True),
-        _meta(new_code_cell(SETUP), "00-setup", locked=True),
-        new_markdown_cell("### Exercise 1 — double a tensor"),
-        _meta(new_code_cell(DOUBLE), "00-double-answer", solution=True),
-        _meta(new_code_cell(DOUBLE_TESTS), "00-double", grade=True, locked=True, points=POINTS["00-double"]),
-        new_markdown_cell("### Exercise 2 — total variation"),
-        _meta(new_code_cell(TV), "00-tv-answer", solution=True),
-        _meta(new_code_cell(TV_TESTS), "00-tv", grade=True, locked=True, points=POINTS["00-tv"]),
-        new_code_cell(USE),
-        new_markdown_cell("## What to try next\n\nNothing."),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Lab 00 — tiny\n\nTwo exercises."),
+            _meta(params, "00-parameters", locked=True),
+            _meta(new_code_cell(SETUP), "00-setup", locked=True),
+            new_markdown_cell("### Exercise 1 — double a tensor"),
+            _meta(new_code_cell(DOUBLE), "00-double-answer", solution=True),
+            _meta(
+                new_code_cell(DOUBLE_TESTS), "00-double", grade=True, locked=True, points=POINTS["00-double"]
+            ),
+            new_markdown_cell("### Exercise 2 — total variation"),
+            _meta(new_code_cell(TV), "00-tv-answer", solution=True),
+            _meta(new_code_cell(TV_TESTS), "00-tv", grade=True, locked=True, points=POINTS["00-tv"]),
+            new_code_cell(USE),
+            new_markdown_cell("## What to try next\n\nNothing."),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb

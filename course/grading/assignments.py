@@ -132,21 +132,28 @@ def hidden_lines(nb, minimum: int = 12) -> list[str]:
 
 def sealed(nb) -> list[str]:
     """Grade ids of the test cells that carry hidden tests: they must report having passed them."""
-    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade") and "BEGIN HIDDEN TESTS" in c.source]
+    return [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and "BEGIN HIDDEN TESTS" in c.source
+    ]
 
 
 def replaced(nb) -> list[str]:
     """Grade ids of the cells grading replaces by the master's (test cells and read-only cells)."""
-    return sorted(c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                  if c.metadata.get("nbgrader", {}).get("grade_id")
-                  and (c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade"))
-                  and not c.metadata["nbgrader"].get("solution"))
+    return sorted(
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id")
+        and (c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade"))
+        and not c.metadata["nbgrader"].get("solution")
+    )
 
 
 def grade_ids(nb) -> set[str]:
-    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id")}
+    return {
+        c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+    }
 
 
 def _log_tail(result: dict) -> str:

@@ -1,7 +1,7 @@
 """Command line of the graded course.
 
-    python -m course student [NOTEBOOK ...] --out student
-    python -m course grade SUBMISSIONS --out OUT [-p profile=smoke] [--jobs N] [--time-limit S] [--memory 4GB]
+python -m course student [NOTEBOOK ...] --out student
+python -m course grade SUBMISSIONS --out OUT [-p profile=smoke] [--jobs N] [--time-limit S] [--memory 4GB]
 """
 
 from __future__ import annotations
@@ -13,22 +13,40 @@ from labkit.core import LabError
 
 
 def grade_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("submissions", help="folder of submitted notebooks (*.ipynb; the file's stem is the student)")
-    parser.add_argument("--out", default="runs/grades", help="where grades.csv and feedback/ go (default runs/grades)")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="lab parameter for every submission; profile=smoke (default) or full")
+    parser.add_argument(
+        "submissions", help="folder of submitted notebooks (*.ipynb; the file's stem is the student)"
+    )
+    parser.add_argument(
+        "--out", default="runs/grades", help="where grades.csv and feedback/ go (default runs/grades)"
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="lab parameter for every submission; profile=smoke (default) or full",
+    )
     parser.add_argument("--jobs", type=int, default=0, help="submissions graded at once (default: CPU cores)")
     parser.add_argument("--threads", type=int, default=0, help="threads per kernel (default: cores / jobs)")
-    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per submission (default 600)")
+    parser.add_argument(
+        "--time-limit", type=float, default=600.0, help="seconds per submission (default 600)"
+    )
     parser.add_argument("--memory", default="4GB", help="memory per submission (default 4GB)")
     parser.add_argument("--nice", type=int, default=0, help="niceness of the grading processes")
     parser.add_argument("--masters", default=None, help="folder of the lab masters (default notebooks/)")
-    parser.add_argument("--checkpoints", default=None,
-                        help="folder of trained networks every submission starts with (e.g. runs/smoke/checkpoints: "
-                             "labs 05-08 then explain lab 02's network instead of training a quick one each)")
+    parser.add_argument(
+        "--checkpoints",
+        default=None,
+        help="folder of trained networks every submission starts with (e.g. runs/smoke/checkpoints: "
+        "labs 05-08 then explain lab 02's network instead of training a quick one each)",
+    )
     parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    parser.add_argument("--same-user", action="store_true",
-                        help="as root, run kernels as root too (by default each gets an unprivileged user)")
+    parser.add_argument(
+        "--same-user",
+        action="store_true",
+        help="as root, run kernels as root too (by default each gets an unprivileged user)",
+    )
     return parser
 
 
@@ -37,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m course", description="CNN Lab graded course")
     sub = parser.add_subparsers(dest="command", required=True)
-    student = sub.add_parser("student", help="write the student versions of the labs (nbgrader generate_assignment)")
+    student = sub.add_parser(
+        "student", help="write the student versions of the labs (nbgrader generate_assignment)"
+    )
     student.add_argument("notebooks", nargs="*", help="numbers or names (default: all)")
     student.add_argument("--masters", default=None, help="folder of the masters (default notebooks/)")
     student.add_argument("--out", default="student", help="output folder (default student/)")
@@ -54,15 +74,28 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from course.grading.grade import grade
 
-        results = grade(args.submissions, args.out, params=parse_params(args.param), masters=args.masters,
-                        time_limit=args.time_limit, memory=args.memory, jobs=args.jobs, threads=args.threads,
-                        nice=args.nice, unprivileged=not args.same_user, checkpoints=args.checkpoints,
-                        force=args.force)
+        results = grade(
+            args.submissions,
+            args.out,
+            params=parse_params(args.param),
+            masters=args.masters,
+            time_limit=args.time_limit,
+            memory=args.memory,
+            jobs=args.jobs,
+            threads=args.threads,
+            nice=args.nice,
+            unprivileged=not args.same_user,
+            checkpoints=args.checkpoints,
+            force=args.force,
+        )
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     errors = [r["student"] for r in results if r["status"] == "error"]
     if errors:
-        print(f"[grade] the grader failed on: {', '.join(errors)} (see OUT/.work/<student>/worker.log)", file=sys.stderr)
+        print(
+            f"[grade] the grader failed on: {', '.join(errors)} (see OUT/.work/<student>/worker.log)",
+            file=sys.stderr,
+        )
         return 1
     return 0

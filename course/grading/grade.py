@@ -44,14 +44,25 @@ STARTUP_SECONDS = 90  # worker and kernel start, nbgrader's bookkeeping: on top 
 
 
 def parse_size(text: str | int) -> int:
-    """"4GB", "512MiB", "1.5G" or a number of bytes -> bytes."""
+    """ "4GB", "512MiB", "1.5G" or a number of bytes -> bytes."""
     if isinstance(text, int):
         return text
-    units = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
-             "G": 2**30, "GB": 2**30, "GIB": 2**30}
+    units = {
+        "": 1,
+        "B": 1,
+        "K": 2**10,
+        "KB": 2**10,
+        "KIB": 2**10,
+        "M": 2**20,
+        "MB": 2**20,
+        "MIB": 2**20,
+        "G": 2**30,
+        "GB": 2**30,
+        "GIB": 2**30,
+    }
     value = str(text).strip().upper()
     number = value.rstrip("KMGIB")
-    unit = value[len(number):]
+    unit = value[len(number) :]
     try:
         return int(float(number) * units[unit])
     except (ValueError, KeyError):
@@ -81,7 +92,9 @@ class Settings:
         if self.time_limit <= 0:
             raise LabError(f"time limit {self.time_limit!r}: give a positive number of seconds.")
         if self.checkpoints is not None and not Path(self.checkpoints).is_dir():
-            raise LabError(f"--checkpoints {self.checkpoints}: not a folder (give e.g. runs/smoke/checkpoints).")
+            raise LabError(
+                f"--checkpoints {self.checkpoints}: not a folder (give e.g. runs/smoke/checkpoints)."
+            )
         cores = os.cpu_count() or 1
         self.jobs = self.jobs or cores
         self.threads = self.threads or max(1, cores // self.jobs)
@@ -92,9 +105,16 @@ class Settings:
         return sorted(str(p) for p in found if not p.name.endswith("_training.pt"))
 
     def key(self) -> dict:
-        networks = [(Path(p).name, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in self.networks()]
-        return {"params": self.params, "time_limit": self.time_limit, "memory": self.memory, "version": VERSION,
-                "networks": networks}
+        networks = [
+            (Path(p).name, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in self.networks()
+        ]
+        return {
+            "params": self.params,
+            "time_limit": self.time_limit,
+            "memory": self.memory,
+            "version": VERSION,
+            "networks": networks,
+        }
 
 
 def masters_in(folder: Path) -> dict[str, Path]:
@@ -132,25 +152,50 @@ def _kill_user(uid: int) -> None:
             pass
 
 
-def _lost(student: str, lab: str, key: str, exercises: list[assignments.Exercise], status: str, why: str,
-          isolation: str) -> dict:
-    return {"student": student, "lab": lab, "key": key, "status": status, "error": why, "isolation": isolation,
-            "tampering": [], "suspicious": [],
-            "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": why} for e in exercises]}
+def _lost(
+    student: str,
+    lab: str,
+    key: str,
+    exercises: list[assignments.Exercise],
+    status: str,
+    why: str,
+    isolation: str,
+) -> dict:
+    return {
+        "student": student,
+        "lab": lab,
+        "key": key,
+        "status": status,
+        "error": why,
+        "isolation": isolation,
+        "tampering": [],
+        "suspicious": [],
+        "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": why} for e in exercises],
+    }
 
 
 def _isolation(settings: Settings) -> str:
     """How a submission is isolated; the worker fills in the user the kernel runs as."""
-    return (f"a kernel process of its own as {{user}}, in its own folder; data limit {settings.memory / 2**30:.1f} "
-            f"GiB and a resident-memory watchdog; {settings.time_limit:.0f} s for the notebook; an audit hook on "
-            "files, programs and signals")
+    return (
+        f"a kernel process of its own as {{user}}, in its own folder; "
+        f"data limit {settings.memory / 2**30:.1f} "
+        f"GiB and a resident-memory watchdog; {settings.time_limit:.0f} s for the notebook; an audit hook on "
+        "files, programs and signals"
+    )
 
 
 class Grader:
     """One grading run over a folder; see the module docstring."""
 
-    def __init__(self, submissions: Path, out: Path, settings: Settings, masters: Path | None = None,
-                 force: bool = False, log=print) -> None:
+    def __init__(
+        self,
+        submissions: Path,
+        out: Path,
+        settings: Settings,
+        masters: Path | None = None,
+        force: bool = False,
+        log=print,
+    ) -> None:
         self.submissions = Path(submissions).resolve()
         if not self.submissions.is_dir():
             raise LabError(f"{submissions} is not a folder of submitted notebooks.")
@@ -161,7 +206,9 @@ class Grader:
         self.masters = masters_in(self.masters_dir)
         if not self.masters:
             raise LabError(f"no lab masters (NN_*.ipynb) in {self.masters_dir}.")
-        self.master_ids = {n: assignments.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()}
+        self.master_ids = {
+            n: assignments.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()
+        }
         self.settings, self.force, self.log = settings, force, log
         self.work = self.out / ".work"
         self.labs: dict[str, assignments.Lab] = {}
@@ -172,8 +219,18 @@ class Grader:
     def deny(self) -> list[str]:
         """What a submission's code may not read: the instructor's and the grader's files."""
         root = project_root()
-        return [str(p) for p in (root / "notebooks", root / "instructors", root / ".git", root / "tests",
-                                 self.masters_dir, self.submissions, self.out)]
+        return [
+            str(p)
+            for p in (
+                root / "notebooks",
+                root / "instructors",
+                root / ".git",
+                root / "tests",
+                self.masters_dir,
+                self.submissions,
+                self.out,
+            )
+        ]
 
     def lab(self, name: str) -> assignments.Lab:
         if name not in self.labs:
@@ -182,13 +239,28 @@ class Grader:
 
     def _spec(self, path: Path, lab: assignments.Lab, key: str) -> dict:
         folder = self.work / path.stem
-        return {"submission": str(path), "student": path.stem, "lab": lab.name, "key": key,
-                "gradebook": str(lab.gradebook), "exercises": [e.__dict__ for e in lab.exercises],
-                "hidden_lines": lab.hidden_lines, "skip": lab.replaced, "work": str(folder), "sealed": lab.sealed,
-                "sandbox": str(folder / "sandbox"), "params": self.settings.params,
-                "time_limit": self.settings.time_limit, "memory_bytes": self.settings.memory,
-                "file_bytes": self.settings.file_bytes, "threads": self.settings.threads, "deny": self.deny(),
-                "uid": None, "isolation": _isolation(self.settings), "networks": self.settings.networks()}
+        return {
+            "submission": str(path),
+            "student": path.stem,
+            "lab": lab.name,
+            "key": key,
+            "gradebook": str(lab.gradebook),
+            "exercises": [e.__dict__ for e in lab.exercises],
+            "hidden_lines": lab.hidden_lines,
+            "skip": lab.replaced,
+            "work": str(folder),
+            "sealed": lab.sealed,
+            "sandbox": str(folder / "sandbox"),
+            "params": self.settings.params,
+            "time_limit": self.settings.time_limit,
+            "memory_bytes": self.settings.memory,
+            "file_bytes": self.settings.file_bytes,
+            "threads": self.settings.threads,
+            "deny": self.deny(),
+            "uid": None,
+            "isolation": _isolation(self.settings),
+            "networks": self.settings.networks(),
+        }
 
     def _run_worker(self, spec: dict) -> dict:
         folder = Path(spec["work"])
@@ -202,27 +274,48 @@ class Grader:
             nice = self.settings.nice
             proc = subprocess.Popen(
                 [sys.executable, "-m", "course.grading.worker", str(spec_path), str(result_path)],
-                stdout=open(folder / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=(lambda: os.nice(nice)) if nice else None, cwd=str(folder))
+                stdout=open(folder / "worker.log", "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+                cwd=str(folder),
+            )
             try:
                 proc.wait(timeout=self.settings.time_limit + STARTUP_SECONDS)
             except subprocess.TimeoutExpired:
                 sandbox.kill_tree(proc.pid)
                 proc.wait()
-                return _lost(spec["student"], spec["lab"], spec["key"], [assignments.Exercise(**e) for e in spec["exercises"]],
-                             "time limit", f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
-                             f"(+{STARTUP_SECONDS} s to start) and was stopped", spec["isolation"])
+                return _lost(
+                    spec["student"],
+                    spec["lab"],
+                    spec["key"],
+                    [assignments.Exercise(**e) for e in spec["exercises"]],
+                    "time limit",
+                    f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
+                    f"(+{STARTUP_SECONDS} s to start) and was stopped",
+                    spec["isolation"],
+                )
             finally:
                 if proc.poll() is None:
                     sandbox.kill_tree(proc.pid)
                 if spec["uid"] is not None:
                     _kill_user(spec["uid"])  # a process the kernel forked and left behind
             if not result_path.is_file():
-                why = f"the grading process ended without a result (exit status {proc.returncode}); see {folder}/worker.log"
+                why = (
+                    f"the grading process ended without a result (exit status {proc.returncode}); "
+                    f"see {folder}/worker.log"
+                )
                 if proc.returncode and proc.returncode < 0:
                     why += f" (signal {signal.Signals(-proc.returncode).name})"
-                return _lost(spec["student"], spec["lab"], spec["key"], [assignments.Exercise(**e) for e in spec["exercises"]],
-                             "error", why, spec["isolation"])
+                return _lost(
+                    spec["student"],
+                    spec["lab"],
+                    spec["key"],
+                    [assignments.Exercise(**e) for e in spec["exercises"]],
+                    "error",
+                    why,
+                    spec["isolation"],
+                )
             return json.loads(result_path.read_text())
         finally:
             self.slots.put(slot)
@@ -241,12 +334,21 @@ class Grader:
             try:
                 nb = nbformat.read(path, as_version=4)
             except Exception as err:  # noqa: BLE001 - a broken file is one student's problem, not the run's
-                results[path.stem] = _lost(path.stem, "", "", [], "unreadable", f"the notebook cannot be read: {err}", "")
+                results[path.stem] = _lost(
+                    path.stem, "", "", [], "unreadable", f"the notebook cannot be read: {err}", ""
+                )
                 continue
             name = which_lab(nb, self.master_ids)
             if name is None:
-                results[path.stem] = _lost(path.stem, "", "", [], "unknown lab",
-                                           "not a lab notebook: none of its cells belongs to a lab's exercises", "")
+                results[path.stem] = _lost(
+                    path.stem,
+                    "",
+                    "",
+                    [],
+                    "unknown lab",
+                    "not a lab notebook: none of its cells belongs to a lab's exercises",
+                    "",
+                )
                 continue
             lab = self.lab(name)
             key = _sha(path.read_bytes(), lab.sha, json.dumps(self.settings.key(), sort_keys=True))
@@ -257,18 +359,26 @@ class Grader:
                     results[path.stem] = {**old, "cached": True}
                     continue
             todo.append(self._spec(path, lab, key))
-        self.log(f"[grade] {len(paths)} submission(s) in {self.submissions}: {len(todo)} to grade, "
-                 f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
-                 f"{self.settings.params['profile']}")
+        self.log(
+            f"[grade] {len(paths)} submission(s) in {self.submissions}: {len(todo)} to grade, "
+            f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
+            f"{self.settings.params['profile']}"
+        )
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
             for result in pool.map(self._run_worker, todo):
                 results[result["student"]] = result
-                self.log(f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} ({result['status']})")
+                self.log(
+                    f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} "
+                    f"({result['status']})"
+                )
         ordered = [results[p.stem] for p in paths]
         self.write(ordered)
-        self.log(f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; gradebook {self.out / 'grades.csv'}, "
-                 f"feedback in {self.out / 'feedback'}")
+        self.log(
+            f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; "
+            f"gradebook {self.out / 'grades.csv'}, "
+            f"feedback in {self.out / 'feedback'}"
+        )
         return ordered
 
     def columns(self, results: list[dict]) -> list[str]:
@@ -282,8 +392,14 @@ class Grader:
             writer.writerow(["student", *columns, "total", "status"])
             for r in results:
                 points = {e["id"]: e["points"] for e in r["exercises"]}
-                writer.writerow([r["student"], *(_fmt(points[c]) if c in points else "" for c in columns),
-                                 _fmt(_points(r)), r["status"]])
+                writer.writerow(
+                    [
+                        r["student"],
+                        *(_fmt(points[c]) if c in points else "" for c in columns),
+                        _fmt(_points(r)),
+                        r["status"],
+                    ]
+                )
         feedback = self.out / "feedback"
         feedback.mkdir(exist_ok=True)
         keep = {f"{r['student']}.md" for r in results}
@@ -309,8 +425,10 @@ def _fmt(x: float) -> str:
 def feedback_text(result: dict, settings: Settings) -> str:
     """A student's feedback: points per exercise and why any were lost (no test code, no outputs)."""
     lines = [f"# Feedback for {result['student']}" + (f": lab {result['lab']}" if result["lab"] else ""), ""]
-    lines.append(f"**Total: {_fmt(_points(result))} / {_fmt(_max(result))} points** "
-                 f"(graded {datetime.now():%Y-%m-%d %H:%M} under the `{settings.params['profile']}` profile).")
+    lines.append(
+        f"**Total: {_fmt(_points(result))} / {_fmt(_max(result))} points** "
+        f"(graded {datetime.now():%Y-%m-%d %H:%M} under the `{settings.params['profile']}` profile)."
+    )
     lines.append("")
     if result.get("error") and not result["exercises"]:
         lines += [result["error"], ""]
@@ -323,11 +441,11 @@ def feedback_text(result: dict, settings: Settings) -> str:
         lines.append("")
     notes = {
         "time limit": "The notebook did not finish within the time limit; exercises after the point where it "
-                      "stopped could not be graded.",
+        "stopped could not be graded.",
         "memory limit": "The notebook used more memory than the limit allows; the cell that did was stopped.",
         "kernel died": "The notebook's Python process died; exercises after that point could not be graded.",
         "tampering": "The notebook changes the checks or the notebook machinery, so none of its answers were "
-                     "graded. If this is a mistake, talk to your instructor.",
+        "graded. If this is a mistake, talk to your instructor.",
     }
     if result["status"] in notes:
         lines += ["## Note", "", notes[result["status"]], ""]
@@ -336,16 +454,34 @@ def feedback_text(result: dict, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def grade(submissions: str | Path, out: str | Path, *, params: dict | None = None, masters: str | Path | None = None,
-          time_limit: float = 600.0, memory: str | int = "4GB", jobs: int = 0, threads: int = 0, nice: int = 0,
-          unprivileged: bool = True, checkpoints: str | Path | None = None, force: bool = False,
-          log=print) -> list[dict]:
+def grade(
+    submissions: str | Path,
+    out: str | Path,
+    *,
+    params: dict | None = None,
+    masters: str | Path | None = None,
+    time_limit: float = 600.0,
+    memory: str | int = "4GB",
+    jobs: int = 0,
+    threads: int = 0,
+    nice: int = 0,
+    unprivileged: bool = True,
+    checkpoints: str | Path | None = None,
+    force: bool = False,
+    log=print,
+) -> list[dict]:
     """Grade every `*.ipynb` in `submissions` into `out`; returns one result per submission (see the
     module docstring). `checkpoints`: a folder of trained networks (`runs/smoke/checkpoints` after
     `make smoke`) copied into every submission's output folder, so that labs 05-08 explain lab 02's
     network instead of each training a quick one."""
-    settings = Settings(params=dict(params or {}), time_limit=float(time_limit), memory=parse_size(memory),
-                        jobs=jobs, threads=threads, nice=nice, unprivileged=unprivileged,
-                        checkpoints=str(checkpoints) if checkpoints else None)
+    settings = Settings(
+        params=dict(params or {}),
+        time_limit=float(time_limit),
+        memory=parse_size(memory),
+        jobs=jobs,
+        threads=threads,
+        nice=nice,
+        unprivileged=unprivileged,
+        checkpoints=str(checkpoints) if checkpoints else None,
+    )
     return Grader(Path(submissions), Path(out), settings, masters=masters, force=force, log=log).run()
-

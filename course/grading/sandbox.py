@@ -41,17 +41,42 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/tty")
 # (event, indexes of path arguments that are written, indexes that are read)
 PATH_EVENTS = {
-    "os.remove": ((0,), ()), "os.rmdir": ((0,), ()), "os.mkdir": ((0,), ()), "os.rename": ((0, 1), ()),
-    "os.replace": ((0, 1), ()), "os.chmod": ((0,), ()), "os.chown": ((0,), ()), "os.link": ((1,), (0,)),
-    "os.symlink": ((1,), (0,)), "os.truncate": ((0,), ()), "os.utime": ((0,), ()), "os.chflags": ((0,), ()),
-    "os.setxattr": ((0,), ()), "os.removexattr": ((0,), ()), "shutil.rmtree": ((0,), ()),
-    "shutil.move": ((0, 1), ()), "shutil.copyfile": ((1,), (0,)), "shutil.copymode": ((1,), (0,)),
-    "shutil.copystat": ((1,), (0,)), "shutil.copytree": ((1,), (0,)), "shutil.chown": ((0,), ()),
-    "os.listdir": ((), (0,)), "os.scandir": ((), (0,)), "glob.glob": ((), (0,)), "os.listxattr": ((), (0,)),
+    "os.remove": ((0,), ()),
+    "os.rmdir": ((0,), ()),
+    "os.mkdir": ((0,), ()),
+    "os.rename": ((0, 1), ()),
+    "os.replace": ((0, 1), ()),
+    "os.chmod": ((0,), ()),
+    "os.chown": ((0,), ()),
+    "os.link": ((1,), (0,)),
+    "os.symlink": ((1,), (0,)),
+    "os.truncate": ((0,), ()),
+    "os.utime": ((0,), ()),
+    "os.chflags": ((0,), ()),
+    "os.setxattr": ((0,), ()),
+    "os.removexattr": ((0,), ()),
+    "shutil.rmtree": ((0,), ()),
+    "shutil.move": ((0, 1), ()),
+    "shutil.copyfile": ((1,), (0,)),
+    "shutil.copymode": ((1,), (0,)),
+    "shutil.copystat": ((1,), (0,)),
+    "shutil.copytree": ((1,), (0,)),
+    "shutil.chown": ((0,), ()),
+    "os.listdir": ((), (0,)),
+    "os.scandir": ((), (0,)),
+    "glob.glob": ((), (0,)),
+    "os.listxattr": ((), (0,)),
     "sqlite3.connect": ((), (0,)),
 }
-PROGRAM_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.startfile",
-                  "os.popen"}
+PROGRAM_EVENTS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.startfile",
+    "os.popen",
+}
 
 
 def _path(value) -> str | None:
@@ -82,7 +107,9 @@ class Guard:
 
     def _write(self, path: str | None) -> None:
         if path and not _within(path, self.root) and path not in DEVICES:
-            raise PermissionError(f"grading sandbox: a submission writes only inside its folder, not to {path}")
+            raise PermissionError(
+                f"grading sandbox: a submission writes only inside its folder, not to {path}"
+            )
 
     def __call__(self, event: str, args: tuple) -> None:
         if event == "open":
@@ -122,13 +149,25 @@ def launch(argv: list[str]) -> None:
     """Set up the sandbox described by $LABKIT_SANDBOX, then run ipykernel with `argv`."""
     config = json.loads(os.environ.pop(CONFIG_ENV))
     root = Path(config["root"])
-    dirs = {"HOME": root / "home", "TMPDIR": root / "tmp", "IPYTHONDIR": root / "home" / ".ipython",
-            "XDG_CACHE_HOME": root / "home" / ".cache", "LABKIT_CACHE": root / "cache"}
+    dirs = {
+        "HOME": root / "home",
+        "TMPDIR": root / "tmp",
+        "IPYTHONDIR": root / "home" / ".ipython",
+        "XDG_CACHE_HOME": root / "home" / ".cache",
+        "LABKIT_CACHE": root / "cache",
+    }
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)  # as the kernel's user: the grader handed `root` over
     os.environ.update({k: str(v) for k, v in dirs.items()})
-    os.environ.update({"PYTHONDONTWRITEBYTECODE": "1", "LABKIT_HEADLESS": "1", "MPLBACKEND": "Agg",
-                       "USER": "student", "LOGNAME": "student"})
+    os.environ.update(
+        {
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LABKIT_HEADLESS": "1",
+            "MPLBACKEND": "Agg",
+            "USER": "student",
+            "LOGNAME": "student",
+        }
+    )
     sys.dont_write_bytecode = True
     os.chdir(root)
     _limits(config)
@@ -166,11 +205,21 @@ def user_switch(config: dict) -> tuple[list[str], str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         return [], "the grader's user (root: setpriv from util-linux is missing)"
-    needed = [sys.executable, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-              project_root() / "labkit", project_root() / "course"]
-    caps = [] if all(readable_by_others(p) for p in needed) else [
-        "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-    how = f"unprivileged user {uid}" + (" (with CAP_DAC_READ_SEARCH: Python is not readable by others)" if caps else "")
+    needed = [
+        sys.executable,
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        project_root() / "labkit",
+        project_root() / "course",
+    ]
+    caps = (
+        []
+        if all(readable_by_others(p) for p in needed)
+        else ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    )
+    how = f"unprivileged user {uid}" + (
+        " (with CAP_DAC_READ_SEARCH: Python is not readable by others)" if caps else ""
+    )
     return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", *caps, "--"], how
 
 
@@ -196,7 +245,15 @@ def kernel_manager_class():
             prefix, _ = user_switch(config)
             if prefix:
                 hand_over(root, int(config["uid"]))
-            return [*prefix, sys.executable, "-m", "course.grading.sandbox", "-f", str(own), *(extra_arguments or [])]
+            return [
+                *prefix,
+                sys.executable,
+                "-m",
+                "course.grading.sandbox",
+                "-f",
+                str(own),
+                *(extra_arguments or []),
+            ]
 
     return SandboxKernelManager
 
@@ -254,7 +311,9 @@ def executor_class():
 
     class SandboxedExecute(Execute):
         time_limit = Float(600.0, help="seconds for the whole notebook").tag(config=True)
-        memory_limit = Integer(0, help="bytes of resident memory before the kernel is killed (0: none)").tag(config=True)
+        memory_limit = Integer(0, help="bytes of resident memory before the kernel is killed (0: none)").tag(
+            config=True
+        )
         sandbox = Unicode("", help="the kernel's working folder").tag(config=True)
 
         def __init__(self, *args, **kwargs):
@@ -306,10 +365,17 @@ def executor_class():
             try:
                 return super().preprocess_cell(cell, resources, index)
             except CellTimeoutError:
-                self._stop("TimeLimitExceeded", f"time limit of {self.time_limit:.0f} s reached in cell {index}", cell)
+                self._stop(
+                    "TimeLimitExceeded",
+                    f"time limit of {self.time_limit:.0f} s reached in cell {index}",
+                    cell,
+                )
             except DeadKernelError:
                 if self._watchdog is not None and self._watchdog.fired:
-                    why = f"memory limit of {self.memory_limit / 2**30:.1f} GiB exceeded in cell {index}: kernel killed"
+                    why = (
+                        f"memory limit of {self.memory_limit / 2**30:.1f} GiB exceeded in cell {index}: "
+                        "kernel killed"
+                    )
                     self._stop("MemoryLimitExceeded", why, cell)
                 else:
                     self._stop("KernelDied", f"the kernel died in cell {index}", cell)

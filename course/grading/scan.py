@@ -20,15 +20,56 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-PROTECTED = ("labkit", "IPython", "ipykernel", "nbgrader", "builtins", "__builtins__", "numpy", "torch",
-             "get_ipython()", "sys.modules", "sys.excepthook", "sys.displayhook", "sys.meta_path",
-             "sys.path_hooks", "sys.settrace", "sys.setprofile", "globals()['labkit']")
+PROTECTED = (
+    "labkit",
+    "IPython",
+    "ipykernel",
+    "nbgrader",
+    "builtins",
+    "__builtins__",
+    "numpy",
+    "torch",
+    "get_ipython()",
+    "sys.modules",
+    "sys.excepthook",
+    "sys.displayhook",
+    "sys.meta_path",
+    "sys.path_hooks",
+    "sys.settrace",
+    "sys.setprofile",
+    "globals()['labkit']",
+)
 ALLOWED = ("torch.backends.",)
 HOOK_CALLS = {"settrace", "setprofile", "set_custom_exc", "register_post_execute"}
-SUSPICIOUS_CALLS = {"exec", "eval", "compile", "__import__", "_getframe", "currentframe", "get_referrers",
-                    "system", "popen", "Popen", "run_cell", "getsource", "import_module", "reload"}
-SUSPICIOUS_MODULES = ("ctypes", "subprocess", "socket", "urllib", "requests", "http", "importlib", "pty",
-                      "multiprocessing", "gc", "inspect")
+SUSPICIOUS_CALLS = {
+    "exec",
+    "eval",
+    "compile",
+    "__import__",
+    "_getframe",
+    "currentframe",
+    "get_referrers",
+    "system",
+    "popen",
+    "Popen",
+    "run_cell",
+    "getsource",
+    "import_module",
+    "reload",
+}
+SUSPICIOUS_MODULES = (
+    "ctypes",
+    "subprocess",
+    "socket",
+    "urllib",
+    "requests",
+    "http",
+    "importlib",
+    "pty",
+    "multiprocessing",
+    "gc",
+    "inspect",
+)
 
 
 @dataclass
@@ -148,20 +189,30 @@ class _Reader(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        name = (
+            func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        )
         if name in ("setattr", "delattr") and node.args:
             dotted = self._dotted(node.args[0])
             if self._protected(dotted) or dotted in ("labkit",):
                 self._tamper(node, f"{name}() on `{dotted}`")
         elif name in HOOK_CALLS or (name == "register" and "events" in (self._dotted(func) or "")):
             self._tamper(node, f"calls {self._dotted(func) or name}()")
-        elif isinstance(func, ast.Attribute) and self._protected(self._dotted(func.value)) and name in (
-                "update", "pop", "setdefault", "clear", "__setitem__", "__delitem__", "popitem"):
+        elif (
+            isinstance(func, ast.Attribute)
+            and self._protected(self._dotted(func.value))
+            and name in ("update", "pop", "setdefault", "clear", "__setitem__", "__delitem__", "popitem")
+        ):
             self._tamper(node, f"calls {self._dotted(func)}()")
         elif name in SUSPICIOUS_CALLS:
             self._suspect(node, f"calls {self._dotted(func) or name}()")
-        elif name == "open" and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str) and node.args[0].value.startswith(("/", "..", "~")):
+        elif (
+            name == "open"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and node.args[0].value.startswith(("/", "..", "~"))
+        ):
             self._suspect(node, f"opens {node.args[0].value!r}")
         self.generic_visit(node)
 

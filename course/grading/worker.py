@@ -25,7 +25,11 @@ from course.grading import assignments, sandbox, scan
 from labkit.core import write_json_atomic
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-STOPS = {"TimeLimitExceeded": "time limit", "MemoryLimitExceeded": "memory limit", "KernelDied": "kernel died"}
+STOPS = {
+    "TimeLimitExceeded": "time limit",
+    "MemoryLimitExceeded": "memory limit",
+    "KernelDied": "kernel died",
+}
 OUT_OF_MEMORY = re.compile(r"MemoryError|can(no|')t allocate|Unable to allocate|out of memory", re.I)
 
 
@@ -42,10 +46,14 @@ def injector_class():
             from nbformat.v4 import new_code_cell
             from papermill.translators import translate_parameters
 
-            where = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), -1)
+            where = next(
+                (i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), -1
+            )
             declared = _assigned(nb.cells[where].source) if where >= 0 else set()
             chosen = {k: v for k, v in self.parameters.items() if k in declared}
-            cell = new_code_cell(translate_parameters("python", "python", chosen, "Parameters set by the grader"))
+            cell = new_code_cell(
+                translate_parameters("python", "python", chosen, "Parameters set by the grader")
+            )
             cell.metadata["tags"] = ["injected-parameters"]
             nb.cells.insert(where + 1, cell)
             return nb, resources
@@ -61,8 +69,13 @@ def _assigned(source: str) -> set[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return set()
-    return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    return {
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
 
 
 def _configure(cfg, spec: dict):
@@ -77,13 +90,26 @@ def _configure(cfg, spec: dict):
         OverwriteCells,
         OverwriteKernelspec,
         SaveAutoGrades,
-    )  # fmt: skip
+    )
 
     execute = sandbox.executor_class()
-    cfg.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
-                                            CheckCellMetadata, injector_class()]
-    cfg.Autograde.autograde_preprocessors = [execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                             SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    cfg.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+        injector_class(),
+    ]
+    cfg.Autograde.autograde_preprocessors = [
+        execute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
     cfg.SandboxedExecute.time_limit = float(spec["time_limit"])
     cfg.SandboxedExecute.memory_limit = int(spec["memory_bytes"] or 0)
     cfg.SandboxedExecute.sandbox = spec["sandbox"]
@@ -117,8 +143,10 @@ def _redact(message: str | None, hidden: list[str]) -> str | None:
 
 
 def _status(nb) -> str:
-    """"ok", or what stopped the notebook: the time limit, the memory limit, a dead kernel."""
-    errors = [out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    """ "ok", or what stopped the notebook: the time limit, the memory limit, a dead kernel."""
+    errors = [
+        out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"
+    ]
     stops = [STOPS[e["ename"]] for e in errors if e.get("ename") in STOPS]
     if stops:
         return stops[0]
@@ -136,9 +164,17 @@ def grade_submission(spec: dict) -> dict:
     start = time.monotonic()
     lab, student = spec["lab"], spec["student"]
     exercises = [assignments.Exercise(**e) for e in spec["exercises"]]
-    result = {"student": student, "lab": lab, "key": spec["key"], "status": "ok", "error": None,
-              "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": None} for e in exercises],
-              "tampering": [], "suspicious": [], "isolation": spec["isolation"]}
+    result = {
+        "student": student,
+        "lab": lab,
+        "key": spec["key"],
+        "status": "ok",
+        "error": None,
+        "exercises": [{"id": e.id, "points": 0.0, "max": e.points, "message": None} for e in exercises],
+        "tampering": [],
+        "suspicious": [],
+        "isolation": spec["isolation"],
+    }
     work, sandbox_dir = Path(spec["work"]), Path(spec["sandbox"])
     root = work / "course"
     for folder in (root, sandbox_dir):
@@ -161,8 +197,13 @@ def grade_submission(spec: dict) -> dict:
     result["tampering"], result["suspicious"] = findings.tampering, findings.suspicious
     shutil.copyfile(spec["gradebook"], root / "gradebook.db")
     nbformat.write(nb, submitted / f"{lab}.ipynb")
-    box = {"root": str(sandbox_dir), "deny": spec["deny"], "memory_bytes": spec["memory_bytes"],
-           "file_bytes": spec["file_bytes"], "uid": spec["uid"]}
+    box = {
+        "root": str(sandbox_dir),
+        "deny": spec["deny"],
+        "memory_bytes": spec["memory_bytes"],
+        "file_bytes": spec["file_bytes"],
+        "uid": spec["uid"],
+    }
     os.environ[sandbox.CONFIG_ENV] = json.dumps(box)
     # in the environment the kernel process starts with: its thread pools (torch's OpenMP, BLAS) are sized
     # when the kernel first imports labkit, before any code of the sandbox could set them
@@ -175,34 +216,49 @@ def grade_submission(spec: dict) -> dict:
         outcome = assignments.api(root, cfg).autograde(lab, assignments.STUDENT_ID, force=True, create=True)
         graded = root / "autograded" / assignments.STUDENT_ID / lab / f"{lab}.ipynb"
         if not outcome["success"] or not graded.is_file():
-            result.update(status="error", error="nbgrader autograde failed:\n" + assignments._log_tail(outcome))
+            result.update(
+                status="error", error="nbgrader autograde failed:\n" + assignments._log_tail(outcome)
+            )
             return result
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             notebook = gb.find_submission_notebook(lab, lab, assignments.STUDENT_ID)
             scores = {g.name: float(g.score or 0.0) for g in notebook.grades}
     executed = nbformat.read(graded, as_version=4)
-    outputs = {c.metadata.get("nbgrader", {}).get("grade_id"): c.get("outputs", []) for c in executed.cells
-               if c.cell_type == "code"}
+    outputs = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c.get("outputs", [])
+        for c in executed.cells
+        if c.cell_type == "code"
+    }
     result["status"] = _status(executed)
     for entry in result["exercises"]:
         entry["points"] = scores.get(entry["id"], 0.0)
         cell = outputs.get(entry["id"], [])
-        if entry["points"] and entry["id"] in spec["sealed"] and f"✓ {entry['id']}: hidden tests passed." not in _text(cell):
+        if (
+            entry["points"]
+            and entry["id"] in spec["sealed"]
+            and f"✓ {entry['id']}: hidden tests passed." not in _text(cell)
+        ):
             # labkit.check.exercise reports hidden tests that ran and passed; checks replaced by the
             # notebook (a no-op stand-in) report nothing
             entry["points"] = 0.0
-            entry["message"] = ("no points: the hidden tests did not report that they passed (the notebook may "
-                                "have replaced labkit's checks)")
+            entry["message"] = (
+                "no points: the hidden tests did not report that they passed (the notebook may "
+                "have replaced labkit's checks)"
+            )
             continue
         if entry["points"] < entry["max"]:
             entry["message"] = _redact(_message(outputs.get(entry["id"], [])), spec["hidden_lines"]) or (
-                "no points: the test cell did not pass")
+                "no points: the test cell did not pass"
+            )
     if findings.tampering:
         result["status"] = "tampering"
         for entry in result["exercises"]:
             entry["points"] = 0.0
-            entry["message"] = ("not graded: the notebook changes the grading machinery ("
-                                + "; ".join(findings.tampering[:3]) + ")")
+            entry["message"] = (
+                "not graded: the notebook changes the grading machinery ("
+                + "; ".join(findings.tampering[:3])
+                + ")"
+            )
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
 
@@ -213,10 +269,20 @@ def main(argv: list[str]) -> int:
     try:
         result = grade_submission(spec)
     except Exception as err:  # noqa: BLE001 - the grader records the failure for this submission only
-        result = {"student": spec["student"], "lab": spec["lab"], "key": spec["key"], "status": "error",
-                  "error": f"{type(err).__name__}: {err}", "exercises": [
-                      {"id": e["id"], "points": 0.0, "max": e["points"], "message": "not graded: the grader failed"}
-                      for e in spec["exercises"]], "tampering": [], "suspicious": [], "isolation": spec["isolation"]}
+        result = {
+            "student": spec["student"],
+            "lab": spec["lab"],
+            "key": spec["key"],
+            "status": "error",
+            "error": f"{type(err).__name__}: {err}",
+            "exercises": [
+                {"id": e["id"], "points": 0.0, "max": e["points"], "message": "not graded: the grader failed"}
+                for e in spec["exercises"]
+            ],
+            "tampering": [],
+            "suspicious": [],
+            "isolation": spec["isolation"],
+        }
     write_json_atomic(result_path, result)
     return 0
 

@@ -1,21 +1,19 @@
 """Augmentation of whole batches on tensors: one call per batch, each image with its own draw.
 
 Introduced in notebooks/01_data_prep.ipynb. A per-sample pipeline (PIL or v2 on one image at a time)
-costs a Python call chain per image; on a GPU it starves the network, and on two CPU cores it costs
-a sixth of every training step. Here a batch (N, 3, S, S) of normalised float images is augmented
-with a handful of tensor operations, on whatever device it sits (airbench's `batch_flip_lr` and
-`batch_crop` are the model). Every random number comes from one CPU `torch.Generator`, so the same
-seed gives the same batches on any device, and saving that generator's state resumes exactly.
+costs a chain of Python calls per image; here a batch (N, 3, S, S) of normalised float images is
+augmented with a handful of tensor operations, on whatever device it sits (airbench's
+`batch_flip_lr` and `batch_crop` are the model). torchvision's v2 transforms draw one set of
+parameters per call, so a batch through them would get one draw for all its images. Every random
+number comes from one CPU `torch.Generator`: the same seed gives the same batches on any device,
+and saving that generator's state resumes exactly.
 
-The names match `labkit.data.transforms.AUGMENTATIONS` and mean the same thing there per sample:
-- "translate": random crop with reflect padding of S // 8 pixels (4 px at 32 px: the CIFAR standard);
-- "small_translate": the same with S // 16 pixels (2 px at 32 px: airbench's, for short training);
-- "crop": random resized crop, 70-100 % of the area, aspect 0.85-1.18;
-- "flip" / "vflip": mirror left-right / top-bottom, half of the images;
-- "rotation": up to 20 degrees either way;
-- "color": brightness, contrast and saturation each scaled by a factor in [0.7, 1.3].
-Geometric ones run after normalisation, so uncovered corners are filled with 0, the dataset's mean
-colour. "crop" and "rotation" are fused into one affine resampling per batch.
+The names mean what they mean in `labkit.data.transforms.AUGMENTATIONS` per sample: "translate"
+(reflect padding of S // 8, random crop), "small_translate" (S // 16), "crop" (random resized crop,
+70-100 % of the area), "flip" / "vflip", "rotation" (up to 20 degrees), "color" (brightness,
+contrast, saturation, each by a factor in [0.7, 1.3]). Geometric ones run after normalisation, so
+uncovered corners are filled with 0, the dataset's mean colour; "crop" and "rotation" are fused
+into one affine resampling per batch.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 BATCH_AUGMENTATIONS = ("translate", "small_translate", "crop", "flip", "vflip", "rotation", "color")
 CROP_SCALE, CROP_RATIO = (0.7, 1.0), (0.85, 1.18)
@@ -32,17 +31,17 @@ MAX_DEGREES = 20.0
 COLOR_STRENGTH = 0.3
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
-def flip(x: torch.Tensor, generator: torch.Generator, dim: int = -1) -> torch.Tensor:
+def flip(x: torch.Tensor, generator: torch.Generator | None, dim: int = -1) -> torch.Tensor:
     """Mirror half of the images along `dim` (-1: left-right, -2: top-bottom). x: (N, C, H, W)."""
     mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
     return torch.where(mask, x.flip(dim), x)
 
 
-def translate(x: torch.Tensor, generator: torch.Generator, padding: int | None = None) -> torch.Tensor:
+def translate(x: torch.Tensor, generator: torch.Generator | None, padding: int | None = None) -> torch.Tensor:
     """Random crop of the original size out of the reflect-padded image, an offset per image.
 
     Args:
@@ -61,7 +60,9 @@ def translate(x: torch.Tensor, generator: torch.Generator, padding: int | None =
     return windows[torch.arange(n, device=x.device), :, offsets[:, 0], offsets[:, 1]]
 
 
-def affine(x: torch.Tensor, generator: torch.Generator, crop: bool = True, rotation: bool = False) -> torch.Tensor:
+def affine(
+    x: torch.Tensor, generator: torch.Generator | None, crop: bool = True, rotation: bool = False
+) -> Tensor:
     """Random resized crop and/or rotation of each image, in one bilinear resampling.
 
     The crop keeps a random 70-100 % of the area at an aspect ratio in [0.85, 1.18], placed at a
@@ -91,7 +92,9 @@ def affine(x: torch.Tensor, generator: torch.Generator, crop: bool = True, rotat
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def color(x: torch.Tensor, generator: torch.Generator, strength: float = COLOR_STRENGTH) -> torch.Tensor:
+def color(
+    x: torch.Tensor, generator: torch.Generator | None, strength: float = COLOR_STRENGTH
+) -> torch.Tensor:
     """Brightness, contrast and saturation jitter of images in [0, 1], a factor each per image.
 
     x: (N, 3, H, W) in [0, 1] (before normalisation); returns the same shape, clamped to [0, 1].

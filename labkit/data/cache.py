@@ -1,35 +1,31 @@
 """A disk cache of decoded images as uint8 tensors, reused across labs and runs.
 
-Introduced in notebooks/01_data_prep.ipynb. Decoding 50,000 CIFAR-10 JPEGs takes half a minute on
-two cores; every lab that loads them would pay it again. Instead the decoded images (and anything
-else worth keeping, such as the shapes' masks or the list of unreadable files) are saved once, as a
-torch file named after a hash of what they were made from:
-
-- a folder dataset: the image size and, for every file, its path, size and modification time, so
-  adding, removing or editing one image gives a new key and the cache is rebuilt;
-- the shapes generator: its arguments and a hash of its source code.
-
-A cache file also stores a checksum of its tensors. A file cut short (a full disk, a killed run) or
-altered is detected when read: `read_cache` raises a `LabError` naming the file, and `cached`
-prints that message and rebuilds it. Files are written to a temporary name and renamed, so a
-reader never sees half a file. Where: `$LABKIT_CACHE`, else `<user cache>/labkit/tensors`.
+Introduced in notebooks/01_data_prep.ipynb. Decoded images (and what else is worth keeping: the
+shapes' masks, the list of unreadable files) are saved once, as a torch file named after a hash of
+what they were made from: for a folder, the image size and every file's path, size and modification
+time (so adding, removing or editing an image gives a new key); for the shapes generator, its
+arguments and a hash of its source code. A file also stores a checksum of its tensors: a file cut
+short or altered is reported by `read_cache` (a `LabError` naming it) and rebuilt by `cached`.
+Files are written to a temporary name and renamed, so a reader never sees half a file. Where:
+`$LABKIT_CACHE`, else `<user cache>/labkit/tensors`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from labkit.core import LabError
+from labkit.core import LabError, atomic_write
 
 FORMAT = 1
+Entry = tuple[dict[str, torch.Tensor], dict]  # (tensors, meta) as saved
 
 
 def cache_dir() -> Path:
@@ -52,8 +48,6 @@ def files_fingerprint(paths: Iterable[str]) -> str:
 
 def source_fingerprint(*objects: Any) -> str:
     """A hash of the source code of modules or functions: a cache made by older code is not reused."""
-    import inspect
-
     h = hashlib.blake2b(digest_size=8)
     for obj in objects:
         h.update(inspect.getsource(obj).encode())
@@ -71,28 +65,24 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, without a copy
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)  # the raw bytes, without a copy
     return h.hexdigest()
 
 
 def write_cache(path: Path, key: dict, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
     """Save `tensors` (CPU) and `meta` (plain data) under `path`, atomically, with their checksum."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    payload = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "meta": json.dumps(meta or {}),
-               "tensors": tensors, "checksum": _checksum(tensors)}  # fmt: skip
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "key": json.dumps(key, sort_keys=True),
+        "meta": json.dumps(meta or {}),
+    }
+    payload.update(tensors=tensors, checksum=_checksum(tensors))
+    with atomic_write(path, "wb") as fh:
+        torch.save(payload, fh)
 
 
-def read_cache(path: Path, key: dict) -> tuple[dict[str, torch.Tensor], dict] | None:
+def read_cache(path: Path, key: dict) -> Entry | None:
     """The tensors and meta saved under `path` for `key`; None when there is no such file.
 
     Raises:
@@ -106,7 +96,8 @@ def read_cache(path: Path, key: dict) -> tuple[dict[str, torch.Tensor], dict] | 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, wrong magic number, unpickling error: all mean "damaged"
-        raise LabError(f"the tensor cache {path} is damaged or truncated ({type(err).__name__}: {err}); {fix}.") from err
+        why = f"{type(err).__name__}: {err}"
+        raise LabError(f"the tensor cache {path} is damaged or truncated ({why}); {fix}.") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "tensors" not in payload:
         raise LabError(f"the tensor cache {path} is not a labkit cache of format {FORMAT}; {fix}.")
     if payload.get("key") != json.dumps(key, sort_keys=True):
@@ -117,9 +108,7 @@ def read_cache(path: Path, key: dict) -> tuple[dict[str, torch.Tensor], dict] | 
     return tensors, json.loads(payload["meta"])
 
 
-def cached(
-    label: str, key: dict, build: Callable[[], tuple[dict[str, torch.Tensor], dict]], *, use_cache: bool = True
-) -> tuple[dict[str, torch.Tensor], dict]:
+def cached(label: str, key: dict, build: Callable[[], Entry], *, use_cache: bool = True) -> Entry:
     """Read (tensors, meta) for `key` from the cache, or `build()` them and save them there.
 
     A damaged or mismatching file is reported (printed, with the reason) and rebuilt, never used.

@@ -6,15 +6,18 @@ Introduced in notebooks/01_data_prep.ipynb.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from numpy.typing import ArrayLike
+from sklearn.utils.class_weight import compute_class_weight
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from labkit.core import LabError, generator, seed_worker
 from labkit.data import batch_aug
+from labkit.data.splits import Splits
 from labkit.data.tensor_loader import TensorLoader
 from labkit.data.transforms import augment_names
 
@@ -31,23 +34,18 @@ class Loaders:
     test: DataLoader | TensorLoader
     train_eval: DataLoader | TensorLoader
 
-    def __iter__(self):
-        return iter((self.train, self.val, self.test))
+
+def _labels(targets: ArrayLike | torch.Tensor) -> np.ndarray:
+    return np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets, dtype=np.int64)
 
 
-def _counts(targets, num_classes: int) -> np.ndarray:
-    t = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets, dtype=np.int64)
-    if t.size and (t.min() < 0 or t.max() >= num_classes):
-        raise LabError(f"targets must lie in 0..{num_classes - 1}; found {t.min()}..{t.max()}.")
-    return np.bincount(t, minlength=num_classes)
-
-
-def class_weights(targets: Sequence[int] | np.ndarray | torch.Tensor, num_classes: int) -> torch.Tensor:
+def class_weights(targets: ArrayLike | torch.Tensor, num_classes: int) -> torch.Tensor:
     """Inverse-frequency class weights for a weighted loss: w_c = N / (num_classes * n_c).
 
     A balanced set gives every weight 1; a class half as frequent as average gets 2. Classes absent
-    from `targets` get weight 0 (they never appear in the loss anyway). Same as scikit-learn's
-    `compute_class_weight("balanced", ...)`.
+    from `targets` get weight 0 (they never appear in the loss anyway). scikit-learn's
+    `compute_class_weight("balanced")` computes it over the classes present; lab 01's exercise 2 has
+    the student write it by hand.
 
     Args:
         targets: class index of each training sample, shape (N,).
@@ -56,34 +54,25 @@ def class_weights(targets: Sequence[int] | np.ndarray | torch.Tensor, num_classe
     Returns:
         float32 tensor (C,), for `nn.CrossEntropyLoss(weight=...)`.
     """
-    counts = _counts(targets, num_classes).astype(np.float64)
-    total = counts.sum()
-    w = np.where(counts > 0, total / (num_classes * np.maximum(counts, 1)), 0.0)
+    t = _labels(targets)
+    if t.size and (t.min() < 0 or t.max() >= num_classes):
+        raise LabError(f"targets must lie in 0..{num_classes - 1}; found {t.min()}..{t.max()}.")
+    w = np.zeros(num_classes)
+    present = np.unique(t)
+    if present.size:
+        # scikit-learn divides by the number of classes present, the formula by all C of them.
+        w[present] = compute_class_weight("balanced", classes=present, y=t) * len(present) / num_classes
     return torch.tensor(w, dtype=torch.float32)
 
 
-def weighted_sampler(targets: Sequence[int] | np.ndarray | torch.Tensor, seed: int = 0) -> WeightedRandomSampler:
-    """A sampler that draws every class equally often (with replacement), one epoch = len(targets) draws.
-
-    Each sample's weight is 1 / (count of its class), so every class has the same total weight.
-
-    Args:
-        targets: class index of each training sample, shape (N,).
-        seed: seeds the sampler's own generator, so the drawn order repeats.
-    """
-    t = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets, dtype=np.int64)
-    counts = np.bincount(t)
-    weights = 1.0 / counts[t]
-    return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double), num_samples=len(t), replacement=True, generator=generator(seed)
-    )
-
-
-_balanced_sampler = weighted_sampler  # make_loaders' flag of the same name shadows the function
+def _sample_weights(targets: ArrayLike | torch.Tensor) -> torch.Tensor:
+    """1 / (count of the sample's class) per sample, float64 (N,): every class weighs the same."""
+    t = _labels(targets)
+    return torch.as_tensor(1.0 / np.bincount(t)[t], dtype=torch.double)
 
 
 def make_loaders(
-    splits,
+    splits: Splits,
     batch_size: int,
     *,
     seed: int = 0,
@@ -108,14 +97,13 @@ def make_loaders(
             same batches.
         num_workers: DataLoader worker processes (None: 0 in memory, else up to 4 by CPU count;
             workers are seeded with `seed_worker`). Not used by TensorLoaders.
-        weighted_sampler: draw training samples so every class is equally frequent (see
-            `weighted_sampler`) instead of shuffling.
+        weighted_sampler: draw training samples with replacement so every class is equally
+            frequent (one epoch: as many draws as training images) instead of shuffling.
         device: where TensorLoaders keep the images and make the batches (None: the CPU; pass
             `lab.device` to augment on the GPU).
         in_memory: force (True) or refuse (False) the TensorLoader path; None decides as above.
-        drop_last: leave out the last, smaller training batch of each epoch. With large batches and
-            a large learning rate its step is as long as a full batch's but far noisier, and
-            batch-norm statistics from a few images are poor (airbench drops it).
+        drop_last: leave out the last, smaller training batch of each epoch: its step is as long
+            as a full batch's but noisier, and batch-norm statistics from a few images are poor.
 
     Returns:
         Loaders with `.train .val .test .train_eval`.
@@ -134,33 +122,27 @@ def make_loaders(
         return _tensor_loaders(splits, batch_size, names, seed, weighted_sampler, device, drop_last)
     if num_workers is None:
         num_workers = 0 if splits.in_memory() else min(4, os.cpu_count() or 1)
-    common = {"batch_size": batch_size, "num_workers": num_workers, "worker_init_fn": seed_worker}
-    if num_workers > 0:
-        common["persistent_workers"] = True
-    if weighted_sampler:
-        sampler = _balanced_sampler(splits.targets("train"), seed)
-        train = DataLoader(splits.train, sampler=sampler, generator=generator(seed), drop_last=drop_last, **common)
-    else:
-        train = DataLoader(splits.train, shuffle=True, generator=generator(seed), drop_last=drop_last, **common)
-    return Loaders(
-        train=train,
-        val=DataLoader(splits.val, shuffle=False, **common),
-        test=DataLoader(splits.test, shuffle=False, **common),
-        train_eval=DataLoader(splits.train_eval, shuffle=False, **common),
-    )
+
+    def loader(dataset: Dataset, **order: Any) -> DataLoader:
+        order.update(num_workers=num_workers, persistent_workers=num_workers > 0, worker_init_fn=seed_worker)
+        return DataLoader(dataset, batch_size, **order)
+
+    sampler = None
+    if weighted_sampler:  # draws with replacement, each class as often as the others
+        w = _sample_weights(splits.targets("train"))
+        sampler = WeightedRandomSampler(w.tolist(), num_samples=len(w), generator=generator(seed))
+    order = {"shuffle": sampler is None, "sampler": sampler, "generator": generator(seed)}
+    train = loader(splits.train, drop_last=drop_last, **order)
+    return Loaders(train, loader(splits.val), loader(splits.test), loader(splits.train_eval))
 
 
-def _tensor_loaders(splits, batch_size: int, names, seed: int, weighted: bool, device, drop_last: bool) -> Loaders:
-    stats = {"mean": splits.mean, "std": splits.std, "device": device}
-    loaders = {}
-    for split in ("val", "test", "train_eval"):
-        loaders[split] = TensorLoader(splits.images(split), splits.targets(split), batch_size, **stats,
-                                      dataset=getattr(splits, split))  # fmt: skip
-    weights = None
-    if weighted:
-        t = splits.targets("train")
-        weights = torch.as_tensor(1.0 / np.bincount(t)[t], dtype=torch.double)
-    loaders["train"] = TensorLoader(splits.images("train"), splits.targets("train"), batch_size, **stats,
-                                    augment=names, shuffle=True, weights=weights, seed=seed, drop_last=drop_last,
-                                    dataset=splits.train)  # fmt: skip
-    return Loaders(**loaders)
+def _tensor_loaders(
+    splits: Splits, batch_size: int, names: list, seed: int, weighted: bool, device, drop_last: bool
+) -> Loaders:
+    def loader(split: str, **train: Any) -> TensorLoader:
+        train.update(mean=splits.mean, std=splits.std, device=device, dataset=getattr(splits, split))
+        return TensorLoader(splits.images(split), splits.targets(split), batch_size, **train)
+
+    weights = _sample_weights(splits.targets("train")) if weighted else None
+    train = loader("train", augment=names, shuffle=True, weights=weights, seed=seed, drop_last=drop_last)
+    return Loaders(train, loader("val"), loader("test"), loader("train_eval"))

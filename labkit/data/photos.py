@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from skimage import data
 
 from labkit.core import LabError
 from labkit.data.transforms import raw_transform
@@ -29,8 +30,6 @@ DEFAULT_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left")
 
 
 def _load(name: str) -> np.ndarray:
-    from skimage import data
-
     if name == "motorcycle_left":
         return data.stereo_motorcycle()[0]
     return getattr(data, name)()

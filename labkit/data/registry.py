@@ -1,14 +1,11 @@
 """The dataset registry: `load_dataset(name, ...)` for shapes, CIFAR-10, cats vs dogs, Imagenette,
 Caltech-101 and any ImageFolder tree (`folder:PATH`).
 
-Introduced in notebooks/01_data_prep.ipynb.
-
-Where data lives: the `data_root` argument, else the `LABKIT_DATA` environment variable, else the
-user cache folder `~/.cache/labkit` (`$XDG_CACHE_HOME/labkit` where that is set). Inside it each
-dataset has the folder names its public archive unpacks to (see `LAYOUTS`). When the data is not
-there, it is downloaded through torchvision where that is possible and the network answers within
-3 seconds; otherwise loading stops at once, before any work, with a message naming the dataset, the
-folders looked in and the offline choices.
+Introduced in notebooks/01_data_prep.ipynb. Where data lives: the `data_root` argument, else the
+`LABKIT_DATA` environment variable, else the user cache folder (`resolve_root`). Inside it each
+dataset has the folder names its public archive unpacks to (`LAYOUTS`). Missing data is downloaded
+through torchvision when the network answers within 3 seconds; otherwise loading stops at once,
+before any work, with a message naming the dataset, the folders looked in and the offline choices.
 """
 
 from __future__ import annotations
@@ -18,26 +15,29 @@ import pickle
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from torchvision.datasets import CIFAR10, Caltech101, Imagenette
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.datasets.utils import download_and_extract_archive
 
 from labkit.core import DATASET_ALIASES, LabError
+from labkit.data import cache, shapes
 from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import augment_names, raw_transform
-from labkit.data.verify import check_image, is_image_file, load_rgb
+from labkit.data.verify import check_image, is_image_file, load_rgb, with_progress
 from labkit.util import IMAGENET_MEAN, IMAGENET_STD, network_available
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
 ALIASES = DATASET_ALIASES
-DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32, "cats_vs_dogs": 128, "imagenette": 128, "caltech101": 128, "folder": 128}
+DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32}  # every other dataset: 128
 HELD_OUT = ("test", "validation", "val")  # a folder beside train/ that is the test split
 STATS_SAMPLE = 500  # training images read to estimate a folder dataset's mean and std
-PROGRESS_ABOVE = 2000  # show a progress bar when checking or loading more files than this
-# Folder datasets whose decoded images fit in this many bytes are decoded once and kept in memory:
-# CIFAR-10 as JPEGs (50,000 x 3 x 32 x 32 = 150 MB) then trains without decoding a file per sample.
+# Folder datasets whose decoded images fit in this many bytes are decoded once and kept in memory.
 PRELOAD_BYTES = 1 << 30
 
 # The published CIFAR-10 training-set statistics: no need to read 50,000 images for them.
@@ -46,10 +46,16 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 # Where each dataset may sit inside the data root, and the layout a person can put there by hand.
 LAYOUTS = {
-    "cifar10": "cifar-10-batches-py/ (torchvision's pickles) or cifar10/train/<class>/*.jpg [+ cifar10/test/]",
-    "cats_vs_dogs": "cats_and_dogs_filtered/{train,validation}/{cats,dogs}/*.jpg or cats_and_dogs/train/{cats,dogs}/",
+    "cifar10": "cifar-10-batches-py/ (torchvision's pickles) or cifar10/train/<class>/*.jpg [+ test/]",
+    "cats_vs_dogs": "cats_and_dogs_filtered/{train,validation}/{cats,dogs}/*.jpg or cats_and_dogs/train/...",
     "imagenette": "imagenette2-160/{train,val}/<wnid>/*.JPEG (also imagenette2-320/, imagenette2/)",
     "caltech101": "caltech101/101_ObjectCategories/<class>/*.jpg",
+}
+CANDIDATES = {
+    "cifar10": ("cifar-10-batches-py", "cifar10/cifar-10-batches-py", "cifar10", ""),
+    "cats_vs_dogs": ("cats_and_dogs_filtered", "cats_and_dogs", ""),
+    "imagenette": ("imagenette2-160", "imagenette2-320", "imagenette2", "imagenette", ""),
+    "caltech101": ("caltech101/101_ObjectCategories", "101_ObjectCategories"),
 }
 DOWNLOAD_URLS = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -83,7 +89,7 @@ def _not_found(name: str, looked: Sequence[Path], root: Path, origin: str, why: 
         f"{why}\nOffline choices: (1) use dataset='shapes' (built in, nothing to download); "
         f"(2) put the data in one of the folders above, laid out as {LAYOUTS[name]}; "
         f"(3) pass data_root=... or set the LABKIT_DATA environment variable to a folder that holds it; "
-        f"(4) use dataset='folder:PATH' for any ImageFolder tree (PATH/<class>/*.jpg or PATH/train/<class>/...)."
+        f"(4) use dataset='folder:PATH' for any ImageFolder tree (PATH/<class>/*.jpg or PATH/train/...)."
     )
 
 
@@ -92,76 +98,57 @@ def _download(name: str, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     print(f"downloading {name} into {root} ...")
     if name == "cifar10":
-        from torchvision.datasets import CIFAR10
-
         CIFAR10(str(root), train=True, download=True)
     elif name == "imagenette":
-        from torchvision.datasets import Imagenette
-
         Imagenette(str(root), split="train", size="160px", download=True)
     elif name == "caltech101":
-        from torchvision.datasets import Caltech101
-
         Caltech101(str(root), download=True)
-    elif name == "cats_vs_dogs":
-        from torchvision.datasets.utils import download_and_extract_archive
-
+    else:
         download_and_extract_archive(DOWNLOAD_URLS[name], str(root))
 
 
 # ----------------------------------------------------------------------------- folder datasets
-def _class_dirs(folder: Path, exclude: Sequence[str] = ()) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in exclude)
-
-
-def scan_image_folder(folder: Path, classes: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> tuple[list[str], list[str], np.ndarray]:
-    """List an ImageFolder tree `folder/<class>/**/image`.
+def scan_image_folder(
+    folder: Path, classes: Sequence[str] | None = None, exclude: Sequence[str] = ()
+) -> tuple[list[str], list[str], np.ndarray]:
+    """List an ImageFolder tree `folder/<class>/**/image` with torchvision's `find_classes` and
+    `make_dataset`, plus labkit's checks: hidden folders and `exclude` are not classes; no class
+    folders, an empty class folder, or a class the training tree lacks is a LabError naming it.
 
     Args:
         folder: the tree's root.
-        classes: the class names to expect (a held-out folder must use the training classes);
-            None takes the sorted sub-folder names.
+        classes: the class names to expect (a held-out tree uses the training classes); None: the
+            sorted sub-folder names.
         exclude: sub-folder names that are not classes.
 
     Returns:
-        (classes, paths, targets).
-
-    Raises:
-        LabError: no class folders, an empty class folder, or a class the training tree lacks.
+        (classes, paths, targets int64 (N,)), in class order.
     """
-    dirs = _class_dirs(folder, exclude)
-    if not dirs:
+    try:
+        found = [c for c in find_classes(folder)[0] if not c.startswith(".") and c not in exclude]
+    except FileNotFoundError:  # torchvision's "no class folder"
+        found = []
+    if not found:
         raise LabError(
             f"{folder} has no class folders; an ImageFolder tree is {folder}/<class name>/<images>, "
             f"one sub-folder per class."
         )
-    names = [d.name for d in dirs]
-    if classes is None:
-        classes = names
-    else:
-        extra = sorted(set(names) - set(classes))
-        if extra:
-            raise LabError(f"{folder} has class folders {extra} that the training folder lacks ({list(classes)}); rename or remove them.")
-    index = {c: i for i, c in enumerate(classes)}
-    paths: list[str] = []
-    targets: list[int] = []
-    for d in dirs:
-        files = sorted(str(p) for p in d.rglob("*") if p.is_file() and is_image_file(p))
-        if not files:
-            raise LabError(
-                f"class folder {d} holds no images (extensions .jpg, .png, ...); put images in it or delete the folder."
-            )
-        paths += files
-        targets += [index[d.name]] * len(files)
-    return list(classes), paths, np.asarray(targets, dtype=np.int64)
-
-
-def _progress(items, total: int, desc: str):
-    if total <= PROGRESS_ABOVE:
-        return items
-    from labkit.progress import tqdm
-
-    return tqdm(items, total=total, desc=desc, unit="img", leave=False)
+    classes = found if classes is None else list(classes)
+    extra = sorted(set(found) - set(classes))
+    if extra:
+        raise LabError(
+            f"{folder} has class folders {extra} that the training folder lacks ({classes}); rename or "
+            "remove them."
+        )
+    index = {c: classes.index(c) for c in found}
+    samples = make_dataset(folder, index, is_valid_file=is_image_file, allow_empty=True)
+    empty = sorted(set(found) - {classes[t] for _, t in samples})
+    if empty:
+        raise LabError(
+            f"class folder {folder / empty[0]} holds no images (extensions .jpg, .png, ...); put images in "
+            f"it or delete the folder."
+        )
+    return classes, [p for p, _ in samples], np.asarray([t for _, t in samples], dtype=np.int64)
 
 
 def _decode(path: str, transform) -> tuple[torch.Tensor | None, str | None]:
@@ -178,19 +165,19 @@ def _check_files(
 ) -> tuple[np.ndarray, torch.Tensor | None, int]:
     """Check every file before anything else; refuse, or skip with a count, the unreadable ones.
 
-    With `decode_size`, every image is fully decoded, resized and centre-cropped to that size and
-    kept in memory (a complete check, and fast training afterwards); otherwise each file gets PIL's
-    cheap open + verify.
+    With `decode_size`, every image is decoded, resized and centre-cropped to that size and kept in
+    memory (a complete check, and fast training afterwards); otherwise each file gets PIL's cheap
+    open + verify.
 
     Returns:
         (indices of the files kept, their images uint8 (K, 3, S, S) or None, number left out).
     """
     images = None
     if decode_size is not None:
-        decoded, bad = _decode_cached(paths, where, decode_size, use_cache)
+        images, bad = _decode_cached(paths, where, decode_size, use_cache)  # the kept files' images
     else:
-        bad = [(p, r) for p in _progress(paths, len(paths), f"checking images in {where.name}")
-               if (r := check_image(p)) is not None]  # fmt: skip
+        checked = with_progress(paths, len(paths), f"checking images in {where.name}")
+        bad = [(p, r) for p in checked if (r := check_image(p)) is not None]
     if bad and not skip_corrupt:
         listed = "\n".join(f"  - {p}  ({r})" for p, r in bad[:10])
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
@@ -202,27 +189,23 @@ def _check_files(
         print(f"skip_corrupt=True: left out {len(bad)} unreadable image(s) under {where}.")
     bad_set = {p for p, _ in bad}
     keep = [i for i, p in enumerate(paths) if p not in bad_set]
-    if decode_size is not None:
-        images = decoded  # the decoded images are those of the kept files, in order
     return np.asarray(keep, dtype=np.int64), images, len(bad)
 
 
-def _decode_cached(paths: list[str], where: Path, size: int, use_cache: bool) -> tuple[torch.Tensor, list[tuple[str, str]]]:
-    """Every readable file decoded to uint8 (K, 3, S, S), and (path, reason) for the others.
-
-    Kept in the tensor cache (`labkit.data.cache`), keyed by the files' paths, sizes and times.
-    """
-    from labkit.data import cache
-
-    key = {"kind": "folder", "image_size": size, "files": cache.files_fingerprint(paths), "n": len(paths),
-           "decoder": cache.source_fingerprint(raw_transform, load_rgb)}  # fmt: skip
+def _decode_cached(
+    paths: list[str], where: Path, size: int, use_cache: bool
+) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+    """Every readable file decoded to uint8 (K, 3, S, S), and (path, reason) for the others, kept in
+    the tensor cache (`labkit.data.cache`) under the files' paths, sizes and times."""
+    key = {"kind": "folder", "image_size": size, "files": cache.files_fingerprint(paths), "n": len(paths)}
+    key["decoder"] = cache.source_fingerprint(raw_transform, load_rgb)  # new decoding code, new cache
 
     def build():
         transform = raw_transform(size)
         # PIL releases the GIL while decoding, so a few threads overlap file reads and decodes.
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            results = list(_progress(pool.map(lambda p: _decode(p, transform), paths), len(paths),
-                                     f"loading images from {where.name}"))  # fmt: skip
+            decoded = pool.map(lambda p: _decode(p, transform), paths)
+            results = list(with_progress(decoded, len(paths), f"loading images from {where.name}"))
         good = [img for img, reason in results if reason is None]
         images = torch.stack(good) if good else torch.zeros(0, 3, size, size, dtype=torch.uint8)
         return {"images": images}, {"bad": [[p, r] for p, (_, r) in zip(paths, results) if r is not None]}
@@ -237,88 +220,79 @@ def _folder_stats(source: TensorSource | FileSource, image_size: int, seed: int)
     if isinstance(source, TensorSource):
         return channel_stats(source.images)
     n = len(source)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(n, size=min(n, STATS_SAMPLE), replace=False))
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, STATS_SAMPLE), replace=False))
     t = raw_transform(image_size)
     return channel_stats(torch.stack([t(source.load(int(i))) for i in pick]))
 
 
-def _make_source(paths: list[str], targets: np.ndarray, images: torch.Tensor | None) -> TensorSource | FileSource:
-    return FileSource(paths, targets) if images is None else TensorSource(images, targets)
-
-
 def _folder_sources(
-    folder: Path, *, seed: int, split: Sequence[float], val_fraction: float, skip_corrupt: bool,
-    image_size: int, preload: bool | None, exclude: Sequence[str] = (), cache: bool = True,
-) -> tuple[list[str], dict, dict]:  # fmt: skip
+    folder: Path,
+    *,
+    seed: int,
+    split: Sequence[float],
+    val_fraction: float,
+    skip_corrupt: bool,
+    image_size: int,
+    preload: bool | None,
+    exclude: Sequence[str] = (),
+    cache: bool = True,
+) -> tuple[list[str], dict, dict]:
     """Sources for an ImageFolder tree: train/ [+ test/|validation/|val/], or class folders only."""
-    train_dir = folder / "train"
-    info: dict = {"root": str(folder)}
     held = None
-    if train_dir.is_dir():
+    if (folder / "train").is_dir():
         held = next((folder / h for h in HELD_OUT if (folder / h).is_dir()), None)
-        classes, paths, targets = scan_image_folder(train_dir, exclude=exclude)
+        classes, paths, targets = scan_image_folder(folder / "train", exclude=exclude)
     else:
-        train_dir = folder
         classes, paths, targets = scan_image_folder(folder, exclude=exclude)
-    test_paths, test_targets = [], np.zeros(0, np.int64)
+    test_paths, test_targets = list[str](), np.zeros(0, np.int64)
     if held is not None:
         _, test_paths, test_targets = scan_image_folder(held, classes=classes, exclude=exclude)
 
+    files = paths + test_paths
     if preload is None:
-        preload = (len(paths) + len(test_paths)) * 3 * image_size**2 <= PRELOAD_BYTES
+        preload = len(files) * 3 * image_size**2 <= PRELOAD_BYTES
     # One check over training and held-out files, so a refusal lists the bad files of both.
-    keep, images, n_bad = _check_files(paths + test_paths, folder, skip_corrupt, image_size if preload else None,
-                                       use_cache=cache)
-    is_train = keep < len(paths)
-
-    def source(mask: np.ndarray, all_paths: list[str], offset: int, all_targets: np.ndarray):
-        idx = keep[mask] - offset
-        picked = [all_paths[i] for i in idx]
-        return _make_source(picked, all_targets[idx], None if images is None else images[torch.as_tensor(mask)])
-
-    whole = source(is_train, paths, 0, targets)
+    keep, images, n_bad = _check_files(files, folder, skip_corrupt, image_size if preload else None, cache)
+    kept = np.concatenate([targets, test_targets])[keep]
+    whole = FileSource([files[i] for i in keep], kept) if images is None else TensorSource(images, kept)
+    train = whole.subset(np.flatnonzero(keep < len(paths)))
+    info: dict = {"root": str(folder), "skipped_corrupt": n_bad, "in_memory": bool(preload)}
     if held is not None:
-        tr, va = stratified_split(whole.targets, (1 - val_fraction, val_fraction), seed)
-        test = source(~is_train, test_paths, len(paths), test_targets)
-        sources = {"train": whole.subset(tr), "val": whole.subset(va), "test": test}
+        tr, va = stratified_split(train.targets, (1 - val_fraction, val_fraction), seed)
+        test = whole.subset(np.flatnonzero(keep >= len(paths)))
+        sources = {"train": train.subset(tr), "val": train.subset(va), "test": test}
         info["layout"] = f"train/ + {held.name}/ (test); val carved from train ({val_fraction:.0%})"
     else:
-        tr, va, te = stratified_split(whole.targets, split, seed)
-        sources = {k: whole.subset(i) for k, i in zip(("train", "val", "test"), (tr, va, te))}
-        layout = "train/ only" if train_dir != folder else "class folders"
+        parts = stratified_split(train.targets, split, seed)
+        sources = {k: train.subset(i) for k, i in zip(("train", "val", "test"), parts)}
+        layout = "train/ only" if (folder / "train").is_dir() else "class folders"
         info["layout"] = f"{layout}; stratified split {tuple(split)}"
-    info["skipped_corrupt"] = n_bad
-    info["in_memory"] = bool(preload)
     return classes, sources, info
 
 
 # ----------------------------------------------------------------------------- CIFAR-10 pickles
-def _cifar_reader():
-    from torchvision.datasets import CIFAR10
+class _LocalCIFAR10(CIFAR10):
+    """torchvision's CIFAR-10 reader that checks the files exist instead of hashing 180 MB on every
+    load; a damaged file still fails when unpickled (reported by `_cifar_sources`)."""
 
-    class LocalCIFAR10(CIFAR10):
-        """torchvision's CIFAR-10 reader that checks the files exist instead of hashing 180 MB on
-        every load; a damaged file still fails when unpickled (reported by `_cifar_sources`)."""
+    def _check_integrity(self) -> bool:
+        folder = Path(self.root) / self.base_folder
+        names = [f for f, _ in (*self.train_list, *self.test_list)] + [self.meta["filename"]]
+        return all((folder / f).is_file() for f in names)
 
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / f).is_file() for f, _ in (*self.train_list, *self.test_list, (self.meta["filename"], "")))
-
-        def _load_meta(self) -> None:
-            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
-                data = pickle.load(fh, encoding="latin1")
-            self.classes = data[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    return LocalCIFAR10
+    def _load_meta(self) -> None:
+        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as fh:
+            data = pickle.load(fh, encoding="latin1")
+        self.classes = data[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
 
-def _cifar_sources(batches: Path, seed: int, val_fraction: float) -> tuple[list[str], dict[str, TensorSource]]:
-    reader = _cifar_reader()
+def _cifar_sources(
+    batches: Path, seed: int, val_fraction: float
+) -> tuple[list[str], dict[str, TensorSource]]:
     try:
-        train = reader(str(batches.parent), train=True, download=False)
-        test = reader(str(batches.parent), train=False, download=False)
+        train = _LocalCIFAR10(str(batches.parent), train=True, download=False)
+        test = _LocalCIFAR10(str(batches.parent), train=False, download=False)
     except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
         raise LabError(
             f"{batches} is incomplete or damaged ({type(err).__name__}: {err}). It needs data_batch_1..5, "
@@ -326,8 +300,10 @@ def _cifar_sources(batches: Path, seed: int, val_fraction: float) -> tuple[list[
             f"dataset='shapes'."
         ) from err
 
-    def to_source(ds) -> TensorSource:
-        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+    def to_source(ds: CIFAR10) -> TensorSource:
+        images = (
+            torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        )  # (N, 32, 32, 3) -> (N, 3, 32, 32)
         return TensorSource(images, np.asarray(ds.targets, dtype=np.int64))
 
     whole = to_source(train)
@@ -337,16 +313,8 @@ def _cifar_sources(batches: Path, seed: int, val_fraction: float) -> tuple[list[
 
 # ----------------------------------------------------------------------------- candidates
 def _candidates(name: str, root: Path) -> list[Path]:
-    """Folders, in order, where dataset `name` may sit under `root`."""
-    if name == "cifar10":
-        return [root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py", root / "cifar10", root]
-    if name == "cats_vs_dogs":
-        return [root / "cats_and_dogs_filtered", root / "cats_and_dogs", root]
-    if name == "imagenette":
-        return [root / "imagenette2-160", root / "imagenette2-320", root / "imagenette2", root / "imagenette", root]
-    if name == "caltech101":
-        return [root / "caltech101" / "101_ObjectCategories", root / "101_ObjectCategories"]
-    raise AssertionError(name)
+    """Folders, in order, where dataset `name` may sit under `root` ("" is the root itself)."""
+    return [root / folder for folder in CANDIDATES[name]]
 
 
 def _present(name: str, folder: Path) -> bool:
@@ -358,51 +326,56 @@ def _present(name: str, folder: Path) -> bool:
     return (folder / "train").is_dir()
 
 
+def _found(name: str, root: Path) -> Path | None:
+    return next((folder for folder in _candidates(name, root) if _present(name, folder)), None)
+
+
 def local_copy(name: str, data_root: str | Path | None = None) -> Path | None:
     """Where a torchvision dataset (cifar10, cats_vs_dogs, ...) already lies under the data root, or
     None when it is not there (nothing is downloaded; shapes and folder:PATH are not looked for)."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in KNOWN_DATASETS or key == "shapes":
         return None
-    root, _ = resolve_root(data_root)
-    return next((folder for folder in _candidates(key, root) if _present(key, folder)), None)
+    return _found(key, resolve_root(data_root)[0])
 
 
 def _locate(name: str, root: Path, origin: str, download: bool | None) -> Path:
-    looked = _candidates(name, root)
-    for folder in looked:
-        if _present(name, folder):
-            return folder
+    looked, found = _candidates(name, root), _found(name, root)
+    if found is not None:
+        return found
     if download is False:
         raise _not_found(name, looked, root, origin, "download=False, so nothing was downloaded.")
     url = DOWNLOAD_URLS[name]
     if not network_available(url):
-        raise _not_found(
-            name, looked, root, origin, f"No network: {urlparse(url).hostname} did not answer within 3 s, so nothing was downloaded."
-        )
+        why = f"No network: {urlparse(url).hostname} did not answer within 3 s, so nothing was downloaded."
+        raise _not_found(name, looked, root, origin, why)
     try:
         _download(name, root)
     except Exception as err:  # any failure of the download is reported with the same choices
-        raise _not_found(name, looked, root, origin, f"The download failed: {type(err).__name__}: {err}") from err
-    for folder in looked:
-        if _present(name, folder):
-            return folder
-    raise _not_found(name, looked, root, origin, "The download finished but the expected folders are missing.")
+        raise _not_found(
+            name, looked, root, origin, f"The download failed: {type(err).__name__}: {err}"
+        ) from err
+    found = _found(name, root)
+    if found is None:
+        raise _not_found(name, looked, root, origin, "The download finished but the folders are missing.")
+    return found
 
 
 # ----------------------------------------------------------------------------- entry point
 def _check_args(image_size, split, val_fraction, normalize, augment) -> None:
-    if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8):
-        raise LabError(f"image_size={image_size!r} must be an int of at least 8 (or None for the dataset's default).")
+    if image_size is not None and (type(image_size) is not int or image_size < 8):
+        raise LabError(
+            f"image_size={image_size!r} must be an int of at least 8 (None: the dataset's default)."
+        )
     if len(tuple(split)) != 3:
-        raise LabError(f"split={split!r} must be three fractions (train, val, test) summing to 1, e.g. (0.7, 0.15, 0.15).")
+        raise LabError(f"split={split!r} must be three fractions (train, val, test), e.g. (0.7, 0.15, 0.15).")
     if not 0 < float(val_fraction) < 1:
         raise LabError(f"val_fraction={val_fraction!r} must lie between 0 and 1, e.g. 0.15.")
     ok_norm = normalize in ("dataset", "imagenet", "none", None) or (
         isinstance(normalize, (tuple, list)) and len(normalize) == 2 and all(len(v) == 3 for v in normalize)
     )
     if not ok_norm:
-        raise LabError(f"normalize={normalize!r}: use 'dataset', 'imagenet' (pretrained networks), 'none', or (mean, std).")
+        raise LabError(f"normalize={normalize!r}: use 'dataset', 'imagenet', 'none' or (mean, std).")
     augment_names(augment)
 
 
@@ -428,44 +401,35 @@ def load_dataset(
         name: "shapes" (built in), "cifar10", "cats_vs_dogs", "imagenette", "caltech101", or
             "folder:PATH" for any ImageFolder tree (PATH/<class>/..., or PATH/train/<class>/... with
             an optional PATH/test/, PATH/validation/ or PATH/val/).
-        data_root: folder holding the datasets; None: $LABKIT_DATA, else ~/.cache/labkit.
-        image_size: side S of the square images the model sees; None: the dataset's default
-            (shapes 64, cifar10 32, others 128). Shapes are drawn at S; photos are resized
-            (short side) and centre-cropped.
+        data_root: folder holding the datasets (see `resolve_root`).
+        image_size: side S of the square images (None: shapes 64, cifar10 32, others 128); shapes
+            are drawn at S, photos resized (short side) and centre-cropped.
         seed: seeds the split (and the shapes generator): same seed, same splits.
         split: (train, val, test) fractions, used when the dataset has no held-out folder.
-        val_fraction: share of the training data carved out (stratified) as validation when the
-            dataset brings its own test split (CIFAR-10's test batch, a test/ or validation/ folder).
+        val_fraction: share of the training data carved out as validation when the dataset brings
+            its own test split (CIFAR-10's test batch, a test/ or validation/ folder).
         n_per_class: shapes only: images per class (int, list or dict; default 600).
-        augment: train augmentation: "none", "light", "strong" or a list (see `train_transform`).
-        normalize: "dataset" (mean/std of the training split: all its images when in memory, else
-            a seeded sample of up to 500 files; CIFAR-10 uses its published values), "imagenet"
-            (IMAGENET_MEAN/STD, for pretrained networks), "none", or an explicit (mean, std).
-        download: None: download when missing and the network answers; False: never; True: the
-            same as None but meant as a request (an offline machine still gets the clear error).
-            shapes and folder: never download.
-        skip_corrupt: folder datasets check every image file before anything else (decoded in
-            full when preloaded, else PIL's cheap open + verify). With False (default) any
-            unreadable file REFUSES the load with a LabError listing up to 10 bad paths, their
-            count and the fix; with True the bad files are left out and their count is printed
-            (and kept in `splits.info["skipped_corrupt"]`).
-        preload: folder datasets: decode every image once (resized and centre-cropped to
-            image_size) and keep them in memory, so training does not decode a file per sample.
-            None: preload when the decoded images take at most 1 GiB.
-        cache: keep decoded (preloaded) folder images and generated shapes in the tensor cache
-            on disk (`labkit.data.cache`), so the next load takes a second instead of a decode of
-            every file; False neither reads nor writes it.
+        augment: train augmentation: a preset of `PRESETS` or a list (see `train_transform`).
+        normalize: "dataset" (the training split's mean/std: all its images when in memory, else a
+            seeded sample; CIFAR-10's published values), "imagenet", "none", or (mean, std).
+        download: None or True: download when missing and the network answers; False: never.
+        skip_corrupt: folder datasets check every image file first; False: an unreadable file
+            refuses the load, naming the bad paths; True: they are left out and counted
+            (`splits.info["skipped_corrupt"]`).
+        preload: folder datasets: decode every image once into memory (None: when that takes at
+            most PRELOAD_BYTES).
+        cache: keep decoded images and generated shapes in the tensor cache (`labkit.data.cache`).
 
     Returns:
-        Splits (see labkit.data.splits.Splits). Grayscale, palette and RGBA images come out as RGB.
+        Splits (see labkit.data.splits.Splits); grayscale, palette and RGBA images come out as RGB.
 
     Raises:
-        LabError: unknown name (the message lists the known ones), data not found and not
-            downloadable (names the folders looked in and the offline choices), an empty class
-            folder (named), unreadable images (named, unless skip_corrupt), or bad arguments.
+        LabError: unknown name (listing the known ones), data not found and not downloadable (the
+            folders looked in and the offline choices), an empty class folder, unreadable images
+            (unless skip_corrupt), or bad arguments.
     """
     if not isinstance(name, str):
-        raise LabError(f"dataset name {name!r} must be a string such as 'shapes' or 'folder:/path/to/images'.")
+        raise LabError(f"dataset name {name!r} must be a string such as 'shapes' or 'folder:/path/to/images'")
     _check_args(image_size, split, val_fraction, normalize, augment)
     key = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else "folder"
     if key not in (*KNOWN_DATASETS, "folder"):
@@ -473,17 +437,17 @@ def load_dataset(
             f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)}, or 'folder:PATH' "
             f"for an ImageFolder tree of your own."
         )
-    size = image_size or DEFAULT_IMAGE_SIZE[key]
+    size = image_size or DEFAULT_IMAGE_SIZE.get(key, 128)
     if key == "shapes":
         return _load_shapes(size, seed, split, n_per_class, augment, normalize, cache)
     if n_per_class is not None:
         raise LabError(f"n_per_class is for dataset='shapes' only; {name!r} has the images it has.")
 
     known_stats = None
-    info: dict = {}
     root, origin = resolve_root(data_root)
-    common = {"seed": seed, "split": split, "val_fraction": val_fraction, "skip_corrupt": skip_corrupt,
-              "image_size": size, "preload": preload, "cache": cache}  # fmt: skip
+    common: dict[str, Any] = {"seed": seed, "split": split, "val_fraction": val_fraction}
+    common.update(skip_corrupt=skip_corrupt)
+    common.update(image_size=size, preload=preload, cache=cache)
     if key == "folder":
         path = Path(name[len("folder:") :]).expanduser()
         if not path.is_absolute() and data_root is not None and (Path(data_root) / path).is_dir():
@@ -505,8 +469,6 @@ def load_dataset(
             exclude = ("BACKGROUND_Google",) if key == "caltech101" else ()
             classes, sources, info = _folder_sources(folder, exclude=exclude, **common)
         if key == "imagenette":
-            from torchvision.datasets import Imagenette
-
             classes = [Imagenette._WNID_TO_CLASS.get(c, (c,))[0] for c in classes]
         if key == "cifar10":
             known_stats = (CIFAR10_MEAN, CIFAR10_STD)
@@ -528,13 +490,11 @@ def _chosen_stats(normalize) -> tuple[tuple, tuple] | None:
 
 def _shapes_cached(n_per_class, size: int, seed: int, use_cache: bool) -> ShapesData:
     """`make_shapes`, kept in the tensor cache under its arguments and the generator's source."""
-    from labkit.data import cache, shapes
-
     if not use_cache:
         return make_shapes(n_per_class, image_size=size, seed=seed)
     # _counts checks the counts (and make_shapes the size) before anything is cached under them.
-    key = {"kind": "shapes", "counts": shapes._counts(n_per_class), "image_size": size, "seed": seed,
-           "generator": cache.source_fingerprint(shapes)}  # fmt: skip
+    key = {"kind": "shapes", "counts": shapes._counts(n_per_class), "image_size": size, "seed": seed}
+    key["generator"] = cache.source_fingerprint(shapes)  # a changed generator makes other images
 
     def build():
         d = make_shapes(n_per_class, image_size=size, seed=seed)
@@ -544,7 +504,7 @@ def _shapes_cached(n_per_class, size: int, seed: int, use_cache: bool) -> Shapes
     return ShapesData(tensors["images"], tensors["masks"], tensors["targets"], meta["classes"])
 
 
-def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize, use_cache: bool = True) -> Splits:
+def _load_shapes(size: int, seed: int, split, n_per_class, augment, normalize, use_cache: bool) -> Splits:
     data = _shapes_cached(600 if n_per_class is None else n_per_class, size, seed, use_cache)
     targets = data.targets.numpy()
     idx = dict(zip(("train", "val", "test"), stratified_split(targets, split, seed)))

@@ -2,16 +2,14 @@
 
 Introduced in notebooks/01_data_prep.ipynb. Each image shows one shape (its class) at a random
 position, scale, rotation and colour on a cluttered background: a muted colour gradient, pixel
-noise and thin distractor strokes in random colours (lines and arcs that belong to no class).
-Colour, size, position and rotation are drawn independently of the class, so only the shape's
-outline tells the classes apart.
-Because the object's mask is known, localisation methods (Grad-CAM, saliency, ...) can be scored
-with a pointing game instead of only being looked at.
+noise and thin distractor strokes that belong to no class. Colour, size, position and rotation are
+drawn independently of the class, so only the outline tells the classes apart, and the object's
+mask lets localisation methods (Grad-CAM, saliency, ...) be scored, not only looked at.
 
-Strokes and objects are drawn with PIL per image, backgrounds and compositing with numpy in chunks
-(10,000 images of 64x64 take about 5 s on one CPU core): the object is drawn at twice the resolution and
-box-filtered down, so its edges are anti-aliased; the mask is the part at least half covered.
-Everything random comes from one `numpy.random.Generator`, so a seed gives identical bytes.
+Strokes and objects are drawn with PIL per image, backgrounds and compositing with numpy in chunks;
+the object is drawn at twice the resolution and box-filtered down (anti-aliased edges), and the mask
+is the part at least half covered. Everything random comes from one `numpy.random.Generator`, so a
+seed gives identical bytes.
 """
 
 from __future__ import annotations
@@ -26,17 +24,8 @@ from PIL import Image, ImageDraw
 
 from labkit.core import LabError
 
-SHAPE_CLASSES: tuple[str, ...] = (
-    "circle",
-    "square",
-    "triangle",
-    "star",
-    "cross",
-    "ring",
-    "semicircle",
-    "arrow",
-    "heart",
-    "crescent",
+SHAPE_CLASSES: tuple[str, ...] = tuple(
+    "circle square triangle star cross ring semicircle arrow heart crescent".split()
 )
 
 MIN_SIZE, MAX_SIZE = 32, 224
@@ -73,7 +62,9 @@ def _counts(n_per_class: int | Sequence[int] | Mapping[str, int]) -> list[int]:
     if isinstance(n_per_class, Mapping):
         unknown = sorted(set(n_per_class) - set(SHAPE_CLASSES))
         if unknown:
-            raise LabError(f"n_per_class names unknown shape classes {unknown}; the classes are {list(SHAPE_CLASSES)}.")
+            raise LabError(
+                f"n_per_class names unknown shape classes {unknown}; they are {list(SHAPE_CLASSES)}."
+            )
         counts = [n_per_class.get(c, 0) for c in SHAPE_CLASSES]
     elif isinstance(n_per_class, (int, np.integer)) and not isinstance(n_per_class, bool):
         counts = [int(n_per_class)] * k
@@ -86,7 +77,7 @@ def _counts(n_per_class: int | Sequence[int] | Mapping[str, int]) -> list[int]:
         counts = list(n_per_class)
     else:
         raise LabError(
-            f"n_per_class={n_per_class!r} is not a count; use an int, a list of {k} ints, or a dict class -> int."
+            f"n_per_class={n_per_class!r} is not a count; use an int, {k} ints or a dict class -> int."
         )
     if any(not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 0 for c in counts):
         raise LabError(f"n_per_class counts must be non-negative ints, got {counts}.")
@@ -114,9 +105,10 @@ def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
         return pts
     if name == "cross":
         w = 0.3
-        return [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]
+        return [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w),
+                (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]  # fmt: skip
     if name == "arrow":
-        return [(-0.95, -0.2), (0.15, -0.2), (0.15, -0.6), (0.95, 0.0), (0.15, 0.6), (0.15, 0.2), (-0.95, 0.2)]
+        return [(-0.95, -0.2), (0.15, -0.2), (0.15, -0.6), (0.95, 0), (0.15, 0.6), (0.15, 0.2), (-0.95, 0.2)]
     if name == "heart":
         t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
         x = 16 * np.sin(t) ** 3
@@ -197,8 +189,8 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     img = c0 + (c1 - c0) * t[:, None]  # (n, 3, H, W); channel-first keeps numpy's inner loops long
     # Uniform noise from raw bytes: much cheaper than Gaussian noise and looks the same to a CNN.
     sigma = rng.uniform(2, 12, size=(n, 1, 1, 1)).astype(np.float32) / 73.9  # 73.9: std of uniform bytes
-    noise = np.frombuffer(rng.bytes(n * 3 * size * size), dtype=np.uint8).reshape(n, 3, size, size)
-    noise = noise.astype(np.float32)
+    raw = np.frombuffer(rng.bytes(n * 3 * size * size), dtype=np.uint8).reshape(n, 3, size, size)
+    noise = raw.astype(np.float32)
     noise -= 127.5
     noise *= sigma
     img += noise + 0.5
@@ -206,7 +198,9 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     return img.astype(np.uint8)
 
 
-def _strokes(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: int, width: int) -> np.ndarray:
+def _strokes(
+    rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: int, width: int
+) -> np.ndarray:
     """Draw `n` distractor strokes (straight lines and arcs) on an 'L' canvas as indices 1..n.
 
     Returns:
@@ -228,7 +222,7 @@ def _strokes(rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: 
 
 
 def _paint(images: np.ndarray, index: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """Paint strokes in place: images float (c, 3, H, W), index uint8 (c, H, W) (0 = none), colours (c, K+1, 3)."""
+    """Paint strokes in place: images float (c, 3, H, W), index uint8 (c, H, W), colours (c, K+1, 3)."""
     ci, yi, xi = np.nonzero(index)  # strokes cover few pixels: touch only those
     images[ci, :, yi, xi] = colours[ci, index[ci, yi, xi]]  # (m, 3)
     return images
@@ -286,8 +280,9 @@ def make_shapes(
             r = 0.5 * rng.uniform(*OBJECT_SCALE) * big
             cx, cy = (float(v) for v in rng.uniform(r + 2 * SUPERSAMPLE, big - r - 2 * SUPERSAMPLE, size=2))
             alpha_img = Image.new("L", (big, big), 0)
-            _draw_object(ImageDraw.Draw(alpha_img), SHAPE_CLASSES[targets[lo + j]], cx, cy, r, rng.uniform(0, 2 * np.pi))
-            alphas[lo + j] = np.asarray(alpha_img.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+            angle = rng.uniform(0, 2 * np.pi)
+            _draw_object(ImageDraw.Draw(alpha_img), SHAPE_CLASSES[targets[lo + j]], cx, cy, r, angle)
+            alphas[lo + j] = np.asarray(alpha_img.resize((size, size), Image.Resampling.BOX), np.float32)
         bg = _paint(bg, under, under_colours)  # strokes under the object
         alpha = alphas[lo:hi, None] / 255.0  # (c, 1, H, W)
         colour = _contrasting_colours(rng, bg.mean(axis=(2, 3)))[:, :, None, None]  # (c, 3, 1, 1)
@@ -299,7 +294,7 @@ def make_shapes(
         # Sometimes one thin stroke across everything: it may cross the object, never hide it.
         over = np.zeros((c, size, size), dtype=np.uint8)
         over_colours = np.zeros((c, 2, 3), dtype=np.float32)
-        for j in np.flatnonzero(rng.random(c) < 0.2):
+        for j in np.flatnonzero(rng.random(c) < 0.2).tolist():
             canvas = Image.new("L", (size, size), 0)
             over_colours[j, 1:] = _strokes(rng, ImageDraw.Draw(canvas), size, 1, 1)
             over[j] = np.asarray(canvas)

@@ -8,11 +8,12 @@ the validation or test images leaks into training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from labkit.core import LabError
@@ -22,44 +23,55 @@ from labkit.data.verify import load_rgb
 SPLIT_NAMES = ("train", "val", "test", "train_eval")
 
 
-def stratified_split(targets: Sequence[int] | np.ndarray, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:
-    """Split sample indices into parts with the given fractions, class by class.
+def stratified_split(
+    targets: Sequence[int] | np.ndarray, fractions: Sequence[float], seed: int = 0
+) -> list[np.ndarray]:
+    """Split sample indices into parts with the given fractions, each with the class proportions of the whole.
 
-    Every class is shuffled with the seed and cut into the fractions (rounded), so each part has
-    (almost exactly) the class proportions of the whole. A class with at least as many samples as
-    parts gets at least one sample in every part.
+    A thin wrapper over scikit-learn's `train_test_split(stratify=...)`: the parts are cut off one at
+    a time, the last first, each with the class proportions of what is left; the first part (train)
+    keeps the rest. Part sizes are the rounded cumulative fractions, raised to at least one image per
+    class (scikit-learn's condition for stratifying a part). Lab 01's exercise 1 has the student
+    write the class-by-class version; this is the reference the lab falls back to.
 
     Args:
         targets: class index of every sample, shape (N,).
         fractions: one fraction per part, summing to 1, e.g. (0.7, 0.15, 0.15).
-        seed: seed of the shuffle.
+        seed: seed of the shuffles: same seed, same parts.
 
     Returns:
-        one sorted int64 index array per part.
+        one sorted int64 index array per part; together they hold every index exactly once.
 
     Raises:
-        LabError: fractions that are negative or do not sum to 1.
+        LabError: fractions that are negative or do not sum to 1, or too few images to stratify
+            (a class with one image, or fewer images than parts times classes).
     """
     fractions = [float(f) for f in fractions]
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise LabError(f"split fractions {fractions} must be non-negative and sum to 1, e.g. (0.7, 0.15, 0.15).")
+        raise LabError(
+            f"split fractions {fractions} must be non-negative and sum to 1, e.g. (0.7, 0.15, 0.15)."
+        )
     targets = np.asarray(targets)
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for c in np.unique(targets):
-        idx = np.flatnonzero(targets == c)
-        idx = idx[rng.permutation(len(idx))]
-        n = len(idx)
-        # Sizes of all parts but the first (train); the first takes the rest.
-        sizes = [int(round(n * f)) for f in fractions[1:]]
-        if n >= len(fractions):
-            sizes = [max(1, s) if f > 0 else 0 for s, f in zip(sizes, fractions[1:])]
-        while sum(sizes) > n - (1 if fractions[0] > 0 and n > 0 else 0) and any(sizes):
-            sizes[int(np.argmax(sizes))] -= 1
-        cuts = np.cumsum([n - sum(sizes), *sizes])[:-1]
-        for part, chunk in zip(parts, np.split(idx, cuts)):
-            part.append(chunk)
-    return [np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts]
+    n, k = len(targets), len(np.unique(targets))
+    sizes = np.diff(np.round(np.cumsum([0.0, *fractions]) * n).astype(int))
+    sizes[1:] = np.where(np.asarray(fractions[1:]) > 0, np.maximum(sizes[1:], k), 0)
+    fix = "use more images per class, or fewer or larger parts"
+    if n - sizes[1:].sum() < (k if fractions[0] > 0 else 0):
+        raise LabError(
+            f"{n} images of {k} classes are too few to split {fractions} with each class in each part; {fix}."
+        )
+    rest, parts = np.arange(n), list[np.ndarray]()
+    for size in sizes[:0:-1]:
+        part = rest[:0]
+        if size:
+            try:
+                rest, part = train_test_split(
+                    rest, test_size=int(size), stratify=targets[rest], random_state=seed
+                )
+            except ValueError as err:  # e.g. a class with a single image
+                raise LabError(f"cannot split these {n} images stratified: {err} ({fix}).") from err
+        parts.insert(0, part)
+    return [np.sort(p).astype(np.int64) for p in (rest, *parts)]
 
 
 class TensorSource:
@@ -100,15 +112,12 @@ class SplitDataset(Dataset):
     """A torch Dataset over one source: yields (transform(image), int target).
 
     `shortcut=(S, mean, std)` marks `transform` as the deterministic eval transform: a uint8 tensor
-    already S x S then only needs scaling and normalising, done here with the same arithmetic as
-    v2's ToDtype + Normalize (identical values, several times faster than the v2 pipeline).
+    already S x S then only needs scaling and normalising, done here with v2's ToDtype + Normalize
+    arithmetic (same values) without the per-image pipeline.
     """
 
     def __init__(self, source: TensorSource | FileSource, transform, classes: list[str], shortcut=None):
-        self.source = source
-        self.transform = transform
-        self.classes = classes
-        self.targets = source.targets
+        self.source, self.transform, self.classes, self.targets = source, transform, classes, source.targets
         self._shortcut = None
         if shortcut is not None:
             size, mean, std = shortcut
@@ -122,12 +131,11 @@ class SplitDataset(Dataset):
         if self._shortcut is not None and isinstance(image, torch.Tensor) and image.dtype == torch.uint8:
             size, mean, std = self._shortcut
             if image.shape[-2:] == (size, size):
-                x = image.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std)
-                return x, int(self.targets[index])
+                return image.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std), int(self.targets[index])
         return self.transform(image), int(self.targets[index])
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of uint8 images (N, 3, H, W), on the [0, 1] scale."""
     x = images.to(torch.float64) / 255.0
     mean = x.mean(dim=(0, 2, 3))
@@ -154,30 +162,24 @@ class Splits:
         image_size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        sources: dict[str, TensorSource | FileSource],
+        sources: Mapping[str, TensorSource | FileSource],
         augment="none",
         masks: dict[str, torch.Tensor] | None = None,
         info: dict | None = None,
     ):
-        self.name = name
-        self.classes = list(classes)
-        self.num_classes = len(self.classes)
+        self.name, self.classes, self.num_classes = name, list(classes), len(classes)
         self.image_size = int(image_size)
-        self.mean = tuple(float(v) for v in mean)
-        self.std = tuple(float(v) for v in std)
-        self.augment = augment
-        self.info = dict(info or {})
+        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        self.augment, self.info, self._masks = augment, dict(info or {}), masks
         self._sources = {"train": sources["train"], "val": sources["val"], "test": sources["test"]}
         self._sources["train_eval"] = self._sources["train"]
-        self._masks = masks
         eval_t = eval_transform(self.image_size, self.mean, self.std)
         self._raw_t = raw_transform(self.image_size)
         fast = (self.image_size, self.mean, self.std)
-        no_augment = not augment_names(augment)
+        train_t = train_transform(self.image_size, self.mean, self.std, augment)
         self.train = SplitDataset(
-            self._sources["train"], train_transform(self.image_size, self.mean, self.std, augment), self.classes,
-            shortcut=fast if no_augment else None,
-        )  # fmt: skip
+            self._sources["train"], train_t, self.classes, shortcut=None if augment_names(augment) else fast
+        )
         self.train_eval = SplitDataset(self._sources["train"], eval_t, self.classes, shortcut=fast)
         self.val = SplitDataset(self._sources["val"], eval_t, self.classes, shortcut=fast)
         self.test = SplitDataset(self._sources["test"], eval_t, self.classes, shortcut=fast)
@@ -212,7 +214,9 @@ class Splits:
         """
         source = self._source(split)
         if not isinstance(source, TensorSource):
-            raise LabError(f"the {split} split is read from files, not held in memory; iterate splits.{split} instead.")
+            raise LabError(
+                f"the {split} split is read from files, not held in memory; iterate splits.{split} instead."
+            )
         images = source.images
         if images.shape[-2:] != (self.image_size, self.image_size):
             images = self._raw_t(images)  # v2 resizes and crops a whole batch at once
@@ -226,14 +230,15 @@ class Splits:
         return self._masks["train" if split == "train_eval" else split]
 
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (3, 1, 1) if x.dim() == 3 else (1, 3, 1, 1)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
+        """mean and std shaped (3, 1, 1), which broadcasts over (3, H, W) and (N, 3, H, W)."""
+        mean, std = (
+            torch.tensor(v, dtype=x.dtype, device=x.device).view(3, 1, 1) for v in (self.mean, self.std)
+        )
         return mean, std
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1], (3, H, W) or (N, 3, H, W) -> normalised as the model sees them."""
-        x = x.float() if not x.is_floating_point() else x
+        x = x if x.is_floating_point() else x.float()
         mean, std = self._stats(x)
         return (x - mean) / std
 
@@ -244,11 +249,11 @@ class Splits:
 
     def with_augment(self, augment) -> Splits:
         """The same data and statistics with another train augmentation."""
+        sources = {k: self._sources[k] for k in ("train", "val", "test")}
+        stats = (self.image_size, self.mean, self.std)
         return Splits(
-            self.name, self.classes, self.image_size, self.mean, self.std,
-            {k: self._sources[k] for k in ("train", "val", "test")},
-            augment=augment, masks=self._masks, info=self.info,
-        )  # fmt: skip
+            self.name, self.classes, *stats, sources, augment=augment, masks=self._masks, info=self.info
+        )
 
     def sizes(self) -> dict[str, int]:
         """Number of samples per split."""

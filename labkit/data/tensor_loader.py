@@ -1,20 +1,16 @@
 """Batches straight from images held as one uint8 tensor: the fast path for data that fits in memory.
 
-Introduced in notebooks/02_naive_cnn.ipynb. A DataLoader calls Python code once per image (index,
-transform, collate); for 32-pixel images on two CPU cores that costs a sixth of every training step,
-and on a GPU it leaves the GPU waiting. `TensorLoader` keeps the whole split as uint8 (N, 3, S, S)
-on the training device (CIFAR-10's 45,000 images: 138 MB), and for each batch gathers the images by
-index, scales and normalises them and augments them with `labkit.data.batch_aug`: a few tensor
-operations per batch instead of a few hundred Python calls.
+Introduced in notebooks/01_data_prep.ipynb. A DataLoader calls Python code once per image (index,
+transform, collate), which leaves a GPU waiting and costs a CPU a share of every step.
+`TensorLoader` keeps the whole split as uint8 (N, 3, S, S) on the training device and for each batch
+gathers the images by index, normalises and augments them with `labkit.data.batch_aug`: a few
+tensor operations per batch instead of a few hundred Python calls.
 
 It behaves like the DataLoader it replaces: iterate it for (images float (B, 3, S, S), targets
 int64 (B,)), `len()` is the number of batches, `.dataset` is the per-sample Dataset of the same
 split. Shuffling and augmentation draw from `.generator` (a CPU torch.Generator), which
 `labkit.train.fit` saves in its checkpoints, so an interrupted run resumes on the same batches.
-
-Under torchrun, `fit` iterates `loader.shard(rank, world_size)` in each process instead (see
-`labkit.train.distributed`): every process draws the same order from the shared generator and
-takes its share of it.
+Under torchrun, `fit` iterates `loader.shard(rank, world_size)` in each process instead.
 """
 
 from __future__ import annotations
@@ -135,6 +131,8 @@ class TensorLoader:
             yield self.augment(self.images[idx], generator), self.targets[idx]
 
     def __repr__(self) -> str:
-        return (f"TensorLoader({len(self.targets)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"augment={list(self.augment.names)}, device={self.device}"
-                f"{f', share {self.rank} of {self.world_size}' if self.world_size > 1 else ''})")  # fmt: skip
+        share = f", share {self.rank} of {self.world_size}" if self.world_size > 1 else ""
+        return (
+            f"TensorLoader({len(self.targets)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"augment={list(self.augment.names)}, device={self.device}{share})"
+        )

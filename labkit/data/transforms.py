@@ -94,13 +94,9 @@ def train_transform(
     Args:
         image_size: side S of the square output.
         mean, std: per-channel statistics to normalise with.
-        augment: "none" (same as eval), "light" (random resized crop, horizontal flip), "shift"
-            (random crop with reflect padding of S // 8 pixels, horizontal flip: the CIFAR-10
-            standard), "small_shift" (the same with S // 16 pixels: airbench's for training runs of
-            about ten epochs, where less augmentation does better), "strong" (crop, flip, rotation
-            up to 20 degrees, perspective, colour jitter), or a list of names from `AUGMENTATIONS`
-            ("crop", "translate", "small_translate", "flip", "vflip", "rotation", "perspective",
-            "color") and/or v2 transforms applied to the uint8 image.
+        augment: a preset name of `PRESETS` ("none" is the eval transform; "shift" is the CIFAR-10
+            standard, "small_shift" its lighter form for short runs), or a list of names of
+            `AUGMENTATIONS` and/or v2 transforms applied to the uint8 image.
 
     Returns:
         a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).

@@ -11,13 +11,17 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from labkit.core import LabError
+from labkit.progress import tqdm
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-PROGRESS_ABOVE = 2000  # show a progress bar when checking more files than this
+IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".gif")  # torchvision's, and GIF (PIL reads its first frame)
+PROGRESS_ABOVE = 2000  # show a progress bar when checking or decoding more files than this
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,19 +40,17 @@ class VerifyReport:
     def n_bad(self) -> int:
         return len(self.bad)
 
-    def __repr__(self) -> str:
-        return f"VerifyReport(n_ok={self.n_ok}, n_bad={self.n_bad})"
+
+def with_progress(items: Iterable[T], total: int, desc: str, show: bool | None = None) -> Iterable[T]:
+    """`items`, with a progress bar when `show`, or (None) when there are more than PROGRESS_ABOVE."""
+    show = total > PROGRESS_ABOVE if show is None else show
+    return tqdm(items, total=total, desc=desc, unit="img", leave=False) if show else items
 
 
 def is_image_file(path: str | Path) -> bool:
     """True for a file name with a known image extension (case-insensitive), hidden files excluded."""
     name = os.path.basename(str(path))
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def list_images(root: str | Path) -> list[Path]:
-    """Every image file under `root` (recursively), sorted."""
-    return sorted(p for p in Path(root).rglob("*") if p.is_file() and is_image_file(p))
 
 
 def check_image(path: str | Path) -> str | None:
@@ -63,12 +65,14 @@ def check_image(path: str | Path) -> str | None:
         return f"{type(err).__name__}: {err}".strip()
 
 
-def verify_images(root_or_paths: str | Path | Iterable[str | Path], progress: bool | None = None) -> VerifyReport:
+def verify_images(
+    root_or_paths: str | Path | Iterable[str | Path], progress: bool | None = None
+) -> VerifyReport:
     """Check that image files open; report the ones that do not, by path.
 
     Args:
         root_or_paths: a folder (every image file below it is checked) or an iterable of paths.
-        progress: show a tqdm progress bar; None shows one for more than 2000 files.
+        progress: show a progress bar; None shows one for more than PROGRESS_ABOVE files.
 
     Returns:
         VerifyReport with `.n_ok` and `.bad` = [(path, reason), ...].
@@ -76,19 +80,14 @@ def verify_images(root_or_paths: str | Path | Iterable[str | Path], progress: bo
     if isinstance(root_or_paths, (str, Path)):
         root = Path(root_or_paths)
         if not root.exists():
-            raise LabError(f"verify_images: {root} does not exist; pass a folder of images or a list of paths.")
-        paths = list_images(root) if root.is_dir() else [root]
-    else:
-        paths = list(root_or_paths)
-    show = len(paths) > PROGRESS_ABOVE if progress is None else progress
-    if show:
-        from labkit.progress import tqdm
-
-        paths_iter = tqdm(paths, desc="checking images", unit="img", leave=False)
-    else:
-        paths_iter = paths
+            raise LabError(
+                f"verify_images: {root} does not exist; pass a folder of images or a list of paths."
+            )
+        found = sorted(root.rglob("*")) if root.is_dir() else [root]
+        root_or_paths = [p for p in found if p.is_file() and (p == root or is_image_file(p))]
+    paths = list(root_or_paths)
     report = VerifyReport()
-    for p in paths_iter:
+    for p in with_progress(paths, len(paths), "checking images", progress):
         reason = check_image(p)
         if reason is None:
             report.n_ok += 1
@@ -110,8 +109,7 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-            if has_alpha:
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(white, rgba).convert("RGB")

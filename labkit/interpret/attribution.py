@@ -1,22 +1,13 @@
-"""The base every `labkit.interpret` technique stands on: checking images, layers, channels and
-targets, the shared preamble (`inspecting`) and the one gradient step of the gradient methods
-(`class_gradient`). A technique's own file holds only what is particular to it.
+"""The base of every `labkit.interpret` technique: checks, the shared preamble (`inspecting`) and the
+one gradient step of the gradient methods.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/07_gradcam.ipynb.
 
-Which class a gradient map explains (`target`), the same for `saliency`, `guided_backprop`,
-`gradcam`, `guided_gradcam` and `class_model`:
-- `None`: the class the model predicts for each image (argmax of the logits);
-- an int, or a class name when `classes` is given: that class for every image;
-- a list / 1-D array / 1-D tensor of N ints or names: one class per image.
-A class index outside 0..C-1 raises `LabError` naming the range before any gradient is computed.
-Maps for K classes of each image come from `maps_for_targets(method, model, x, targets (N, K))`,
-e.g. with `topk_targets(model, x, K)`, in one batched pass.
-
-Models in training mode: dropout would make maps random and batch-norm would use (and update!)
-batch statistics, so every technique computes in eval mode, inside `inspecting`, which gives every
-module its mode and every parameter its `requires_grad` back. The gradient methods warn when they
-find the model training; call `model.eval()` first to silence it.
+The arguments the techniques share: `model`, a classifier returning logits (N, num_classes), run in
+eval mode (dropout would make maps random, batch-norm would update its statistics) and given back as
+found; `x`, images (N, C, H, W) normalised as the model takes them; `target`, the class a map
+explains: None (each image's predicted class), an int or a class name for every image, or N of them;
+`classes`, the class names, when `target` holds names.
 """
 
 from __future__ import annotations
@@ -41,9 +32,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 Target = int | str | Sequence[int] | Sequence[str] | np.ndarray | torch.Tensor | None
 
 
-# ---------------------------------------------------------------------------------- images, models
 def check_images(x, what: str = "x") -> torch.Tensor:
-    """A float batch (N, C, H, W), or a LabError that says how to get one."""
+    """`x` if it is a float batch (N, C, H, W), else a LabError that says how to get one."""
     if not isinstance(x, torch.Tensor):
         raise LabError(f"{what} must be a torch.Tensor of shape (N, C, H, W), not {type(x).__name__}.")
     if x.dim() != 4:
@@ -57,23 +47,38 @@ def check_images(x, what: str = "x") -> torch.Tensor:
     return x
 
 
+def check_number(name: str, value, *, minimum: float = 0.0, integer: bool = False) -> None:
+    """Raise a LabError unless `value` is a number (an int with `integer`) >= `minimum`."""
+    kind = (int,) if integer else (int, float)
+    if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
+        raise LabError(f"{name}={value!r}: expected {'an int' if integer else 'a number'} >= {minimum:g}.")
+
+
+def check_choice(name: str, value, choices: Sequence, hint: str = "") -> None:
+    """Raise a LabError unless `value` is one of `choices`."""
+    if value not in choices:
+        raise LabError(f"{name}={value!r}: use one of {tuple(choices)}{hint}.")
+
+
 def iter_batches(images, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield float batches (N, C, H, W) in dataset order from a tensor, Dataset or DataLoader."""
+    """Float batches (N, C, H, W) in dataset order from a Tensor, a Dataset or an ordered DataLoader."""
     if isinstance(images, torch.Tensor):
-        check_images(images, "images")
-        yield from images.split(batch_size)
+        yield from check_images(images, "images").split(batch_size)
         return
     if isinstance(images, DataLoader):
         if not isinstance(images.sampler, SequentialSampler):
             raise LabError(
                 "images is a DataLoader that does not go through the data in order (shuffle=True or a "
-                "sampler), so image indices would mean nothing; pass the Dataset, or a loader with shuffle=False."
+                "sampler), so image indices would mean nothing; pass the Dataset, or a loader with "
+                "shuffle=False."
             )
         loader = images
     elif isinstance(images, Dataset):
         loader = DataLoader(images, batch_size=batch_size, shuffle=False)
     else:
-        raise LabError(f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, not {type(images).__name__}.")
+        raise LabError(
+            f"images must be a Tensor (N, C, H, W), a Dataset or a DataLoader, not {type(images).__name__}."
+        )
     for batch in loader:
         yield check_images(batch[0] if isinstance(batch, (tuple, list)) else batch, "a batch of images")
 
@@ -94,21 +99,13 @@ def in_channels(model: nn.Module, default: int | None = None) -> int:
     return default
 
 
-def check_number(name: str, value, *, minimum: float = 0.0, integer: bool = False) -> None:
-    """Raise a LabError unless `value` is a number (an int with `integer`) >= `minimum`."""
-    kind = (int,) if integer else (int, float)
-    if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
-        raise LabError(f"{name}={value!r}: expected {'an int' if integer else 'a number'} >= {minimum:g}.")
-
-
-# ---------------------------------------------------------------------------------- layers, channels
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the `nn.Conv2d` layers of `model`, in registration order."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 def find_conv(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Conv2d]:
-    """Like `find_layer`, but the layer must be a conv layer; the error lists those available."""
+    """`find_layer` for a conv layer; the error lists the conv layers there are."""
     name, module = find_layer(model, layer)
     if not isinstance(module, nn.Conv2d):
         convs = conv_layers(model)
@@ -127,9 +124,7 @@ def check_channel(name: str, n_channels: int, channel) -> int:
     if not isinstance(channel, int) or isinstance(channel, bool):
         raise LabError(f"channel={channel!r}: expected an int channel index of layer {name!r}.")
     if not 0 <= channel < n_channels:
-        raise LabError(
-            f"channel {channel} is out of range: layer {name!r} has {n_channels} channels (0 to {n_channels - 1})."
-        )
+        raise LabError(f"channel {channel} is out of range: layer {name!r} has {n_channels} channels.")
     return channel
 
 
@@ -144,41 +139,31 @@ def layer_output(model: nn.Module, x: torch.Tensor, name: str, *, detach: bool =
     return act
 
 
-# ---------------------------------------------------------------------------------- the preamble
-def _warn_if_training(model: nn.Module, what: str) -> None:
-    if any(m.training for m in model.modules()):
-        frame, level = inspect.currentframe(), 1  # point the warning at the caller, outside labkit.interpret
-        while frame is not None and frame.f_code.co_filename.startswith(_HERE):
-            frame, level = frame.f_back, level + 1
-        warnings.warn(
-            f"{what}: the model is in training mode; computing in eval mode (no dropout, batch-norm "
-            "running statistics) for this call and giving it back in training mode. Call model.eval() "
-            "first to silence this warning.",
-            UserWarning,
-            stacklevel=level,
-        )
-
-
 @contextmanager
-def inspecting(model: nn.Module, inputs: Iterable[torch.Tensor] = (), *, what: str | None = None) -> Iterator[nn.Module]:
-    """Run the block with `model` in eval mode and its parameters frozen (only inputs or activations
-    are differentiated); every mode, `requires_grad` flag and the `inputs`' flags come back after.
-
-    Args:
-        what: the technique's name; when given, a model found in training mode is warned about.
-    """
+def inspecting(
+    model: nn.Module, inputs: Iterable[torch.Tensor] = (), *, what: str | None = None
+) -> Iterator[nn.Module]:
+    """Run the block with `model` in eval mode and its parameters frozen; modes and `requires_grad` flags
+    (the `inputs`' too) come back after. With `what` (the technique), a training model is warned about."""
     with preserved(model, inputs):
-        if what:
-            _warn_if_training(model, what)
+        if what and any(m.training for m in model.modules()):
+            frame, level = inspect.currentframe(), 1  # point the warning at the caller outside interpret/
+            while frame is not None and frame.f_code.co_filename.startswith(_HERE):
+                frame, level = frame.f_back, level + 1
+            warnings.warn(
+                f"{what}: the model is in training mode; computing in eval mode (no dropout, batch-norm "
+                "running statistics) and giving it back in training mode. Call model.eval() first to "
+                "silence this warning.",
+                stacklevel=level,
+            )
         model.eval()
         for param in model.parameters():
             param.requires_grad_(False)
         yield model
 
 
-# ---------------------------------------------------------------------------------- targets
 def check_logits(logits) -> torch.Tensor:
-    """Check that the model returned class scores (N, num_classes)."""
+    """`logits` if the model returned class scores (N, num_classes)."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise LabError(
@@ -207,12 +192,10 @@ def class_index(name: str, classes: Sequence[str] | None) -> int:
     raise LabError(f"class name {name!r} is not one of the {len(classes)} classes (or is ambiguous).{hint}")
 
 
-def resolve_targets(target: Target, logits: torch.Tensor, classes: Sequence[str] | None = None) -> torch.Tensor:
-    """Turn `target` into one class index per image: LongTensor (N,) on the device of `logits`.
-
-    Raises:
-        LabError: a class index outside 0..num_classes-1, an unknown name, or N targets for M images.
-    """
+def resolve_targets(
+    target: Target, logits: torch.Tensor, classes: Sequence[str] | None = None
+) -> torch.Tensor:
+    """`target` as one class index per image, checked: LongTensor (N,) on the device of `logits` (N, C)."""
     n, num_classes = logits.shape
     if target is None:
         return logits.detach().argmax(dim=1)
@@ -247,11 +230,9 @@ def resolve_targets(target: Target, logits: torch.Tensor, classes: Sequence[str]
 
 
 def topk_targets(model: nn.Module, x: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """The k most likely classes of each image, best first: LongTensor (N, k) on x's device; pass it
-    to `maps_for_targets`, or a column of it as `target`."""
+    """The k most likely classes of each image, best first: LongTensor (N, k) on x's device."""
     check_images(x)
-    if not isinstance(k, int) or k < 1:
-        raise LabError(f"k={k!r}: expected a positive int.")
+    check_number("k", k, minimum=1, integer=True)
     with inspecting(model, what="topk_targets"), torch.no_grad():
         logits = check_logits(model(x.to(model_device(model))))
     if k > logits.shape[1]:
@@ -259,55 +240,46 @@ def topk_targets(model: nn.Module, x: torch.Tensor, k: int = 3) -> torch.Tensor:
     return logits.topk(k, dim=1).indices.to(x.device)
 
 
-def maps_for_targets(method: Callable[..., torch.Tensor], model: nn.Module, x: torch.Tensor, targets, **kwargs) -> torch.Tensor:
-    """Maps of `method` (`saliency`, `gradcam`, ...) for K classes of every image, in one batched pass.
-
-    Args:
-        targets: LongTensor (N, K) of classes per image (e.g. `topk_targets(model, x, K)`), or K
-            class indices used for every image.
-        **kwargs: passed to `method` (e.g. `layer=` for Grad-CAM).
-
-    Returns:
-        Tensor (N, K, ...): maps[i, j] explains class targets[i, j] of image i.
-
-    Example:
-        >>> cams = maps_for_targets(gradcam, model, x, topk_targets(model, x, 3))   # (N, 3, H, W)
-    """
+def maps_for_targets(
+    method: Callable[..., torch.Tensor], model: nn.Module, x: torch.Tensor, targets, **kwargs
+) -> torch.Tensor:
+    """Maps of `method` (`saliency`, `gradcam`, ... with `kwargs`) for K classes of every image, in one
+    batched pass: Tensor (N, K, ...), maps[i, j] explaining class targets[i, j] of image i. `targets`
+    is (N, K) (e.g. `topk_targets(model, x, K)`) or K classes for every image."""
     check_images(x)
     n = x.shape[0]
     t = torch.as_tensor(targets.detach().cpu() if isinstance(targets, torch.Tensor) else np.asarray(targets))
     t = t[None, :].expand(n, -1) if t.dim() == 1 else t
     if t.dim() != 2 or t.shape[0] != n:
-        raise LabError(f"targets has shape {tuple(t.shape)}; expected (N, K) with N = {n}, or K class indices.")
+        raise LabError(f"targets has shape {tuple(t.shape)}; expected ({n}, K) or K class indices.")
     k = t.shape[1]
-    # (N, C, H, W) -> (N*K, C, H, W): image i repeated K times, rows in the order of t.reshape(-1).
+    # (N, C, H, W) -> (N*K, C, H, W): image i repeated K times, rows in the order of t.reshape(-1)
     maps = method(model, x.repeat_interleave(k, dim=0), target=t.reshape(-1).long(), **kwargs)
     return maps.reshape(n, k, *maps.shape[1:])
 
 
-# ---------------------------------------------------------------------------------- the gradient step
 def class_gradient(
-    model: nn.Module, x: torch.Tensor, target: Target = None, layer: str | None = None, *, classes=None, what: str
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    layer: str | None = None,
+    *,
+    classes=None,
+    what: str,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """d(target logit)/d(input), or d(target logit)/d(output of `layer`), for a batch in one forward
-    and one backward pass; whatever backward rules are active (`hooks.relu_backward`) apply.
-
-    The logit (unnormalised score), not the softmax: the softmax can rise by lowering other classes.
-
-    Returns:
-        (gradient (N, C, H, W) or like the layer's output, the layer's output (None without a
-        layer), targets LongTensor (N,)), detached, on the model's device.
-    """
+    """d(target logit)/d(x), or d(target logit)/d(output of `layer`), in one forward and one backward
+    pass, under whatever backward rules are active (`hooks.relu_backward`); the logit, since the
+    softmax can rise by lowering other classes. Returns (gradient, the layer's output or None,
+    targets (N,)), detached, on the model's device."""
     check_images(x)
     with inspecting(model, what=what):
-        # A copy that requires grad: the caller's x is untouched, and the layer's output is part of
-        # the graph even for a frozen model.
+        # a copy that requires grad: x stays untouched, and the layer's output joins the graph even
+        # in a frozen model
         xg = x.detach().to(model_device(model)).requires_grad_(True)
         with capture(model, [] if layer is None else [layer], detach=False) as cap:
             logits = check_logits(model(xg))
         targets = resolve_targets(target, logits, classes)
         wrt = xg if layer is None else cap.activations[cap.names[0]]  # a module called twice: its last call
-        # Summed over the batch: in eval mode image i's score depends on image i only, so one
-        # backward pass gives every image its own gradient.
+        # summed over the batch: in eval mode image i's score depends on image i only
         (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), wrt)
     return grad, None if layer is None else wrt.detach(), targets

@@ -1,31 +1,11 @@
-"""Zeiler & Fergus's deconvnet: project one feature map back down to pixel space.
+"""Zeiler & Fergus's deconvnet (2014): one feature map projected back to pixel space. On a plain stack
+of conv / batch-norm / ReLU / max-pool modules, a forward pass records the max-pool switches; one
+channel of the layer is kept; each module is undone in reverse order (switch unpooling, a ReLU of
+the signal, batch-norm's scale or nothing, the transposed convolution). That equals the gradient of
+1/2 * sum(kept map**2) with every ReLU's backward replaced by a ReLU of the incoming gradient, the
+"gradient rule", used (with a `GradientRuleWarning`) where the construction is undefined.
 
-Introduced in notebooks/06_deconvnet.ipynb (Zeiler & Fergus 2014, "Visualizing and understanding
-convolutional networks").
-
-The construction, for a plain stack of conv / batch-norm / ReLU / max-pool modules:
-
-1. a forward pass that records the max-pool switches (where each maximum came from);
-2. at the chosen layer keep one channel's feature map (by default, per image, the channel with the
-   strongest maximum) and set every other channel to zero;
-3. go back down, undoing each module in reverse order:
-   - max-pool -> switch unpooling: each value goes back to the position its maximum came from
-     (values of overlapping windows that share a switch add up);
-   - ReLU -> rectification: ReLU of the signal coming down (the forward input plays no part);
-   - batch-norm (eval) -> `bn="transpose"`: multiply by the BN scale gamma / sqrt(var + eps), the
-     transpose of BN's affine map without its shift; `bn="skip"`: leave it out (as if the net had
-     no batch-norm);
-   - conv -> transposed convolution with the same filters (no bias).
-
-Every step is the transpose of the module's forward map with the ReLU's backward replaced by a ReLU,
-so the result equals the gradient of 1/2 * sum(kept map**2) with every ReLU's backward replaced by
-ReLU(incoming gradient): the gradient of 1/2 * sum(m**2) with respect to m is m itself, the kept map.
-
-Networks where the construction is undefined (residual connections, ReLU6, SiLU, depthwise
-blocks with squeeze-excitation, ops inside `forward`) use exactly that gradient rule
-("gradient_rule"); the function warns with `GradientRuleWarning` and `return_info=True` says which
-method ran and why. The rule can only replace the backward of `nn.ReLU`/`nn.ReLU6` modules, not of
-`F.relu` calls written inside `forward`.
+Introduced in notebooks/06_deconvnet.ipynb.
 """
 
 from __future__ import annotations
@@ -38,11 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.core import LabError
-from labkit.interpret.attribution import check_channel, check_images, inspecting, layer_output, model_device
+from labkit.interpret import attribution
 from labkit.interpret.hooks import LayerRef, find_layer, relu_backward
 from labkit.interpret.receptive_field import Step, geometry, modules_up_to, plain_chain
 
-# What the explicit construction knows how to undo.
+# what the construction knows how to undo
 _DECONV = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)
 
 
@@ -52,14 +32,8 @@ class GradientRuleWarning(UserWarning):
 
 @dataclass
 class DeconvInfo:
-    """How a deconvnet projection was made.
-
-    Attributes:
-        layer: the layer's name.
-        channels: the channel kept for each image, LongTensor (N,).
-        method: "switches" (the explicit construction) or "gradient_rule".
-        reason: why the gradient rule was used ("" for "switches").
-    """
+    """How a projection was made: the layer, the channel kept per image (N,), the method
+    ("switches" or "gradient_rule") and why the gradient rule was used ("" for "switches")."""
 
     layer: str
     channels: torch.Tensor
@@ -68,7 +42,7 @@ class DeconvInfo:
 
 
 def _unpool(r: torch.Tensor, switches: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
-    """Send each value back to where its window's maximum was (scatter-add, as max-pool's backward)."""
+    """Each value back to where its window's maximum was (a scatter-add, as max-pool's backward)."""
     n, c, h, w = in_shape
     out = torch.zeros(n, c, h * w, dtype=r.dtype, device=r.device)
     out.scatter_add_(2, switches.flatten(2), r.flatten(2))
@@ -77,7 +51,7 @@ def _unpool(r: torch.Tensor, switches: torch.Tensor, in_shape: tuple[int, ...]) 
 
 def _conv_transpose(r: torch.Tensor, conv: nn.Conv2d, in_shape: tuple[int, ...]) -> torch.Tensor:
     """The transposed convolution with the conv's own filters (no bias), back to `in_shape`."""
-    kernel, stride, padding, dilation = geometry(conv)  # one place for padding rules
+    kernel, stride, padding, dilation = geometry(conv)
     size = []
     for a in range(2):
         natural = (r.shape[2 + a] - 1) * stride[a] - 2 * padding[a] + dilation[a] * (kernel[a] - 1) + 1
@@ -85,49 +59,38 @@ def _conv_transpose(r: torch.Tensor, conv: nn.Conv2d, in_shape: tuple[int, ...])
     return F.conv_transpose2d(r, conv.weight, None, stride, padding, tuple(size), conv.groups, dilation)
 
 
-def _switches_forward(steps: list[Step], x: torch.Tensor) -> tuple[torch.Tensor, list]:
-    """Forward through the chain, recording max-pool switches. Returns (top map, records)."""
+def _switches(steps: list[Step], x: torch.Tensor, mask: torch.Tensor, bn: str) -> torch.Tensor:
+    """The construction: forward through the chain recording switches, keep `mask`, back down."""
     h, records = x, []
     for step in steps:
-        m = step.module
+        m, switches = step.module, None
         if isinstance(m, nn.MaxPool2d):
-            out, idx = F.max_pool2d(h, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True)
-            records.append((m, tuple(h.shape), idx))
+            pool = (m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+            out, switches = F.max_pool2d(h, *pool, return_indices=True)
         else:
             out = m(h)
-            records.append((m, tuple(h.shape), None))
+        records.append((m, tuple(h.shape), switches))
         h = out
-    return h, records
-
-
-def _switches_backward(r: torch.Tensor, records: list, bn: str) -> torch.Tensor:
+    r = h * mask
     for m, in_shape, switches in reversed(records):
         if isinstance(m, nn.MaxPool2d):
             r = _unpool(r, switches, in_shape)
         elif isinstance(m, nn.ReLU):
             r = r.clamp(min=0)  # rectification of the signal going down
-        elif isinstance(m, nn.BatchNorm2d):
-            if bn == "transpose":
-                var = m.running_var if m.running_var is not None else torch.ones_like(r[0, :, 0, 0])
-                scale = torch.rsqrt(var + m.eps)
-                if m.weight is not None:
-                    scale = scale * m.weight
-                r = r * scale.view(1, -1, 1, 1)
+        elif isinstance(m, nn.BatchNorm2d) and bn == "transpose":
+            var = m.running_var if m.running_var is not None else torch.ones_like(r[0, :, 0, 0])
+            scale = torch.rsqrt(var + m.eps) * (m.weight if m.weight is not None else 1)
+            r = r * scale.view(1, -1, 1, 1)
         elif isinstance(m, nn.Conv2d):
             r = _conv_transpose(r, m, in_shape)
-        # Dropout (eval) and Identity: nothing to undo.
     return r
 
 
-def _deconv_ok(module: nn.Module) -> bool:
-    """A module the explicit construction can undo (its class's own forward, not a subclass's)."""
-    return any(isinstance(module, base) and type(module).forward is base.forward for base in _DECONV)
-
-
-def _explain_fallback(model: nn.Module, name: str, x: torch.Tensor) -> str:
-    """'' when the explicit construction applies to `model` up to `name`, else the reason."""
+def _fallback_reason(model: nn.Module, name: str, x: torch.Tensor) -> str:
+    """'' when the construction applies to `model` up to `name`, else why not."""
     _, modules = modules_up_to(model, name)
-    odd = sorted({type(m).__name__ for _, m in modules if not _deconv_ok(m)})
+    ok = [any(isinstance(m, b) and type(m).forward is b.forward for b in _DECONV) for _, m in modules]
+    odd = sorted({type(m).__name__ for (_, m), fine in zip(modules, ok) if not fine})
     if odd:
         return (
             f"on the way to {name!r} there are {', '.join(odd)} modules, which have no deconvnet "
@@ -154,92 +117,67 @@ def deconvnet(
     bn: str = "transpose",
     method: str = "auto",
     return_info: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, DeconvInfo]:
     """Zeiler & Fergus deconvnet projection of one channel of `layer` back to pixel space.
 
     Args:
-        model: the network (run in eval mode; mode, `requires_grad` and hooks as they were after).
-        x: images as the model takes them, (N, C, H, W).
+        model, x: the network (given back as found) and images (N, C, H, W) as it takes them.
         layer: a layer name or module with feature-map output (N, C_l, h, w).
-        channel: the channel to keep; None keeps, per image, the channel whose map has the
-            largest maximum.
-        bn: "transpose" (multiply by gamma / sqrt(running_var + eps), the transpose of eval
-            batch-norm's affine map without its shift; what the gradient does) or "skip" (leave
-            batch-norm out). Only the switch construction can skip.
+        channel: the channel kept; None: per image, the channel whose map has the largest maximum.
+        bn: "transpose" (batch-norm's scale, as the gradient) or "skip" (the switches only).
         method: "auto" (switches where the network is a plain conv/BN/ReLU/max-pool chain up to
-            `layer`, else the gradient rule, with a `GradientRuleWarning`), "switches" (raise
-            LabError where it does not apply) or "gradient_rule".
-        return_info: also return a `DeconvInfo` (method used, channels kept).
+            `layer`, else the gradient rule), "switches" (else LabError) or "gradient_rule".
+        return_info: also return a `DeconvInfo`.
 
     Returns:
-        Tensor like x (same shape, dtype, device): the projection, or `(projection, DeconvInfo)`.
-
-    Raises:
-        LabError: bad x, unknown layer, channel out of range, bad bn/method, or a combination
-            that cannot be computed (method="switches" on a residual net, bn="skip" with the
-            gradient rule).
+        Tensor like x (shape, dtype, device), or `(projection, DeconvInfo)`.
     """
-    x = check_images(x)
-    if bn not in ("transpose", "skip"):
-        raise LabError(f"bn={bn!r}; use 'transpose' (batch-norm's transpose) or 'skip' (leave it out).")
-    if method not in ("auto", "switches", "gradient_rule"):
-        raise LabError(f"method={method!r}; use 'auto', 'switches' or 'gradient_rule'.")
+    x = attribution.check_images(x)
+    attribution.check_choice("bn", bn, ("transpose", "skip"))
+    attribution.check_choice("method", method, ("auto", "switches", "gradient_rule"))
     name, _ = find_layer(model, layer)
-    xd = x.detach().to(model_device(model))
-    with inspecting(model, [x]):
+    xd = x.detach().to(attribution.model_device(model))
+    with attribution.inspecting(model, [x]):
         with torch.no_grad():
-            act = layer_output(model, xd, name)
+            act = attribution.layer_output(model, xd, name)
         if channel is None:
             channels = act.flatten(2).amax(dim=2).argmax(dim=1)  # strongest map per image
         else:
-            channels = torch.full((len(x),), check_channel(name, act.shape[1], channel), dtype=torch.long)
+            channel = attribution.check_channel(name, act.shape[1], channel)
+            channels = torch.full((len(x),), channel, dtype=torch.long)
         channels = channels.to(act.device)
         mask = F.one_hot(channels, act.shape[1]).to(act.dtype)[:, :, None, None]  # (N, C_l, 1, 1)
 
-        reason = "" if method == "gradient_rule" else _explain_fallback(model, name, xd[:1])
-        if method == "gradient_rule":
-            reason = "method='gradient_rule' was asked for"
-        elif reason and method == "switches":
-            raise LabError(f"method='switches' cannot run on layer {name!r}: {reason} Use method='auto' or 'gradient_rule'.")
+        asked = method == "gradient_rule"
+        reason = "method='gradient_rule' was asked for" if asked else _fallback_reason(model, name, xd[:1])
+        if reason and method == "switches":
+            raise LabError(f"method='switches' cannot run on {name!r}: {reason} Use method='auto'.")
         if not reason:
-            _, steps = plain_chain(model, name, xd[:1])
             with torch.no_grad():
-                top, records = _switches_forward(steps, xd)
-                out = _switches_backward(top * mask, records, bn)
-            used = "switches"
+                out = _switches(plain_chain(model, name, xd[:1])[1], xd, mask, bn)
         else:
             if bn == "skip":
                 raise LabError(
-                    f"bn='skip' needs the explicit construction, which does not apply here ({reason}); use bn='transpose'."
+                    f"bn='skip' needs the explicit construction, which does not apply here ({reason}); "
+                    "use bn='transpose'."
                 )
-            warnings.warn(
-                f"deconvnet on {name!r} uses the gradient rule (gradient of 1/2*sum(kept map**2) with "
-                f"ReLU backward replaced by ReLU of the incoming gradient): {reason}",
-                GradientRuleWarning,
-                stacklevel=2,
+            message = (
+                f"deconvnet on {name!r} uses the gradient rule (see labkit.interpret.deconvnet): {reason}"
             )
+            warnings.warn(message, GradientRuleWarning, stacklevel=2)
             out = gradient_rule(model, xd, name, mask)
-            used = "gradient_rule"
     out = out.to(device=x.device, dtype=x.dtype)
-    if return_info:
-        return out, DeconvInfo(name, channels.cpu(), used, reason)
-    return out
+    info = DeconvInfo(name, channels.cpu(), "gradient_rule" if reason else "switches", reason)
+    return (out, info) if return_info else out
 
 
 def gradient_rule(model: nn.Module, x: torch.Tensor, layer: LayerRef, mask: torch.Tensor) -> torch.Tensor:
-    """Gradient of 1/2 * sum((layer output * mask)**2) with respect to `x`, with the backward of
-    every `nn.ReLU`/`nn.ReLU6` replaced by ReLU(incoming gradient).
-
-    Args:
-        x: images (N, C, H, W).
-        mask: broadcastable to the layer's output, e.g. one-hot channels (N, C_l, 1, 1).
-
-    Returns:
-        Tensor (N, C, H, W).
-    """
+    """Gradient of 1/2 * sum((layer output * mask)**2) with respect to `x` (N, C, H, W), with the
+    backward of every `nn.ReLU`/`nn.ReLU6` replaced by ReLU(incoming gradient). `mask` broadcasts
+    to the layer's output, e.g. one-hot channels (N, C_l, 1, 1). Returns Tensor (N, C, H, W)."""
     name, _ = find_layer(model, layer)
     xr = x.detach().clone().requires_grad_(True)
-    with inspecting(model), relu_backward(model, "deconvnet"):
-        kept = layer_output(model, xr, name, detach=False) * mask
+    with attribution.inspecting(model), relu_backward(model, "deconvnet"):
+        kept = attribution.layer_output(model, xr, name, detach=False) * mask
         (grad,) = torch.autograd.grad(0.5 * kept.pow(2).sum(), xr)
     return grad.detach()

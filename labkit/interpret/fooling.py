@@ -1,19 +1,9 @@
-"""Fooling images: the smallest push that makes a network see another class (Szegedy et al. 2014;
-Goodfellow, Shlens & Szegedy 2015).
+"""Fooling images (Szegedy et al. 2014; Goodfellow et al. 2015): from a real image, small steps down
+the cross-entropy of another class until the network predicts it, each of `step_size` pixel units
+(0 to 1, before the normalisation): per pixel along the gradient's sign (`norm="linf"`, Kurakin et
+al. 2017), or along the gradient of unit L2 norm (`norm="l2"`); pixels stay in [0, 1].
 
-Introduced in notebooks/08_class_model_synthesis.ipynb. Class-model synthesis (lab 08) climbs a
-class score from noise; here the climb starts from a real, correctly classified image and stops at
-the first step at which the network predicts the chosen class. Each step lowers the cross-entropy
-of the target class, -log p_target:
-
-- `norm="linf"`: every pixel moves by `step_size` in the direction of the gradient's sign (the
-  fast gradient sign method of Goodfellow et al., repeated: Kurakin et al. 2017);
-- `norm="l2"`: the image moves by `step_size` along the gradient scaled to unit L2 norm (the
-  fooling images of Stanford's CS231n).
-
-Steps and sizes are measured in pixel units (a pixel from 0 to 1, before the normalisation given by
-`mean` and `std`); after each step pixels are kept in [0, 1]. An image stops moving as soon as it
-fools the network, so `steps` is the fewest steps of this size that do it.
+Introduced in notebooks/08_class_model_synthesis.ipynb.
 """
 
 from __future__ import annotations
@@ -33,17 +23,10 @@ NORMS = ("linf", "l2")
 
 @dataclass
 class Fooling:
-    """The result of `fool`, for N images (tensors on x's device).
-
-    Attributes:
-        images: (N, C, H, W) the perturbed images, normalised as x.
-        perturbation: (N, C, H, W) what was added, in pixel units (0..1 scale).
-        targets: LongTensor (N,) the classes the network was pushed towards.
-        fooled: BoolTensor (N,) the network predicts the target class for the perturbed image.
-        steps: LongTensor (N,) steps taken (max_steps for images not fooled).
-        linf: (N,) largest |change| of one pixel value, in pixel units.
-        l2: (N,) L2 norm of the whole change, in pixel units.
-    """
+    """The result of `fool` for N images, on x's device: the perturbed images (N, C, H, W) normalised
+    as x; the perturbation added (N, C, H, W) in pixel units; the target classes (N,); whether the
+    network predicts them (N,) bool; the steps taken (N,) (max_steps for images not fooled); the
+    largest |change| of one pixel value (N,) and the L2 norm of the change (N,), in pixel units."""
 
     images: torch.Tensor
     perturbation: torch.Tensor
@@ -55,34 +38,34 @@ class Fooling:
 
 
 def fool(
-    model: nn.Module, x: torch.Tensor, target: attribution.Target = None, *, step_size: float = 1 / 255, max_steps: int = 100,
-    norm: str = "linf", mean=None, std=None, classes=None,
-) -> Fooling:  # fmt: skip
+    model: nn.Module,
+    x: torch.Tensor,
+    target: attribution.Target = None,
+    *,
+    step_size: float = 1 / 255,
+    max_steps: int = 100,
+    norm: str = "linf",
+    mean=None,
+    std=None,
+    classes=None,
+) -> Fooling:
     """Push each image towards the target class in small gradient steps until the network predicts it.
 
     Args:
-        model: a classifier returning logits; computed in eval mode, given back as found.
-        x: images (N, C, H, W), normalised as the model takes them (not changed).
-        target: class per image (None: each image's second most likely class); none may be the
-            class already predicted.
-        step_size: the size of one step in pixel units (linf: per pixel; l2: of the whole image).
-        max_steps: steps after which an image that still does not fool the network is given up.
+        model, x, classes: as in `labkit.interpret.attribution` (x is not changed).
+        target: class per image (None: each image's second most likely class), not the predicted one.
+        step_size: one step in pixel units (linf: per pixel; l2: of the whole image).
+        max_steps: steps after which an image is given up.
         norm: "linf" (sign steps) or "l2" (normalised-gradient steps).
-        mean, std: the normalisation of x (per channel); None: x is in pixel units already.
-        classes: class names, when `target` holds names.
+        mean, std: the normalisation of x, per channel; None: x is in pixel units.
 
     Returns:
         a `Fooling`.
-
-    Example:
-        >>> result = fool(model, x, target=3, mean=splits.mean, std=splits.std)
-        >>> result.fooled.float().mean(), result.steps, result.linf * 255   # in grey levels
     """
     attribution.check_images(x)
     attribution.check_number("step_size", step_size)
     attribution.check_number("max_steps", max_steps, minimum=1, integer=True)
-    if norm not in NORMS:
-        raise LabError(f"norm={norm!r}: use one of {NORMS}.")
+    attribution.check_choice("norm", norm, NORMS)
     device = attribution.model_device(model)
     start = x.detach().to(device)
     low, high = pixel_range(mean, std, start)  # (1, C, 1, 1): pixel values 0 and 1 in input space
@@ -96,13 +79,15 @@ def fool(
             targets = attribution.resolve_targets(target, logits, classes)
         same = (logits.argmax(1) == targets).nonzero().flatten().tolist()
         if same:
-            raise LabError(f"images {same[:5]} are already predicted as their target class; choose another "
-                           "class (target=None picks each image's second most likely class).")  # fmt: skip
+            raise LabError(
+                f"images {same[:5]} are already predicted as their target class; choose another "
+                "class (target=None picks each image's second most likely class)."
+            )
         images = start.clone()
         steps = torch.zeros(len(images), dtype=torch.long, device=device)
         active = torch.ones(len(images), dtype=torch.bool, device=device)
         for step in range(max_steps + 1):
-            # One forward pass both checks the images of the last step and gives the next gradient.
+            # one forward pass both checks the images of the last step and gives the next gradient
             idx = active.nonzero().flatten()
             xg = images[idx].requires_grad_(True)
             out = attribution.check_logits(model(xg))
@@ -113,7 +98,7 @@ def fool(
                 break
             loss = F.cross_entropy(out[going], targets[idx], reduction="sum")  # images are independent
             (grad,) = torch.autograd.grad(loss, xg)
-            grad = grad[going] * scale  # d loss / d pixel = d loss / d x * std: the gradient in pixel units
+            grad = grad[going] * scale  # d loss / d pixel = d loss / d x * std
             if norm == "linf":
                 move = grad.sign()
             else:
@@ -123,9 +108,7 @@ def fool(
                 images[idx] = torch.maximum(torch.minimum(stepped, high), low)
                 steps[idx] += 1
     with torch.no_grad():
-        fooled = ~active
         perturbation = (images - start) * scale
     flat = perturbation.flatten(1)
-    return Fooling(images=images.to(x.device), perturbation=perturbation.to(x.device), targets=targets.to(x.device),
-                   fooled=fooled.to(x.device), steps=steps.to(x.device), linf=flat.abs().amax(1).to(x.device),
-                   l2=flat.norm(dim=1).to(x.device))  # fmt: skip
+    result = (images, perturbation, targets, ~active, steps, flat.abs().amax(1), flat.norm(dim=1))
+    return Fooling(*(t.to(x.device) for t in result))

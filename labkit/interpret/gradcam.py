@@ -1,20 +1,13 @@
-"""Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017).
+"""Grad-CAM and guided Grad-CAM (Selvaraju et al. 2017). For class c and activations A (N, K, h, w):
 
-Introduced in notebooks/07_gradcam.ipynb. For class c and a layer with activations A (N, K, h, w):
+    alpha_k = mean over (h, w) of d y_c / d A_k       # y_c the logit
+    cam     = relu(sum_k alpha_k * A_k)                # (N, h, w): only evidence for c
+    map     = bilinear upsampling to (H, W), then per-map min-max to [0, 1] (a constant map: 0)
 
-    alpha_k = mean over (h, w) of d y_c / d A_k       # one weight per channel: "how much class c needs k"
-    cam     = relu(sum_k alpha_k * A_k)                # (N, h, w): only evidence *for* c
-    map     = bilinear upsampling of cam to the input size (H, W), then per-map min-max to [0, 1]
+The layer may be any module with output (N, K, h, w), h * w > 1, at its last call; not one whose
+output the model changes in place later (its values are gone when gradients flow).
 
-y_c is the logit. A map that is zero everywhere before normalising (no location of this layer
-raises the score of c) stays all zero; so does a constant map (min = max).
-
-Which layer: any module whose output is (N, K, h, w) with h * w > 1. The default is the last such
-output of the forward pass, found by tracing one image (`default_gradcam_layer`): for labkit's
-NaiveCNN `features.pool3`, for a torchvision ResNet `layer4.1`. `spatial_layers(model, x)` lists the
-candidates. A module called several times (EfficientNet-Lite's shared ReLU6) is explained at its
-last call. A layer whose output the model later changes in place (torchvision ResNet's `bn1` before
-an in-place ReLU) is refused with a LabError naming usable layers: its values are gone by then.
+Introduced in notebooks/07_gradcam.ipynb.
 """
 
 from __future__ import annotations
@@ -29,15 +22,15 @@ from labkit.interpret.guided_backprop import guided_backprop
 from labkit.interpret.hooks import LayerCall, LayerRef, find_layer, trace_calls
 
 
+def _is_spatial(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 4 and shape[2] * shape[3] > 1
+
+
 def _usable(calls: list[LayerCall]) -> list[LayerCall]:
     """The last call of every module with a spatial output not changed later, in forward order."""
     last = {c.name: (i, c) for i, c in enumerate(calls)}
     ordered = [c for _, c in sorted(last.values(), key=lambda pair: pair[0])]
     return [c for c in ordered if _is_spatial(c.shape) and not c.changed_later]
-
-
-def _is_spatial(shape: tuple[int, ...]) -> bool:
-    return len(shape) == 4 and shape[2] * shape[3] > 1
 
 
 def _trace(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
@@ -56,8 +49,8 @@ def _default_layer(model: nn.Module, calls: list[LayerCall]) -> str:
             f"{type(model).__name__} has no module with a spatial output (N, K, h, w) with h * w > 1, so "
             "Grad-CAM has nothing to localise with. Is the input large enough for this network?"
         )
-    # Modules handing on that very tensor (ResNet: `layer4`, its last block `layer4.1`, the block's
-    # ReLU): keep those whose values are final, prefer ones called once, and name the deepest.
+    # Of the modules handing on that very tensor (ResNet: `layer4`, its last block `layer4.1`, the
+    # block's ReLU) keep those whose values are final, prefer ones called once, name the deepest.
     same = [c for c in calls if c.output is spatial[-1].output and not c.changed_later]
     once = [c for c in same if c.calls == 1] or same
     return max(once, key=lambda c: c.name.count(".")).name
@@ -70,15 +63,14 @@ def default_gradcam_layer(model: nn.Module, x: torch.Tensor) -> str:
 
 
 def _check_layer(calls: list[LayerCall], name: str) -> None:
-    """Raise a LabError when Grad-CAM cannot use layer `name` (before the real pass)."""
     last = {c.name: c for c in calls}
     shown = ", ".join(repr(c.name) for c in _usable(calls)[-6:])
     if name not in last:
-        raise LabError(f"layer {name!r} is not called during the forward pass; pick one the model uses: {shown}.")
+        raise LabError(f"layer {name!r} is not called in the forward pass; pick one the model uses: {shown}.")
     if not _is_spatial(last[name].shape):
         raise LabError(
-            f"layer {name!r} has output shape {last[name].shape} (for one image); Grad-CAM needs a layer with a "
-            f"spatial output (N, K, h, w) with h * w > 1. Layers with spatial output (last ones): {shown}."
+            f"layer {name!r} has output shape {last[name].shape} (for one image); Grad-CAM needs a layer "
+            f"with a spatial output (N, K, h, w) with h * w > 1. Spatial layers (last ones): {shown}."
         )
     if last[name].changed_later:
         raise LabError(
@@ -89,37 +81,38 @@ def _check_layer(calls: list[LayerCall], name: str) -> None:
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max scaling of (N, H, W) to [0, 1]; a constant map (e.g. all zero) becomes all zero."""
+    """Per-map min-max scaling of (N, H, W) to [0, 1]; a constant map becomes all zero."""
     flat = maps.reshape(maps.shape[0], -1)
     low = flat.min(dim=1, keepdim=True).values
     span = flat.max(dim=1, keepdim=True).values - low
-    return torch.where(span > 0, (flat - low) / span.clamp(min=torch.finfo(flat.dtype).tiny), 0.0).reshape(maps.shape)
+    return torch.where(span > 0, (flat - low) / span.clamp(min=torch.finfo(flat.dtype).tiny), 0.0).reshape(
+        maps.shape
+    )
 
 
 def gradcam(
-    model: nn.Module, x: torch.Tensor, target: Target = None, layer: LayerRef | None = None, *,
-    classes=None, upsample: bool = True, normalize: bool = True, return_layer: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, str]:  # fmt: skip
-    """Grad-CAM maps of the target class at `layer`, for a batch in one forward and one backward pass.
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    layer: LayerRef | None = None,
+    *,
+    classes=None,
+    upsample: bool = True,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """Grad-CAM maps of the target class at `layer`, in one forward and one backward pass.
 
     Args:
-        model: a classifier returning logits; computed in eval mode, given back as found.
-        x: images (N, C, H, W), normalised as the model takes them.
-        target: class per image (None: the predicted class; int, name, or N of them).
+        model, x, target, classes: as in `labkit.interpret.attribution`.
         layer: a module name from `model.named_modules()` or the module; None: `default_gradcam_layer`.
-        classes: class names, when `target` holds names.
-        upsample: bilinear upsampling to (H, W); False gives maps at the layer's resolution (h, w).
+        upsample: bilinear upsampling to (H, W); False: maps at the layer's resolution (h, w).
         normalize: per-map min-max scaling to [0, 1].
-        return_layer: also return the name of the layer used.
 
     Returns:
-        Tensor (N, H, W) (or (N, h, w)) on x's device; with `return_layer`, `(maps, layer_name)`.
-
-    Example:
-        >>> maps = gradcam(model, x, target=2, layer="features.relu2_2")
+        Tensor (N, H, W) (or (N, h, w)) on x's device.
     """
     name = None if layer is None else find_layer(model, layer)[0]
-    calls = _trace(model, x)  # finds the default layer and checks a named one before the real pass
+    calls = _trace(model, x)  # finds the default layer, or checks a named one, before the real pass
     name = _default_layer(model, calls) if name is None else name
     _check_layer(calls, name)
     del calls
@@ -128,20 +121,14 @@ def gradcam(
     cam = F.relu((weights * acts).sum(dim=1))  # (N, h, w)
     if upsample:
         cam = F.interpolate(cam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    cam = normalize_maps(cam).to(x.device) if normalize else cam.to(x.device)
-    return (cam, name) if return_layer else cam
+    return (normalize_maps(cam) if normalize else cam).to(x.device)
 
 
-def guided_gradcam(model: nn.Module, x: torch.Tensor, target: Target = None, layer: LayerRef | None = None,
-                   *, classes=None) -> torch.Tensor:  # fmt: skip
-    """Guided Grad-CAM: guided backprop (fine detail) times the upsampled Grad-CAM map (where).
-
-    Two batched passes (the guided backward must not change the gradients Grad-CAM sees); the class
-    per image is resolved once, so both explain the same classes.
-
-    Returns:
-        Tensor like x (N, C, H, W), signed.
-    """
+def guided_gradcam(
+    model: nn.Module, x: torch.Tensor, target: Target = None, layer: LayerRef | None = None, *, classes=None
+) -> torch.Tensor:
+    """Guided Grad-CAM: guided backprop (fine detail) times the upsampled Grad-CAM map (where), in two
+    passes that explain the same classes. Returns Tensor like x (N, C, H, W), signed."""
     target = topk_targets(model, x, 1)[:, 0] if target is None else target
     cams = gradcam(model, x, target, layer, classes=classes)  # (N, H, W)
     return guided_backprop(model, x, target, classes=classes) * cams[:, None]

@@ -1,10 +1,8 @@
-"""Hooks in one place: find layers by name, capture activations and gradients, trace every module
-call of a forward pass, and override ReLU backward passes.
+"""Hooks in one place: layers by name, captured activations and gradients, traced module calls, ReLU
+backward rules. The only module of labkit that registers hooks (a test checks it), each removed in
+a `finally`.
 
-Introduced in notebooks/05_filters_feature_maps.ipynb. This is the only module of labkit that
-registers hooks (a test checks it); each one is removed in a `finally`, so no hook is ever left
-registered, also when a call raises. `preserved` (from `labkit.util`) gives back every
-`train()`/`eval()` mode and `requires_grad` flag.
+Introduced in notebooks/05_filters_feature_maps.ipynb.
 """
 
 from __future__ import annotations
@@ -21,15 +19,12 @@ from labkit.core import LabError
 from labkit.util import preserved
 
 LayerRef = str | nn.Module
+RELU_TYPES = (nn.ReLU, nn.ReLU6)  # ReLU6 (MobileNet, EfficientNet-Lite) is no nn.ReLU subclass
 
 
 def find_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
-    """Return `(name, module)` for a layer given by its `named_modules()` name or as the module.
-
-    Raises:
-        LabError: the name does not exist (the message lists close matches) or the module is not
-            part of `model`.
-    """
+    """`(name, module)` of a layer given by its `model.named_modules()` name or as the module; a LabError
+    lists close names, or says that the module is not part of `model`."""
     modules = dict(model.named_modules())
     if isinstance(layer, nn.Module):
         for name, module in modules.items():
@@ -50,13 +45,30 @@ def find_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
     )
 
 
+@contextmanager
+def _forward_hooks(modules: Iterable[tuple[str, nn.Module]], make_hook: Callable) -> Iterator[None]:
+    """Hooks `make_hook(name)` on `modules` (name, module) for the block; removed however it ends."""
+    handles = []
+    try:
+        for name, module in modules:
+            handles.append(module.register_forward_hook(make_hook(name)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @dataclass
 class Capture:
-    """What `capture` recorded: activations (outputs) and, after a backward pass, their gradients."""
+    """What `capture` recorded, by layer name: outputs and, after a backward pass, their gradients."""
 
     names: list[str]
     activations: dict[str, torch.Tensor] = field(default_factory=dict)
     gradients: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class StopForward(Exception):
+    """Raised by `capture(..., stop=True)` once every layer is recorded; `forward_to` catches it."""
 
 
 @contextmanager
@@ -68,37 +80,23 @@ def capture(
     detach: bool = True,
     stop: bool = False,
 ) -> Iterator[Capture]:
-    """Record the outputs of `layers` during the forward passes run inside the block.
-
-    Args:
-        model: the network.
-        layers: a name or module, or several.
-        gradients: also record d(whatever is backpropagated)/d(output) of each layer.
-        detach: store detached activations (set False to keep them in the graph, e.g. to build
-            a loss on them).
-        stop: raise `StopForward` as soon as every layer has been recorded, to skip the rest of
-            the forward pass (use `forward_to`, which catches it).
-
-    Yields:
-        a `Capture`, keyed by layer name. Hooks are removed when the block ends, whatever happens.
-    """
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
+    """Record the outputs of `layers` (a name or module, or several) in the forward passes of the block:
+    yields a `Capture`. With `gradients`, also the gradient a backward pass sends to each output; with
+    `detach=False`, the outputs themselves (to build a loss on them) instead of detached copies; with
+    `stop`, `StopForward` is raised once every layer is recorded (`forward_to` catches it)."""
+    layers = [layers] if isinstance(layers, (str, nn.Module)) else layers
     found = [find_layer(model, layer) for layer in layers]
     record = Capture(names=[name for name, _ in found])
-    handles = []
 
     def make_hook(name: str) -> Callable:
         def hook(module, args, output):
             if not isinstance(output, torch.Tensor):
-                raise LabError(f"layer {name!r} returns {type(output).__name__}, not a tensor; pick a layer with a tensor output.")
-            # Detached: a copy, so that a later in-place op (ReLU(inplace=True) after a conv, as in
-            # VGG and ResNet) cannot overwrite what was recorded. Not detached: the output itself,
-            # so that gradients with respect to it can be taken.
+                raise LabError(f"layer {name!r} returns {type(output).__name__}, not a tensor.")
+            # A copy: a later in-place op (ReLU(inplace=True) in VGG, ResNet) cannot overwrite it.
             record.activations[name] = output.detach().clone() if detach else output
             if gradients and output.requires_grad:
-                # A tensor hook, set here on this very output, sees the gradient that reaches the
-                # layer's output even where later in-place ops would confuse a module backward hook.
+                # A tensor hook on this very output sees its gradient even where later in-place ops
+                # would confuse a module backward hook.
                 def keep(grad, name=name):
                     record.gradients[name] = grad.detach()
 
@@ -108,29 +106,15 @@ def capture(
 
         return hook
 
-    try:
-        for name, module in found:
-            handles.append(module.register_forward_hook(make_hook(name)))
+    with _forward_hooks(found, make_hook):
         yield record
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
-class StopForward(Exception):
-    """Raised by `capture(..., stop=True)` once every layer is recorded; `forward_to` catches it."""
-
-
-def forward_to(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[LayerRef], *, detach: bool = True) -> Capture:
-    """Run `model(x)` only as far as needed to record `layers`, and return the `Capture`.
-
-    The rest of the forward pass (later layers, the classifier) is skipped. A layer called several
-    times is recorded at its first call. With `detach=False` the activations stay in the graph, so
-    gradients with respect to `x` can be taken from them.
-
-    Raises:
-        LabError: a layer was not reached by the forward pass.
-    """
+def forward_to(
+    model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[LayerRef], *, detach: bool = True
+) -> Capture:
+    """Run `model(x)` only as far as needed to record `layers` (at their first call) and return the
+    `Capture`; with `detach=False` the activations stay in x's graph. A layer not reached: LabError."""
     with capture(model, layers, detach=detach, stop=True) as record:
         try:
             model(x)
@@ -144,16 +128,9 @@ def forward_to(model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[La
 
 @dataclass
 class LayerCall:
-    """One module call during a traced forward pass.
-
-    Attributes:
-        name: the module's name in `model.named_modules()`.
-        shape: the shape of its output (() when the output is not a tensor).
-        calls: how many times the module ran in the whole forward pass.
-        changed_later: the output tensor was modified in place after the module returned it (an
-            in-place ReLU or `+=` downstream), so its own values are gone by the time gradients flow.
-        output: the tensor returned (None when not a tensor).
-    """
+    """One module call of a traced forward pass: the module's name, its output's shape (() when not a
+    tensor), how often the module ran in the pass, whether the output was changed in place later (an
+    in-place ReLU or `+=` downstream: its own values are gone by the time gradients flow), the output."""
 
     name: str
     shape: tuple[int, ...]
@@ -164,72 +141,50 @@ class LayerCall:
 
 def trace_calls(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
     """Every module call of one forward pass of `x` (eval mode, no gradients), in the order the calls
-    finished. `capture` keeps one output per name and cannot tell the order of repeated calls or
-    later in-place changes, which this trace records (Grad-CAM uses it to choose and check layers)."""
+    finished; unlike `capture` it sees repeated calls and later in-place changes (Grad-CAM uses it)."""
     order: list[tuple[str, torch.Tensor | None, int]] = []
     counts: dict[str, int] = {}
 
     def make_hook(name: str) -> Callable:
         def hook(module, args, output):
             counts[name] = counts.get(name, 0) + 1
-            tensor = output if isinstance(output, torch.Tensor) else None
-            # The version counter rises with every in-place change; compared after the pass.
-            order.append((name, tensor, tensor._version if tensor is not None else 0))
+            out = output if isinstance(output, torch.Tensor) else None
+            order.append((name, out, getattr(out, "_version", 0)))  # it rises with every in-place change
 
         return hook
 
-    handles = []
-    with preserved(model), torch.no_grad():
+    layers = [(name, module) for name, module in model.named_modules() if name]  # not the model itself
+    with preserved(model), torch.no_grad(), _forward_hooks(layers, make_hook):
         model.eval()
-        try:
-            for name, module in model.named_modules():
-                if name:  # the model itself is not a layer
-                    handles.append(module.register_forward_hook(make_hook(name)))
-            model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        model(x)
     return [
-        LayerCall(name, tuple(out.shape) if out is not None else (), counts[name],
-                  out is not None and out._version != version, out)
-        for name, out, version in order
-    ]  # fmt: skip
-
-
-# ReLU6 (MobileNet, EfficientNet-Lite) is a clipped ReLU; it is not a subclass of nn.ReLU.
-RELU_TYPES = (nn.ReLU, nn.ReLU6)
+        LayerCall(n, tuple(getattr(out, "shape", ())), counts[n], getattr(out, "_version", 0) != v, out)
+        for n, out, v in order
+    ]
 
 
 def relu_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The `nn.ReLU` and `nn.ReLU6` modules of `model` (functional `F.relu` calls cannot be
-    hooked; see docs)."""
+    """The `nn.ReLU` and `nn.ReLU6` modules of `model` (functional `F.relu` calls cannot be hooked)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, RELU_TYPES)]
 
 
 @contextmanager
 def relu_backward(model: nn.Module, rule: str) -> Iterator[None]:
-    """Replace the backward pass of every `nn.ReLU` (and `nn.ReLU6`) inside the block.
-
-    rule:
-        "deconvnet": grad_in = relu(grad_out)  (Zeiler & Fergus 2014; ignores the forward input)
-        "guided":    grad_in = relu(grad_out) * (input > 0)  (Springenberg et al. 2015)
-
-    In-place ReLUs are switched to out-of-place for the duration (a full backward hook cannot sit on
-    an in-place op) and switched back afterwards.
-    """
+    """Inside the block, every `nn.ReLU` and `nn.ReLU6` backward follows `rule`: "deconvnet",
+    grad_in = relu(grad_out) (Zeiler & Fergus 2014), or "guided", grad_in = relu(grad_out) * (input > 0)
+    (Springenberg et al. 2015). In-place ReLUs run out of place meanwhile (a full backward hook cannot
+    sit on an in-place op)."""
     if rule not in ("deconvnet", "guided"):
         raise LabError(f"rule={rule!r}; use 'deconvnet' or 'guided'.")
-    relus = relu_modules(model)
-    inplace = [(m, m.inplace) for _, m in relus]
+    inplace = [(m, m.inplace) for _, m in relu_modules(model)]
     handles = []
 
     def hook(module, grad_input, grad_output):
-        # ReLU's own grad_input is grad_out * (input > 0), so its positive part is the guided rule.
-        # ReLU6's grad_input is grad_out * (0 < input < 6): the same reasoning holds.
-        source = grad_input[0] if rule == "guided" else grad_output[0]
-        if grad_input[0] is None:  # the ReLU's input needs no gradient: nothing to replace
+        # ReLU's own grad_input is grad_out * (input > 0) (ReLU6's: * (0 < input < 6)), so its
+        # positive part is the guided rule.
+        if grad_input[0] is None:  # the input needs no gradient: nothing to replace
             return None
-        return (source.clamp(min=0),)
+        return ((grad_input[0] if rule == "guided" else grad_output[0]).clamp(min=0),)
 
     try:
         for module, _ in inplace:

@@ -1,19 +1,8 @@
-"""Feature inversion by a learned decoder: how much of the image a layer's activations still hold.
+"""Feature inversion (after Dosovitskiy & Brox 2016): a small decoder, trained to reconstruct the
+image from one layer's activations, measures what the layer has kept by its error on held-out
+images relative to predicting the mean image (`relative_error`, 1 - R^2).
 
-Introduced in notebooks/06_deconvnet.ipynb (after Dosovitskiy & Brox 2016, "Inverting visual
-representations with convolutional networks").
-
-For one layer, a small decoder (conv, then x2 upsampling + conv stages back to the input size) is
-trained to reconstruct the input image from that layer's activations, with the network itself
-frozen. The reconstruction error on held-out images measures what the layer has kept: near 0, the
-image can be read back; near 1, no better than predicting the average image.
-
-Error: relative mean squared error, `mean((x_hat - x)**2) / mean((x - channel mean)**2)` over the
-test images, in the model's input space (1 - R^2).
-
-Unlike the deconvnet, which is parameter-free and shows what one unit responds to in one image,
-the decoder shows everything the layer's activations determine about the image, learned from data
-(so it also reflects the decoder's capacity and training set).
+Introduced in notebooks/06_deconvnet.ipynb.
 """
 
 from __future__ import annotations
@@ -28,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from labkit.core import LabError
-from labkit.interpret.attribution import check_images, model_device
+from labkit.interpret.attribution import check_images, check_number, inspecting, layer_output, model_device
 from labkit.interpret.filters import feature_maps
 from labkit.interpret.hooks import LayerRef, find_layer
 
@@ -37,14 +26,16 @@ class Decoder(nn.Module):
     """Activations (N, C_l, h, w) -> image (N, C, H, W): conv, then ceil(log2(H / h)) stages of
     (x2 bilinear upsampling, 3x3 conv, ReLU), a 3x3 conv to C channels, resized to (H, W)."""
 
-    def __init__(self, c_in: int, out_channels: int, in_hw: tuple[int, int], out_hw: tuple[int, int], width: int = 32):
+    def __init__(
+        self, c_in: int, out_channels: int, in_hw: tuple[int, int], out_hw: tuple[int, int], width: int = 32
+    ):
         super().__init__()
         self.out_hw = tuple(out_hw)
         n_up = max(0, math.ceil(math.log2(max(out_hw[0] / in_hw[0], out_hw[1] / in_hw[1], 1))))
         layers: list[nn.Module] = [nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU()]
         for _ in range(n_up):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                       nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]  # fmt: skip
+            up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+            layers += [up, nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
         layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
@@ -56,32 +47,24 @@ class Decoder(nn.Module):
 
 
 def relative_error(reconstruction: torch.Tensor, x: torch.Tensor) -> float:
-    """mean((reconstruction - x)**2) / mean((x - per-channel mean of x)**2): 0 perfect, 1 = the mean image."""
+    """mean((reconstruction - x)**2) / mean((x - per-channel mean of x)**2): 0 perfect, 1 the mean image."""
     spread = (x - x.mean(dim=(0, 2, 3), keepdim=True)).pow(2).mean()
     return float((reconstruction - x).pow(2).mean() / spread.clamp(min=1e-12))
 
 
-def _as_tensor(images, what: str, max_images: int | None) -> torch.Tensor:
+def _as_tensor(images, what: str) -> torch.Tensor:
     if isinstance(images, Dataset):
-        n = len(images) if max_images is None else min(len(images), max_images)
-        items = [images[i] for i in range(n)]
+        items = [images[i] for i in range(len(images))]
         images = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
-    x = check_images(images, what)
-    if len(x) == 0:
+    if len(check_images(images, what)) == 0:
         raise LabError(f"{what} is empty; pass at least one image.")
-    return x if max_images is None else x[:max_images]
+    return images
 
 
 @dataclass
 class Inversion:
-    """A decoder trained to invert one layer.
-
-    Attributes:
-        layer: the layer's name.
-        decoder: the trained `Decoder` (eval mode).
-        train_loss: mean squared error per epoch on the training images.
-        test_error: relative error on the test images (None without test images).
-    """
+    """A decoder (eval mode) trained to invert `layer`, its training loss per epoch and its relative
+    error on the test images (None without them)."""
 
     layer: str
     decoder: Decoder
@@ -89,7 +72,7 @@ class Inversion:
     test_error: float | None = None
 
     def reconstruct(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Decode `x`'s activations at `layer`: Tensor like x."""
+        """Decode the activations of x (N, C, H, W) at `layer`: Tensor like x."""
         x = check_images(x)
         acts = feature_maps(model, x, self.layer)[self.layer]
         with torch.no_grad():
@@ -106,7 +89,6 @@ def train_inversion(
     batch_size: int = 32,
     lr: float = 2e-3,
     width: int = 32,
-    max_images: int | None = None,
     seed: int = 0,
 ) -> Inversion:
     """Train a decoder from `layer`'s activations back to the images.
@@ -114,32 +96,28 @@ def train_inversion(
     Args:
         model: the network, frozen (its activations are computed once, in eval mode).
         layer: a layer with feature-map output.
-        images: training images, Tensor (N, C, H, W) or a Dataset of (x, target).
-        test_images: held-out images for `test_error` (same kinds).
-        epochs, batch_size, lr: Adam training of the decoder on mean squared error.
+        images, test_images: Tensors (N, C, H, W) or Datasets of (x, target); the test images give
+            `test_error`.
+        epochs, batch_size, lr: Adam on the mean squared error.
         width: channels of the decoder.
-        max_images: use at most this many images of each set.
-        seed: seeds the decoder's initialisation and the batch order (global random state kept).
+        seed: the decoder's initialisation and the batch order (the global random state is kept).
 
     Returns:
         an `Inversion`.
-
-    Raises:
-        LabError: bad images, unknown layer, bad settings.
     """
     name, _ = find_layer(model, layer)
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("width", width)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise LabError(f"{key}={value!r}: expected a positive int.")
-    x = _as_tensor(images, "images", max_images)
+        check_number(key, value, minimum=1, integer=True)
+    x = _as_tensor(images, "images")
     device = model_device(model)
-    acts = feature_maps(model, x.to(device), name)[name]
-    if acts.dim() != 4:
-        raise LabError(f"layer {name!r} gives shape {tuple(acts.shape)}, not feature maps; pick a conv, ReLU or pooling layer.")
+    with inspecting(model), torch.no_grad():
+        acts = layer_output(model, x.to(device), name)  # (N, C_l, h, w)
     target = x.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        decoder = Decoder(acts.shape[1], x.shape[1], tuple(acts.shape[2:]), tuple(x.shape[2:]), width).to(device)
+        decoder = Decoder(acts.shape[1], x.shape[1], tuple(acts.shape[2:]), tuple(x.shape[2:]), width).to(
+            device
+        )
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(decoder.parameters(), lr=lr)
     losses = []
@@ -155,25 +133,20 @@ def train_inversion(
             opt.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(x))
-    decoder.eval()
-    for param in decoder.parameters():
-        param.requires_grad_(False)
+    decoder.eval().requires_grad_(False)
     inversion = Inversion(name, decoder, losses)
     if test_images is not None:
-        xt = _as_tensor(test_images, "test_images", max_images)
+        xt = _as_tensor(test_images, "test_images")
         inversion.test_error = relative_error(inversion.reconstruct(model, xt), xt)
     return inversion
 
 
-def invert_layers(model: nn.Module, layers: Iterable[LayerRef], images, test_images, **kwargs) -> dict[str, Inversion]:
-    """`train_inversion` for each layer; {layer name: Inversion}. kwargs go to `train_inversion`."""
+def invert_layers(
+    model: nn.Module, layers: Iterable[LayerRef], images, test_images, **kwargs
+) -> dict[str, Inversion]:
+    """`train_inversion` (with `kwargs`) for each layer: {layer name: Inversion}."""
     out = {}
     for layer in layers:
         inversion = train_inversion(model, layer, images, test_images=test_images, **kwargs)
         out[inversion.layer] = inversion
     return out
-
-
-def inversion_errors(model: nn.Module, layers: Iterable[LayerRef], images, test_images, **kwargs) -> dict[str, float]:
-    """Relative reconstruction error on `test_images` per layer: {layer name: error}."""
-    return {name: inv.test_error for name, inv in invert_layers(model, layers, images, test_images, **kwargs).items()}

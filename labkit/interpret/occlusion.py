@@ -1,17 +1,8 @@
-"""Occlusion sensitivity (Zeiler & Fergus 2014, section 4.2).
+"""Occlusion sensitivity (Zeiler & Fergus 2014): a pixel's value is the mean, over the windows covering
+it, of how much the class score drops when the window is covered by `baseline`; the windows start at
+0, stride, 2 * stride, ... until one reaches the border, as in captum's `Occlusion`.
 
-Introduced in notebooks/06_deconvnet.ipynb. A square of `baseline` value (0 in input space: the
-dataset's mean colour, a grey patch for ImageNet normalisation) slides over the image; at every
-position the class score is measured again. A pixel's value is the mean, over the windows that
-cover it, of how much the score dropped:
-
-    map[i, j] = mean over windows w covering (i, j) of  score(x) - score(x with w covered)
-
-No gradient is taken: the network is a black box, and the map says what the decision *needs*.
-The windows start at 0, stride, 2 * stride, ... along each side, as many as it takes to reach the
-border (the last one is cut there), so every pixel is covered; this is captum's `Occlusion` with a
-window over all channels (tested against it). The cost is one forward pass per window and image,
-run in batches of `batch_size` covered copies.
+Introduced in notebooks/06_deconvnet.ipynb.
 """
 
 from __future__ import annotations
@@ -29,8 +20,7 @@ SCORES = ("logit", "probability")
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
     """Where the windows start along a side of `size` pixels: 0, stride, ..., until one reaches the end."""
-    count = math.ceil((size - window) / stride) + 1
-    return [k * stride for k in range(count)]
+    return [k * stride for k in range(math.ceil((size - window) / stride) + 1)]
 
 
 def occlusion_masks(height: int, width: int, window: int, stride: int) -> torch.Tensor:
@@ -45,49 +35,54 @@ def occlusion_masks(height: int, width: int, window: int, stride: int) -> torch.
 
 def _check(x: torch.Tensor, window, stride, baseline, score: str, batch_size) -> None:
     attribution.check_images(x)
-    attribution.check_number("window", window, minimum=1, integer=True)
-    attribution.check_number("stride", stride, minimum=1, integer=True)
-    attribution.check_number("batch_size", batch_size, minimum=1, integer=True)
+    for name, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
+        attribution.check_number(name, value, minimum=1, integer=True)
     h, w = x.shape[-2:]
     if window > min(h, w):
-        raise LabError(f"window={window} is larger than the images ({h} x {w}); use a window of at most {min(h, w)}.")
+        raise LabError(
+            f"window={window} is larger than the images ({h} x {w}); use a window of at most {min(h, w)}."
+        )
     if stride > window:
-        raise LabError(f"stride={stride} > window={window} would leave pixels never covered; use stride <= window.")
-    if score not in SCORES:
-        raise LabError(f"score={score!r}: use one of {SCORES}.")
+        raise LabError(
+            f"stride={stride} > window={window} would leave pixels never covered; use stride <= window."
+        )
+    attribution.check_choice("score", score, SCORES)
     if isinstance(baseline, torch.Tensor):
         try:
             torch.broadcast_shapes(baseline.shape, x.shape)
         except RuntimeError:
-            raise LabError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to x {tuple(x.shape)}.") from None
+            raise LabError(
+                f"baseline of shape {tuple(baseline.shape)} does not broadcast to x {tuple(x.shape)}."
+            ) from None
     elif not isinstance(baseline, (int, float)) or isinstance(baseline, bool):
         raise LabError(f"baseline={baseline!r}: expected a number or a tensor broadcastable to x.")
 
 
 def occlusion(
-    model: nn.Module, x: torch.Tensor, target: attribution.Target = None, *, window: int = 8, stride: int = 4,
-    baseline: float | torch.Tensor = 0.0, score: str = "logit", batch_size: int = 64, classes=None,
-) -> torch.Tensor:  # fmt: skip
+    model: nn.Module,
+    x: torch.Tensor,
+    target: attribution.Target = None,
+    *,
+    window: int = 8,
+    stride: int = 4,
+    baseline: float | torch.Tensor = 0.0,
+    score: str = "logit",
+    batch_size: int = 64,
+    classes=None,
+) -> torch.Tensor:
     """Occlusion map of the target class: how much the score drops when each region is covered.
 
     Args:
-        model: a classifier returning logits; computed in eval mode, given back as found.
-        x: images (N, C, H, W), normalised as the model takes them.
-        target: class per image (None: the predicted class; int, name, or N of them).
+        model, x, target, classes: as in `labkit.interpret.attribution`.
         window: side of the square in pixels (it covers every channel).
         stride: pixels between neighbouring window positions (at most `window`).
-        baseline: what covers the square, in input space: a number (0: the dataset's mean colour)
-            or a tensor broadcastable to x (e.g. a blurred copy of x).
-        score: "logit" (the unnormalised class score, as the gradient methods) or "probability"
-            (the softmax, as Zeiler & Fergus's figure 7).
+        baseline: what covers the square, in input space: a number (0: the dataset's mean colour) or a
+            tensor broadcastable to x (e.g. a blurred copy of x).
+        score: "logit" (as the gradient methods) or "probability" (as Zeiler & Fergus's figure 7).
         batch_size: covered copies per forward pass.
-        classes: class names, when `target` holds names.
 
     Returns:
         Tensor (N, H, W) on x's device, signed: positive where covering the region lowers the score.
-
-    Example:
-        >>> maps = occlusion(model, x, target=y, window=8, stride=4)  # 15 x 15 windows on 64 px
     """
     _check(x, window, stride, baseline, score, batch_size)
     n, _, h, w = x.shape
@@ -106,14 +101,13 @@ def occlusion(
         targets = attribution.resolve_targets(target, first, classes)
         before = first.gather(1, targets[:, None])[:, 0]  # (N,)
         drops = torch.empty(n * p, dtype=images.dtype, device=device)
-        # Copy k of the flattened (N * P) list is image k // P with window k % P covered.
+        # copy k of the N * P is image k // P with window k % P covered
         for start in range(0, n * p, batch_size):
             k = torch.arange(start, min(start + batch_size, n * p), device=device)
             img, win = k // p, k % p
-            covered = masks[win][:, None]  # (B, 1, H, W), broadcast over channels
-            batch = torch.where(covered, fill[img], images[img])
+            batch = torch.where(masks[win][:, None], fill[img], images[img])  # (B, 1, H, W) masks
             drops[k] = before[img] - scores(batch).gather(1, targets[img][:, None])[:, 0]
-        # (N, P) @ (P, H*W): the summed drop of the windows over each pixel, then their mean.
+        # (N, P) @ (P, H*W): the summed drop of the windows over each pixel, then their mean
         flat = masks.reshape(p, -1).to(images.dtype)
         maps = (drops.reshape(n, p) @ flat) / flat.sum(0)
     return maps.reshape(n, h, w).to(x.device)

@@ -1,21 +1,10 @@
-"""Sanity checks for maps: model-parameter randomisation (Adebayo et al. 2018).
+"""Model-parameter randomisation (Adebayo et al. 2018): a map that explains a decision must change when
+the network that decides is destroyed. On copies, layers are re-initialised (PyTorch's default
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn on the CPU from `seed`; batch-norm kept) from the top down,
+one more at each step ("cascade"), or one at a time ("independent"), and the maps compared with the
+original ones by Spearman's rank correlation of their absolute values.
 
-Introduced in notebooks/07_gradcam.ipynb. A map that explains a *decision* must change when the
-network that decides is destroyed. Two tests, each on copies (the caller's model is never touched):
-
-- cascading randomisation: re-initialise the layers from the top (the classifier) down, one more
-  at every step, until the whole network is random;
-- independent randomisation: re-initialise one layer at a time, the others as trained.
-
-At every step the maps are computed again for the same images and the same classes (those of the
-original network), and compared with the original maps by Spearman's rank correlation of their
-absolute values (colour channels reduced by their largest |value| first). A map that keeps a high
-correlation all the way down is explaining the image, not the network.
-
-"Re-initialise" means drawing new weights and biases from PyTorch's default initialisation of
-`nn.Conv2d` and `nn.Linear`, U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the network as it was before
-training. Batch-norm layers keep their trained values. The draws come from `seed` on the CPU, so
-the copies are the same on every device.
+Introduced in notebooks/07_gradcam.ipynb.
 """
 
 from __future__ import annotations
@@ -29,45 +18,46 @@ import torch
 from torch import nn
 
 from labkit.core import LabError
-from labkit.interpret.attribution import Target, check_images, check_logits, inspecting, resolve_targets
+from labkit.interpret import attribution
 from labkit.interpret.hooks import find_layer
 from labkit.interpret.saliency import abs_max_channels
-from labkit.util import model_device
 
 ORDERS = ("cascade", "independent")
 RANDOMISED_TYPES = (nn.Conv2d, nn.Linear)
 
 
 def randomisable_layers(model: nn.Module) -> list[str]:
-    """Names of the `nn.Conv2d` and `nn.Linear` layers, in registration order (the forward order of
-    a sequential network: the cascade starts at the end of this list)."""
+    """Names of the `nn.Conv2d` and `nn.Linear` layers in registration order (a cascade starts at the end)."""
     return [name for name, m in model.named_modules() if isinstance(m, RANDOMISED_TYPES)]
 
 
 def randomised(model: nn.Module, layers: list[str], seed: int = 0) -> nn.Module:
     """A deep copy of `model` whose `layers` (names) have new weights and biases from the default
-    initialisation, drawn from `seed`; the model itself is unchanged."""
+    initialisation, drawn from `seed`."""
     clone = copy.deepcopy(model)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name in layers:
             _, module = find_layer(clone, name)
             if not isinstance(module, RANDOMISED_TYPES):
-                raise LabError(f"layer {name!r} is a {type(module).__name__}; only nn.Conv2d and nn.Linear layers "
-                               f"are randomised. Layers of this model: {randomisable_layers(model)}.")  # fmt: skip
+                raise LabError(
+                    f"layer {name!r} is a {type(module).__name__}; only nn.Conv2d and nn.Linear layers are "
+                    f"randomised. Layers of this model: {randomisable_layers(model)}."
+                )
             bound = 1 / math.sqrt(module.weight[0].numel())  # fan_in: in_features, or in_channels * kh * kw
             for param in (module.weight, module.bias):
                 if param is not None:
-                    fresh = torch.empty(param.shape, dtype=param.dtype).uniform_(-bound, bound, generator=gen)
-                    param.copy_(fresh)
+                    fresh = torch.empty(param.shape, dtype=param.dtype)
+                    param.copy_(fresh.uniform_(-bound, bound, generator=gen))
     return clone
 
 
-def randomisation_steps(model: nn.Module, order: str = "cascade", layers: list[str] | None = None) -> list[tuple[str, list[str]]]:
-    """The steps of a randomisation test as (label, layers randomised at that step), the label
-    being the layer randomised last (cascade: with every layer above it; independent: alone)."""
-    if order not in ORDERS:
-        raise LabError(f"order={order!r}: use one of {ORDERS}.")
+def randomisation_steps(
+    model: nn.Module, order: str = "cascade", layers: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """The steps of a randomisation test as (label, layers randomised at that step), the label being
+    the layer randomised last (cascade: with every layer above it; independent: alone)."""
+    attribution.check_choice("order", order, ORDERS)
     names = randomisable_layers(model) if layers is None else [find_layer(model, n)[0] for n in layers]
     if not names:
         raise LabError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layer to randomise.")
@@ -78,24 +68,25 @@ def randomisation_steps(model: nn.Module, order: str = "cascade", layers: list[s
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..M of each row of values (N, M), ties given their average rank (as scipy's rankdata)."""
+    """Ranks 1..M of each row of values (N, M), ties given their mean rank (as scipy's rankdata)."""
     n, m = values.shape
     sorted_values, order = values.sort(dim=1, stable=True)
-    # A tie group runs between positions where the sorted value changes; its members share the
-    # mean of the positions it spans.
+    # a tie group runs between positions where the sorted value changes; its members share the
+    # mean of the positions it spans
     new_group = torch.ones_like(sorted_values, dtype=torch.bool)
     new_group[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
     group = new_group.cumsum(dim=1) - 1  # (N, M) group id per sorted position
     position = torch.arange(1, m + 1, dtype=torch.float64, device=values.device).expand(n, -1)
-    sums = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, position)
-    counts = torch.zeros(n, m, dtype=torch.float64, device=values.device).scatter_add_(1, group, torch.ones_like(position))
+    zeros = torch.zeros(n, m, dtype=torch.float64, device=values.device)
+    sums = zeros.scatter_add(1, group, position)
+    counts = zeros.scatter_add(1, group, torch.ones_like(position))
     mean_rank = (sums / counts.clamp(min=1)).gather(1, group)
     return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman's rank correlation of each pair of maps a[i], b[i] (any shape after the first
-    dimension): Tensor (N,) float64. A constant map shares no ranking with anything: 0."""
+    """Spearman's rank correlation of each pair of maps a[i], b[i] (N, ...): Tensor (N,) float64.
+    A constant map shares no ranking with anything: 0."""
     if a.shape != b.shape or a.dim() < 2:
         raise LabError(f"maps {tuple(a.shape)} and {tuple(b.shape)} must have the same shape (N, ...).")
     ra, rb = _ranks(a.detach().flatten(1).double()), _ranks(b.detach().flatten(1).double().to(a.device))
@@ -105,21 +96,15 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def as_heat(maps: torch.Tensor) -> torch.Tensor:
-    """|maps| as one map per image: (N, C, H, W) reduced by the largest |value| over channels, (N, H, W) kept."""
+    """|maps| as one map per image: (N, C, H, W) by the largest |value| over channels; (N, H, W) kept."""
     return abs_max_channels(maps) if maps.dim() == 4 else maps.abs()
 
 
 @dataclass
 class SanityCheck:
-    """What `sanity_check` measured.
-
-    Attributes:
-        order: "cascade" or "independent".
-        correlations: {label: Tensor (N,)}, the rank correlation of every image's map with its
-            original at each step, labelled by the layer randomised last, top layer first.
-        maps: {"original" and each label: |maps| (N, H, W)}.
-        targets: LongTensor (N,), the classes explained at every step.
-    """
+    """What `sanity_check` measured: the order; {label: Tensor (N,)}, every image's rank correlation
+    with its original map at each step, labelled by the layer randomised last, top layer first; the
+    maps {"original" and each label: |maps| (N, H, W)}; the classes explained, LongTensor (N,)."""
 
     order: str
     correlations: dict[str, torch.Tensor]
@@ -132,33 +117,36 @@ class SanityCheck:
 
 
 def sanity_check(
-    method: Callable[..., torch.Tensor], model: nn.Module, x: torch.Tensor, target: Target = None, *,
-    order: str = "cascade", layers: list[str] | None = None, seed: int = 0, classes=None, **kwargs,
-) -> SanityCheck:  # fmt: skip
+    method: Callable[..., torch.Tensor],
+    model: nn.Module,
+    x: torch.Tensor,
+    target: attribution.Target = None,
+    *,
+    order: str = "cascade",
+    layers: list[str] | None = None,
+    seed: int = 0,
+    classes=None,
+    **kwargs,
+) -> SanityCheck:
     """Randomise copies of `model` layer by layer and measure how much `method`'s maps change.
 
     Args:
         method: an attribution function `method(model, x, target=..., **kwargs)`, e.g. `gradcam`.
-        model: the trained classifier (not changed: every step works on a copy).
-        x: images (N, C, H, W), normalised as the model takes them.
-        target: class per image (None: the class the *trained* model predicts), kept at every step.
+        model, x, target, classes: as in `labkit.interpret.attribution`; the trained model's classes
+            are explained at every step, and the model is not changed.
         order: "cascade" (from the top, cumulative) or "independent" (one layer at a time).
-        layers: names of the layers to randomise, in forward order (None: every conv and linear layer).
+        layers: the layers to randomise, in forward order (None: every conv and linear layer).
         seed: the new weights (step k draws from seed + k).
-        classes: class names, when `target` holds names.
-        **kwargs: passed to `method` (e.g. `layer=` for Grad-CAM).
 
     Returns:
         a `SanityCheck`; `.mean()` gives {layer: mean correlation}.
-
-    Example:
-        >>> sanity_check(gradcam, model, x, layer="features.relu3_2").mean()
-        {'classifier.fc2': 0.31, ..., 'features.conv1_1': -0.02}
     """
-    check_images(x)
+    attribution.check_images(x)
     steps = randomisation_steps(model, order, layers)
-    with inspecting(model), torch.no_grad():
-        targets = resolve_targets(target, check_logits(model(x.to(model_device(model)))), classes)
+    with attribution.inspecting(model), torch.no_grad():
+        targets = attribution.resolve_targets(
+            target, attribution.check_logits(model(x.to(attribution.model_device(model)))), classes
+        )
     original = as_heat(method(model, x, target=targets, **kwargs))
     maps, correlations = {"original": original}, {}
     for k, (label, names) in enumerate(steps):

@@ -1,5 +1,5 @@
-"""Networks of the series: the naive CNN (lab 02), residual and inception blocks and small
-ResNets (lab 03), pretrained backbones (lab 04), plus summaries and rebuilding from a checkpoint."""
+"""The networks of the series: the naive CNN (lab 02), residual and inception blocks and small ResNets
+(lab 03), pretrained backbones (lab 04), summaries, and networks made again from a checkpoint's record."""
 
 from __future__ import annotations
 
@@ -10,42 +10,22 @@ from torch import nn
 from labkit.core import LabError
 from labkit.models.airbench import AirbenchResNet, PatchWhitening
 from labkit.models.efficientnet_lite import (
+    LITE_CLASSES,
     EfficientNetLite,
     EfficientNetLite0,
-    EfficientNetLite1,
-    EfficientNetLite2,
     efficientnet_lite,
-    efficientnet_lite0,
 )
-from labkit.models.features import Headless, extract_features, headless
-from labkit.models.freezing import (
-    freeze,
-    frozen_bn_layers,
-    param_groups,
-    stage_names,
-    stage_table,
-    stages,
-    train_mode,
-    trainable_stages,
-    unfreeze,
-)
+from labkit.models.features import extract_features, headless
+from labkit.models.freezing import freeze, param_groups, stage_table, train_mode, trainable_stages, unfreeze
 from labkit.models.heads import find_head, replace_head
 from labkit.models.inception import InceptionBlock, NaiveInception
 from labkit.models.naive import NaiveCNN
-from labkit.models.pretrained import (
-    BACKBONES,
-    cached_weights_path,
-    imagenet_classes,
-    pretrained,
-    top_classes,
-    torchvision_model,
-)
+from labkit.models.pretrained import imagenet_classes, pretrained, top_classes, torchvision_model
 from labkit.models.residual import BasicBlock, ResNet, ResNet9, resnet18, small_resnet
 from labkit.models.summary import count_params, summary
 from labkit.models.variants import DeepNet, NaiveCNNVariant, gradient_norms
-from labkit.util import IMAGENET_MEAN, IMAGENET_STD
 
-# name -> constructor; `build` and checkpoints use it. Other model files add their entries below.
+# name -> constructor, for `build` and checkpoints
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "naive_cnn": NaiveCNN,
     "naive_cnn_variant": NaiveCNNVariant,
@@ -53,15 +33,13 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet9": ResNet9,
     "airbench_resnet": AirbenchResNet,
     "deep_net": DeepNet,
-    "efficientnet_lite0": EfficientNetLite0,
-    "efficientnet_lite1": EfficientNetLite1,
-    "efficientnet_lite2": EfficientNetLite2,
+    **{f"efficientnet_lite{variant}": cls for variant, cls in LITE_CLASSES.items()},
     "torchvision": torchvision_model,  # random weights: a checkpoint supplies them
 }
 
 
 def build(arch: dict) -> nn.Module:
-    """Make a network from its `arch` record ({"name": ..., "kwargs": {...}}), as saved in checkpoints."""
+    """A network made from its `arch` record ({"name": ..., "kwargs": {...}}), as checkpoints save it."""
     name = arch.get("name") if isinstance(arch, dict) else None
     if name not in ARCHITECTURES:
         raise LabError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}.")
@@ -69,11 +47,10 @@ def build(arch: dict) -> nn.Module:
 
 
 __all__ = [
-    "ARCHITECTURES", "AirbenchResNet", "BACKBONES", "BasicBlock", "DeepNet", "EfficientNetLite", "EfficientNetLite0", "EfficientNetLite1", "EfficientNetLite2", "Headless",
-    "IMAGENET_MEAN", "IMAGENET_STD", "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception",
-    "PatchWhitening", "ResNet", "ResNet9", "build",
-    "cached_weights_path", "count_params", "efficientnet_lite", "efficientnet_lite0", "extract_features", "find_head", "freeze",
-    "frozen_bn_layers", "gradient_norms", "headless", "imagenet_classes", "param_groups",
-    "pretrained", "replace_head", "resnet18", "small_resnet", "stage_names", "stage_table", "stages", "summary",
-    "top_classes", "torchvision_model", "train_mode", "trainable_stages", "unfreeze",
+    "ARCHITECTURES", "AirbenchResNet", "BasicBlock", "DeepNet", "EfficientNetLite", "EfficientNetLite0",
+    "InceptionBlock", "NaiveCNN", "NaiveCNNVariant", "NaiveInception", "PatchWhitening", "ResNet", "ResNet9",
+    "build", "count_params", "efficientnet_lite", "extract_features", "find_head", "freeze", "gradient_norms",
+    "headless", "imagenet_classes", "param_groups", "pretrained", "replace_head", "resnet18", "small_resnet",
+    "stage_table", "summary", "top_classes", "torchvision_model", "train_mode", "trainable_stages",
+    "unfreeze",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 maximally activating patches, filter patterns and deconvnet reconstructions.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/06_deconvnet.ipynb. Every
-function returns a matplotlib Figure and never calls `plt.show()`.
+function returns a matplotlib Figure and never calls `plt.show()`. Panels of any size are fitted
+into square cells and tiled by `labkit.plots.images.tile_grid` (torchvision's `make_grid`).
 
 Colour scales: filters and reconstructions are signed, so they are shown with 0 as mid-grey and
 the largest |value| of the figure (or of the panel, where said) at black/white; feature maps are
@@ -11,17 +12,17 @@ shown with their own min-max per panel (viridis), input images through `denormal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from labkit.core import LabError
-from labkit.plots.images import signed_image, to_display
-
-Denorm = Callable[[torch.Tensor], torch.Tensor] | None
+from labkit.interpret.filters import top_slices
+from labkit.plots.images import Denorm, signed_image, tile_grid, to_display
 
 Panel = np.ndarray  # (h, w, 3) floats in [0, 1]
 MIN_CELL = 48  # panels are enlarged (nearest neighbour) to at least this many pixels
@@ -36,76 +37,42 @@ def _fit(panel: Panel, cell: int, scale: float | None = None) -> Panel:
     with `scale`, by that factor instead (so that panels keep their relative sizes)."""
     h, w = panel.shape[:2]
     scale = cell / max(h, w) if scale is None else scale
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    rows = np.minimum((np.arange(nh) / scale).astype(int), h - 1)
-    cols = np.minimum((np.arange(nw) / scale).astype(int), w - 1)
+    rows = np.minimum((np.arange(max(1, round(h * scale))) / scale).astype(int), h - 1)
+    cols = np.minimum((np.arange(max(1, round(w * scale))) / scale).astype(int), w - 1)
     out = np.ones((cell, cell, 3))
-    top, left = (cell - nh) // 2, (cell - nw) // 2
-    out[top : top + nh, left : left + nw] = panel[rows][:, cols]
+    top, left = (cell - len(rows)) // 2, (cell - len(cols)) // 2
+    out[top : top + len(rows), left : left + len(cols)] = panel[rows][:, cols]
     return out
 
 
-def colorize(m: torch.Tensor, cmap: str = "viridis") -> Panel:
-    """A feature map (h, w) min-max scaled through a colour map (a constant map shows as its low end)."""
-    a = m.detach().cpu().float()
-    a = (a - a.min()) / (a.max() - a.min()).clamp(min=1e-12)
-    return plt.get_cmap(cmap)(a.numpy())[..., :3]
-
-
-def montage(
+def _cells(
     rows: Sequence[Sequence[Panel | None]],
     labels: Sequence[Sequence[str]] | None = None,
+    *,
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
-    cell_inches: float = 1.25,
+    inches: float = 1.25,
     same_scale: bool = False,
 ) -> Figure:
-    """Panels on a grid drawn as ONE image (one axes, fast to draw and save), with a label above each
-    panel and an optional label left of each row. Every panel is fitted into a square cell.
-
-    Args:
-        rows: panels (h, w, 3) in [0, 1] per row; None leaves a cell empty.
-        labels: a label per panel (same layout; "" for none).
-        row_labels: one label per row, drawn at the left.
-        same_scale: enlarge every panel by the same factor (the largest fills a cell), so sizes
-            compare; otherwise each panel fills its cell.
-    """
+    """Rows of panels (h, w, 3) in [0, 1] (None: an empty cell), each fitted into a square cell of
+    at least MIN_CELL pixels and drawn by `tile_grid`, with a label per panel (same layout).
+    `same_scale` enlarges every panel by the same factor (the largest fills a cell), so sizes compare."""
     panels = [p for row in rows for p in row if p is not None]
     if not panels:
         raise LabError("nothing to draw: every panel is empty.")
     largest = max(max(p.shape[:2]) for p in panels)
     cell = max(MIN_CELL, largest)
-    scale = cell / largest if same_scale else None
-    pad = max(2, cell // 24)
-    lines = max((lab.count("\n") + 1 for row in (labels or []) for lab in row if lab), default=0)
-    band = int(cell * 0.2 * lines)
-    left = int(cell * 1.1) if row_labels else 0
+    scale = cell / largest if same_scale else None  # None: each panel fills its cell
     ncols = max(len(row) for row in rows)
-    height = len(rows) * (band + cell + pad) + pad
-    width = left + ncols * (cell + pad) + pad
-    canvas = np.ones((height, width, 3))
+    tiles = np.ones((len(rows) * ncols, cell, cell, 3))
+    texts = [""] * len(tiles)
     for r, row in enumerate(rows):
-        y = pad + r * (band + cell + pad) + band
         for c, panel in enumerate(row):
             if panel is not None:
-                x = left + pad + c * (cell + pad)
-                canvas[y : y + cell, x : x + cell] = _fit(np.clip(panel, 0, 1), cell, scale)
-    inches = cell_inches / cell  # per canvas pixel
-    fig = plt.figure(figsize=(width * inches, height * inches))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(canvas, interpolation="nearest")
-    ax.axis("off")
-    for r, row in enumerate(labels or []):
-        for c, text in enumerate(row):
-            if text:
-                y = pad + r * (band + cell + pad) + band / 2
-                ax.text(left + pad + c * (cell + pad) + cell / 2, y, text, ha="center", va="center", fontsize=7)
-    for r, text in enumerate(row_labels or []):
-        y = pad + r * (band + cell + pad) + band + cell / 2
-        ax.text(left - pad, y, text, ha="right", va="center", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9, y=1.0, va="bottom")
-    return fig
+                tiles[r * ncols + c] = _fit(np.clip(panel, 0, 1), cell, scale)
+            if labels is not None and c < len(labels[r]):
+                texts[r * ncols + c] = labels[r][c]
+    return tile_grid(tiles, ncols, texts, row_labels=row_labels, title=title, inches=inches)
 
 
 def _chunks(items: list, ncols: int) -> list[list]:
@@ -117,7 +84,16 @@ def _picture(x: torch.Tensor, denormalize: Denorm) -> Panel:
     return to_display(x, denormalize)[0]
 
 
-def filter_grid(weights: torch.Tensor, ncols: int = 8, title: str | None = None, max_filters: int = 64) -> Figure:
+def colorize(m: torch.Tensor, cmap: str = "viridis") -> Panel:
+    """A feature map (h, w) min-max scaled through a colour map (a constant map shows as its low end)."""
+    a = m.detach().cpu().float()
+    a = (a - a.min()) / (a.max() - a.min()).clamp(min=1e-12)
+    return plt.get_cmap(cmap)(a.numpy())[..., :3]
+
+
+def filter_grid(
+    weights: torch.Tensor, ncols: int = 8, title: str | None = None, max_filters: int = 64
+) -> Figure:
     """Filters of one conv layer as small images, one colour scale for all (0 = grey).
 
     Args:
@@ -126,15 +102,16 @@ def filter_grid(weights: torch.Tensor, ncols: int = 8, title: str | None = None,
         max_filters: show at most this many (the first ones).
     """
     if weights.dim() != 4:
-        raise LabError(f"weights has shape {tuple(weights.shape)}; expected (out, in, kh, kw) from interpret.filters().")
+        raise LabError(
+            f"weights has shape {tuple(weights.shape)}; expected (out, in, kh, kw) from interpret.filters()."
+        )
     w = weights[:max_filters].detach().cpu().float()
     if w.shape[1] not in (1, 3):
         w = w.mean(dim=1, keepdim=True)
     scale = float(w.abs().max())  # one scale for the grid: filters compare with each other
     panels = [_rgb(signed_image(f, scale)) for f in w]
-    labels = [str(i) for i in range(len(w))]
-    return montage(_chunks(panels, ncols), _chunks(labels, ncols),
-                   title=title or f"{len(w)} filters {tuple(weights.shape[1:])}: 0 = grey")  # fmt: skip
+    title = title or f"{len(w)} filters {tuple(weights.shape[1:])}: 0 = grey"
+    return _cells(_chunks(panels, ncols), _chunks([str(i) for i in range(len(w))], ncols), title=title)
 
 
 def channel_norm_map(norms: torch.Tensor, title: str | None = None, max_out: int = 64) -> Figure:
@@ -148,36 +125,6 @@ def channel_norm_map(norms: torch.Tensor, title: str | None = None, max_out: int
     ax.set_title(title or "filter strength per input channel")
     fig.tight_layout()
     return fig
-
-
-def feature_map_grid(
-    maps: torch.Tensor,
-    ncols: int = 8,
-    title: str | None = None,
-    channels: Sequence[int] | None = None,
-    max_maps: int = 32,
-    image: torch.Tensor | None = None,
-    denormalize: Denorm = None,
-) -> Figure:
-    """Feature maps of one image at one layer, each channel with its own min-max (viridis).
-
-    Args:
-        maps: (C, h, w) (or (1, C, h, w)).
-        channels: which channels (default the first `max_maps`).
-        image: the input image (C, H, W), shown in the first panel.
-    """
-    if maps.dim() == 4:
-        maps = maps[0]
-    if maps.dim() != 3:
-        raise LabError(f"maps has shape {tuple(maps.shape)}; expected (C, h, w) for one image.")
-    channels = list(range(min(max_maps, maps.shape[0]))) if channels is None else list(channels)
-    panels = [colorize(maps[c]) for c in channels]
-    labels = [f"ch {c}" for c in channels]
-    if image is not None:
-        panels.insert(0, _picture(image, denormalize))
-        labels.insert(0, "input")
-    title = title or f"feature maps ({maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}), each min-max"
-    return montage(_chunks(panels, ncols), _chunks(labels, ncols), title=title)
 
 
 def feature_map_rows(
@@ -197,12 +144,15 @@ def feature_map_rows(
         channels: the channels to show (same for every row, so rows compare).
     """
     channels = list(channels)
-    rows, labels = [], []
-    for i in range(len(images)):
-        rows.append([_picture(images[i], denormalize)] + [colorize(maps[i, c]) for c in channels])
-        labels.append([row_labels[i] if row_labels else "input"] + [f"ch {c}" for c in channels])
+    rows = [
+        [_picture(images[i], denormalize)] + [colorize(maps[i, c]) for c in channels]
+        for i in range(len(images))
+    ]
+    labels = [
+        [row_labels[i] if row_labels else "input"] + [f"ch {c}" for c in channels] for i in range(len(images))
+    ]
     title = title or f"feature maps {tuple(maps.shape[2:])} per image (each panel min-max scaled)"
-    return montage(rows, labels, title=title)
+    return _cells(rows, labels, title=title)
 
 
 def filter_map_pairs(
@@ -226,8 +176,6 @@ def filter_map_pairs(
         weights: {layer: its filters (out, in, kh, kw)}, from `interpret.filters`.
         maps: {layer: its output for the image (1, C_l, h, w)}, from `interpret.feature_maps`.
     """
-    from labkit.interpret.filters import top_slices
-
     picture = _picture(image[0] if image.dim() == 4 else image, denormalize)
     rows, labels = [], []
     for layer, channel in pairs:
@@ -237,13 +185,15 @@ def filter_map_pairs(
         else:
             idx, slices = top_slices(w[channel], k)
             panels = [_rgb(signed_image(s[None], float(slices.abs().max()))) for s in slices]
-            texts = [f"{short} f{channel}\nin {i}" if j == 0 else f"\nin {i}" for j, i in enumerate(idx.tolist())]
+            texts = [
+                f"{short} f{channel}\nin {i}" if j == 0 else f"\nin {i}" for j, i in enumerate(idx.tolist())
+            ]
         pad = k - len(panels)
         fmap = maps[layer][0] if maps[layer].dim() == 4 else maps[layer]
         rows.append([picture, *panels, *([None] * pad), colorize(fmap[channel])])
         labels.append(["input", *texts, *([""] * pad), f"\nmap {channel}"])
     title = f"filter / feature-map pairs (deep filters: {k} strongest input slices by L2 norm; 0 = grey)"
-    return montage(rows, labels, title=title)
+    return _cells(rows, labels, title=title)
 
 
 def patch_grid(
@@ -264,8 +214,8 @@ def patch_grid(
         raise LabError("crops is empty; pass {unit label: [patches]}.")
     rows = [[_picture(p, denormalize) for p in crops[u]] for u in units]
     labels = [[f"{v:.2f}" for v in values[u]] for u in units] if values is not None else None
-    return montage(rows, labels, row_labels=units, same_scale=True,
-                   title=title or "maximally activating patches (receptive-field boxes)")  # fmt: skip
+    title = title or "maximally activating patches (receptive-field boxes)"
+    return _cells(rows, labels, row_labels=units, same_scale=True, title=title)
 
 
 def image_row(
@@ -278,7 +228,7 @@ def image_row(
     """Images (C, H, W) side by side, e.g. filter patterns; through `denormalize` when given."""
     panels = [_picture(img[0] if img.dim() == 4 else img, denormalize) for img in images]
     labels = _chunks(list(titles), ncols) if titles is not None else None
-    return montage(_chunks(panels, ncols), labels, title=title, cell_inches=1.6)
+    return _cells(_chunks(panels, ncols), labels, title=title, inches=1.6)
 
 
 def deconv_grid(
@@ -300,19 +250,17 @@ def deconv_grid(
         row_labels: a label per image (default "input").
         panel_labels: {column title: a second label line per image}, e.g. the channel kept.
     """
-    cols = list(reconstructions)
     rows, labels = [], []
     for i in range(len(images)):
-        row = [_picture(images[i], denormalize)]
-        text = [row_labels[i] if row_labels else "input"]
-        for col in cols:
-            r = reconstructions[col][i]
-            row.append(_picture(r, denormalize) if col.startswith("decoder") else _rgb(signed_image(r, quantile=0.995)))
+        row, text = [_picture(images[i], denormalize)], [row_labels[i] if row_labels else "input"]
+        for col, r in ((col, recon[i]) for col, recon in reconstructions.items()):
+            decoded = col.startswith("decoder")
+            row.append(_picture(r, denormalize) if decoded else _rgb(signed_image(r, quantile=0.995)))
             extra = panel_labels[col][i] if panel_labels and col in panel_labels else ""
             text.append(f"{col}\n{extra}" if extra or i == 0 else "")
         rows.append(row)
         labels.append(text)
-    return montage(rows, labels, title=title, cell_inches=1.5)
+    return _cells(rows, labels, title=title, inches=1.5)
 
 
 def receptive_field_boxes(
@@ -322,22 +270,13 @@ def receptive_field_boxes(
     title: str | None = None,
 ) -> Figure:
     """Boxes (top, left, bottom, right; bottom/right exclusive) drawn on one image, one colour each."""
-    from matplotlib.patches import Rectangle
-
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     ax.imshow(_picture(image, denormalize))
-    colours = plt.cm.tab10.colors
     for k, (label, (top, left, bottom, right)) in enumerate(boxes.items()):
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, lw=2,
-                               edgecolor=colours[k % 10], label=label))  # fmt: skip
+        corner, width, height = (left - 0.5, top - 0.5), right - left, bottom - top
+        ax.add_patch(Rectangle(corner, width, height, fill=False, lw=2, edgecolor=f"C{k}", label=label))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.axis("off")
     ax.set_title(title or "receptive fields (exact boxes, clipped at the border)", fontsize=9)
     fig.tight_layout()
     return fig
-
-
-__all__ = [
-    "channel_norm_map", "colorize", "deconv_grid", "feature_map_grid", "feature_map_rows", "filter_grid",
-    "filter_map_pairs", "image_row", "montage", "patch_grid", "receptive_field_boxes",
-]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Figures of data: image grids with class names, augmentation previews, class balance per split.
+"""Figures of images: the one image policy `to_display`, the one tiling routine `tile_grid` (on top of
+torchvision's `make_grid`), image grids with class names, augmentation previews, class balance.
 Every function returns its Figure and never calls `plt.show()`.
 
 Introduced in notebooks/01_data_prep.ipynb.
@@ -11,16 +12,17 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from labkit.core import LabError
 
-__all__ = ["attribution_image", "augmentation_preview", "class_balance", "image_grid", "signed_image", "to_display"]
+Denorm = Callable[[torch.Tensor], torch.Tensor] | Any | None  # a function, or an object with .denormalize
 
 
-def to_display(images: Any, denormalize: Callable | Any | None = None) -> np.ndarray:
+def to_display(images: Any, denormalize: Denorm = None) -> np.ndarray:
     """Images as float (N, H, W, 3) in [0, 1] for imshow: the one way labkit's figures show images.
 
     Args:
@@ -36,7 +38,9 @@ def to_display(images: Any, denormalize: Callable | Any | None = None) -> np.nda
     x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).detach().cpu()
     x = x.unsqueeze(0) if x.dim() == 3 else x
     if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise LabError(f"images must be (N, 3, H, W) or (3, H, W) (1 channel allowed), got shape {tuple(x.shape)}.")
+        raise LabError(
+            f"images must be (N, 3, H, W) or (3, H, W) (1 channel allowed), got shape {tuple(x.shape)}."
+        )
     if denormalize is not None:
         x = getattr(denormalize, "denormalize", denormalize)(x.float())
     elif x.dtype == torch.uint8:
@@ -46,8 +50,9 @@ def to_display(images: Any, denormalize: Callable | Any | None = None) -> np.nda
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise LabError(
-                f"images have values in [{lo:.2f}, {hi:.2f}]: that looks normalised. Pass denormalize= (the "
-                "Splits, splits.denormalize or labkit.util.imagenet_denormalize), or images in [0, 1] or uint8."
+                f"images have values in [{lo:.2f}, {hi:.2f}]: that looks normalised. Pass denormalize= "
+                "(the Splits, splits.denormalize or labkit.util.imagenet_denormalize), or images in [0, 1] "
+                "or uint8."
             )
     return x.expand(-1, 3, -1, -1).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
@@ -58,7 +63,9 @@ def signed_image(x: torch.Tensor, scale: float | None = None, quantile: float = 
     the few largest, so they do not wash the rest out). Returns (H, W, C), or (H, W) for C = 1."""
     x = torch.as_tensor(x).detach().cpu().float()
     if scale is None:
-        scale = float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
+        scale = (
+            float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
+        )
     y = (x / (2 * max(scale, 1e-12)) + 0.5).clamp(0, 1)
     return y[0].numpy() if y.shape[0] == 1 else y.permute(1, 2, 0).numpy()
 
@@ -71,6 +78,55 @@ def attribution_image(attribution: torch.Tensor, percentile: float = 99.0) -> np
     return signed_image(attribution, quantile=percentile / 100)
 
 
+def tile_grid(
+    tiles: np.ndarray,
+    ncols: int,
+    labels: Sequence[str] | None = None,
+    *,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    inches: float = 1.35,
+    color: str = "black",
+) -> Figure:
+    """Images of one size tiled by torchvision's `make_grid` and drawn as ONE image on one Axes (many
+    tiles draw and save as fast as one picture), a label above each tile, a row label left of each row.
+
+    Args:
+        tiles: float (N, H, W, 3) in [0, 1], as `to_display` gives them; padding is white.
+        ncols: tiles per row.
+        labels: a text per tile ("" for none; several lines allowed), drawn in `color`.
+        row_labels: a text per row.
+        title: the Axes' title.
+        inches: figure inches per tile.
+
+    Returns:
+        the Figure; its Axes holds the mosaic (nrows * (H + pad) + pad, ncols * (W + pad) + pad, 3)
+        and the labels as text.
+    """
+    n, h, w, _ = tiles.shape
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    lines = max((t.count("\n") + 1 for t in labels or () if t), default=0)
+    # Room above each row for its labels: about 12 points per line of 8-point text.
+    pad = int(lines * h / inches / 6) + 2 if lines else max(1, h // 16)
+    mosaic = make_grid(torch.as_tensor(tiles).permute(0, 3, 1, 2), nrow=ncols, padding=pad, pad_value=1.0)
+    size = (inches * ncols + (0.8 if row_labels else 0), inches * nrows + (0.45 if title else 0.1))
+    fig, ax = plt.subplots(figsize=size)
+    ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest" if h < 96 else "antialiased")
+    ax.set_axis_off()
+    for i, text in enumerate(labels or ()):
+        if text:
+            r, c = divmod(i, ncols)
+            x, y = pad + c * (w + pad) + w / 2, pad + r * (h + pad) - 1
+            ax.text(x, y, text, ha="center", va="bottom", fontsize=8, color=color, clip_on=False)
+    for r, text in enumerate(row_labels or ()):
+        ax.text(-pad, pad + r * (h + pad) + h / 2, text, ha="right", va="center", fontsize=8, clip_on=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def _label_text(label: Any, classes: Sequence[str] | None) -> str:
     if isinstance(label, torch.Tensor):
         label = label.item()
@@ -79,38 +135,15 @@ def _label_text(label: Any, classes: Sequence[str] | None) -> str:
     return str(label)
 
 
-def _tiled_figure(tiles: np.ndarray, ncols: int, texts: Sequence[str] | None, title: str | None,
-                  row_labels: Sequence[str] | None = None) -> Figure:  # fmt: skip
-    """One Axes showing every tile (much faster to draw than one Axes per image), labels as text."""
-    n, h, w, _ = tiles.shape
-    nrows = int(np.ceil(n / ncols))
-    pad = max(2, h // 4) if texts is not None else max(1, h // 16)
-    mosaic = make_grid(torch.from_numpy(tiles).permute(0, 3, 1, 2), nrow=ncols, padding=pad, pad_value=1.0)
-    inch = 1.35  # figure inches per tile
-    fig, ax = plt.subplots(figsize=(inch * ncols + (0.5 if row_labels else 0), inch * nrows + (0.45 if title else 0.1)))
-    ax.imshow(mosaic.permute(1, 2, 0).numpy(), interpolation="nearest" if h < 96 else "antialiased")
-    ax.set_axis_off()
-    for i, text in enumerate(texts or ()):
-        r, c = divmod(i, ncols)
-        ax.text(pad + c * (w + pad) + w / 2, pad + r * (h + pad) - pad * 0.15, text,
-                ha="center", va="bottom", fontsize=8, clip_on=False)  # fmt: skip
-    for r, text in enumerate(row_labels or ()):
-        ax.text(-pad * 0.5, pad + r * (h + pad) + h / 2, text, ha="right", va="center", fontsize=8, rotation=90)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def image_grid(
     images: Any,
     labels: Sequence[Any] | None = None,
     classes: Sequence[str] | None = None,
     ncols: int = 8,
     title: str | None = None,
-    denormalize: Callable | Any | None = None,
+    denormalize: Denorm = None,
 ) -> Figure:
-    """A grid of images with their labels above them.
+    """A grid of images with their labels above them (see `tile_grid`).
 
     Args:
         images: uint8 (N, 3, H, W), float in [0, 1], or normalised float (with `denormalize`).
@@ -124,16 +157,17 @@ def image_grid(
         the Figure (one Axes holding the whole grid; labels are its text artists).
     """
     x = to_display(images, denormalize)
-    n = len(x)
-    if n == 0:
+    if len(x) == 0:
         raise LabError("image_grid got no images; pass at least one.")
-    if labels is not None and len(labels) != n:
-        raise LabError(f"image_grid got {n} images but {len(labels)} labels; give one label per image.")
+    if labels is not None and len(labels) != len(x):
+        raise LabError(f"image_grid got {len(x)} images but {len(labels)} labels; give one label per image.")
     texts = None if labels is None else [_label_text(lab, classes) for lab in labels]
-    return _tiled_figure(x, max(1, min(ncols, n)), texts, title)
+    return tile_grid(x, ncols, texts, title=title)
 
 
-def augmentation_preview(splits, n: int = 4, k: int = 6, split: str = "train", seed: int = 0, augment=None) -> Figure:
+def augmentation_preview(
+    splits, n: int = 4, k: int = 6, split: str = "train", seed: int = 0, augment=None
+) -> Figure:
     """Each row: one image as evaluation sees it, then `k` random draws of the training transform.
 
     Args:
@@ -149,27 +183,34 @@ def augmentation_preview(splits, n: int = 4, k: int = 6, split: str = "train", s
     """
     if augment is not None:
         splits = splits.with_augment(augment)
-    dataset = {"train": splits.train, "val": splits.val, "test": splits.test, "train_eval": splits.train_eval}[split]
+    dataset = {
+        "train": splits.train,
+        "val": splits.val,
+        "test": splits.test,
+        "train_eval": splits.train_eval,
+    }[split]
     n = min(n, len(dataset))
-    transform = splits.train.transform
     views = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for r in range(n):
             src = dataset.source.load(r)
             views.append(to_display(splits.raw(split, r))[0])
-            views += [to_display(transform(src), splits)[0] for _ in range(k)]
+            views += [to_display(splits.train.transform(src), splits)[0] for _ in range(k)]
     name = splits.augment if isinstance(splits.augment, str) else ", ".join(map(str, splits.augment))
     texts = ["original"] + [f"augmented {c}" for c in range(1, k + 1)] + [""] * ((n - 1) * (k + 1))
     rows = [splits.classes[int(dataset.targets[r])] for r in range(n)]
-    return _tiled_figure(np.stack(views), k + 1, texts, f"{splits.name}: training augmentation '{name}'", rows)
+    title = f"{splits.name}: training augmentation '{name}'"
+    return tile_grid(np.stack(views), k + 1, texts, row_labels=rows, title=title)
 
 
-def class_balance(counts_by_split: Mapping[str, Mapping[str, int]] | Any, title: str | None = None, normalize: bool = False) -> Figure:
-    """Grouped bar chart: images per class, one bar colour per split.
+def class_balance(
+    counts_by_split: Mapping[str, Mapping[str, int]] | Any, title: str | None = None, normalize: bool = False
+) -> Figure:
+    """Grouped bar chart (pandas' `DataFrame.plot.bar`): images per class, one bar colour per split.
 
     Args:
-        counts_by_split: dict split -> dict class -> count (e.g. {"train": splits.class_counts("train"), ...}),
+        counts_by_split: {split: {class: count}} (e.g. {"train": splits.class_counts("train"), ...}),
             or a `Splits` (train/val/test are counted).
         title: figure title.
         normalize: plot each split's class shares (fractions) instead of counts, so splits of
@@ -182,20 +223,19 @@ def class_balance(counts_by_split: Mapping[str, Mapping[str, int]] | Any, title:
         counts_by_split = {s: counts_by_split.class_counts(s) for s in ("train", "val", "test")}
     if not counts_by_split:
         raise LabError("class_balance needs a dict split -> {class: count} with at least one split.")
-    splits = list(counts_by_split)
-    classes = list(dict.fromkeys(c for s in splits for c in counts_by_split[s]))
-    width = 0.8 / len(splits)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(classes) * max(1, len(splits) / 2) + 1.5), 3.4))
-    xs = np.arange(len(classes))
-    for i, s in enumerate(splits):
-        values = np.array([counts_by_split[s].get(c, 0) for c in classes], dtype=float)
-        if normalize and values.sum() > 0:
-            values = values / values.sum()
-        ax.bar(xs + (i - (len(splits) - 1) / 2) * width, values, width, label=f"{s} ({int(sum(counts_by_split[s].values()))})")
-    ax.set_xticks(xs)
-    ax.set_xticklabels(classes, rotation=45 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center")
-    ax.set_ylabel("share of split" if normalize else "images")
+    classes = list(dict.fromkeys(c for counts in counts_by_split.values() for c in counts))
+    df = pd.DataFrame(counts_by_split).reindex(classes).fillna(0)  # (classes, splits)
+    totals = df.sum()
+    df.columns = [f"{s} ({int(n)})" for s, n in totals.items()]
+    if normalize:
+        df = df / totals.where(totals > 0, 1).to_numpy()
+    many = len(classes) > 6
+    ax = df.plot.bar(
+        width=0.8, rot=45 if many else 0, figsize=(max(5.0, 0.3 * len(classes) * len(df.columns) + 1.5), 3.4)
+    )
+    if many:
+        plt.setp(ax.get_xticklabels(), ha="right")
+    ax.set(ylabel="share of split" if normalize else "images", title=title or "Images per class and split")
     ax.legend(fontsize=8)
-    ax.set_title(title or "Images per class and split")
-    fig.tight_layout()
-    return fig
+    ax.figure.tight_layout()
+    return ax.figure

@@ -1,12 +1,12 @@
-"""Figures of gradient maps and class models: heat-map overlays, method-by-image grids, class-model grids.
-Every function returns its Figure and never calls `plt.show()`.
+"""Figures of gradient maps and class models: heat-map overlays, method-by-image grids, class-model
+grids, evidence curves. Every function returns its Figure and never calls `plt.show()`.
 
 Introduced in notebooks/07_gradcam.ipynb and notebooks/08_class_model_synthesis.ipynb.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -15,12 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from labkit.core import LabError
-from labkit.plots.images import attribution_image, signed_image, to_display
-
-__all__ = [
-    "ablation_grid", "attribution_image", "class_model_grid", "contrast_stretch", "curve_panels", "fooling_grid",
-    "map_panel", "maps_grid", "overlay",
-]  # fmt: skip
+from labkit.plots.images import Denorm, attribution_image, signed_image, tile_grid, to_display
 
 
 def _numpy(t: Any) -> np.ndarray:
@@ -56,6 +51,11 @@ def _axes(nrows: int, ncols: int, size: float, extra_height: float = 0.0):
     return fig, axes
 
 
+def _text(texts: Mapping[str, Sequence[str]] | None, key: str, i: int) -> str:
+    """Text `i` of `texts[key]`, or "" when there is none."""
+    return texts[key][i] if texts and key in texts else ""
+
+
 def _finish(fig: Figure, title: str | None) -> Figure:
     if title:
         fig.suptitle(title)
@@ -72,7 +72,7 @@ def maps_grid(
     masks: torch.Tensor | None = None,
     hits: Mapping[str, Sequence[bool]] | None = None,
     overlay_maps: bool | Iterable[str] = True,
-    denormalize: Callable | Any | None = None,
+    denormalize: Denorm = None,
     cmap: str = "jet",
     title: str | None = None,
     size: float = 1.9,
@@ -107,12 +107,13 @@ def maps_grid(
         for j, name in enumerate(names):
             ax = axes[i, j + 1]
             map_panel(ax, pics[i], maps[name][i], name in over, cmap)
-            ax.set_xlabel(panel_labels[name][i] if panel_labels and name in panel_labels else "", fontsize=7.5)
+            ax.set_xlabel(_text(panel_labels, name, i), fontsize=7.5)
             if hits is not None and name in hits:
                 y, x = divmod(int(maps[name][i].argmax()), maps[name][i].shape[-1])
                 ax.plot(x, y, marker="x", color="lime" if bool(hits[name][i]) else "red", markersize=8, mew=2)
-        for ax in axes[i] if masks is not None else ():
-            ax.contour(_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
+        if masks is not None:
+            for ax in axes[i]:
+                ax.contour(_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
     for ax, name in zip(axes[0], ["image", *names]):
         ax.set_title(name, fontsize=9)
     return _finish(fig, title)
@@ -134,9 +135,17 @@ def _pictures(images: Any, denormalize, stretch: bool) -> np.ndarray:
     return contrast_stretch(pics) if stretch else pics
 
 
-def class_model_grid(images: Any, titles: Sequence[str] | None = None, *, ncols: int = 6, denormalize=None,
-                     title: str | None = None, size: float = 1.8, stretch: bool = False) -> Figure:  # fmt: skip
-    """Synthesised class-model images in a grid, each with its title (class name, confidence...).
+def class_model_grid(
+    images: Any,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 6,
+    denormalize: Denorm = None,
+    title: str | None = None,
+    size: float = 1.8,
+    stretch: bool = False,
+) -> Figure:
+    """Synthesised class-model images tiled by `tile_grid`, each with its title (class name, confidence...).
 
     Args:
         images: (N, 3, H, W) in model input space with `denormalize`, or float in [0, 1].
@@ -147,23 +156,20 @@ def class_model_grid(images: Any, titles: Sequence[str] | None = None, *, ncols:
         size: inches per image.
         stretch: show each image contrast-stretched (see `contrast_stretch`); the network saw it unstretched.
     """
-    pics = _pictures(images, denormalize, stretch)
-    n = len(pics)
-    ncols = max(1, min(ncols, n))
-    nrows = -(-n // ncols)
-    # Room for the titles above each row: tight_layout alone lets two-line titles overlap the row above.
-    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
-    fig, axes = _axes(nrows, ncols, size, extra_height=0.25 * lines * nrows + 0.3)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(pics[k])
-            ax.set_title(titles[k] if titles is not None else "", fontsize=8)
-    return _finish(fig, title)
+    labels = None if titles is None else [str(t) for t in titles]
+    return tile_grid(_pictures(images, denormalize, stretch), ncols, labels, title=title, inches=size)
 
 
-def ablation_grid(images: Mapping[str, Any], row_labels: Sequence[str], *, footers: Mapping[str, str] | None = None,
-                  denormalize=None, title: str | None = None, size: float = 1.6, stretch: bool = False) -> Figure:  # fmt: skip
+def ablation_grid(
+    images: Mapping[str, Any],
+    row_labels: Sequence[str],
+    *,
+    footers: Mapping[str, str] | None = None,
+    denormalize: Denorm = None,
+    title: str | None = None,
+    size: float = 1.6,
+    stretch: bool = False,
+) -> Figure:
     """Class models under several regulariser settings: one column per setting, one row per class.
 
     Args:
@@ -187,9 +193,16 @@ def ablation_grid(images: Mapping[str, Any], row_labels: Sequence[str], *, foote
     return _finish(fig, title)
 
 
-def curve_panels(panels: Mapping[str, Mapping[str, Any]], x: Sequence | None = None, *, xlabel: str = "",
-                 ylabel: str = "", title: str | None = None, ylim: tuple[float, float] | None = None,
-                 size: float = 4.0) -> Figure:  # fmt: skip
+def curve_panels(
+    panels: Mapping[str, Mapping[str, Any]],
+    x: Sequence | None = None,
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    ylim: tuple[float, float] | None = None,
+    size: float = 4.0,
+) -> Figure:
     """Side by side axes of lines: deletion and insertion curves, rank correlations per layer.
 
     Args:
@@ -201,22 +214,23 @@ def curve_panels(panels: Mapping[str, Mapping[str, Any]], x: Sequence | None = N
         size: inches per axis.
     """
     if not panels or not all(panels.values()):
-        raise LabError("curve_panels needs at least one axis with at least one line: {title: {label: values}}.")
+        raise LabError("curve_panels needs at least one axis with a line: {title: {label: values}}.")
     lengths = {len(v) for lines in panels.values() for v in lines.values()}
     if len(lengths) != 1:
-        raise LabError(f"the lines have different lengths {sorted(lengths)}; give every line the same K points.")
+        raise LabError(f"the lines have different lengths {sorted(lengths)}; give each the same K points.")
     k = lengths.pop()
-    named = x is not None and any(isinstance(v, str) for v in x)
+    names = [str(v) for v in x] if x is not None and any(isinstance(v, str) for v in x) else None
+    named = names is not None
     pos = np.arange(k) if named else np.linspace(0, 1, k) if x is None else np.asarray(x, dtype=float)
     if len(pos) != k:
         raise LabError(f"x has {len(pos)} positions for lines of {k} points.")
-    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), 0.75 * size + (0.6 if named else 0)),
-                             squeeze=False)  # fmt: skip
+    figsize = (size * len(panels), 0.75 * size + (0.6 if named else 0))
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
     for ax, (name, lines) in zip(axes[0], panels.items()):
         for label, values in lines.items():
             ax.plot(pos, _numpy(values), marker="o" if named or k <= 12 else None, markersize=3, label=label)
-        if named:
-            ax.set_xticks(pos, [str(v) for v in x], rotation=45, ha="right", fontsize=8)
+        if names is not None:
+            ax.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
@@ -227,9 +241,17 @@ def curve_panels(panels: Mapping[str, Mapping[str, Any]], x: Sequence | None = N
     return _finish(fig, title)
 
 
-def fooling_grid(images: Any, fooled: Any, perturbations: Any, *, row_labels: Sequence[str] | None = None,
-                 panel_labels: Mapping[str, Sequence[str]] | None = None, denormalize=None, title: str | None = None,
-                 size: float = 2.0) -> Figure:  # fmt: skip
+def fooling_grid(
+    images: Any,
+    fooled: Any,
+    perturbations: Any,
+    *,
+    row_labels: Sequence[str] | None = None,
+    panel_labels: Mapping[str, Sequence[str]] | None = None,
+    denormalize: Denorm = None,
+    title: str | None = None,
+    size: float = 2.0,
+) -> Figure:
     """One row per image: the image, the perturbation magnified, the perturbed image.
 
     Args:
@@ -243,18 +265,21 @@ def fooling_grid(images: Any, fooled: Any, perturbations: Any, *, row_labels: Se
     originals, changed = to_display(images, denormalize), to_display(fooled, denormalize)
     delta = torch.as_tensor(_numpy(perturbations))
     if not len(originals) == len(changed) == len(delta):
-        raise LabError(f"{len(originals)} images, {len(changed)} perturbed images and {len(delta)} perturbations.")
+        raise LabError(
+            f"{len(originals)} images, {len(changed)} perturbed images and {len(delta)} perturbations"
+        )
     fig, axes = _axes(len(originals), 3, size)
     for i in range(len(originals)):
         top = float(delta[i].abs().max())
         axes[i, 0].imshow(originals[i])
-        axes[i, 1].imshow(signed_image(delta[i], scale=top if top > 0 else 1.0), cmap="gray", vmin=0, vmax=1)
-        axes[i, 1].text(0.03, 0.97, f"x{0.5 / top:.0f}" if top > 0 else "no change", transform=axes[i, 1].transAxes,
-                        va="top", fontsize=8, color="black", backgroundcolor="white")  # fmt: skip
+        ax = axes[i, 1]
+        ax.imshow(signed_image(delta[i], scale=top if top > 0 else 1.0), cmap="gray", vmin=0, vmax=1)
+        magnified = f"x{0.5 / top:.0f}" if top > 0 else "no change"
+        ax.text(0.03, 0.97, magnified, transform=ax.transAxes, va="top", fontsize=8, backgroundcolor="white")
         axes[i, 2].imshow(changed[i])
         axes[i, 0].set_ylabel(row_labels[i] if row_labels is not None else "", fontsize=8)
         for ax, key in zip(axes[i], ("image", "perturbation", "fooling image")):
-            ax.set_xlabel(panel_labels[key][i] if panel_labels and key in panel_labels else "", fontsize=7.5)
+            ax.set_xlabel(_text(panel_labels, key, i), fontsize=7.5)
     for ax, name in zip(axes[0], ("image", "perturbation, magnified", "fooling image")):
         ax.set_title(name, fontsize=9)
     return _finish(fig, title)

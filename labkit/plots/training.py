@@ -12,21 +12,36 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from labkit.core import LabError
-from labkit.plots.images import to_display
+from labkit.metrics import confusion
+from labkit.plots.images import tile_grid, to_display
 from labkit.train.history import History, smooth
 
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 # (panel title, y label, candidate columns as (column, legend label, colour))
 _PANELS = (
-    ("Loss", "cross-entropy", (("train_loss", "train", TRAIN_COLOR), ("val_loss", "val", VAL_COLOR),
-                               ("loss", "batch", TRAIN_COLOR))),
-    ("Accuracy", "accuracy", (("train_acc", "train", TRAIN_COLOR), ("val_acc", "val", VAL_COLOR),
-                              ("accuracy", "batch", TRAIN_COLOR))),
-)  # fmt: skip
+    (
+        "Loss",
+        "cross-entropy",
+        (
+            ("train_loss", "train", TRAIN_COLOR),
+            ("val_loss", "val", VAL_COLOR),
+            ("loss", "batch", TRAIN_COLOR),
+        ),
+    ),
+    (
+        "Accuracy",
+        "accuracy",
+        (
+            ("train_acc", "train", TRAIN_COLOR),
+            ("val_acc", "val", VAL_COLOR),
+            ("accuracy", "batch", TRAIN_COLOR),
+        ),
+    ),
+)
 MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the cells are unreadable
 
 
@@ -52,8 +67,8 @@ def _best_epoch(history: Any, df: pd.DataFrame, smoothing: float) -> int | None:
         return history.best_epoch
     if "val_loss" not in df.columns or df["val_loss"].isna().all():
         return None
-    s = df["val_loss_smooth"] if "val_loss_smooth" in df.columns else pd.Series(smooth(df["val_loss"], smoothing))
-    return int(_x(df)[0][int(np.nanargmin(s.to_numpy()))])
+    s = df["val_loss_smooth"] if "val_loss_smooth" in df.columns else smooth(df["val_loss"], smoothing)
+    return int(_x(df)[0][int(np.nanargmin(np.asarray(s)))])
 
 
 def _line(ax, x, y, smoothing: float, label: str, color: str) -> None:
@@ -94,7 +109,9 @@ def curves(history_or_df: Any, smoothing: float = 0.6, title: str | None = None)
             val = "val_loss" if panel == "Loss" else "val_acc"
             if val in df.columns:
                 y_best = df.loc[x == best, val]
-                ax.plot([best], y_best.to_numpy()[:1], marker="*", markersize=12, color=VAL_COLOR, linestyle="")
+                ax.plot(
+                    [best], y_best.to_numpy()[:1], marker="*", markersize=12, color=VAL_COLOR, linestyle=""
+                )
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -119,13 +136,12 @@ def compare_curves(runs: Mapping[str, Any], metric: str = "val_acc", smoothing: 
     if not runs:
         raise LabError("compare_curves needs at least one run: {name: History}.")
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = sns.color_palette(n_colors=max(len(runs), 1))
-    for color, (name, history) in zip(colors, runs.items()):
+    for i, (name, history) in enumerate(runs.items()):
         df = _frame(history)
         if metric not in df.columns:
             raise LabError(f"run {name!r} has no column {metric!r}; its columns are {list(df.columns)}.")
         x, xlabel = _x(df)
-        _line(ax, x, df[metric], smoothing, str(name), color)
+        _line(ax, x, df[metric], smoothing, str(name), f"C{i}")  # matplotlib's colour cycle
     ax.set_title(metric)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric)
@@ -135,15 +151,11 @@ def compare_curves(runs: Mapping[str, Any], metric: str = "val_acc", smoothing: 
     return fig
 
 
-def _row_normalise(cm: np.ndarray) -> np.ndarray:
-    sums = cm.sum(axis=1, keepdims=True)
-    return np.divide(cm, sums, out=np.zeros_like(cm, dtype=float), where=sums > 0)
-
-
 def confusion_heatmap(
     cm, classes: Sequence[str], ax=None, normalize: bool = False, title: str | None = None, cbar: bool = True
 ) -> Figure:
-    """A confusion matrix as a seaborn heatmap: rows true class, columns predicted class.
+    """A confusion matrix drawn by scikit-learn's `ConfusionMatrixDisplay`: rows true class, columns
+    predicted class.
 
     Args:
         cm: (K, K) counts (e.g. `labkit.metrics.confusion`); a float matrix is drawn as it is.
@@ -154,27 +166,32 @@ def confusion_heatmap(
         cbar: draw a colour bar.
 
     Returns:
-        the Figure holding the heatmap. Cells are annotated (counts as ints, fractions with 2
-        decimals) for up to 20 classes.
+        the Figure. Cells are annotated (counts as ints, fractions with 2 decimals) for up to
+        MAX_ANNOTATED_CLASSES classes.
     """
     cm = np.asarray(cm)
     k = len(classes)
     if cm.shape != (k, k):
         raise LabError(f"cm has shape {cm.shape} but there are {k} classes; pass a ({k}, {k}) matrix.")
-    values = _row_normalise(cm.astype(float)) if normalize else cm
-    integral = not normalize and (np.issubdtype(cm.dtype, np.integer) or np.all(np.mod(cm, 1) == 0))
-    values = values.astype(np.int64) if integral else values.astype(float)
+    if normalize:
+        sums = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, sums, out=np.zeros(cm.shape), where=sums > 0)  # a class without samples: 0
+    integral = not normalize and np.all(np.mod(cm, 1) == 0)
     if ax is None:
         side = max(3.5, 0.45 * k + 2)
         _, ax = plt.subplots(figsize=(side + 1, side))
-    sns.heatmap(values, annot=k <= MAX_ANNOTATED_CLASSES, fmt="d" if integral else ".2f", cmap="Blues",
-                xticklabels=list(classes), yticklabels=list(classes), ax=ax, cbar=cbar, square=True,
-                vmin=0, vmax=1 if normalize else None)  # fmt: skip
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    display = ConfusionMatrixDisplay(cm.astype(np.int64) if integral else cm, display_labels=list(classes))
+    display.plot(
+        ax=ax,
+        cmap="Blues",
+        values_format="d" if integral else ".2f",
+        colorbar=cbar,
+        xticks_rotation=45,
+        include_values=k <= MAX_ANNOTATED_CLASSES,
+        im_kw={"vmin": 0, "vmax": 1 if normalize else None},
+    )
+    ax.set(xlabel="predicted", ylabel="true")
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix (counts)"))
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-    plt.setp(ax.get_yticklabels(), rotation=0)
     return ax.figure
 
 
@@ -196,8 +213,6 @@ def confusion_grid(splits: Mapping[str, Any], classes: Sequence[str]) -> Figure:
         Figure with 2 x len(splits) axes, titled "<split>: counts (accuracy 0.950)" and
         "<split>: row-normalised".
     """
-    from labkit.metrics import confusion
-
     if not splits:
         raise LabError("confusion_grid needs at least one split: {'test': (y_true, y_pred)}.")
     n, k = len(splits), len(classes)
@@ -207,22 +222,20 @@ def confusion_grid(splits: Mapping[str, Any], classes: Sequence[str]) -> Figure:
         y_true, y_pred = _pair(value)
         cm = confusion(y_true, y_pred, k)
         acc = float(np.mean(y_true == y_pred))
-        confusion_heatmap(cm, classes, ax=axes[0, col], title=f"{name}: counts (accuracy {acc:.3f})", cbar=False)
-        confusion_heatmap(cm, classes, ax=axes[1, col], normalize=True, title=f"{name}: row-normalised", cbar=False)
+        confusion_heatmap(
+            cm, classes, ax=axes[0, col], title=f"{name}: counts (accuracy {acc:.3f})", cbar=False
+        )
+        confusion_heatmap(
+            cm, classes, ax=axes[1, col], normalize=True, title=f"{name}: row-normalised", cbar=False
+        )
     fig.tight_layout()
     return fig
 
 
 def misclassified_grid(
-    images: Any,
-    y_true,
-    y_pred,
-    confidence,
-    classes: Sequence[str],
-    k: int = 16,
-    ncols: int = 8,
+    images: Any, y_true, y_pred, confidence, classes: Sequence[str], k: int = 16, ncols: int = 8
 ) -> Figure:
-    """The k most confident mistakes, titled "true → pred (confidence)".
+    """The k most confident mistakes, labelled "true → pred (confidence)" (see `tile_grid`).
 
     Args:
         images: all N images in prediction order: uint8 (N, 3, H, W) or float in [0, 1], as a tensor
@@ -233,14 +246,16 @@ def misclassified_grid(
         ncols: images per row.
 
     Returns:
-        Figure with one axis per image shown (one axis saying so when nothing is misclassified).
+        the Figure (one Axes saying so when nothing is misclassified).
     """
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     confidence = np.asarray(confidence, dtype=float).ravel()
     if not (len(y_true) == len(y_pred) == len(confidence)):
         raise LabError("y_true, y_pred and confidence must have one entry per image.")
     if not callable(images) and len(images) != len(y_true):
-        raise LabError(f"{len(images)} images for {len(y_true)} predictions; pass the images in prediction order.")
+        raise LabError(
+            f"{len(images)} images for {len(y_true)} predictions; pass the images in prediction order."
+        )
     wrong = np.flatnonzero(y_true != y_pred)
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:k]
     if len(shown) == 0:
@@ -248,18 +263,12 @@ def misclassified_grid(
         ax.text(0.5, 0.5, f"no misclassified images (of {len(y_true)})", ha="center", va="center")
         ax.axis("off")
         return fig
-    ncols = min(ncols, len(shown))
-    nrows = int(np.ceil(len(shown) / ncols))
-    fig = plt.figure(figsize=(1.9 * ncols, 2.1 * nrows + 0.4))
-    for slot, i in enumerate(shown):
-        ax = fig.add_subplot(nrows, ncols, slot + 1)
-        ax.imshow(to_display(images(int(i)) if callable(images) else images[int(i)])[0])
-        ax.set_title(f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({confidence[i]:.2f})", fontsize=8,
-                     color="tab:red")  # fmt: skip
-        ax.axis("off")
-    fig.suptitle(f"{len(wrong)} of {len(y_true)} misclassified; the {len(shown)} most confident mistakes")
-    fig.tight_layout()
-    return fig
+    tiles = np.concatenate(
+        [to_display(images(int(i)) if callable(images) else images[int(i)]) for i in shown]
+    )
+    labels = [f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({confidence[i]:.2f})" for i in shown]
+    title = f"{len(wrong)} of {len(y_true)} misclassified; the {len(shown)} most confident mistakes"
+    return tile_grid(tiles, ncols, labels, title=title, inches=1.9, color="tab:red")
 
 
 def comparison_table(rows: Sequence[Mapping[str, Any]], sort_by: str | None = None) -> pd.DataFrame:
@@ -287,13 +296,3 @@ def comparison_table(rows: Sequence[Mapping[str, Any]], sort_by: str | None = No
             raise LabError(f"sort_by={sort_by!r} is not a column; columns are {list(df.columns)}.")
         df = df.sort_values(sort_by, ascending=False)
     return df
-
-
-__all__ = [
-    "compare_curves",
-    "comparison_table",
-    "confusion_grid",
-    "confusion_heatmap",
-    "curves",
-    "misclassified_grid",
-]

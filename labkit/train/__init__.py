@@ -4,10 +4,11 @@
                   checkpoint=lab.checkpoints_dir / "run.pt", resume=True)
     preds = predict(model, loaders.test)
 
-Files: `loop.py` (fit), `optim.py` (optimisers, schedules, loss), `history.py`, `predict.py`
-(evaluate, predict), `overfit.py`, `lookahead.py` (Lookahead), `checkpoint.py` (save/load),
-`rng.py` (generator states),
-`distributed.py` (fit under torchrun), `epoch.py` (one plain epoch, lab 02's exercise), `recipe.py` (`python -m course train`: the labs' recipes).
+Files: `loop.py` (fit), `epoch.py` (one epoch: lab 02's exercise, and fit's), `optim.py`
+(optimisers and schedules by name), `history.py` (what fit returns and carries between epochs),
+`predict.py` (evaluate, predict), `checkpoint.py` (save/load, and fit's training state for exact
+resume), `rng.py` (generator states), `world.py` (the processes fit trains with; the torchrun one is
+`course.distributed`), `overfit.py`, `lookahead.py` (Lookahead).
 """
 
 from __future__ import annotations

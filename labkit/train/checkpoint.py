@@ -5,24 +5,34 @@ containers only (so `torch.load(..., weights_only=True)` reads it and no pickled
 
     {"labkit_checkpoint": 1, "arch": model.arch or None, "state_dict": {...}, "extra": {...}}
 
-`fit` adds a "fit" entry with everything an exact resume needs (see `labkit.train.loop`).
+`fit(..., checkpoint=path)` adds a "fit" entry after every epoch (`save_training`) with all that
+an exact resume needs (`resume_training`): the optimiser, the schedule, fit's `Run` (history,
+early stopping, best weights) and the state of every random generator (`labkit.train.rng`).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim import lr_scheduler
 
 from labkit.core import LabError, atomic_write
+from labkit.models import build
+from labkit.train import rng
+from labkit.train.history import Run
+from labkit.train.optim import EPOCH_DEPENDENT
+from labkit.train.world import OneProcess
 
 FORMAT_VERSION = 1
+AFRESH = "or start afresh with resume=False"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -65,6 +75,17 @@ def to_plain(value: Any, where: str = "extra") -> Any:
     )
 
 
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `model.state_dict()` on the CPU (a copy also when the model is on the CPU)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _payload(model: nn.Module, extra: dict, fit: dict | None = None) -> dict:
+    arch = to_plain(getattr(model, "arch", None), "model.arch")
+    saved = {"labkit_checkpoint": FORMAT_VERSION, "arch": arch, "state_dict": cpu_state_dict(model)}
+    return {**saved, "extra": extra, "fit": fit}
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
     """Save `model`'s weights, its architecture record and `extra`, atomically.
 
@@ -81,13 +102,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
     Raises:
         LabError: an `extra` value that is not plain data (checked before anything is written).
     """
-    payload = {
-        "labkit_checkpoint": FORMAT_VERSION,
-        "arch": to_plain(getattr(model, "arch", None), "model.arch"),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "extra": to_plain(extra),
-    }
-    return atomic_save(payload, path)
+    return atomic_save(_payload(model, to_plain(extra)), path)
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -113,13 +128,18 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
             f"save checkpoints with labkit.train.save_checkpoint, which stores plain data only. ({err})"
         ) from err
     except (RuntimeError, EOFError, OSError) as err:
-        raise LabError(f"{path} cannot be read as a torch checkpoint (truncated or not a .pt file?): {err}") from err
-    if isinstance(obj, Mapping) and "state_dict" in obj:
-        return {"arch": obj.get("arch"), "state_dict": obj["state_dict"], "extra": dict(obj.get("extra") or {}),
-                "fit": obj.get("fit")}  # fmt: skip
+        raise LabError(
+            f"{path} cannot be read as a torch checkpoint (truncated, or not a .pt file?): {err}"
+        ) from err
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {"arch": None, "state_dict": obj, "extra": {}, "fit": None}
+        obj = {"state_dict": obj}  # a plain state_dict
+    if isinstance(obj, Mapping) and "state_dict" in obj:
+        return {"arch": obj.get("arch"), "state_dict": obj["state_dict"], **_extra_and_fit(obj)}
     raise LabError(f"{path} is not a model checkpoint (found a {type(obj).__name__} without a 'state_dict').")
+
+
+def _extra_and_fit(saved: Mapping) -> dict:
+    return {"extra": dict(saved.get("extra") or {}), "fit": saved.get("fit")}
 
 
 def describe_arch(arch: Mapping | None) -> str:
@@ -135,48 +155,33 @@ def check_arch(saved: Mapping | None, model: nn.Module, path: str | os.PathLike)
     current = getattr(model, "arch", None)
     if saved is None or current is None or to_plain(current) == saved:
         return
-    saved_kw, current_kw = dict(saved.get("kwargs") or {}), dict(to_plain(current).get("kwargs") or {})
-    differ = [k for k in sorted(set(saved_kw) | set(current_kw)) if saved_kw.get(k) != current_kw.get(k)]
-    detail = "; ".join(f"{k}: saved {saved_kw.get(k)!r}, model {current_kw.get(k)!r}" for k in differ)
-    if saved.get("name") != current.get("name"):
-        detail = f"saved {saved.get('name')!r}, model {current.get('name')!r}"
     raise LabError(
-        f"checkpoint {path} holds {describe_arch(saved)}, but the model given is {describe_arch(current)} "
-        f"({detail}). Fix: call load_checkpoint(path) without a model to rebuild the saved architecture, "
-        f"or build the model with the same arguments."
+        f"checkpoint {path} holds {describe_arch(saved)}, but the model given is {describe_arch(current)}. "
+        f"Fix: call load_checkpoint(path) without a model to rebuild the saved architecture, or build the "
+        f"model with the same arguments."
     )
 
 
-def _listing(names: list[str], limit: int = 5) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def load_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "the checkpoint") -> None:
+def load_state(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "the checkpoint"
+) -> None:
     """`model.load_state_dict(state_dict)`, with a short readable LabError when they do not fit.
 
     Raises:
         LabError: listing missing keys, unexpected keys and shape mismatches (a few of each).
     """
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [
-        f"{k} saved {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing in {source}: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"not in the model: {_listing(unexpected)}")
-    if shapes:
-        problems.append(f"shape mismatch: {_listing(shapes, 3)}")
-    if problems:
+    shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items() if k in own]
+    problems = {
+        f"missing in {source}": [k for k in own if k not in state_dict],
+        "not in the model": [k for k in state_dict if k not in own],
+        "shape mismatch": [f"{k} saved {a} vs model {b}" for k, a, b in shapes if a != b],
+    }
+    listed = [f"{k}: {', '.join(v[:4])}" + " ..." * (len(v) > 4) for k, v in problems.items() if v]
+    if listed:
         raise LabError(
-            f"the weights in {source} do not fit this model ({'; '.join(problems)}). Fix: build the model "
-            f"the checkpoint was saved from (load_checkpoint(path) rebuilds it when the file records its arch)."
+            f"the weights in {source} do not fit this model ({'; '.join(listed)}). Fix: build the model the "
+            f"checkpoint was saved from (load_checkpoint(path) rebuilds it when the file records its arch)."
         )
     model.load_state_dict(state_dict)
 
@@ -202,20 +207,118 @@ def load_checkpoint(
             recorded and no model given.
     """
     saved = read_checkpoint(path, map_location=map_location)
-    if model is None:
-        if not saved["arch"]:
-            raise LabError(
-                f"{path} records no architecture, so the network cannot be rebuilt; pass the model: "
-                f"load_checkpoint(path, model=MyNet(...))."
-            )
-        from labkit.models import build
-
-        model = build(saved["arch"])
-        load_state(model, saved["state_dict"], source=str(path))
-        if isinstance(map_location, (str, torch.device)):
-            model.to(map_location)
-        model.eval()
-    else:
+    if model is not None:
         check_arch(saved["arch"], model, path)
         load_state(model, saved["state_dict"], source=str(path))
-    return model, saved["extra"]
+        return model, saved["extra"]
+    if not saved["arch"]:
+        raise LabError(
+            f"{path} records no architecture, so the network cannot be rebuilt; pass the model: "
+            f"load_checkpoint(path, model=MyNet(...))."
+        )
+    model = build(saved["arch"])
+    load_state(model, saved["state_dict"], source=str(path))
+    if isinstance(map_location, (str, torch.device)):
+        model.to(map_location)
+    return model.eval(), saved["extra"]
+
+
+# ----------------------------------------------------------------------------- fit's training state
+def save_training(
+    path: str | os.PathLike, run: Run, model: nn.Module, optimizer, scheduler, loaders, config
+) -> None:
+    """Write the state of a `fit` run after its epoch `run.epoch`, atomically.
+
+    Args:
+        path: the checkpoint file.
+        run: what fit carries from epoch to epoch.
+        model, optimizer, scheduler: their states are saved (`scheduler` may be None).
+        loaders: {"train": loader, "val": loader}: the states of their generators are saved.
+        config: the settings a resumed run must share: epochs, optimizer, scheduler, world_size.
+    """
+    schedule = scheduler.state_dict() if scheduler is not None else None
+    fit = {**vars(run), "config": config, "optimizer": optimizer.state_dict(), "scheduler": schedule}
+    fit["rng"] = rng.capture(loaders)
+    atomic_save(_payload(model, {}, fit), path)
+
+
+def resume_training(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    loaders,
+    config,
+    world: OneProcess | None = None,
+) -> Run | None:
+    """Put the state `save_training` wrote back into a fresh model, optimiser, schedule and loaders.
+
+    Args: as `save_training`, and fit's `world` (`labkit.train.world`).
+
+    Returns:
+        the saved Run, or None (and nothing changed) when there is no file at `path` yet.
+
+    Raises:
+        LabError: the file is only on some of the processes, was not written by fit, holds another
+            architecture, or was written with another optimizer, schedule or number of epochs.
+    """
+    world = world or OneProcess()
+    found = Path(path).is_file()
+    missing = world.agree(found)  # every process must see the file, or none
+    if missing and len(missing) < world.size:
+        raise LabError(
+            f"the checkpoint {path} is missing for the process(es) of rank {missing} but there for the "
+            f"others: put it on a file system every machine shares, {AFRESH}."
+        )
+    if not found:
+        if world.main:
+            print(f"No checkpoint at {path} yet: training from epoch 1.")
+        return None
+    saved = read_checkpoint(path)
+    state = saved["fit"]
+    if state is None:
+        raise LabError(
+            f"{path} was written by save_checkpoint, not by fit, so it holds no training state; resume "
+            f"needs the file fit(..., checkpoint=path) wrote, {AFRESH}."
+        )
+    check_arch(saved["arch"], model, path)
+    _check_config(path, state["config"], config, state["epoch"])
+    load_state(model, saved["state_dict"], source=str(path))
+    optimizer.load_state_dict(state["optimizer"])
+    one_cycle = isinstance(scheduler, lr_scheduler.OneCycleLR)
+    if one_cycle and scheduler.total_steps != state["scheduler"]["total_steps"]:
+        # Another number of processes, so another number of steps per epoch: keep this run's
+        # schedule, at the point the finished epochs reached.
+        scheduler.last_epoch = state["epoch"] * scheduler.total_steps // config["epochs"]
+    elif scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    old = state["config"]["world_size"]
+    if old != world.size and world.main:
+        # Each process now takes another share of every epoch.
+        print(f"Resuming a run of {old} process(es) with {world.size}: not exactly as it would have gone on.")
+    rng.restore(state["rng"], loaders)  # last: nothing above may draw from the generators
+    return Run(**{name: state[name] for name in vars(Run())})
+
+
+@contextmanager
+def resume_hint(path: str | os.PathLike | None) -> Iterator[None]:
+    """On KeyboardInterrupt inside the block, say how to resume from the checkpoint at `path` (if any)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if path is not None and Path(path).is_file():
+            print(f"Interrupted: fit(..., checkpoint={str(path)!r}, resume=True) goes on from there.")
+        raise
+
+
+def _check_config(path, old: dict, new: dict, done: int) -> None:
+    """Raise a LabError when a run of settings `new` cannot continue one of `old` after `done` epochs."""
+    keys = ["optimizer", "scheduler"]
+    if new["scheduler"] in EPOCH_DEPENDENT:
+        keys.append("epochs")  # the schedule is laid out over the epochs
+    differ = [k for k in keys if old[k] != new[k]]
+    was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (old, new))
+    if differ:
+        raise LabError(f"{path} comes from a run with {was}, not {now}: resume with {was}, {AFRESH}.")
+    if done > new["epochs"]:
+        raise LabError(f"{path} is at epoch {done}, past epochs={new['epochs']}: pass more, {AFRESH}.")

@@ -32,13 +32,22 @@ class Lookahead(torch.optim.Optimizer):
         max_decay: decay at the end of training (airbench: 0.95^5).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module, total_steps: int, every: int = 5,
-                 max_decay: float = 0.95**5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        model: nn.Module,
+        total_steps: int,
+        every: int = 5,
+        max_decay: float = 0.95**5,
+    ) -> None:
         if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise LabError(f"total_steps={total_steps!r}: expected the number of steps of the whole training "
-                           f"(epochs x len(train_loader)).")  # fmt: skip
+            raise LabError(
+                f"total_steps={total_steps!r}: expected the steps of all training (epochs x batches)."
+            )
         if not isinstance(every, int) or every < 1 or not 0.0 <= max_decay < 1.0:
-            raise LabError(f"every={every!r}, max_decay={max_decay!r}: expected an int >= 1 and a decay in [0, 1).")
+            raise LabError(
+                f"every={every!r}, max_decay={max_decay!r}: expected an int >= 1 and a decay in [0, 1)."
+            )
         self.optimizer, self.model = optimizer, model
         self.total_steps, self.every, self.max_decay = total_steps, every, float(max_decay)
         self.steps = 0
@@ -81,8 +90,8 @@ class Lookahead(torch.optim.Optimizer):
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict:
-        return {"inner": self.optimizer.state_dict(), "steps": self.steps,
-                "slow": {k: v.clone() for k, v in self.slow.items()}}  # fmt: skip
+        slow = {k: v.clone() for k, v in self.slow.items()}
+        return {"inner": self.optimizer.state_dict(), "steps": self.steps, "slow": slow}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.optimizer.load_state_dict(state_dict["inner"])

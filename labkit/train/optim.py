@@ -1,4 +1,4 @@
-"""Optimisers, learning-rate schedules and the loss, by name, for `fit`.
+"""Optimisers and learning-rate schedules by name, for `fit`.
 
 Introduced in notebooks/02_naive_cnn.ipynb.
 """
@@ -15,9 +15,11 @@ from torch.optim import lr_scheduler
 from labkit.core import LabError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+MOMENTUM = 0.9  # of "sgd" and "nesterov"
 SCHEDULERS = (None, "cosine", "step", "onecycle", "linear")
 # Named schedules whose shape depends on the number of epochs (a resume must keep `epochs`).
 EPOCH_DEPENDENT = ("cosine", "step", "onecycle", "linear")
+CUSTOM = "an LRScheduler, or a callable optimizer -> LRScheduler"
 # Schedules stepped after every batch rather than after every epoch.
 PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
 
@@ -45,16 +47,19 @@ def norm_scaled_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr
     is divided by the same factor. Frozen parameters are left out.
     """
     if not norm_lr_scale > 0:
-        raise LabError(f"norm_lr_scale={norm_lr_scale!r}: expected a positive factor, e.g. 64 (1: no scaling).")
-    norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) for p in m.parameters()}
+        raise LabError(f"norm_lr_scale={norm_lr_scale!r}: expected a positive factor, e.g. 64 (1: none).")
+    norm_layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
+    norms = {id(p) for m in norm_layers for p in m.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise LabError("the model has no trainable parameter (all requires_grad=False); unfreeze some first.")
     scaled = [p for p in trainable if id(p) in norms]
     others = [p for p in trainable if id(p) not in norms]
-    groups = [{"params": others, "lr": lr, "weight_decay": weight_decay, "name": "weights"},
-              {"params": scaled, "lr": lr * norm_lr_scale, "weight_decay": weight_decay / norm_lr_scale,
-               "name": "batch_norm"}]  # fmt: skip
+    scaled_lr = {"lr": lr * norm_lr_scale, "weight_decay": weight_decay / norm_lr_scale}
+    groups = [
+        {"params": others, "lr": lr, "weight_decay": weight_decay, "name": "weights"},
+        {"params": scaled, **scaled_lr, "name": "batch_norm"},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -64,7 +69,7 @@ def build_optimizer(
     *,
     lr: float,
     weight_decay: float = 0.0,
-    momentum: float = 0.9,
+    momentum: float = MOMENTUM,
     param_groups: Iterable | None = None,
 ) -> torch.optim.Optimizer:
     """An optimiser by name: "adam", "adamw", "sgd" (with `momentum`) or "nesterov" (SGD with Nesterov
@@ -73,13 +78,14 @@ def build_optimizer(
         return optimizer
     name = optimizer.lower() if isinstance(optimizer, str) else optimizer
     if name not in OPTIMIZERS:
-        raise LabError(f"optimizer={optimizer!r} is not known; use one of {OPTIMIZERS} or a torch.optim.Optimizer.")
+        raise LabError(f"optimizer={optimizer!r} is not known; use one of {OPTIMIZERS} or a torch Optimizer.")
     params = trainable_params(model, param_groups)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=name == "nesterov")
+    nesterov = name == "nesterov"
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def build_scheduler(
@@ -100,54 +106,36 @@ def build_scheduler(
     - "linear": airbench's schedule (Jordan 2024), stepped per batch: linear warm-up from lr / 5
       to lr over the first 23 % of the steps, then linear down to 0.07 * lr; momentum constant.
     - an LRScheduler instance, or a callable optimizer -> LRScheduler: stepped per epoch, except
-      OneCycleLR and CyclicLR (per batch); ReduceLROnPlateau is stepped with the validation loss.
+      OneCycleLR and CyclicLR (per batch). ReduceLROnPlateau is refused: `fit` steps schedules
+      without the validation loss.
     """
     if scheduler is None:
         return None, False
     if isinstance(scheduler, str):
+        if scheduler not in SCHEDULERS:
+            raise LabError(f"scheduler={scheduler!r} is not known; use one of {SCHEDULERS} or {CUSTOM}.")
         if scheduler == "cosine":
             return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs), False
         if scheduler == "step":
             return lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1), False
+        if steps_per_epoch < 1:
+            raise LabError(f"scheduler={scheduler!r} steps after every batch, but the train loader has none.")
+        max_lr, total = [g["lr"] for g in optimizer.param_groups], epochs * steps_per_epoch
         if scheduler == "onecycle":
-            max_lr = [g["lr"] for g in optimizer.param_groups]
-            return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch), True
-        if scheduler == "linear":
-            max_lr = [g["lr"] for g in optimizer.param_groups]
-            return lr_scheduler.OneCycleLR(
-                optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch, pct_start=0.23,
-                anneal_strategy="linear", div_factor=5.0, final_div_factor=1 / (5.0 * 0.07), cycle_momentum=False,
-            ), True  # fmt: skip
-        raise LabError(f"scheduler={scheduler!r} is not known; use one of {SCHEDULERS}, an LRScheduler or a "
-                       f"callable optimizer -> LRScheduler.")  # fmt: skip
-    made = scheduler if isinstance(scheduler, (lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau)) else None
+            return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total), True
+        # airbench's: from lr / 5 up to lr, then down to lr / 5 / final_div_factor = 0.07 * lr.
+        linear = {"pct_start": 0.23, "anneal_strategy": "linear", "div_factor": 5.0, "cycle_momentum": False}
+        return lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=total, final_div_factor=1 / (5.0 * 0.07), **linear
+        ), True
+    made = scheduler if isinstance(scheduler, lr_scheduler.LRScheduler) else None
     if made is None and callable(scheduler):
         made = scheduler(optimizer)
-    if not isinstance(made, (lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau)):
-        raise LabError(f"scheduler={scheduler!r} did not give a torch LRScheduler; pass None, a name in "
-                       f"{SCHEDULERS[1:]}, an LRScheduler, or a callable optimizer -> LRScheduler.")  # fmt: skip
+    if not isinstance(made, lr_scheduler.LRScheduler) or isinstance(made, lr_scheduler.ReduceLROnPlateau):
+        raise LabError(
+            f"scheduler={scheduler!r} did not give a torch LRScheduler that steps on its own "
+            f"(ReduceLROnPlateau needs the validation loss); pass one of {SCHEDULERS} or {CUSTOM}."
+        )
     if made.optimizer is not optimizer:
-        raise LabError("the scheduler was made for another optimizer; build it on the optimizer passed to fit.")
+        raise LabError("the scheduler was made for another optimizer; build it on the one passed to fit.")
     return made, isinstance(made, PER_BATCH)
-
-
-def build_criterion(
-    label_smoothing: float = 0.0, class_weights: Any = None, device: torch.device | str = "cpu"
-) -> nn.CrossEntropyLoss:
-    """Cross-entropy with optional label smoothing and per-class weights.
-
-    With weights w and smoothing eps over K classes, one sample of class y with log-probabilities
-    log p costs  (1 - eps) * w_y * (-log p_y) + eps / K * sum_k w_k * (-log p_k), and the batch loss
-    is the sum over samples divided by the sum of w_y (torch's "mean" reduction).
-    """
-    if not 0.0 <= float(label_smoothing) < 1.0:
-        raise LabError(f"label_smoothing={label_smoothing!r}: expected a number in [0, 1), e.g. 0.1.")
-    weight = None
-    if class_weights is not None:
-        weight = torch.as_tensor(class_weights, dtype=torch.float32)
-        if weight.ndim != 1 or not torch.all(weight >= 0) or not torch.any(weight > 0):
-            raise LabError(
-                "class_weights must be one non-negative number per class (e.g. labkit.data.class_weights(...))."
-            )
-        weight = weight.to(device)
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=float(label_smoothing))

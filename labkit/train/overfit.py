@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from labkit.core import LabError, pick_device
-from labkit.train.predict import split_batch
+from labkit.train.predict import batch_to
 from labkit.util import preserved
 
 
@@ -38,8 +38,7 @@ def overfit_one_batch(
     if not isinstance(steps, int) or steps < 1:
         raise LabError(f"steps={steps!r}: expected a positive int, e.g. 200.")
     device = pick_device(device)
-    x, y = split_batch(next(iter(loader)))
-    x, y = x.to(device), y.to(device)
+    x, y = batch_to(next(iter(loader)), device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -15,14 +15,20 @@ from labkit.core import LabError, pick_device
 from labkit.util import model_device, preserved
 
 
-def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, targets) from a loader's batch (extra items, such as masks or ids, are ignored)."""
-    if isinstance(batch, (list, tuple)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise LabError(
-        f"the loader gave a {type(batch).__name__}, not an (images, targets) pair; use a dataset whose "
-        f"items are (image, label)."
-    )
+def batch_to(batch, device: torch.device, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, targets) of a loader's batch on `device`; extra items (masks, ids) are dropped.
+
+    Images (N, C, H, W) are stored channels-last when `channels_last`; other shapes stay as they are.
+    """
+    if not (isinstance(batch, (list, tuple)) and len(batch) >= 2):
+        raise LabError(
+            f"the loader gave a {type(batch).__name__}, not an (images, targets) pair; use a dataset whose "
+            f"items are (image, label)."
+        )
+    x, y = batch[0].to(device, non_blocking=True), torch.as_tensor(batch[1]).to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
 
 
 @dataclass
@@ -56,17 +62,12 @@ class Predictions:
         return len(self.y_true)
 
     def __repr__(self) -> str:
-        return f"Predictions(n={len(self)}, classes={self.probs.shape[1] if self.probs.ndim == 2 else '?'}, accuracy={self.accuracy:.4f})"
+        classes = self.probs.shape[1] if self.probs.ndim == 2 else "?"
+        return f"Predictions(n={len(self)}, classes={classes}, accuracy={self.accuracy:.4f})"
 
 
-def _device_of(model: nn.Module, device) -> torch.device:
-    return pick_device(device) if device is not None else model_device(model)
-
-
-def _logits(model: nn.Module, x: torch.Tensor, tta: bool, channels_last: bool, amp: bool) -> torch.Tensor:
-    """The model's logits (B, K) for x, averaged with those of the mirrored images when `tta`."""
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
+def _logits(model: nn.Module, x: torch.Tensor, tta: bool, amp: bool = False) -> torch.Tensor:
+    """The model's logits (N, K) for x, averaged with those of the mirrored images when `tta`."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = model(x).float()
         if tta:
@@ -75,14 +76,20 @@ def _logits(model: nn.Module, x: torch.Tensor, tta: bool, channels_last: bool, a
 
 
 def eval_sums(
-    model: nn.Module, loader, criterion: nn.Module | None, device: torch.device, *, tta: bool = False,
-    channels_last: bool = False, amp: bool = False,
-) -> tuple[float, int, int]:  # fmt: skip
+    model: nn.Module,
+    loader,
+    criterion: nn.Module | None,
+    device: torch.device,
+    *,
+    tta: bool = False,
+    channels_last: bool = False,
+    amp: bool = False,
+) -> tuple[float, int, int]:
     """(summed loss, number correct, number seen) of `model` over `loader`, in eval mode without gradients.
 
-    Sums rather than means, so that the shares of several processes add up (labkit.train.distributed).
-    The loss sum weights each batch's mean `criterion` by its size. Sums stay on the device until the
-    end (one synchronisation per pass, not per batch). An empty loader gives (0.0, 0, 0).
+    Sums rather than means, so that the shares of several processes add up. The loss sum weights each
+    batch's mean `criterion` (default cross-entropy) by its size. The sums stay on the device until
+    the end: one synchronisation per pass, not per batch. An empty loader gives (0.0, 0, 0).
     """
     criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -91,9 +98,8 @@ def eval_sums(
     with preserved(model), torch.no_grad():
         model.eval()
         for batch in loader:
-            x, y = split_batch(batch)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = _logits(model, x, tta, channels_last, amp)  # (B, K)
+            x, y = batch_to(batch, device, channels_last)
+            logits = _logits(model, x, tta, amp)  # (N, K)
             total_loss += criterion(logits, y).double() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -101,30 +107,28 @@ def eval_sums(
 
 
 def means(sums, what: str = "loader") -> tuple[float, float]:
-    """(mean loss, accuracy) from `eval_sums`' (or summed) (loss sum, correct, seen).
+    """(mean loss, accuracy) from (loss sum, number correct, number seen), as `eval_sums` gives them.
 
     Raises:
-        LabError: nothing was seen.
+        LabError: nothing was seen (an empty loader).
     """
     total_loss, correct, seen = sums
-    seen = int(seen)
-    if seen == 0:
-        raise LabError(f"the {what} is empty: nothing to evaluate. Check the split it was made from.")
-    return total_loss / seen, int(correct) / seen
+    if int(seen) == 0:
+        raise LabError(f"the {what} is empty: it gave no batch. Check the split it was made from.")
+    return total_loss / int(seen), int(correct) / int(seen)
 
 
-def run_eval(
-    model: nn.Module, loader, criterion: nn.Module | None, device: torch.device, *, tta: bool = False,
-    channels_last: bool = False, amp: bool = False,
-) -> tuple[float, float]:  # fmt: skip
-    """(mean loss, accuracy) of `model` over `loader` in eval mode without gradients.
-
-    The loss is the mean over samples of `criterion` (batches weighted by their size); see `eval_sums`.
-    """
-    return means(eval_sums(model, loader, criterion, device, tta=tta, channels_last=channels_last, amp=amp))
+def _is_channels_last(model: nn.Module) -> bool:
+    """True when the model's first 4-d weight is stored channels-last (fit(channels_last=True) did it)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
 
 
-def evaluate(model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False
+) -> dict[str, float]:
     """Mean cross-entropy and accuracy of `model` over `loader`.
 
     Args:
@@ -136,21 +140,16 @@ def evaluate(model: nn.Module, loader, device: str | torch.device | None = None,
     Returns:
         {"loss": mean cross-entropy per sample, "accuracy": fraction correct}.
     """
-    device = _device_of(model, device)
+    device = pick_device(device) if device is not None else model_device(model)
     model.to(device)
-    loss, acc = run_eval(model, loader, None, device, tta=tta, channels_last=_is_channels_last(model))
-    return {"loss": loss, "accuracy": acc}
+    sums = eval_sums(model, loader, None, device, tta=tta, channels_last=_is_channels_last(model))
+    loss, accuracy = means(sums)
+    return {"loss": loss, "accuracy": accuracy}
 
 
-def _is_channels_last(model: nn.Module) -> bool:
-    """True when the model's first 4-d weight is stored channels-last (fit(channels_last=True) did it)."""
-    for p in model.parameters():
-        if p.dim() == 4:
-            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-    return False
-
-
-def predict(model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False) -> Predictions:
+def predict(
+    model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False
+) -> Predictions:
     """Targets, predicted classes and softmax probabilities over `loader`, in its order.
 
     Runs in eval mode under `torch.no_grad()`; every submodule's mode is restored afterwards.
@@ -160,17 +159,16 @@ def predict(model: nn.Module, loader, device: str | torch.device | None = None, 
     Returns:
         Predictions with numpy arrays y_true (N,), y_pred (N,), probs (N, K) and confidence (N,).
     """
-    device = _device_of(model, device)
+    device = pick_device(device) if device is not None else model_device(model)
     model.to(device)
     channels_last = _is_channels_last(model)
     ys, probs = [], []
     with preserved(model), torch.no_grad():
         model.eval()
         for batch in loader:
-            x, y = split_batch(batch)
-            logits = _logits(model, x.to(device), tta, channels_last, False)  # (B, K)
-            probs.append(torch.softmax(logits, dim=1).cpu())
-            ys.append(torch.as_tensor(y).cpu())
+            x, y = batch_to(batch, device, channels_last)
+            probs.append(torch.softmax(_logits(model, x, tta), dim=1).cpu())  # (N, K)
+            ys.append(y.cpu())
     if not ys:
         raise LabError("the loader is empty: nothing to predict. Check the split it was made from.")
     p = torch.cat(probs).numpy()

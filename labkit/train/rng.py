@@ -49,15 +49,10 @@ def capture(loaders: dict[str, Any]) -> dict:
         loaders: {"train": train_loader, "val": val_loader}; their generators are saved by name.
     """
     version, mt_state, gauss = random.getstate()
-    np_state = np.random.get_state()  # ("MT19937", keys uint32 (624,), pos, has_gauss, cached_gaussian)
+    _, keys, pos, has_gauss, cached = np.random.get_state()  # "MT19937", keys uint32 (624,), ...
     return {
         "python": [version, list(mt_state), gauss],
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "loaders": {name: [g.get_state() for g in loader_generators(ld)] for name, ld in loaders.items()},
@@ -84,11 +79,8 @@ def restore(state: dict, loaders: dict[str, Any]) -> None:
             g.set_state(s)
     version, mt_state, gauss = state["python"]
     random.setstate((version, tuple(mt_state), gauss))
-    np_state = state["numpy"]
-    np.random.set_state(
-        ("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], np_state["has_gauss"],
-         np_state["cached_gaussian"])
-    )  # fmt: skip
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -35,16 +35,25 @@ CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("LABKIT_SCREENSHOTS") or project_root() / "runs" / "browser")
 # As the machine's own probe starts it: no sandbox (root in CI), and no calls home, which a closed
 # network refuses loudly.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 RUN_TIMEOUT = 600  # seconds for one lab's Run All (smoke takes well under a minute on 2 cores)
 
 # What JupyterLab's user settings say here: every cell in the page (no windowing), no news fetched.
 SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                         "checkForUpdates": False},
-}  # fmt: skip
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
 
 STATE_JS = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
@@ -73,8 +82,10 @@ def _free_port() -> int:
 def run_dir(tmp_path_factory):
     """The three labs through the runner (headless): the shared network, figures and index.html."""
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set "
-                    f"LABKIT_CHROMIUM; this test never downloads a browser.")  # fmt: skip
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set "
+            f"LABKIT_CHROMIUM; this test never downloads a browser."
+        )
     out = tmp_path_factory.mktemp("runs")
     outcomes = runner.run(LABS, profile="smoke", out=out)
     assert all(o.status == "ok" for o in outcomes), [o.error for o in outcomes]
@@ -102,19 +113,32 @@ def jupyterlab(run_dir, tmp_path_factory):
     env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"))
     log = home / "server.log"
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
-         "--KernelManager.transport=ipc", "--LabApp.expose_app_in_browser=True",
-         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-         *(["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else [])],  # CI runs as root
-        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=folder,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "jupyter-lab"),
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={folder}",
+            "--KernelManager.transport=ipc",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={home / 'workspaces'}",
+            *(["--allow-root"] if os.name == "posix" and os.geteuid() == 0 else []),
+        ],  # CI runs as root
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=folder,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                request = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
+                request = urllib.request.Request(
+                    f"{base}/api/status", headers={"Authorization": f"token {token}"}
+                )
                 urllib.request.urlopen(request, timeout=5)
                 break
             except OSError:
@@ -146,7 +170,9 @@ def _page(browser, problems: list[str]):
     machine answered by an empty reply (the notebooks' Colab badge; the test runs offline)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
 
     def offline(route):
@@ -155,8 +181,11 @@ def _page(browser, problems: list[str]):
             route.continue_()
         else:
             svg = url.split("?")[0].endswith(".svg")
-            route.fulfill(status=200, body="<svg xmlns='http://www.w3.org/2000/svg'/>" if svg else "",
-                          content_type="image/svg+xml" if svg else "text/plain")  # fmt: skip
+            route.fulfill(
+                status=200,
+                body="<svg xmlns='http://www.w3.org/2000/svg'/>" if svg else "",
+                content_type="image/svg+xml" if svg else "text/plain",
+            )
 
     context.route("**/*", offline)
     return context, page
@@ -185,8 +214,11 @@ def test_lab_runs_in_jupyterlab_and_every_explorer_control_changes_the_image(num
     context, page = _page(browser, problems)
     try:
         page.goto(f"{base}/lab/tree/{path.name}?token={token}&reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                               " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)  # fmt: skip
+        page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+            " && window.jupyterapp.shell.currentWidget.sessionContext",
+            timeout=120_000,
+        )
         page.evaluate("""async () => {
             const panel = window.jupyterapp.shell.currentWidget;
             await panel.context.ready; await panel.sessionContext.ready;
@@ -214,7 +246,9 @@ def test_lab_runs_in_jupyterlab_and_every_explorer_control_changes_the_image(num
                 select = selects.nth(j)
                 options = select.locator("option").count()
                 assert options >= 2, f"{path.stem} explorer {k}, control {j}: only {options} option"
-                label = select.evaluate("s => s.closest('.widget-dropdown').querySelector('label').textContent")
+                label = select.evaluate(
+                    "s => s.closest('.widget-dropdown').querySelector('label').textContent"
+                )
                 current = select.evaluate("s => s.selectedIndex")
                 select.select_option(index=(current + 1) % options)
                 image = _wait_for_new_image(explorer, image, f"{path.stem} explorer {k}, control {label!r}")
