@@ -241,7 +241,8 @@ class _Tripwire:
     either the checker's or the student's is the student's."""
 
     def __init__(self, forbidden: dict[str, str], checker: str) -> None:
-        self.forbidden, self.checker, self.hits = forbidden, checker, []
+        self.forbidden, self.checker = forbidden, checker
+        self.hits: list[str] = []
 
     def __call__(self, frame, event, arg) -> None:
         if event != "call":
@@ -274,7 +275,9 @@ def _check_integrity() -> None:
     changed = [
         name
         for name, fn in _PRISTINE.items()
-        if module is None or getattr(module, name, None) is not fn or fn.__code__ is not _CODES[name]
+        if module is None
+        or getattr(module, name, None) is not fn
+        or getattr(fn, "__code__", None) is not _CODES[name]
     ]
     if module is not None and getattr(module, "_allclose", None) is not _PRISTINE_ALLCLOSE:
         changed.append("_allclose")
@@ -378,7 +381,7 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
         print(f"Using your {what}.")
         return mine
     why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}.get(
-        status, "was not checked"
+        status or "", "was not checked"
     )
     print(f"Exercise {name} {why}: the rest of the lab uses labkit's {what}.")
     return reference

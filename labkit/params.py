@@ -1,13 +1,10 @@
 """What each lab parameter may hold, checked before any work starts.
 
-Introduced in notebooks/01_data_prep.ipynb (through `labkit.setup`). `labkit.setup` checks every
-parameter's type against its default in `labkit.recipes`, then calls `validate`: each parameter with a rule
-in `RULES` is checked for its range (epochs >= 1, 0 <= dropout < 1, ...), its choices (optimizer,
-augment, objective) and the names it must hold (a dataset, photos, a backbone, ImageNet classes).
-Names that only the network can answer (a Grad-CAM `layer`, the `inversion_layers`) are checked
-by `check_layers` where the network is loaded (`labkit.zoo.naive_cnn`), before it is trained or
-used. Every message names the parameter and says what it takes; tests/test_params.py runs each lab
-with one bad value per kind and checks it fails at once.
+Introduced in notebooks/01_data_prep.ipynb (through `labkit.setup`, after it checks each type against
+the default in `labkit.recipes`). A rule checks a range, or a choice or a name against the catalogue
+of the module that owns it (augmentation presets, optimisers, photos, backbones, ImageNet classes).
+Layer names only the network can answer are checked by `check_layers` where the network is loaded
+(`labkit.zoo.naive_cnn`), before it is trained. Every message names the parameter and what it takes.
 """
 
 from __future__ import annotations
@@ -105,14 +102,14 @@ def int_list(low: int = 1, length: int | None = None, *, min_length: int = 1) ->
     return rule
 
 
-def names(known: Callable[[], Iterable[str]], what: str, *, single: bool = False) -> Rule:
-    """Names (a list, or one name with `single`) that must be among `known()`."""
+def names(known: Iterable[str], what: str, *, single: bool = False) -> Rule:
+    """Names (a list, or one name with `single`) that must be among `known`."""
+    catalogue = list(known)
 
     def rule(name, value, params):
         values = [value] if single else value
         if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
             _refuse(name, value, f"{'a' if single else 'a non-empty list of'} {what} name(s)")
-        catalogue = list(known())
         unknown = [v for v in values if v not in catalogue]
         if unknown:
             raise LabError(f"parameter {name}={value!r}: unknown {what} {unknown}; choose from {catalogue}.")
@@ -138,14 +135,6 @@ def _dataset(name, value, params):
 def _path(name, value, params):
     if value is not None and not isinstance(value, (str, Path)):
         _refuse(name, value, "a folder path (a string) or None")
-
-
-def _photos() -> list[str]:
-    return list(PHOTOS)
-
-
-def _backbone(name, value, params):
-    names(lambda: BACKBONES, "backbone", single=True)(name, value, params)
 
 
 def _imagenet_classes(name, value, params):
@@ -183,22 +172,6 @@ def _second_seed(name, value, params):
         )
 
 
-def _augment(name, value, params):
-    choice(PRESETS)(name, value, params)
-
-
-def _optimizer(name, value, params):
-    choice(OPTIMIZERS)(name, value, params)
-
-
-def _objective(name, value, params):
-    choice(OBJECTIVES)(name, value, params)
-
-
-def _scheduler(name, value, params):
-    choice([s for s in SCHEDULERS if s is not None])(name, value, params)
-
-
 def _layer_names(name, value, params):
     values = [value] if name in SINGLE_LAYER else value
     if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
@@ -227,9 +200,9 @@ _EVERY_LAB: dict[str, Rule] = {"profile": choice(("smoke", "full")), "seed": int
                                "interactive": flag(none=True)}  # fmt: skip
 # data and training
 _TRAINING: dict[str, Rule] = {"image_size": _shapes_image_size, "n_per_class": integer(3),
-                              "batch_size": POSITIVE, "epochs": POSITIVE, "augment": _augment,
+                              "batch_size": POSITIVE, "epochs": POSITIVE, "augment": choice(PRESETS),
                               "channels": int_list(1), "hidden": integer(0),
-                              "dropout": number(0, 1, high_open=True), "optimizer": _optimizer,
+                              "dropout": number(0, 1, high_open=True), "optimizer": choice(OPTIMIZERS),
                               "lr": number(0, low_open=True), "weight_decay": number(0),
                               "label_smoothing": number(0, 1, high_open=True), "tta": flag(),
                               "patience": integer(1, none=True), "overfit_steps": POSITIVE, "depth": POSITIVE,
@@ -239,26 +212,28 @@ _TRAINING: dict[str, Rule] = {"image_size": _shapes_image_size, "n_per_class": i
                               "resnet_momentum": number(0, 1, high_open=True),
                               "resnet_weight_decay": number(0),
                               "resnet_norm_lr_scale": number(0, low_open=True),
-                              "resnet_scheduler": _scheduler, "resnet_lookahead": flag(),
+                              "resnet_scheduler": choice(s for s in SCHEDULERS if s),
+                              "resnet_lookahead": flag(),
                               "val_fraction": number(0, 1, low_open=True, high_open=True),
-                              "backbone": _backbone, "head_epochs": POSITIVE, "finetune_epochs": POSITIVE,
-                              "unfreeze_stages": integer(0), "finetune_lr": number(0, low_open=True),
+                              "backbone": names(BACKBONES, "backbone", single=True), "head_epochs": POSITIVE,
+                              "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
+                              "finetune_lr": number(0, low_open=True),
                               "lr_decay": number(0, 1, low_open=True), "mirror_features": flag(),
                               "train_batchnorm": flag()}  # fmt: skip
 # interpretability
 _INTERPRETING: dict[str, Rule] = {"n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE,
-                                  "photo_size": integer(32), "photos": names(_photos, "photo"),
+                                  "photo_size": integer(32), "photos": names(PHOTOS, "photo"),
                                   "nopool_epochs": POSITIVE, "n_show": POSITIVE, "inversion_images": POSITIVE,
                                   "inversion_epochs": POSITIVE, "inversion_layers": _layer_names,
                                   "n_occlusion": POSITIVE, "occlusion_window": number(0, 1, low_open=True),
                                   "n_sanity": POSITIVE, "n_deletion": POSITIVE, "deletion_steps": POSITIVE,
-                                  "deletion_photos": names(_photos, "photo"),
+                                  "deletion_photos": names(PHOTOS, "photo"),
                                   "deletion_photo_size": integer(32), "n_fooling": POSITIVE,
                                   "fooling_max_steps": POSITIVE, "n_images": POSITIVE, "layer": _layer_names,
-                                  "steps": POSITIVE, "objective": _objective, "second_seed": _second_seed,
-                                  "images_per_class": POSITIVE, "ensemble_seeds": _seed_lists,
-                                  "imagenet_classes": _imagenet_classes, "imagenet_steps": POSITIVE,
-                                  "imagenet_size": integer(32)}  # fmt: skip
+                                  "steps": POSITIVE, "objective": choice(OBJECTIVES),
+                                  "second_seed": _second_seed, "images_per_class": POSITIVE,
+                                  "ensemble_seeds": _seed_lists, "imagenet_classes": _imagenet_classes,
+                                  "imagenet_steps": POSITIVE, "imagenet_size": integer(32)}  # fmt: skip
 RULES: dict[str, Rule] = {**_EVERY_LAB, **_TRAINING, **_INTERPRETING}
 
 

@@ -11,6 +11,7 @@ What each recipe was measured to give is in the README's table of targets and in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from labkit.core import PROFILES, LabError, dataset_key
@@ -69,9 +70,6 @@ QUICK_EPOCHS = {
     "cifar10": {"smoke": 1, "full": 3},
     "other": {"smoke": 1, "full": 5},
 }
-
-# The network settings of lab 02 (the rest of a recipe is how to train it).
-LAB02_NETWORK = ("channels", "hidden", "dropout")
 
 
 # ----------------------------------------------------------------------------- lab 03
@@ -209,12 +207,12 @@ LABS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def _overrides(table: dict[str, Any], profile: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _overrides(table: Mapping[str, Any], profile: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     key = dataset_key(values.get("dataset")) or "default"
     return key, table.get("datasets", {}).get(key, {}).get(profile) or {}
 
 
-def resolve(table: dict[str, Any], profile: str, dataset: str | None = None) -> dict[str, Any]:
+def resolve(table: Mapping[str, Any], profile: str, dataset: str | None = None) -> dict[str, Any]:
     """A lab's values for `profile` (with COMMON), with the recipe of `dataset` (None: the profile's own
     dataset) laid over them; a dataset's recipe only changes values the profile has.
 
@@ -231,7 +229,7 @@ def resolve(table: dict[str, Any], profile: str, dataset: str | None = None) -> 
     return values
 
 
-def recipe_name(table: dict[str, Any], profile: str, dataset: str | None = None) -> str:
+def recipe_name(table: Mapping[str, Any], profile: str, dataset: str | None = None) -> str:
     """Which recipe `resolve` applies: "cifar10/full", or "default/full" for the profile's own."""
     key, overrides = _overrides(table, profile, resolve(table, profile, dataset))
     return f"{key if overrides else 'default'}/{profile}"
@@ -247,8 +245,7 @@ def defaults(notebook: str, profile: str, dataset: str | None = None) -> dict[st
 
 def quick_epochs(profile: str, dataset: str) -> int:
     """Epochs of the quick stand-in for lab 02's network (see `labkit.zoo.naive_cnn`)."""
-    key = dataset_key(dataset)
-    return QUICK_EPOCHS.get(key, QUICK_EPOCHS["other"])[profile]
+    return QUICK_EPOCHS.get(dataset_key(dataset) or "shapes", QUICK_EPOCHS["other"])[profile]
 
 
 def naive_training(params: dict[str, Any]) -> dict[str, Any]:

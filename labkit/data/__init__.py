@@ -1,9 +1,6 @@
 """Datasets, splits, transforms and loaders for the labs (see labkit/data/registry.py).
 
 Introduced in notebooks/01_data_prep.ipynb.
-
-    splits = labkit.data.load_dataset("shapes", n_per_class=300, image_size=64, augment="light")
-    loaders = labkit.data.make_loaders(splits, batch_size=64, seed=0)
 """
 
 from labkit.data.loaders import Loaders, class_weights, make_loaders

@@ -1,19 +1,8 @@
 """Augmentation of whole batches on tensors: one call per batch, each image with its own draw.
 
-Introduced in notebooks/01_data_prep.ipynb. A per-sample pipeline (PIL or v2 on one image at a time)
-costs a chain of Python calls per image; here a batch (N, 3, S, S) of normalised float images is
-augmented with a handful of tensor operations, on whatever device it sits (airbench's
-`batch_flip_lr` and `batch_crop` are the model). torchvision's v2 transforms draw one set of
-parameters per call, so a batch through them would get one draw for all its images. Every random
-number comes from one CPU `torch.Generator`: the same seed gives the same batches on any device,
-and saving that generator's state resumes exactly.
-
-The names mean what they mean in `labkit.data.transforms.AUGMENTATIONS` per sample: "translate"
-(reflect padding of S // 8, random crop), "small_translate" (S // 16), "crop" (random resized crop,
-70-100 % of the area), "flip" / "vflip", "rotation" (up to 20 degrees), "color" (brightness,
-contrast, saturation, each by a factor in [0.7, 1.3]). Geometric ones run after normalisation, so
-uncovered corners are filled with 0, the dataset's mean colour; "crop" and "rotation" are fused
-into one affine resampling per batch.
+Introduced in notebooks/01_data_prep.ipynb, after airbench's `batch_flip_lr` and `batch_crop`; the
+names mean what they mean per sample in `labkit.data.transforms.AUGMENTATIONS`. Every draw comes
+from one CPU `torch.Generator`, so a seed gives the same batches on any device.
 """
 
 from __future__ import annotations
@@ -27,8 +16,7 @@ from torch import Tensor
 
 BATCH_AUGMENTATIONS = ("translate", "small_translate", "crop", "flip", "vflip", "rotation", "color")
 CROP_SCALE, CROP_RATIO = (0.7, 1.0), (0.85, 1.18)
-MAX_DEGREES = 20.0
-COLOR_STRENGTH = 0.3
+MAX_DEGREES, COLOR_STRENGTH = 20.0, 0.3
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -42,15 +30,8 @@ def flip(x: torch.Tensor, generator: torch.Generator | None, dim: int = -1) -> t
 
 
 def translate(x: torch.Tensor, generator: torch.Generator | None, padding: int | None = None) -> torch.Tensor:
-    """Random crop of the original size out of the reflect-padded image, an offset per image.
-
-    Args:
-        x: (N, C, S, S) images.
-        padding: pixels added on each side; None: S // 8 (at least 1).
-
-    Returns:
-        (N, C, S, S): image i shifted by (dy_i, dx_i) in [-padding, padding].
-    """
+    """Shift each image of x (N, C, S, S) by its own offsets in [-padding, padding] (None: S // 8, at
+    least 1), as a random crop of the reflect-padded image."""
     n, _, h, w = x.shape
     p = max(1, h // 8) if padding is None else int(padding)
     padded = F.pad(x, (p, p, p, p), mode="reflect")  # (N, C, H + 2p, W + 2p)
@@ -60,15 +41,9 @@ def translate(x: torch.Tensor, generator: torch.Generator | None, padding: int |
     return windows[torch.arange(n, device=x.device), :, offsets[:, 0], offsets[:, 1]]
 
 
-def affine(
-    x: torch.Tensor, generator: torch.Generator | None, crop: bool = True, rotation: bool = False
-) -> Tensor:
-    """Random resized crop and/or rotation of each image, in one bilinear resampling.
-
-    The crop keeps a random 70-100 % of the area at an aspect ratio in [0.85, 1.18], placed at a
-    random position inside the image, and scales it back to the full size; the rotation turns by a
-    random angle in [-20, 20] degrees. Uncovered pixels become 0 (the mean after normalisation).
-    """
+def affine(x: Tensor, generator: torch.Generator | None, crop: bool = True, rotation: bool = False) -> Tensor:
+    """Random resized crop (CROP_SCALE of the area, aspect CROP_RATIO) and/or rotation (up to
+    MAX_DEGREES) of each image of x (N, C, H, W), in one bilinear resampling; uncovered pixels are 0."""
     n = len(x)
     scale = torch.ones(n, 2)
     shift = torch.zeros(n, 2)
@@ -92,20 +67,20 @@ def affine(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def color(
-    x: torch.Tensor, generator: torch.Generator | None, strength: float = COLOR_STRENGTH
-) -> torch.Tensor:
-    """Brightness, contrast and saturation jitter of images in [0, 1], a factor each per image.
+def color(x: Tensor, generator: torch.Generator | None, strength: float = COLOR_STRENGTH) -> Tensor:
+    """Brightness, contrast and saturation jitter, a factor each per image, of x (N, 3, H, W) in [0, 1]
+    (before normalisation); the result is clamped to [0, 1]."""
 
-    x: (N, 3, H, W) in [0, 1] (before normalisation); returns the same shape, clamped to [0, 1].
-    """
+    def gray(x: Tensor) -> Tensor:  # (N, 1, H, W), ITU-R 601 brightness
+        return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
     n = len(x)
     b, c, s = (_uniform(n, 1 - strength, 1 + strength, generator).to(x).view(-1, 1, 1, 1) for _ in range(3))
     x = (x * b).clamp(0, 1)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)  # (N, 1, H, W), ITU-R 601
-    x = ((x - gray.mean(dim=(2, 3), keepdim=True)) * c + gray.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
-    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
-    return ((x - gray) * s + gray).clamp(0, 1)
+    mean = gray(x).mean(dim=(2, 3), keepdim=True)
+    x = ((x - mean) * c + mean).clamp(0, 1)
+    g = gray(x)
+    return ((x - g) * s + g).clamp(0, 1)
 
 
 def supports(names: Sequence) -> bool:
@@ -114,14 +89,8 @@ def supports(names: Sequence) -> bool:
 
 
 class BatchAugment:
-    """Turn a batch of uint8 images into normalised, augmented float images.
-
-    Args:
-        names: augmentation names from `BATCH_AUGMENTATIONS` (empty: normalise only).
-        mean, std: per-channel statistics on the [0, 1] scale.
-
-    Call with (images uint8 (N, 3, S, S), generator) -> float32 (N, 3, S, S).
-    """
+    """Call with (images uint8 (N, 3, S, S), generator) for normalised float32 images, augmented with
+    `names` from `BATCH_AUGMENTATIONS` (empty: normalise only)."""
 
     def __init__(self, names: Sequence[str], mean: Sequence[float], std: Sequence[float]):
         unknown = [n for n in names if n not in BATCH_AUGMENTATIONS]

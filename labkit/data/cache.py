@@ -1,13 +1,7 @@
 """A disk cache of decoded images as uint8 tensors, reused across labs and runs.
 
-Introduced in notebooks/01_data_prep.ipynb. Decoded images (and what else is worth keeping: the
-shapes' masks, the list of unreadable files) are saved once, as a torch file named after a hash of
-what they were made from: for a folder, the image size and every file's path, size and modification
-time (so adding, removing or editing an image gives a new key); for the shapes generator, its
-arguments and a hash of its source code. A file also stores a checksum of its tensors: a file cut
-short or altered is reported by `read_cache` (a `LabError` naming it) and rebuilt by `cached`.
-Files are written to a temporary name and renamed, so a reader never sees half a file. Where:
-`$LABKIT_CACHE`, else `<user cache>/labkit/tensors`.
+Introduced in notebooks/01_data_prep.ipynb. Entries are named after a hash of what they were made
+from and hold a checksum of their tensors: a damaged file is reported and rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -28,13 +22,16 @@ FORMAT = 1
 Entry = tuple[dict[str, torch.Tensor], dict]  # (tensors, meta) as saved
 
 
-def cache_dir() -> Path:
-    """Where tensor caches live: `$LABKIT_CACHE`, else `$XDG_CACHE_HOME/labkit/tensors` (or ~/.cache/...)."""
-    env = os.environ.get("LABKIT_CACHE")
-    if env:
-        return Path(env).expanduser()
+def default_cache() -> Path:
+    """The user cache folder for datasets: `$XDG_CACHE_HOME/labkit` or `~/.cache/labkit`."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "labkit" / "tensors"
+    return Path(base) / "labkit"
+
+
+def cache_dir() -> Path:
+    """Where tensor caches live: `$LABKIT_CACHE`, else `<default_cache()>/tensors`."""
+    env = os.environ.get("LABKIT_CACHE")
+    return Path(env).expanduser() if env else default_cache() / "tensors"
 
 
 def files_fingerprint(paths: Iterable[str]) -> str:
@@ -48,16 +45,7 @@ def files_fingerprint(paths: Iterable[str]) -> str:
 
 def source_fingerprint(*objects: Any) -> str:
     """A hash of the source code of modules or functions: a cache made by older code is not reused."""
-    h = hashlib.blake2b(digest_size=8)
-    for obj in objects:
-        h.update(inspect.getsource(obj).encode())
-    return h.hexdigest()
-
-
-def cache_path(label: str, key: dict) -> Path:
-    """The file for `key` (a JSON-able dict): `<cache dir>/<label>-<hash of key>.pt`."""
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=10).hexdigest()
-    return cache_dir() / f"{label}-{digest}.pt"
+    return hashlib.blake2b("".join(inspect.getsource(o) for o in objects).encode(), digest_size=8).hexdigest()
 
 
 def _checksum(tensors: dict[str, torch.Tensor]) -> str:
@@ -72,23 +60,15 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
 def write_cache(path: Path, key: dict, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
     """Save `tensors` (CPU) and `meta` (plain data) under `path`, atomically, with their checksum."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    payload: dict[str, Any] = {
-        "format": FORMAT,
-        "key": json.dumps(key, sort_keys=True),
-        "meta": json.dumps(meta or {}),
-    }
+    payload = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "meta": json.dumps(meta or {})}
     payload.update(tensors=tensors, checksum=_checksum(tensors))
     with atomic_write(path, "wb") as fh:
         torch.save(payload, fh)
 
 
 def read_cache(path: Path, key: dict) -> Entry | None:
-    """The tensors and meta saved under `path` for `key`; None when there is no such file.
-
-    Raises:
-        LabError: the file is damaged (truncated, not a torch file, checksum mismatch) or was made
-            for another key; the message names the file and says it can be deleted.
-    """
+    """The tensors and meta saved under `path` for `key`; None when there is no such file, a
+    LabError naming the file when it is damaged or was made for another key."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -109,14 +89,12 @@ def read_cache(path: Path, key: dict) -> Entry | None:
 
 
 def cached(label: str, key: dict, build: Callable[[], Entry], *, use_cache: bool = True) -> Entry:
-    """Read (tensors, meta) for `key` from the cache, or `build()` them and save them there.
-
-    A damaged or mismatching file is reported (printed, with the reason) and rebuilt, never used.
-    With `use_cache=False` nothing is read or written.
-    """
+    """Read (tensors, meta) for `key` from the cache, or `build()` them and save them there; a
+    damaged or mismatching file is reported and rebuilt. `use_cache=False`: nothing read or written."""
     if not use_cache:
         return build()
-    path = cache_path(label, key)
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=10).hexdigest()
+    path = cache_dir() / f"{label}-{digest}.pt"
     try:
         found = read_cache(path, key)
     except LabError as err:

@@ -1,7 +1,4 @@
-"""DataLoaders for a `Splits`, class weights and a weighted sampler against class imbalance.
-
-Introduced in notebooks/01_data_prep.ipynb.
-"""
+"""DataLoaders for a `Splits`, class weights and a weighted sampler against class imbalance."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 from sklearn.utils.class_weight import compute_class_weight
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from labkit.core import LabError, generator, seed_worker
 from labkit.data import batch_aug
@@ -24,10 +21,7 @@ from labkit.data.transforms import augment_names
 
 @dataclass
 class Loaders:
-    """Loaders of the splits: `train` (shuffled, augmented), `val`, `test`, `train_eval` (in order).
-
-    Each is a `TensorLoader` (data in memory) or a torch `DataLoader` (see `make_loaders`).
-    """
+    """Loaders of the splits: `train` (shuffled, augmented), `val`, `test`, `train_eval` (in order)."""
 
     train: DataLoader | TensorLoader
     val: DataLoader | TensorLoader
@@ -40,19 +34,10 @@ def _labels(targets: ArrayLike | torch.Tensor) -> np.ndarray:
 
 
 def class_weights(targets: ArrayLike | torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency class weights for a weighted loss: w_c = N / (num_classes * n_c).
+    """Inverse-frequency class weights w_c = N / (num_classes * n_c), float32 (C,), for
+    `nn.CrossEntropyLoss(weight=...)`; classes absent from `targets` (N,) get 0.
 
-    A balanced set gives every weight 1; a class half as frequent as average gets 2. Classes absent
-    from `targets` get weight 0 (they never appear in the loss anyway). scikit-learn's
-    `compute_class_weight("balanced")` computes it over the classes present; lab 01's exercise 2 has
-    the student write it by hand.
-
-    Args:
-        targets: class index of each training sample, shape (N,).
-        num_classes: number of classes C.
-
-    Returns:
-        float32 tensor (C,), for `nn.CrossEntropyLoss(weight=...)`.
+    Introduced in notebooks/01_data_prep.ipynb (exercise 2 writes it by hand).
     """
     t = _labels(targets)
     if t.size and (t.min() < 0 or t.max() >= num_classes):
@@ -84,29 +69,16 @@ def make_loaders(
 ) -> Loaders:
     """Loaders for train (shuffled with the seed, augmented), val, test and train_eval (in order).
 
-    Splits held in memory (shapes, CIFAR-10, folders that were preloaded) get `TensorLoader`s: the
-    images stay one uint8 tensor on `device` and each batch is normalised and augmented at once
-    (`labkit.data.batch_aug`). Splits read from files, or an augmentation without a batch version
-    ("perspective", your own v2 transforms), get torch DataLoaders that transform image by image,
-    with `num_workers` worker processes.
+    Introduced in notebooks/01_data_prep.ipynb. Splits in memory get `TensorLoader`s that make each
+    batch on `device` at once; splits read from files, or augmentations without a batch version,
+    get torch DataLoaders that transform image by image.
 
     Args:
-        splits: a `Splits` from `load_dataset`.
-        batch_size: samples per batch.
-        seed: seeds the shuffling, the augmentation draws (or the weighted sampler): same seed,
-            same batches.
-        num_workers: DataLoader worker processes (None: 0 in memory, else up to 4 by CPU count;
-            workers are seeded with `seed_worker`). Not used by TensorLoaders.
+        num_workers: DataLoader worker processes (None: 0 in memory, else up to 4 by CPU count).
         weighted_sampler: draw training samples with replacement so every class is equally
-            frequent (one epoch: as many draws as training images) instead of shuffling.
-        device: where TensorLoaders keep the images and make the batches (None: the CPU; pass
-            `lab.device` to augment on the GPU).
+            frequent, instead of shuffling.
         in_memory: force (True) or refuse (False) the TensorLoader path; None decides as above.
-        drop_last: leave out the last, smaller training batch of each epoch: its step is as long
-            as a full batch's but noisier, and batch-norm statistics from a few images are poor.
-
-    Returns:
-        Loaders with `.train .val .test .train_eval`.
+        drop_last: leave out the last, smaller training batch of each epoch (a noisy step).
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise LabError(f"batch_size={batch_size!r} must be a positive int, e.g. 64.")
@@ -118,31 +90,24 @@ def make_loaders(
             f"({list(batch_aug.BATCH_AUGMENTATIONS)}); this one has augment={splits.augment!r} and "
             f"in_memory={splits.in_memory()}."
         )
-    if fast and in_memory is not False:
-        return _tensor_loaders(splits, batch_size, names, seed, weighted_sampler, device, drop_last)
+    tensors = fast and in_memory is not False
     if num_workers is None:
         num_workers = 0 if splits.in_memory() else min(4, os.cpu_count() or 1)
 
-    def loader(dataset: Dataset, **order: Any) -> DataLoader:
-        order.update(num_workers=num_workers, persistent_workers=num_workers > 0, worker_init_fn=seed_worker)
-        return DataLoader(dataset, batch_size, **order)
+    def loader(split: str, **train: Any) -> DataLoader | TensorLoader:
+        if tensors:
+            train.update(mean=splits.mean, std=splits.std, device=device, dataset=getattr(splits, split))
+            return TensorLoader(splits.images(split), splits.targets(split), batch_size, **train)
+        train.update(num_workers=num_workers, persistent_workers=num_workers > 0, worker_init_fn=seed_worker)
+        return DataLoader(getattr(splits, split), batch_size, **train)
 
-    sampler = None
-    if weighted_sampler:  # draws with replacement, each class as often as the others
-        w = _sample_weights(splits.targets("train"))
-        sampler = WeightedRandomSampler(w.tolist(), num_samples=len(w), generator=generator(seed))
-    order = {"shuffle": sampler is None, "sampler": sampler, "generator": generator(seed)}
-    train = loader(splits.train, drop_last=drop_last, **order)
-    return Loaders(train, loader(splits.val), loader(splits.test), loader(splits.train_eval))
-
-
-def _tensor_loaders(
-    splits: Splits, batch_size: int, names: list, seed: int, weighted: bool, device, drop_last: bool
-) -> Loaders:
-    def loader(split: str, **train: Any) -> TensorLoader:
-        train.update(mean=splits.mean, std=splits.std, device=device, dataset=getattr(splits, split))
-        return TensorLoader(splits.images(split), splits.targets(split), batch_size, **train)
-
-    weights = _sample_weights(splits.targets("train")) if weighted else None
-    train = loader("train", augment=names, shuffle=True, weights=weights, seed=seed, drop_last=drop_last)
+    weights = _sample_weights(splits.targets("train")) if weighted_sampler else None
+    if tensors:
+        train = loader("train", augment=names, shuffle=True, weights=weights, seed=seed, drop_last=drop_last)
+    else:
+        sampler = None
+        if weights is not None:  # draws with replacement, each class as often as the others
+            sampler = WeightedRandomSampler(weights.tolist(), len(weights), generator=generator(seed))
+        order = {"shuffle": sampler is None, "sampler": sampler, "generator": generator(seed)}
+        train = loader("train", drop_last=drop_last, **order)
     return Loaders(train, loader("val"), loader("test"), loader("train_eval"))

@@ -29,33 +29,17 @@ PHOTOS = {
 DEFAULT_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left")
 
 
-def _load(name: str) -> np.ndarray:
-    if name == "motorcycle_left":
-        return data.stereo_motorcycle()[0]
-    return getattr(data, name)()
-
-
 def photos(names: Sequence[str] | None = None, image_size: int = 224) -> dict[str, torch.Tensor]:
-    """Photos from scikit-image, resized (short side) and centre-cropped to a square.
-
-    Args:
-        names: which photos (keys of `PHOTOS`); None: chelsea, coffee, astronaut, rocket, motorcycle_left.
-        image_size: side S of the square output.
-
-    Returns:
-        dict name -> uint8 tensor (3, S, S).
-
-    Raises:
-        LabError: an unknown photo name (the message lists the known ones).
-    """
+    """Photos from scikit-image (keys of `PHOTOS`; None: DEFAULT_PHOTOS) as name -> uint8 (3, S, S),
+    resized (short side) and centre-cropped to S = `image_size`."""
     names = list(DEFAULT_PHOTOS if names is None else ([names] if isinstance(names, str) else names))
     unknown = [n for n in names if n not in PHOTOS]
     if unknown:
         raise LabError(f"unknown photo(s) {unknown}; choose from {list(PHOTOS)}.")
     t = raw_transform(image_size)
-    out = {}
+    out: dict[str, torch.Tensor] = {}
     for name in names:
-        arr = _load(name)
+        arr = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()
         if arr.ndim == 2:  # grayscale -> RGB
             arr = np.repeat(arr[..., None], 3, axis=-1)
         arr = np.ascontiguousarray(arr[..., :3])

@@ -1,11 +1,9 @@
 """The dataset registry: `load_dataset(name, ...)` for shapes, CIFAR-10, cats vs dogs, Imagenette,
 Caltech-101 and any ImageFolder tree (`folder:PATH`).
 
-Introduced in notebooks/01_data_prep.ipynb. Where data lives: the `data_root` argument, else the
-`LABKIT_DATA` environment variable, else the user cache folder (`resolve_root`). Inside it each
-dataset has the folder names its public archive unpacks to (`LAYOUTS`). Missing data is downloaded
-through torchvision when the network answers within 3 seconds; otherwise loading stops at once,
-before any work, with a message naming the dataset, the folders looked in and the offline choices.
+Introduced in notebooks/01_data_prep.ipynb. Data lives under `resolve_root`, each dataset in the
+folders its public archive unpacks to; missing data is downloaded when the network answers, else
+the load stops before any work with a message listing the folders looked in and the offline choices.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from labkit.core import DATASET_ALIASES, LabError
 from labkit.data import cache, shapes
+from labkit.data.cache import default_cache
 from labkit.data.shapes import ShapesData, make_shapes
 from labkit.data.splits import FileSource, Splits, TensorSource, channel_stats, stratified_split
 from labkit.data.transforms import augment_names, raw_transform
@@ -33,12 +32,10 @@ from labkit.data.verify import check_image, is_image_file, load_rgb, with_progre
 from labkit.util import IMAGENET_MEAN, IMAGENET_STD, network_available
 
 KNOWN_DATASETS = ("shapes", "cifar10", "cats_vs_dogs", "imagenette", "caltech101")
-ALIASES = DATASET_ALIASES
 DEFAULT_IMAGE_SIZE = {"shapes": 64, "cifar10": 32}  # every other dataset: 128
 HELD_OUT = ("test", "validation", "val")  # a folder beside train/ that is the test split
 STATS_SAMPLE = 500  # training images read to estimate a folder dataset's mean and std
-# Folder datasets whose decoded images fit in this many bytes are decoded once and kept in memory.
-PRELOAD_BYTES = 1 << 30
+PRELOAD_BYTES = 1 << 30  # folder datasets whose decoded images fit in this are kept in memory
 
 # The published CIFAR-10 training-set statistics: no need to read 50,000 images for them.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -66,12 +63,6 @@ DOWNLOAD_URLS = {
 
 
 # ----------------------------------------------------------------------------- where data lives
-def default_cache() -> Path:
-    """The user cache folder for datasets: `$XDG_CACHE_HOME/labkit` or `~/.cache/labkit`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "labkit"
-
-
 def resolve_root(data_root: str | Path | None = None) -> tuple[Path, str]:
     """The data root and where it came from: the argument, else $LABKIT_DATA, else the user cache."""
     if data_root not in (None, ""):
@@ -82,19 +73,7 @@ def resolve_root(data_root: str | Path | None = None) -> tuple[Path, str]:
     return default_cache(), "the default cache folder (set data_root= or LABKIT_DATA to change it)"
 
 
-def _not_found(name: str, looked: Sequence[Path], root: Path, origin: str, why: str) -> LabError:
-    folders = "\n".join(f"  - {p}" for p in looked)
-    return LabError(
-        f"dataset {name!r} was not found. Data root: {root} (from {origin}). Folders looked in:\n{folders}\n"
-        f"{why}\nOffline choices: (1) use dataset='shapes' (built in, nothing to download); "
-        f"(2) put the data in one of the folders above, laid out as {LAYOUTS[name]}; "
-        f"(3) pass data_root=... or set the LABKIT_DATA environment variable to a folder that holds it; "
-        f"(4) use dataset='folder:PATH' for any ImageFolder tree (PATH/<class>/*.jpg or PATH/train/...)."
-    )
-
-
 def _download(name: str, root: Path) -> None:
-    """Fetch `name` into `root` with torchvision's downloaders."""
     root.mkdir(parents=True, exist_ok=True)
     print(f"downloading {name} into {root} ...")
     if name == "cifar10":
@@ -111,18 +90,9 @@ def _download(name: str, root: Path) -> None:
 def scan_image_folder(
     folder: Path, classes: Sequence[str] | None = None, exclude: Sequence[str] = ()
 ) -> tuple[list[str], list[str], np.ndarray]:
-    """List an ImageFolder tree `folder/<class>/**/image` with torchvision's `find_classes` and
-    `make_dataset`, plus labkit's checks: hidden folders and `exclude` are not classes; no class
-    folders, an empty class folder, or a class the training tree lacks is a LabError naming it.
-
-    Args:
-        folder: the tree's root.
-        classes: the class names to expect (a held-out tree uses the training classes); None: the
-            sorted sub-folder names.
-        exclude: sub-folder names that are not classes.
-
-    Returns:
-        (classes, paths, targets int64 (N,)), in class order.
+    """List an ImageFolder tree `folder/<class>/**/image` as (classes, paths, targets int64 (N,)), in
+    class order; hidden folders and `exclude` are not classes, and a tree with no class, an empty
+    class or a class not in `classes` (the training classes, for a held-out tree) is a LabError.
     """
     try:
         found = [c for c in find_classes(folder)[0] if not c.startswith(".") and c not in exclude]
@@ -165,12 +135,8 @@ def _check_files(
 ) -> tuple[np.ndarray, torch.Tensor | None, int]:
     """Check every file before anything else; refuse, or skip with a count, the unreadable ones.
 
-    With `decode_size`, every image is decoded, resized and centre-cropped to that size and kept in
-    memory (a complete check, and fast training afterwards); otherwise each file gets PIL's cheap
-    open + verify.
-
-    Returns:
-        (indices of the files kept, their images uint8 (K, 3, S, S) or None, number left out).
+    With `decode_size` every image is decoded and kept (a complete check, then fast training), else
+    PIL's cheap verify. Returns (indices kept, their images uint8 (K, 3, S, S) or None, number left out).
     """
     images = None
     if decode_size is not None:
@@ -195,8 +161,8 @@ def _check_files(
 def _decode_cached(
     paths: list[str], where: Path, size: int, use_cache: bool
 ) -> tuple[torch.Tensor, list[tuple[str, str]]]:
-    """Every readable file decoded to uint8 (K, 3, S, S), and (path, reason) for the others, kept in
-    the tensor cache (`labkit.data.cache`) under the files' paths, sizes and times."""
+    """The readable files decoded to uint8 (K, 3, S, S) and (path, reason) for the others, kept in
+    the tensor cache under the files' paths, sizes and times."""
     key = {"kind": "folder", "image_size": size, "files": cache.files_fingerprint(paths), "n": len(paths)}
     key["decoder"] = cache.source_fingerprint(raw_transform, load_rgb)  # new decoding code, new cache
 
@@ -214,17 +180,6 @@ def _decode_cached(
     return tensors["images"], [(p, r) for p, r in meta["bad"]]
 
 
-def _folder_stats(source: TensorSource | FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
-    """Mean and std of the training images: all of them when in memory, else a seeded sample of up
-    to STATS_SAMPLE files, resized as for evaluation."""
-    if isinstance(source, TensorSource):
-        return channel_stats(source.images)
-    n = len(source)
-    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, STATS_SAMPLE), replace=False))
-    t = raw_transform(image_size)
-    return channel_stats(torch.stack([t(source.load(int(i))) for i in pick]))
-
-
 def _folder_sources(
     folder: Path,
     *,
@@ -238,12 +193,9 @@ def _folder_sources(
     cache: bool = True,
 ) -> tuple[list[str], dict, dict]:
     """Sources for an ImageFolder tree: train/ [+ test/|validation/|val/], or class folders only."""
-    held = None
-    if (folder / "train").is_dir():
-        held = next((folder / h for h in HELD_OUT if (folder / h).is_dir()), None)
-        classes, paths, targets = scan_image_folder(folder / "train", exclude=exclude)
-    else:
-        classes, paths, targets = scan_image_folder(folder, exclude=exclude)
+    has_train = (folder / "train").is_dir()
+    held = next((folder / h for h in HELD_OUT if (folder / h).is_dir()), None) if has_train else None
+    classes, paths, targets = scan_image_folder(folder / "train" if has_train else folder, exclude=exclude)
     test_paths, test_targets = list[str](), np.zeros(0, np.int64)
     if held is not None:
         _, test_paths, test_targets = scan_image_folder(held, classes=classes, exclude=exclude)
@@ -265,7 +217,7 @@ def _folder_sources(
     else:
         parts = stratified_split(train.targets, split, seed)
         sources = {k: train.subset(i) for k, i in zip(("train", "val", "test"), parts)}
-        layout = "train/ only" if (folder / "train").is_dir() else "class folders"
+        layout = "train/ only" if has_train else "class folders"
         info["layout"] = f"{layout}; stratified split {tuple(split)}"
     return classes, sources, info
 
@@ -301,9 +253,7 @@ def _cifar_sources(
         ) from err
 
     def to_source(ds: CIFAR10) -> TensorSource:
-        images = (
-            torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        )  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # from (N, 32, 32, 3)
         return TensorSource(images, np.asarray(ds.targets, dtype=np.int64))
 
     whole = to_source(train)
@@ -312,11 +262,6 @@ def _cifar_sources(
 
 
 # ----------------------------------------------------------------------------- candidates
-def _candidates(name: str, root: Path) -> list[Path]:
-    """Folders, in order, where dataset `name` may sit under `root` ("" is the root itself)."""
-    return [root / folder for folder in CANDIDATES[name]]
-
-
 def _present(name: str, folder: Path) -> bool:
     if name == "cifar10" and folder.name == "cifar-10-batches-py":
         return (folder / "data_batch_1").is_file()
@@ -327,38 +272,45 @@ def _present(name: str, folder: Path) -> bool:
 
 
 def _found(name: str, root: Path) -> Path | None:
-    return next((folder for folder in _candidates(name, root) if _present(name, folder)), None)
+    return next((root / f for f in CANDIDATES[name] if _present(name, root / f)), None)
 
 
 def local_copy(name: str, data_root: str | Path | None = None) -> Path | None:
     """Where a torchvision dataset (cifar10, cats_vs_dogs, ...) already lies under the data root, or
     None when it is not there (nothing is downloaded; shapes and folder:PATH are not looked for)."""
-    key = ALIASES.get(name.lower(), name.lower())
+    key = DATASET_ALIASES.get(name.lower(), name.lower())
     if key not in KNOWN_DATASETS or key == "shapes":
         return None
     return _found(key, resolve_root(data_root)[0])
 
 
 def _locate(name: str, root: Path, origin: str, download: bool | None) -> Path:
-    looked, found = _candidates(name, root), _found(name, root)
+    """Where dataset `name` lies under `root`, downloaded first when it is missing and may be; else a
+    LabError naming the folders looked in and the offline choices."""
+    found, url, cause = _found(name, root), DOWNLOAD_URLS[name], None
     if found is not None:
         return found
     if download is False:
-        raise _not_found(name, looked, root, origin, "download=False, so nothing was downloaded.")
-    url = DOWNLOAD_URLS[name]
-    if not network_available(url):
+        why = "download=False, so nothing was downloaded."
+    elif not network_available(url):
         why = f"No network: {urlparse(url).hostname} did not answer within 3 s, so nothing was downloaded."
-        raise _not_found(name, looked, root, origin, why)
-    try:
-        _download(name, root)
-    except Exception as err:  # any failure of the download is reported with the same choices
-        raise _not_found(
-            name, looked, root, origin, f"The download failed: {type(err).__name__}: {err}"
-        ) from err
-    found = _found(name, root)
-    if found is None:
-        raise _not_found(name, looked, root, origin, "The download finished but the folders are missing.")
-    return found
+    else:
+        try:
+            _download(name, root)
+        except Exception as err:  # any failure of the download is reported with the same choices
+            why, cause = f"The download failed: {type(err).__name__}: {err}", err
+        else:
+            found, why = _found(name, root), "The download finished but the folders are missing."
+    if found is not None:
+        return found
+    folders = "\n".join(f"  - {root / f}" for f in CANDIDATES[name])
+    raise LabError(
+        f"dataset {name!r} was not found. Data root: {root} (from {origin}). Folders looked in:\n{folders}\n"
+        f"{why}\nOffline choices: (1) use dataset='shapes' (built in, nothing to download); "
+        f"(2) put the data in one of the folders above, laid out as {LAYOUTS[name]}; "
+        f"(3) pass data_root=... or set the LABKIT_DATA environment variable to a folder that holds it; "
+        f"(4) use dataset='folder:PATH' for any ImageFolder tree (PATH/<class>/*.jpg or PATH/train/...)."
+    ) from cause
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -397,41 +349,26 @@ def load_dataset(
 ) -> Splits:
     """Load a dataset as stratified train/val/test splits with transforms.
 
+    Introduced in notebooks/01_data_prep.ipynb.
+
     Args:
-        name: "shapes" (built in), "cifar10", "cats_vs_dogs", "imagenette", "caltech101", or
-            "folder:PATH" for any ImageFolder tree (PATH/<class>/..., or PATH/train/<class>/... with
-            an optional PATH/test/, PATH/validation/ or PATH/val/).
-        data_root: folder holding the datasets (see `resolve_root`).
-        image_size: side S of the square images (None: shapes 64, cifar10 32, others 128); shapes
-            are drawn at S, photos resized (short side) and centre-cropped.
-        seed: seeds the split (and the shapes generator): same seed, same splits.
+        name: one of KNOWN_DATASETS, or "folder:PATH" for an ImageFolder tree (PATH/<class>/..., or
+            PATH/train/<class>/... with an optional PATH/test/, PATH/validation/ or PATH/val/).
+        image_size: side S of the square images (None: shapes 64, cifar10 32, others 128).
         split: (train, val, test) fractions, used when the dataset has no held-out folder.
-        val_fraction: share of the training data carved out as validation when the dataset brings
-            its own test split (CIFAR-10's test batch, a test/ or validation/ folder).
+        val_fraction: share of the training data kept for validation when there is a test split.
         n_per_class: shapes only: images per class (int, list or dict; default 600).
-        augment: train augmentation: a preset of `PRESETS` or a list (see `train_transform`).
-        normalize: "dataset" (the training split's mean/std: all its images when in memory, else a
-            seeded sample; CIFAR-10's published values), "imagenet", "none", or (mean, std).
-        download: None or True: download when missing and the network answers; False: never.
-        skip_corrupt: folder datasets check every image file first; False: an unreadable file
-            refuses the load, naming the bad paths; True: they are left out and counted
-            (`splits.info["skipped_corrupt"]`).
-        preload: folder datasets: decode every image once into memory (None: when that takes at
-            most PRELOAD_BYTES).
+        normalize: "dataset" (the training split's mean/std), "imagenet", "none", or (mean, std).
+        download: False: never; None or True: when missing and the network answers.
+        skip_corrupt: leave out unreadable image files (counted in `info["skipped_corrupt"]`)
+            instead of refusing the load.
+        preload: decode a folder's images once into memory (None: when they fit in PRELOAD_BYTES).
         cache: keep decoded images and generated shapes in the tensor cache (`labkit.data.cache`).
-
-    Returns:
-        Splits (see labkit.data.splits.Splits); grayscale, palette and RGBA images come out as RGB.
-
-    Raises:
-        LabError: unknown name (listing the known ones), data not found and not downloadable (the
-            folders looked in and the offline choices), an empty class folder, unreadable images
-            (unless skip_corrupt), or bad arguments.
     """
     if not isinstance(name, str):
         raise LabError(f"dataset name {name!r} must be a string such as 'shapes' or 'folder:/path/to/images'")
     _check_args(image_size, split, val_fraction, normalize, augment)
-    key = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else "folder"
+    key = DATASET_ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else "folder"
     if key not in (*KNOWN_DATASETS, "folder"):
         raise LabError(
             f"unknown dataset {name!r}; known datasets: {', '.join(KNOWN_DATASETS)}, or 'folder:PATH' "
@@ -443,11 +380,8 @@ def load_dataset(
     if n_per_class is not None:
         raise LabError(f"n_per_class is for dataset='shapes' only; {name!r} has the images it has.")
 
-    known_stats = None
-    root, origin = resolve_root(data_root)
-    common: dict[str, Any] = {"seed": seed, "split": split, "val_fraction": val_fraction}
-    common.update(skip_corrupt=skip_corrupt)
-    common.update(image_size=size, preload=preload, cache=cache)
+    common: dict[str, Any] = dict(seed=seed, split=split, val_fraction=val_fraction)
+    common.update(skip_corrupt=skip_corrupt, image_size=size, preload=preload, cache=cache)
     if key == "folder":
         path = Path(name[len("folder:") :]).expanduser()
         if not path.is_absolute() and data_root is not None and (Path(data_root) / path).is_dir():
@@ -460,7 +394,7 @@ def load_dataset(
         classes, sources, info = _folder_sources(path, **common)
         display = path.name
     else:
-        folder = _locate(key, root, origin, download)
+        folder = _locate(key, *resolve_root(data_root), download)
         display = key
         if key == "cifar10" and folder.name == "cifar-10-batches-py":
             classes, sources = _cifar_sources(folder, seed, val_fraction)
@@ -470,15 +404,24 @@ def load_dataset(
             classes, sources, info = _folder_sources(folder, exclude=exclude, **common)
         if key == "imagenette":
             classes = [Imagenette._WNID_TO_CLASS.get(c, (c,))[0] for c in classes]
-        if key == "cifar10":
-            known_stats = (CIFAR10_MEAN, CIFAR10_STD)
-
-    mean, std = _chosen_stats(normalize) or known_stats or _folder_stats(sources["train"], size, seed)
+    known = (CIFAR10_MEAN, CIFAR10_STD) if key == "cifar10" else None
+    mean, std = _chosen_stats(normalize) or known or _folder_stats(sources["train"], size, seed)
     return Splits(display, classes, size, mean, std, sources, augment=augment, masks=None, info=info)
 
 
+def _folder_stats(source: TensorSource | FileSource, image_size: int, seed: int) -> tuple[tuple, tuple]:
+    """Mean and std of the training images: all of them when in memory, else a seeded sample of up
+    to STATS_SAMPLE files, resized as for evaluation."""
+    if isinstance(source, TensorSource):
+        return channel_stats(source.images)
+    n = len(source)
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, STATS_SAMPLE), replace=False))
+    t = raw_transform(image_size)
+    return channel_stats(torch.stack([t(source.load(int(i))) for i in pick]))
+
+
 def _chosen_stats(normalize) -> tuple[tuple, tuple] | None:
-    """(mean, std) that `normalize` fixes ("imagenet", "none", or a (mean, std) pair); None: measure them."""
+    """(mean, std) that `normalize` fixes; None: measure them."""
     if normalize == "imagenet":
         return IMAGENET_MEAN, IMAGENET_STD
     if normalize in ("none", None):

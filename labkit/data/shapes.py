@@ -1,15 +1,8 @@
 """`shapes`: a procedural image-classification dataset with a ground-truth mask for every image.
 
 Introduced in notebooks/01_data_prep.ipynb. Each image shows one shape (its class) at a random
-position, scale, rotation and colour on a cluttered background: a muted colour gradient, pixel
-noise and thin distractor strokes that belong to no class. Colour, size, position and rotation are
-drawn independently of the class, so only the outline tells the classes apart, and the object's
-mask lets localisation methods (Grad-CAM, saliency, ...) be scored, not only looked at.
-
-Strokes and objects are drawn with PIL per image, backgrounds and compositing with numpy in chunks;
-the object is drawn at twice the resolution and box-filtered down (anti-aliased edges), and the mask
-is the part at least half covered. Everything random comes from one `numpy.random.Generator`, so a
-seed gives identical bytes.
+position, scale, rotation and colour on a cluttered background, so only the outline tells the
+classes apart; the masks let localisation methods be scored. A seed gives identical bytes.
 """
 
 from __future__ import annotations
@@ -24,13 +17,10 @@ from PIL import Image, ImageDraw
 
 from labkit.core import LabError
 
-SHAPE_CLASSES: tuple[str, ...] = tuple(
-    "circle square triangle star cross ring semicircle arrow heart crescent".split()
-)
+SHAPE_CLASSES = tuple("circle square triangle star cross ring semicircle arrow heart crescent".split())
 
 MIN_SIZE, MAX_SIZE = 32, 224
-# The object's extent (largest diameter) as a fraction of the image side.
-OBJECT_SCALE = (0.4, 0.6)
+OBJECT_SCALE = (0.4, 0.6)  # the object's largest diameter as a fraction of the image side
 MAX_STROKES = 2  # distractor strokes under the object: 0 to MAX_STROKES per image
 CHUNK = 256  # images generated together (vectorised background and compositing)
 SUPERSAMPLE = 2  # draw the object at 2x and box-filter down: anti-aliased edges
@@ -38,18 +28,11 @@ SUPERSAMPLE = 2  # draw the object at 2x and box-filter down: anti-aliased edges
 
 @dataclass
 class ShapesData:
-    """A generated shapes set.
+    """A generated shapes set."""
 
-    Attributes:
-        images: uint8 tensor (N, 3, H, W).
-        masks: bool tensor (N, H, W), True on the object.
-        targets: int64 tensor (N,), index into `classes`.
-        classes: the class names.
-    """
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    targets: torch.Tensor
+    images: torch.Tensor  # uint8 (N, 3, H, W)
+    masks: torch.Tensor  # bool (N, H, W), True on the object
+    targets: torch.Tensor  # int64 (N,), index into `classes`
     classes: list[str]
 
     def __len__(self) -> int:
@@ -87,7 +70,7 @@ def _counts(n_per_class: int | Sequence[int] | Mapping[str, int]) -> list[int]:
 
 
 def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
-    """Vertices of a polygonal shape on the unit disc (radius 1 at its farthest point)."""
+    """Vertices of a polygonal shape, roughly on the unit disc (`_normalised` makes it exact)."""
     if name == "square":
         return [(-0.7071, -0.7071), (0.7071, -0.7071), (0.7071, 0.7071), (-0.7071, 0.7071)]
     if name == "triangle":
@@ -97,12 +80,8 @@ def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
         t = np.linspace(0, np.pi, 24)
         return [(float(np.cos(a)), float(0.5 - np.sin(a))) for a in t]
     if name == "star":
-        pts = []
-        for i in range(10):
-            r = 1.0 if i % 2 == 0 else 0.42
-            a = math.radians(-90 + 36 * i)
-            pts.append((r * math.cos(a), r * math.sin(a)))
-        return pts
+        radii, angles = [1.0 if i % 2 == 0 else 0.42 for i in range(10)], [-90 + 36 * i for i in range(10)]
+        return [(r * math.cos(math.radians(a)), r * math.sin(math.radians(a))) for r, a in zip(radii, angles)]
     if name == "cross":
         w = 0.3
         return [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w),
@@ -112,8 +91,7 @@ def _unit_polygon(name: str) -> list[tuple[float, float]] | None:
     if name == "heart":
         t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
         x = 16 * np.sin(t) ** 3
-        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
-        y = y + 2.5  # centre the heart's bounding box on the origin
+        y = 2.5 - (13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))  # box centred
         scale = np.sqrt(x**2 + y**2).max()
         return list(zip(x / scale, y / scale))
     return None
@@ -142,26 +120,19 @@ def _draw_object(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: 
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
         ri = 0.55 * r
         draw.ellipse([cx - ri, cy - ri, cx + ri, cy + ri], fill=0)
-    elif name == "crescent":
+    else:  # crescent: a second disc, shifted along the rotation direction, bites it out
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-        # A second disc, shifted along the rotation direction, bites out the crescent.
         ox, oy = cx + 0.45 * r * c, cy + 0.45 * r * s
         ri = 0.85 * r
         draw.ellipse([ox - ri, oy - ri, ox + ri, oy + ri], fill=0)
-    else:  # pragma: no cover - every class is handled above
-        raise LabError(f"no drawing for shape {name!r}")
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 brightness of an RGB colour
 
 
 def _contrasting_colours(rng: np.random.Generator, backgrounds: np.ndarray) -> np.ndarray:
-    """Random object colours (n, 3), clearly visible on their backgrounds' mean colours (n, 3).
-
-    A colour qualifies when it is at least 130 away in RGB and 90 away in brightness: brightness
-    contrast is what early conv filters pick up first, so shapes are learnt much faster than with
-    colour contrast alone (red on an equally bright green), yet the colour stays random.
-    """
+    """Random object colours (n, 3), at least 130 away in RGB and 90 in brightness from their
+    backgrounds' mean colours (n, 3): early conv filters pick up brightness contrast first."""
     n = len(backgrounds)
     candidates = rng.integers(0, 256, size=(n, 32, 3)).astype(np.float32)
     far = (np.linalg.norm(candidates - backgrounds[:, None, :], axis=-1) >= 130) & (
@@ -198,16 +169,11 @@ def _backgrounds(rng: np.random.Generator, n: int, grid: np.ndarray) -> np.ndarr
     return img.astype(np.uint8)
 
 
-def _strokes(
-    rng: np.random.Generator, draw: ImageDraw.ImageDraw, size: int, n: int, width: int
-) -> np.ndarray:
-    """Draw `n` distractor strokes (straight lines and arcs) on an 'L' canvas as indices 1..n.
-
-    Returns:
-        their random colours, float32 (n, 3): stroke k is painted with row k - 1. Drawing indices
-        instead of colours keeps the per-image work on small 1-channel images; the colours are
-        painted in for a whole chunk at once.
-    """
+def _strokes(rng: np.random.Generator, size: int, n: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw `n` distractor strokes (lines and arcs) on an 'L' canvas as indices 1..n (one channel per
+    image is cheap): the canvas uint8 (S, S) and the strokes' colours float32 (n, 3), for `_paint`."""
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
     colours = np.empty((n, 3), dtype=np.float32)
     for k in range(n):
         colours[k] = rng.integers(0, 256, size=3)
@@ -218,7 +184,7 @@ def _strokes(
             box = [min(x0, x1), min(y0, y1), max(x0, x1) + 2, max(y0, y1) + 2]
             start = float(rng.uniform(0, 360))
             draw.arc(box, start, start + float(rng.uniform(60, 200)), fill=k + 1, width=width)
-    return colours
+    return np.asarray(canvas), colours
 
 
 def _paint(images: np.ndarray, index: np.ndarray, colours: np.ndarray) -> np.ndarray:
@@ -231,30 +197,23 @@ def _paint(images: np.ndarray, index: np.ndarray, colours: np.ndarray) -> np.nda
 def make_shapes(
     n_per_class: int | Sequence[int] | Mapping[str, int] = 600, image_size: int = 64, seed: int = 0
 ) -> ShapesData:
-    """Generate the `shapes` dataset.
+    """Generate the `shapes` dataset, in a shuffled order.
 
     Args:
-        n_per_class: images per class: one int for all, a list with one count per class of
-            `SHAPE_CLASSES`, or a dict class name -> count (missing classes get 0) to build an
-            imbalanced set.
-        image_size: side of the square images, 32 to 224.
-        seed: the same seed gives identical images, masks and targets (byte for byte).
+        n_per_class: images per class: one int for all, one count per class of `SHAPE_CLASSES`, or
+            a dict class name -> count (missing classes get 0) for an imbalanced set.
+        image_size: side S of the square images, 32 to 224.
 
-    Returns:
-        ShapesData with images uint8 (N, 3, S, S), masks bool (N, S, S), targets int64 (N,)
-        in a shuffled order, and classes (= list(SHAPE_CLASSES)).
-
-    Raises:
-        LabError: image_size outside 32..224 or counts that are not non-negative ints.
+    Returns ShapesData: images uint8 (N, 3, S, S), masks bool (N, S, S), targets int64 (N,).
     """
     if not isinstance(image_size, (int, np.integer)) or not MIN_SIZE <= image_size <= MAX_SIZE:
         raise LabError(f"image_size={image_size!r} for shapes must be an int from {MIN_SIZE} to {MAX_SIZE}.")
     size = int(image_size)
     counts = _counts(n_per_class)
     rng = np.random.default_rng(seed)
-    targets = np.repeat(np.arange(len(SHAPE_CLASSES)), counts)
-    targets = targets[rng.permutation(len(targets))]
+    targets = np.repeat(np.arange(len(SHAPE_CLASSES), dtype=np.int64), counts)
     n = len(targets)
+    targets = targets[rng.permutation(n)]
 
     lin = np.linspace(-1, 1, size, dtype=np.float32)
     grid = np.stack(np.meshgrid(lin, lin, indexing="xy"))  # (2, H, W): x, y
@@ -272,10 +231,8 @@ def make_shapes(
         under = np.zeros((c, size, size), dtype=np.uint8)  # stroke index per pixel, 0 = no stroke
         under_colours = np.zeros((c, MAX_STROKES + 1, 3), dtype=np.float32)
         for j in range(c):
-            canvas = Image.new("L", (size, size), 0)
             k = int(rng.integers(0, MAX_STROKES + 1))
-            under_colours[j, 1 : k + 1] = _strokes(rng, ImageDraw.Draw(canvas), size, k, width)
-            under[j] = np.asarray(canvas)
+            under[j], under_colours[j, 1 : k + 1] = _strokes(rng, size, k, width)
             # The object: radius in supersampled pixels; the centre keeps the shape 2 pixels inside the frame.
             r = 0.5 * rng.uniform(*OBJECT_SCALE) * big
             cx, cy = (float(v) for v in rng.uniform(r + 2 * SUPERSAMPLE, big - r - 2 * SUPERSAMPLE, size=2))
@@ -295,17 +252,9 @@ def make_shapes(
         over = np.zeros((c, size, size), dtype=np.uint8)
         over_colours = np.zeros((c, 2, 3), dtype=np.float32)
         for j in np.flatnonzero(rng.random(c) < 0.2).tolist():
-            canvas = Image.new("L", (size, size), 0)
-            over_colours[j, 1:] = _strokes(rng, ImageDraw.Draw(canvas), size, 1, 1)
-            over[j] = np.asarray(canvas)
+            over[j], over_colours[j, 1:] = _strokes(rng, size, 1, 1)
         out = _paint(out, over, over_colours) + 0.5
         np.clip(out, 0, 255, out=out)
         images[lo:hi] = out.astype(np.uint8)
-    masks = alphas >= 127.5
-
-    return ShapesData(
-        images=torch.from_numpy(images),
-        masks=torch.from_numpy(masks),
-        targets=torch.from_numpy(targets.astype(np.int64)),
-        classes=list(SHAPE_CLASSES),
-    )
+    masks = torch.from_numpy(alphas >= 127.5)
+    return ShapesData(torch.from_numpy(images), masks, torch.from_numpy(targets), list(SHAPE_CLASSES))

@@ -1,9 +1,8 @@
 """Train/val/test splits: stratified index splits, image sources and the `Splits` object.
 
-Introduced in notebooks/01_data_prep.ipynb. A `Splits` holds, for each split, a *source* (images in
-memory as a uint8 tensor, or image files on disk) and hands out torch Datasets that apply the
-train or eval transform. Statistics (mean, std) come from the training split only, so nothing about
-the validation or test images leaks into training.
+Introduced in notebooks/01_data_prep.ipynb. A `Splits` holds a source per split (a uint8 tensor in
+memory, or image files) and hands out Datasets with the train or eval transform; mean and std come
+from the training split only, so nothing of the validation or test images leaks into training.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
@@ -28,23 +28,9 @@ def stratified_split(
 ) -> list[np.ndarray]:
     """Split sample indices into parts with the given fractions, each with the class proportions of the whole.
 
-    A thin wrapper over scikit-learn's `train_test_split(stratify=...)`: the parts are cut off one at
-    a time, the last first, each with the class proportions of what is left; the first part (train)
-    keeps the rest. Part sizes are the rounded cumulative fractions, raised to at least one image per
-    class (scikit-learn's condition for stratifying a part). Lab 01's exercise 1 has the student
-    write the class-by-class version; this is the reference the lab falls back to.
-
-    Args:
-        targets: class index of every sample, shape (N,).
-        fractions: one fraction per part, summing to 1, e.g. (0.7, 0.15, 0.15).
-        seed: seed of the shuffles: same seed, same parts.
-
-    Returns:
-        one sorted int64 index array per part; together they hold every index exactly once.
-
-    Raises:
-        LabError: fractions that are negative or do not sum to 1, or too few images to stratify
-            (a class with one image, or fewer images than parts times classes).
+    Introduced in notebooks/01_data_prep.ipynb (exercise 1 writes the class-by-class version). Parts
+    are cut off with scikit-learn's `train_test_split(stratify=...)`, last first, each with at least
+    one image per class. `targets`: (N,). Returns one sorted int64 index array per part.
     """
     fractions = [float(f) for f in fractions]
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
@@ -78,8 +64,7 @@ class TensorSource:
     """Images held in memory: uint8 tensor (N, 3, H, W) and targets (N,)."""
 
     def __init__(self, images: torch.Tensor, targets: np.ndarray):
-        self.images = images
-        self.targets = np.asarray(targets, dtype=np.int64)
+        self.images, self.targets = images, np.asarray(targets, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -92,16 +77,15 @@ class TensorSource:
 
 
 class FileSource:
-    """Images as files on disk, decoded (and converted to RGB) when a sample is asked for."""
+    """Images as files on disk, decoded to RGB when a sample is asked for."""
 
     def __init__(self, paths: Sequence[str | Path], targets: np.ndarray):
-        self.paths = [str(p) for p in paths]
-        self.targets = np.asarray(targets, dtype=np.int64)
+        self.paths, self.targets = [str(p) for p in paths], np.asarray(targets, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def load(self, index: int):
+    def load(self, index: int) -> Image.Image:
         return load_rgb(self.paths[index])
 
     def subset(self, indices: np.ndarray) -> FileSource:
@@ -111,9 +95,8 @@ class FileSource:
 class SplitDataset(Dataset):
     """A torch Dataset over one source: yields (transform(image), int target).
 
-    `shortcut=(S, mean, std)` marks `transform` as the deterministic eval transform: a uint8 tensor
-    already S x S then only needs scaling and normalising, done here with v2's ToDtype + Normalize
-    arithmetic (same values) without the per-image pipeline.
+    `shortcut=(S, mean, std)` marks `transform` as the eval transform: a uint8 tensor already S x S
+    is then only scaled and normalised, with the same arithmetic as v2 but no per-image pipeline.
     """
 
     def __init__(self, source: TensorSource | FileSource, transform, classes: list[str], shortcut=None):
@@ -138,21 +121,16 @@ class SplitDataset(Dataset):
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of uint8 images (N, 3, H, W), on the [0, 1] scale."""
     x = images.to(torch.float64) / 255.0
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std)
 
 
 class Splits:
     """Train/val/test splits of one dataset with their transforms.
 
-    Attributes:
-        name, classes, num_classes, image_size: what the data is.
-        mean, std: per-channel statistics used to normalise (tuples of 3 floats).
-        augment: the train augmentation (preset name or list).
-        train: training Dataset with augmentation; train_eval: the same images, eval transform;
-        val, test: eval transform. Each yields (float tensor (3, S, S), int target).
-        info: where the data came from (paths, notes).
+    Introduced in notebooks/01_data_prep.ipynb. `train` is the training Dataset with augmentation,
+    `train_eval` the same images with the eval transform, `val` and `test` eval; each yields
+    (float (3, S, S), int target). `mean` and `std` normalise; `info` says where the data came from.
     """
 
     def __init__(
@@ -171,20 +149,17 @@ class Splits:
         self.image_size = int(image_size)
         self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         self.augment, self.info, self._masks = augment, dict(info or {}), masks
-        self._sources = {"train": sources["train"], "val": sources["val"], "test": sources["test"]}
-        self._sources["train_eval"] = self._sources["train"]
-        eval_t = eval_transform(self.image_size, self.mean, self.std)
-        self._raw_t = raw_transform(self.image_size)
+        src = self._sources = {k: sources[k] for k in ("train", "val", "test")}
+        src["train_eval"] = src["train"]
         fast = (self.image_size, self.mean, self.std)
-        train_t = train_transform(self.image_size, self.mean, self.std, augment)
-        self.train = SplitDataset(
-            self._sources["train"], train_t, self.classes, shortcut=None if augment_names(augment) else fast
-        )
-        self.train_eval = SplitDataset(self._sources["train"], eval_t, self.classes, shortcut=fast)
-        self.val = SplitDataset(self._sources["val"], eval_t, self.classes, shortcut=fast)
-        self.test = SplitDataset(self._sources["test"], eval_t, self.classes, shortcut=fast)
+        eval_t, self._raw_t = eval_transform(*fast), raw_transform(self.image_size)
+        train_t, train_fast = train_transform(*fast, augment), None if augment_names(augment) else fast
+        self.train = SplitDataset(src["train"], train_t, self.classes, shortcut=train_fast)
+        self.train_eval = SplitDataset(src["train"], eval_t, self.classes, shortcut=fast)
+        self.val = SplitDataset(src["val"], eval_t, self.classes, shortcut=fast)
+        self.test = SplitDataset(src["test"], eval_t, self.classes, shortcut=fast)
 
-    def _source(self, split: str):
+    def _source(self, split: str) -> TensorSource | FileSource:
         if split not in self._sources:
             raise LabError(f"unknown split {split!r}; use one of {list(SPLIT_NAMES)}.")
         return self._sources[split]
@@ -207,34 +182,23 @@ class Splits:
         return all(isinstance(self._sources[k], TensorSource) for k in ("train", "val", "test"))
 
     def images(self, split: str) -> torch.Tensor:
-        """All images of an in-memory `split` as uint8 (N, 3, S, S), resized and cropped as for eval.
-
-        Raises:
-            LabError: the split is read from files (see `in_memory`).
-        """
+        """All images of an in-memory `split` as uint8 (N, 3, S, S), resized and cropped as for eval."""
         source = self._source(split)
         if not isinstance(source, TensorSource):
             raise LabError(
                 f"the {split} split is read from files, not held in memory; iterate splits.{split} instead."
             )
-        images = source.images
-        if images.shape[-2:] != (self.image_size, self.image_size):
-            images = self._raw_t(images)  # v2 resizes and crops a whole batch at once
-        return images
+        images = source.images  # else v2 resizes and crops the whole batch at once
+        return images if images.shape[-2:] == (self.image_size, self.image_size) else self._raw_t(images)
 
     def masks(self, split: str) -> torch.Tensor | None:
         """Object masks bool (N, S, S) aligned with `split`'s order (shapes only; None for photos)."""
         self._source(split)
-        if self._masks is None:
-            return None
-        return self._masks["train" if split == "train_eval" else split]
+        return None if self._masks is None else self._masks["train" if split == "train_eval" else split]
 
-    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _stats(self, x: torch.Tensor) -> list[torch.Tensor]:
         """mean and std shaped (3, 1, 1), which broadcasts over (3, H, W) and (N, 3, H, W)."""
-        mean, std = (
-            torch.tensor(v, dtype=x.dtype, device=x.device).view(3, 1, 1) for v in (self.mean, self.std)
-        )
-        return mean, std
+        return [torch.tensor(v, dtype=x.dtype, device=x.device).view(3, 1, 1) for v in (self.mean, self.std)]
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1], (3, H, W) or (N, 3, H, W) -> normalised as the model sees them."""
@@ -249,11 +213,8 @@ class Splits:
 
     def with_augment(self, augment) -> Splits:
         """The same data and statistics with another train augmentation."""
-        sources = {k: self._sources[k] for k in ("train", "val", "test")}
-        stats = (self.image_size, self.mean, self.std)
-        return Splits(
-            self.name, self.classes, *stats, sources, augment=augment, masks=self._masks, info=self.info
-        )
+        stats = self.image_size, self.mean, self.std
+        return Splits(self.name, self.classes, *stats, self._sources, augment, self._masks, self.info)
 
     def sizes(self) -> dict[str, int]:
         """Number of samples per split."""

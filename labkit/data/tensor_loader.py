@@ -1,16 +1,8 @@
 """Batches straight from images held as one uint8 tensor: the fast path for data that fits in memory.
 
-Introduced in notebooks/01_data_prep.ipynb. A DataLoader calls Python code once per image (index,
-transform, collate), which leaves a GPU waiting and costs a CPU a share of every step.
-`TensorLoader` keeps the whole split as uint8 (N, 3, S, S) on the training device and for each batch
-gathers the images by index, normalises and augments them with `labkit.data.batch_aug`: a few
-tensor operations per batch instead of a few hundred Python calls.
-
-It behaves like the DataLoader it replaces: iterate it for (images float (B, 3, S, S), targets
-int64 (B,)), `len()` is the number of batches, `.dataset` is the per-sample Dataset of the same
-split. Shuffling and augmentation draw from `.generator` (a CPU torch.Generator), which
-`labkit.train.fit` saves in its checkpoints, so an interrupted run resumes on the same batches.
-Under torchrun, `fit` iterates `loader.shard(rank, world_size)` in each process instead.
+Introduced in notebooks/01_data_prep.ipynb. A DataLoader runs Python code per image; `TensorLoader`
+makes each batch with a few tensor operations on the training device. Its draws come from
+`.generator`, which `labkit.train.fit` checkpoints, so an interrupted run resumes on the same batches.
 """
 
 from __future__ import annotations
@@ -27,20 +19,11 @@ from labkit.data.batch_aug import BatchAugment
 
 
 class TensorLoader:
-    """Shuffled (or ordered), normalised, augmented batches from uint8 images in memory.
+    """Shuffled (or ordered), normalised, augmented batches from uint8 images (N, 3, S, S) in memory.
 
-    Args:
-        images: uint8 (N, 3, S, S).
-        targets: int (N,).
-        batch_size: images per batch (the last batch may be smaller unless `drop_last`).
-        mean, std: per-channel statistics on the [0, 1] scale.
-        augment: batch augmentation names (see `labkit.data.batch_aug`); () for none.
-        shuffle: a new random order every epoch (drawn from `generator`).
-        weights: per-sample weights: each epoch draws N indices with replacement in proportion to
-            them (a class-balanced sampler) instead of shuffling.
-        seed: seeds `generator`.
-        device: where images live and batches are made ("auto", "cpu", "cuda", ...; None: cpu).
-        dataset: the per-sample Dataset of the same split, exposed as `.dataset`.
+    `augment` names batch augmentations (`labkit.data.batch_aug`); with `weights` (N,) each epoch
+    draws N indices with replacement in proportion to them (a class-balanced sampler) instead of
+    shuffling; `dataset` is the per-sample Dataset of the same split; `device` None: the CPU.
     """
 
     def __init__(
@@ -64,25 +47,18 @@ class TensorLoader:
         self.device = pick_device(device) if device is not None else torch.device("cpu")
         self.images = images.to(self.device)
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.long).to(self.device)
-        self.batch_size = int(batch_size)
-        self.augment = BatchAugment(augment, mean, std)
-        self.shuffle = shuffle
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.augment, self.generator = BatchAugment(augment, mean, std), seeded_generator(seed)
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
-        self.drop_last = drop_last
-        self.generator = seeded_generator(seed)
         self.dataset = dataset
         self.rank, self.world_size, self.pad = 0, 1, False  # all of the data (see `shard`)
 
     def shard(self, rank: int, world_size: int, *, pad: bool = True) -> TensorLoader:
         """The share of process `rank` among `world_size`: a view of the same images and generator.
 
-        Each epoch every process draws the same order from the shared `.generator` (so their
-        generators stay equal), and takes the indices at positions rank, rank + world_size, ...
-        With `pad` (training) the order is first lengthened by repeating its start to a multiple of
-        `world_size`, as PyTorch's DistributedSampler does, so every process runs the same number of
-        steps; without it (validation) every image is in exactly one share. Each process augments
-        its share with its own generator, seeded per epoch from one draw of the shared generator
-        and the rank, so the processes' augmentations differ and still repeat with the seed.
+        Every process draws the same order each epoch and takes positions rank, rank + world_size,
+        ...; `pad` (training) first lengthens the order to a multiple of `world_size`, as
+        DistributedSampler does, so all run the same number of steps.
         """
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
@@ -90,15 +66,10 @@ class TensorLoader:
         part.rank, part.world_size, part.pad = int(rank), int(world_size), bool(pad)
         return part
 
-    def _share(self) -> int:
-        """Images this process takes per epoch."""
-        n = len(self.targets)
-        if self.world_size == 1:
-            return n
-        return -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
-
     def __len__(self) -> int:
-        n = self._share()
+        n = len(self.targets)  # then the images this process takes per epoch
+        if self.world_size > 1:
+            n = -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> torch.Tensor:
@@ -109,22 +80,16 @@ class TensorLoader:
             return torch.randperm(n, generator=self.generator)
         return torch.arange(n)
 
-    def _my_share(self, order: torch.Tensor) -> tuple[torch.Tensor, torch.Generator]:
-        """This process's part of the epoch's `order`, and the generator its augmentation draws from."""
-        n, size = len(order), self.world_size
-        if self.pad and n:
-            total = -(-n // size) * size
-            order = order.repeat(-(-total // n))[:total]  # (total,): the order, then its start again
-        generator = torch.Generator()
-        if self.augment.names:
-            seed = int(torch.randint(0, 2**62, (), generator=self.generator))
-            generator.manual_seed(seed + self.rank)
-        return order[self.rank :: size], generator
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order, generator = self._order(), self.generator
-        if self.world_size > 1:
-            order, generator = self._my_share(order)
+        order, generator, n, size = self._order(), self.generator, len(self.targets), self.world_size
+        if size > 1:  # this process's part of the order, and a generator of its own for augmentation
+            if self.pad and n:
+                total = -(-n // size) * size
+                order = order.repeat(-(-total // n))[:total]  # (total,): the order, then its start again
+            generator = torch.Generator()
+            if self.augment.names:
+                generator.manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)) + self.rank)
+            order = order[self.rank :: size]
         order = order.to(self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]

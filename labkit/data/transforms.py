@@ -1,9 +1,7 @@
 """Image transforms (torchvision.transforms.v2): an eval preset and train presets with augmentation.
 
-Introduced in notebooks/01_data_prep.ipynb. Every transform takes a uint8 image (a PIL image or a
-uint8 tensor (3, H, W)) and returns a float tensor (3, S, S) normalised with the dataset's mean and
-standard deviation. Eval: resize the short side to S, centre-crop S x S. Train: the same plus the
-chosen augmentations.
+Introduced in notebooks/01_data_prep.ipynb. Each maps a PIL image or uint8 tensor (3, H, W) to a
+normalised float tensor (3, S, S).
 """
 
 from __future__ import annotations
@@ -15,9 +13,8 @@ from torchvision.transforms import v2
 
 from labkit.core import LabError
 
-# Named augmentations: name -> factory(image_size, fill) -> v2 transform. `fill` (the dataset's
-# mean colour, uint8) paints the corners that rotation and perspective uncover, so they normalise to
-# about 0 instead of showing up as black wedges.
+# name -> factory(image_size, fill) -> v2 transform. `fill`, the dataset's mean colour, paints the
+# corners that rotation and perspective uncover, so they normalise to about 0, not black wedges.
 AUGMENTATIONS = {
     "crop": lambda s, fill: v2.RandomResizedCrop(s, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
     "translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 8), padding_mode="reflect"),
@@ -53,15 +50,8 @@ def raw_transform(image_size: int) -> v2.Compose:
 
 
 def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
-    """The evaluation preset: resize the short side to `image_size`, centre crop, normalise.
-
-    Args:
-        image_size: side S of the square output.
-        mean, std: per-channel statistics (of images scaled to [0, 1]) to normalise with.
-
-    Returns:
-        a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).
-    """
+    """The evaluation preset: resize the short side to `image_size`, centre crop, normalise with
+    `mean` and `std` (of images scaled to [0, 1])."""
     return v2.Compose([v2.ToImage(), *_resize_crop(image_size), *_finish(mean, std), v2.ToPureTensor()])
 
 
@@ -74,9 +64,7 @@ def augment_names(augment: str | Sequence[str | v2.Transform]) -> list[str | v2.
                 f"augmentation names from {list(AUGMENTATIONS)} (v2 transforms are accepted too)."
             )
         return list(PRESETS[augment])
-    if augment is None:
-        return []
-    items = list(augment)
+    items = [] if augment is None else list(augment)
     bad = [a for a in items if not (isinstance(a, str) and a in AUGMENTATIONS) and not callable(a)]
     if bad:
         raise LabError(f"augment has unknown augmentations {bad}; the names are {list(AUGMENTATIONS)}.")
@@ -91,30 +79,13 @@ def train_transform(
 ) -> v2.Compose:
     """The training preset: augmentations, then the same resize/crop/normalise as evaluation.
 
-    Args:
-        image_size: side S of the square output.
-        mean, std: per-channel statistics to normalise with.
-        augment: a preset name of `PRESETS` ("none" is the eval transform; "shift" is the CIFAR-10
-            standard, "small_shift" its lighter form for short runs), or a list of names of
-            `AUGMENTATIONS` and/or v2 transforms applied to the uint8 image.
-
-    Returns:
-        a v2.Compose mapping a PIL image or uint8 tensor (3, H, W) to a float tensor (3, S, S).
-
-    Raises:
-        LabError: an unknown preset or augmentation name.
+    `augment` is a preset name of `PRESETS` ("shift" is the CIFAR-10 standard) or a list of names
+    of `AUGMENTATIONS` and/or v2 transforms applied to the uint8 image.
     """
     items = augment_names(augment)
     fill = [int(round(255 * m)) for m in mean] if all(0 <= m <= 1 for m in mean) else 0
-    steps: list = [v2.ToImage()]
     # A random resized crop replaces resize + centre crop; otherwise resize first so later
     # geometric augmentations work at the final size (cheaper for large photos).
-    if "crop" in items:
-        steps.append(AUGMENTATIONS["crop"](image_size, fill))
-    else:
-        steps.extend(_resize_crop(image_size))
-    for item in items:
-        if item == "crop":
-            continue
-        steps.append(AUGMENTATIONS[item](image_size, fill) if isinstance(item, str) else item)
-    return v2.Compose([*steps, *_finish(mean, std), v2.ToPureTensor()])
+    first = [AUGMENTATIONS["crop"](image_size, fill)] if "crop" in items else _resize_crop(image_size)
+    rest = [AUGMENTATIONS[a](image_size, fill) if isinstance(a, str) else a for a in items if a != "crop"]
+    return v2.Compose([v2.ToImage(), *first, *rest, *_finish(mean, std), v2.ToPureTensor()])

@@ -1,8 +1,7 @@
 """Reading image files safely: RGB conversion and a check that every file decodes.
 
-Introduced in notebooks/01_data_prep.ipynb. Public image collections contain broken files (the
-cats-vs-dogs download has a few JPEGs that are empty or not images at all); a training run that
-meets one fails halfway with a cryptic error. `verify_images` finds them up front and names them.
+Introduced in notebooks/01_data_prep.ipynb. Public image collections hold broken files (a few in
+cats vs dogs); `verify_images` names them up front instead of a run failing halfway.
 """
 
 from __future__ import annotations
@@ -26,15 +25,10 @@ T = TypeVar("T")
 
 @dataclass
 class VerifyReport:
-    """Result of `verify_images`.
+    """Result of `verify_images`."""
 
-    Attributes:
-        n_ok: files that opened and passed PIL's check.
-        bad: (path, reason) for every file that did not.
-    """
-
-    n_ok: int = 0
-    bad: list[tuple[str, str]] = field(default_factory=list)
+    n_ok: int = 0  # files that opened and passed PIL's check
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for every other file
 
     @property
     def n_bad(self) -> int:
@@ -68,14 +62,8 @@ def check_image(path: str | Path) -> str | None:
 def verify_images(
     root_or_paths: str | Path | Iterable[str | Path], progress: bool | None = None
 ) -> VerifyReport:
-    """Check that image files open; report the ones that do not, by path.
-
-    Args:
-        root_or_paths: a folder (every image file below it is checked) or an iterable of paths.
-        progress: show a progress bar; None shows one for more than PROGRESS_ABOVE files.
-
-    Returns:
-        VerifyReport with `.n_ok` and `.bad` = [(path, reason), ...].
+    """Check that image files open, those of a folder (every image file below it) or an iterable of
+    paths; the report names the ones that do not. `progress`: None shows a bar above PROGRESS_ABOVE.
     """
     if isinstance(root_or_paths, (str, Path)):
         root = Path(root_or_paths)
@@ -86,26 +74,14 @@ def verify_images(
         found = sorted(root.rglob("*")) if root.is_dir() else [root]
         root_or_paths = [p for p in found if p.is_file() and (p == root or is_image_file(p))]
     paths = list(root_or_paths)
-    report = VerifyReport()
-    for p in with_progress(paths, len(paths), "checking images", progress):
-        reason = check_image(p)
-        if reason is None:
-            report.n_ok += 1
-        else:
-            report.bad.append((str(p), reason))
-    return report
+    checked = with_progress(paths, len(paths), "checking images", progress)
+    bad = [(str(p), r) for p in checked if (r := check_image(p)) is not None]
+    return VerifyReport(len(paths) - len(bad), bad)
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file as a PIL RGB image.
-
-    Grayscale and palette images are converted to RGB; images with transparency (RGBA, LA, palette
-    with a transparent colour) are laid on a white background first, so every image gives three
-    channels and batches never mix shapes.
-
-    Raises:
-        LabError: the file cannot be decoded; the message names the path and the fix.
-    """
+    """Decode an image file as a PIL RGB image (transparent ones laid on white), so every image gives
+    three channels; a LabError naming the path and the fix when it cannot be decoded."""
     try:
         with Image.open(path) as im:
             im.load()

@@ -1,5 +1,4 @@
 """Looking inside networks: one file per technique, on one base (`attribution`) and one hooks module.
-
 Every function takes `model, x, target=None, layer=None` where those apply, and gives the model back
 as it found it (mode, `requires_grad`, no hook left), also when it raises.
 """

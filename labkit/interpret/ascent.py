@@ -1,13 +1,8 @@
-"""Gradient ascent on images with the regularisers that keep them readable, the loop behind
-`filter_pattern` and `class_model`; each setting is 0 for off:
-
-- `l2`: penalty l2 * mean(x^2) per image (Simonyan et al. 2014);
-- `jitter`: a circular shift by up to `jitter` pixels before every step (Mordvintsev et al. 2015);
-- `blur_every`, `blur_sigma`: every `blur_every` steps a Gaussian blur of `blur_sigma` pixels;
-- `tv`, `tv_beta`: penalty tv * `total_variation(x, tv_beta)` (Mahendran & Vedaldi 2015);
-- `low`, `high`: pixels are kept in this range after every step (`pixel_range`).
-
-The steps are Adam's, whose per-pixel step size keeps one `lr` usable across networks.
+"""Gradient ascent on images, the loop of `filter_pattern` and `class_model`, by Adam (its per-pixel step
+size keeps one `lr` usable across networks), with regularisers that keep the images readable, each 0
+for off: `l2`, a penalty l2 * mean(x^2) per image (Simonyan et al. 2014); `jitter`, a circular shift by
+up to `jitter` pixels before every step (Mordvintsev et al. 2015); every `blur_every` steps a Gaussian
+blur of `blur_sigma` pixels; `tv`, a penalty tv * `total_variation(x, tv_beta)` (Mahendran & Vedaldi 2015).
 
 Introduced in notebooks/05_filters_feature_maps.ipynb.
 """
@@ -21,7 +16,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from labkit.core import LabError
-from labkit.interpret.attribution import check_number
+from labkit.interpret.attribution import check_numbers
 
 REGULARISERS = {"l2": 0.0, "jitter": 0, "blur_every": 0, "blur_sigma": 0.5, "tv": 0.0, "tv_beta": 2.0}
 
@@ -37,29 +32,25 @@ def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
 def pixel_range(
     mean: Sequence[float] | None, std: Sequence[float] | None, like: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The input-space values (1, C, 1, 1) of pixels 0 and 1 under the normalisation `mean`, `std`
-    (None: 0 and 1), with the channels, dtype and device of `like` (N, C, H, W)."""
-    c, kw = like.shape[1], dict(dtype=like.dtype, device=like.device)
-    m = torch.as_tensor([0.0] * c if mean is None else mean, **kw).view(1, -1, 1, 1)
-    s = torch.as_tensor([1.0] * c if std is None else std, **kw).view(1, -1, 1, 1)
+    """The input-space values (1, C, 1, 1) of pixels 0 and 1 under `mean`, `std` (None: 0 and 1)."""
+    c, dtype, device = like.shape[1], like.dtype, like.device
+    m = torch.as_tensor([0.0] * c if mean is None else mean, dtype=dtype, device=device).view(1, -1, 1, 1)
+    s = torch.as_tensor([1.0] * c if std is None else std, dtype=dtype, device=device).view(1, -1, 1, 1)
     if m.shape[1] != c or s.shape[1] != c:
         raise LabError(f"mean and std need {c} values, one per input channel of the model.")
     return (0 - m) / s, (1 - m) / s
 
 
 def check_settings(steps: int, lr: float, **regularisers: float) -> tuple:
-    """The values of REGULARISERS, in its order, those not given at their defaults, once every setting
-    of `ascend` is checked: a LabError names the first bad one, before any work."""
+    """Check every setting of `ascend` before any work: the values of REGULARISERS, defaults filled in."""
     unknown = sorted(regularisers.keys() - REGULARISERS.keys())
     if unknown:
         raise LabError(f"unknown settings {unknown}; the regularisers are {list(REGULARISERS)}.")
     r = {**REGULARISERS, **regularisers}
-    check_number("steps", steps, minimum=1, integer=True)
-    for name, value in (("lr", lr), ("l2", r["l2"]), ("tv", r["tv"]), ("blur_sigma", r["blur_sigma"])):
-        check_number(name, value)
-    check_number("jitter", r["jitter"], integer=True)
-    check_number("blur_every", r["blur_every"], integer=True)
-    check_number("tv_beta", r["tv_beta"], minimum=1)
+    check_numbers(steps=steps, minimum=1, integer=True)
+    check_numbers(lr=lr, l2=r["l2"], tv=r["tv"], blur_sigma=r["blur_sigma"])
+    check_numbers(jitter=r["jitter"], blur_every=r["blur_every"], integer=True)
+    check_numbers(tv_beta=r["tv_beta"], minimum=1)
     return tuple(r.values())
 
 
@@ -74,10 +65,8 @@ def ascend(
     generator: torch.Generator | None = None,
     **regularisers: float,
 ) -> torch.Tensor:
-    """Maximise gain(image) minus the penalties for each image of `start` (N, C, H, W; not changed), by
-    Adam; `gain` maps (N, C, H, W) to (N,), one independent value per image (a unit's mean activation,
-    a class score); `generator` draws the jitter; `low`, `high` and the `regularisers` (REGULARISERS)
-    are the module docstring's. Returns the images, detached."""
+    """Maximise gain(image) minus the penalties for each image of `start` (N, C, H, W; not changed), pixels
+    kept in [`low`, `high`]: the images, detached; `gain` maps (N, C, H, W) to (N,), images independent."""
     l2, jitter, blur_every, blur_sigma, tv, tv_beta = check_settings(steps, lr, **regularisers)
     x = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
@@ -98,6 +87,6 @@ def ascend(
         with torch.no_grad():
             if blur_every and blur_sigma > 0 and step % blur_every == 0:
                 x.copy_(TF.gaussian_blur(x, [kernel, kernel], [blur_sigma, blur_sigma]))
-            if low is not None:
+            if low is not None and high is not None:
                 x.copy_(torch.maximum(torch.minimum(x, high), low))
     return x.detach()

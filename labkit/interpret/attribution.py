@@ -1,13 +1,9 @@
-"""The base of every `labkit.interpret` technique: checks, the shared preamble (`inspecting`) and the
-one gradient step of the gradient methods.
+"""The base of every `labkit.interpret` technique: checks, `inspecting` and the gradient step. Arguments
+they share: `model`, a classifier returning logits (N, num_classes), run in eval mode and given back as
+found; `x`, images (N, C, H, W) normalised as the model takes them; `target`, the class a map explains:
+None (each image's predicted class), an int or class name for all, or N of them; `classes`, the names.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/07_gradcam.ipynb.
-
-The arguments the techniques share: `model`, a classifier returning logits (N, num_classes), run in
-eval mode (dropout would make maps random, batch-norm would update its statistics) and given back as
-found; `x`, images (N, C, H, W) normalised as the model takes them; `target`, the class a map
-explains: None (each image's predicted class), an int or a class name for every image, or N of them;
-`classes`, the class names, when `target` holds names.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import difflib
 import inspect
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -25,11 +21,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from labkit.core import LabError
-from labkit.interpret.hooks import LayerRef, capture, find_layer, forward_to
+from labkit.interpret.hooks import capture, forward_to
 from labkit.util import model_device, preserved
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-Target = int | str | Sequence[int] | Sequence[str] | np.ndarray | torch.Tensor | None
+Target = int | str | Sequence[int | str] | np.ndarray | torch.Tensor | None
 
 
 def check_images(x, what: str = "x") -> torch.Tensor:
@@ -47,11 +43,12 @@ def check_images(x, what: str = "x") -> torch.Tensor:
     return x
 
 
-def check_number(name: str, value, *, minimum: float = 0.0, integer: bool = False) -> None:
-    """Raise a LabError unless `value` is a number (an int with `integer`) >= `minimum`."""
-    kind = (int,) if integer else (int, float)
-    if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
-        raise LabError(f"{name}={value!r}: expected {'an int' if integer else 'a number'} >= {minimum:g}.")
+def check_numbers(*, minimum: float = 0.0, integer: bool = False, **values) -> None:
+    """Raise a LabError for the first of `values` not a number (an int with `integer`) >= `minimum`."""
+    kind, what = ((int,), "an int") if integer else ((int, float), "a number")
+    for name, value in values.items():
+        if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
+            raise LabError(f"{name}={value!r}: expected {what} >= {minimum:g}.")
 
 
 def check_choice(name: str, value, choices: Sequence, hint: str = "") -> None:
@@ -104,19 +101,6 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-def find_conv(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Conv2d]:
-    """`find_layer` for a conv layer; the error lists the conv layers there are."""
-    name, module = find_layer(model, layer)
-    if not isinstance(module, nn.Conv2d):
-        convs = conv_layers(model)
-        shown = ", ".join(repr(c) for c in convs[:10]) + (", ..." if len(convs) > 10 else "")
-        raise LabError(
-            f"layer {name!r} is a {type(module).__name__}, not a conv layer; filters live in conv "
-            f"layers. Conv layers of this model: {shown}."
-        )
-    return name, module
-
-
 def check_channel(name: str, n_channels: int, channel) -> int:
     """`channel` as an int in [0, n_channels), or an error naming the layer and its channel count."""
     if isinstance(channel, torch.Tensor) and channel.numel() == 1:
@@ -140,12 +124,10 @@ def layer_output(model: nn.Module, x: torch.Tensor, name: str, *, detach: bool =
 
 
 @contextmanager
-def inspecting(
-    model: nn.Module, inputs: Iterable[torch.Tensor] = (), *, what: str | None = None
-) -> Iterator[nn.Module]:
-    """Run the block with `model` in eval mode and its parameters frozen; modes and `requires_grad` flags
-    (the `inputs`' too) come back after. With `what` (the technique), a training model is warned about."""
-    with preserved(model, inputs):
+def inspecting(model: nn.Module, *, what: str | None = None) -> Iterator[None]:
+    """Run the block with `model` in eval mode and its parameters frozen, both given back after. With
+    `what` (the technique), a training model is warned about."""
+    with preserved(model):
         if what and any(m.training for m in model.modules()):
             frame, level = inspect.currentframe(), 1  # point the warning at the caller outside interpret/
             while frame is not None and frame.f_code.co_filename.startswith(_HERE):
@@ -159,7 +141,7 @@ def inspecting(
         model.eval()
         for param in model.parameters():
             param.requires_grad_(False)
-        yield model
+        yield
 
 
 def check_logits(logits) -> torch.Tensor:
@@ -232,7 +214,7 @@ def resolve_targets(
 def topk_targets(model: nn.Module, x: torch.Tensor, k: int = 3) -> torch.Tensor:
     """The k most likely classes of each image, best first: LongTensor (N, k) on x's device."""
     check_images(x)
-    check_number("k", k, minimum=1, integer=True)
+    check_numbers(k=k, minimum=1, integer=True)
     with inspecting(model, what="topk_targets"), torch.no_grad():
         logits = check_logits(model(x.to(model_device(model))))
     if k > logits.shape[1]:
@@ -243,9 +225,8 @@ def topk_targets(model: nn.Module, x: torch.Tensor, k: int = 3) -> torch.Tensor:
 def maps_for_targets(
     method: Callable[..., torch.Tensor], model: nn.Module, x: torch.Tensor, targets, **kwargs
 ) -> torch.Tensor:
-    """Maps of `method` (`saliency`, `gradcam`, ... with `kwargs`) for K classes of every image, in one
-    batched pass: Tensor (N, K, ...), maps[i, j] explaining class targets[i, j] of image i. `targets`
-    is (N, K) (e.g. `topk_targets(model, x, K)`) or K classes for every image."""
+    """Maps of `method` (`saliency`, `gradcam`, ... with `kwargs`) for K classes of every image in one pass:
+    Tensor (N, K, ...); `targets`: (N, K) (e.g. `topk_targets(model, x, K)`) or K classes for every image."""
     check_images(x)
     n = x.shape[0]
     t = torch.as_tensor(targets.detach().cpu() if isinstance(targets, torch.Tensor) else np.asarray(targets))
@@ -266,15 +247,13 @@ def class_gradient(
     *,
     classes=None,
     what: str,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """d(target logit)/d(x), or d(target logit)/d(output of `layer`), in one forward and one backward
-    pass, under whatever backward rules are active (`hooks.relu_backward`); the logit, since the
-    softmax can rise by lowering other classes. Returns (gradient, the layer's output or None,
-    targets (N,)), detached, on the model's device."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(target logit)/d(x), or /d(output of `layer`), in one forward and one backward pass under the
+    backward rules active (`hooks.relu_backward`); the logit, as the softmax can rise by lowering other
+    classes. Returns (gradient, x or the layer's output), detached, on the model's device."""
     check_images(x)
     with inspecting(model, what=what):
-        # a copy that requires grad: x stays untouched, and the layer's output joins the graph even
-        # in a frozen model
+        # a copy that requires grad: x stays untouched, and the layer joins the graph in a frozen model
         xg = x.detach().to(model_device(model)).requires_grad_(True)
         with capture(model, [] if layer is None else [layer], detach=False) as cap:
             logits = check_logits(model(xg))
@@ -282,4 +261,4 @@ def class_gradient(
         wrt = xg if layer is None else cap.activations[cap.names[0]]  # a module called twice: its last call
         # summed over the batch: in eval mode image i's score depends on image i only
         (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), wrt)
-    return grad, None if layer is None else wrt.detach(), targets
+    return grad, wrt.detach()

@@ -1,6 +1,5 @@
-"""Class-model visualisation (Simonyan, Vedaldi & Zisserman 2014): the image a network scores highest
-for a class, by the regularised ascent of `labkit.interpret.ascent`. The objective is the logit S_c
-or log p_c; for an ensemble (a list of networks), their mean.
+"""Class-model visualisation (Simonyan, Vedaldi & Zisserman 2014): the image a network (or the mean of
+an ensemble) scores highest for a class, by the regularised ascent of `labkit.interpret.ascent`.
 
 Introduced in notebooks/08_class_model_synthesis.ipynb.
 """
@@ -14,30 +13,11 @@ from torch import nn
 
 from labkit.core import LabError
 from labkit.interpret import attribution
-from labkit.interpret.ascent import ascend, check_settings, pixel_range, total_variation
+from labkit.interpret.ascent import ascend, check_settings, pixel_range
 from labkit.models.pretrained import imagenet_classes
 
-__all__ = ["class_model", "total_variation"]
 INITS = ("zeros", "noise")
 OBJECTIVES = ("score", "log_softmax")
-
-
-def _class_list(target, classes, num_classes: int) -> torch.Tensor:
-    items = [target] if isinstance(target, (int, str)) else list(target)
-    if not items:
-        raise LabError("target is empty; give a class index, a class name, or a list of them.")
-    if classes is None and num_classes == 1000 and any(isinstance(t, str) for t in items):
-        classes = imagenet_classes()  # the names of a 1000-class model: ImageNet's
-    return attribution.resolve_targets(items, torch.zeros(len(items), num_classes), classes)
-
-
-def _networks(model: nn.Module | Sequence[nn.Module]) -> nn.ModuleList:
-    nets = [model] if isinstance(model, nn.Module) else list(model)
-    if not nets or not all(isinstance(m, nn.Module) for m in nets):
-        raise LabError("model must be an nn.Module or a non-empty list of networks of the same classes.")
-    holder = nn.ModuleList(nets)  # references, nothing copied: `inspecting` covers them all
-    holder.training = False  # its own flag only: a new module's True would make `inspecting` warn
-    return holder
 
 
 def class_model(
@@ -61,33 +41,23 @@ def class_model(
     seed: int = 0,
     objective: str = "score",
 ) -> torch.Tensor:
-    """The image(s) the network scores highest for `target`, by regularised gradient ascent.
-
-    Args:
-        model: a classifier, or a list of classifiers of the same classes (an ensemble); computed in
-            eval mode, given back as found.
-        target: a class index or name, or a list of them (one image each); names need `classes`,
-            except for a 1000-class model (ImageNet's).
-        steps, lr, l2, jitter, blur_every, blur_sigma, tv, tv_beta: the ascent
-            (`labkit.interpret.ascent`; 0: off).
-        image_size: H (= W) or (H, W).
-        init: "zeros" (the mean image), "noise" (std 0.1, from `seed`), or a tensor (C, H, W) or
-            (N, C, H, W) in input space.
-        clip: keep pixels in [0, 1] once `mean`/`std` (default 0 and 1) are undone.
-        seed: the noise and the jitter.
-        objective: "score" (S_c) or "log_softmax" (S_c - log sum_k exp S_k).
-
-    Returns:
-        Tensor (C, H, W) for one target, (N, C, H, W) for a list, in input space; C is the input
-        channels of the model's first Conv2d (else 3).
-    """
+    """The image the network (or a list of networks of the same classes, an ensemble) scores highest for
+    `target` (a class index or name, or a list; names need `classes`, except for ImageNet's 1000), by the
+    ascent of `labkit.interpret.ascent`: Tensor (C, H, W) in input space, (N, C, H, W) for a list. The
+    ascent starts from `init`: "zeros" (the mean image), "noise" (std 0.1, from `seed`) or a tensor
+    (C, H, W) or (N, C, H, W); `clip` keeps pixels in [0, 1] once `mean`, `std` are undone; `objective`:
+    "score" (S_c) or "log_softmax" (S_c - log sum_k exp S_k)."""
     settings = dict(l2=l2, jitter=jitter, blur_every=blur_every, blur_sigma=blur_sigma)
     settings.update(tv=tv, tv_beta=tv_beta)
     check_settings(steps, lr, **settings)
     attribution.check_choice("objective", objective, OBJECTIVES)
     if isinstance(init, str):
         attribution.check_choice("init", init, INITS, " or a tensor")
-    nets = _networks(model)
+    members = [model] if isinstance(model, nn.Module) else list(model)
+    if not members or not all(isinstance(m, nn.Module) for m in members):
+        raise LabError("model must be an nn.Module or a non-empty list of networks of the same classes.")
+    nets = nn.ModuleList(members)  # references, nothing copied: `inspecting` covers them all
+    nets.training = False  # its own flag only: a new module's True would make `inspecting` warn
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     c = attribution.in_channels(nets[0], default=3)
     device, dtype = attribution.model_device(nets), attribution.model_dtype(nets)
@@ -99,7 +69,12 @@ def class_model(
             counts = [attribution.check_logits(net(probe)).shape[1] for net in nets]
         if len(set(counts)) > 1:
             raise LabError(f"the networks have different numbers of classes ({counts}); they must agree.")
-        targets = _class_list(target, classes, counts[0]).to(device)
+        items = [target] if isinstance(target, (int, str)) else list(target)
+        if not items:
+            raise LabError("target is empty; give a class index, a class name, or a list of them.")
+        if classes is None and counts[0] == 1000 and any(isinstance(t, str) for t in items):
+            classes = imagenet_classes()  # the names of a 1000-class model: ImageNet's
+        targets = attribution.resolve_targets(items, torch.zeros(len(items), counts[0]), classes).to(device)
         n = len(targets)
         if isinstance(init, torch.Tensor):
             start = init.detach().to(device, dtype)
@@ -113,8 +88,7 @@ def class_model(
             start = 0.1 * torch.randn(n, c, h, w, generator=gen, dtype=dtype).to(device)
         else:
             start = torch.zeros(n, c, h, w, dtype=dtype, device=device)
-        if clip:
-            settings["low"], settings["high"] = pixel_range(mean, std, start)
+        low, high = pixel_range(mean, std, start) if clip else (None, None)
 
         def gain(images: torch.Tensor) -> torch.Tensor:  # (N,): the objective, mean over the networks
             every = [net(images) for net in nets]
@@ -123,5 +97,5 @@ def class_model(
                 scores = [sc - logits.logsumexp(1) for sc, logits in zip(scores, every)]
             return torch.stack(scores).mean(0)
 
-        images = ascend(gain, start, steps=steps, lr=lr, generator=gen, **settings)
+        images = ascend(gain, start, steps=steps, lr=lr, low=low, high=high, generator=gen, **settings)
     return images[0] if isinstance(target, (int, str)) else images

@@ -1,9 +1,6 @@
-"""Zeiler & Fergus's deconvnet (2014): one feature map projected back to pixel space. On a plain stack
-of conv / batch-norm / ReLU / max-pool modules, a forward pass records the max-pool switches; one
-channel of the layer is kept; each module is undone in reverse order (switch unpooling, a ReLU of
-the signal, batch-norm's scale or nothing, the transposed convolution). That equals the gradient of
-1/2 * sum(kept map**2) with every ReLU's backward replaced by a ReLU of the incoming gradient, the
-"gradient rule", used (with a `GradientRuleWarning`) where the construction is undefined.
+"""Zeiler & Fergus's deconvnet (2014): one feature map projected back to pixels by undoing each module of
+a plain conv / batch-norm / ReLU / max-pool stack in reverse order (switch unpooling, a ReLU of the signal,
+batch-norm's scale, the transposed convolution); elsewhere `gradient_rule`, with a `GradientRuleWarning`.
 
 Introduced in notebooks/06_deconvnet.ipynb.
 """
@@ -32,8 +29,8 @@ class GradientRuleWarning(UserWarning):
 
 @dataclass
 class DeconvInfo:
-    """How a projection was made: the layer, the channel kept per image (N,), the method
-    ("switches" or "gradient_rule") and why the gradient rule was used ("" for "switches")."""
+    """How a projection was made: the layer, the channel kept per image (N,), the method ("switches" or
+    "gradient_rule") and why the gradient rule was used ("" for "switches")."""
 
     layer: str
     channels: torch.Tensor
@@ -73,7 +70,7 @@ def _switches(steps: list[Step], x: torch.Tensor, mask: torch.Tensor, bn: str) -
         h = out
     r = h * mask
     for m, in_shape, switches in reversed(records):
-        if isinstance(m, nn.MaxPool2d):
+        if switches is not None:  # a max-pool
             r = _unpool(r, switches, in_shape)
         elif isinstance(m, nn.ReLU):
             r = r.clamp(min=0)  # rectification of the signal going down
@@ -118,34 +115,23 @@ def deconvnet(
     method: str = "auto",
     return_info: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, DeconvInfo]:
-    """Zeiler & Fergus deconvnet projection of one channel of `layer` back to pixel space.
-
-    Args:
-        model, x: the network (given back as found) and images (N, C, H, W) as it takes them.
-        layer: a layer name or module with feature-map output (N, C_l, h, w).
-        channel: the channel kept; None: per image, the channel whose map has the largest maximum.
-        bn: "transpose" (batch-norm's scale, as the gradient) or "skip" (the switches only).
-        method: "auto" (switches where the network is a plain conv/BN/ReLU/max-pool chain up to
-            `layer`, else the gradient rule), "switches" (else LabError) or "gradient_rule".
-        return_info: also return a `DeconvInfo`.
-
-    Returns:
-        Tensor like x (shape, dtype, device), or `(projection, DeconvInfo)`.
-    """
+    """Zeiler & Fergus deconvnet projection of one `channel` of `layer` (None: per image, the one whose
+    map has the largest maximum) to pixels: Tensor like x, or `(projection, DeconvInfo)` with `return_info`.
+    `method`: "switches" (a plain conv/BN/ReLU/max-pool chain up to `layer`), "gradient_rule", or "auto"
+    (switches where they apply); `bn`: "transpose" (batch-norm's scale, as the gradient) or "skip"."""
     x = attribution.check_images(x)
     attribution.check_choice("bn", bn, ("transpose", "skip"))
     attribution.check_choice("method", method, ("auto", "switches", "gradient_rule"))
     name, _ = find_layer(model, layer)
     xd = x.detach().to(attribution.model_device(model))
-    with attribution.inspecting(model, [x]):
+    with attribution.inspecting(model):
         with torch.no_grad():
             act = attribution.layer_output(model, xd, name)
         if channel is None:
             channels = act.flatten(2).amax(dim=2).argmax(dim=1)  # strongest map per image
         else:
             channel = attribution.check_channel(name, act.shape[1], channel)
-            channels = torch.full((len(x),), channel, dtype=torch.long)
-        channels = channels.to(act.device)
+            channels = torch.full((len(x),), channel, dtype=torch.long, device=act.device)
         mask = F.one_hot(channels, act.shape[1]).to(act.dtype)[:, :, None, None]  # (N, C_l, 1, 1)
 
         asked = method == "gradient_rule"
@@ -161,21 +147,17 @@ def deconvnet(
                     f"bn='skip' needs the explicit construction, which does not apply here ({reason}); "
                     "use bn='transpose'."
                 )
-            message = (
-                f"deconvnet on {name!r} uses the gradient rule (see labkit.interpret.deconvnet): {reason}"
-            )
-            warnings.warn(message, GradientRuleWarning, stacklevel=2)
+            message = f"deconvnet on {name!r} uses the gradient rule (see labkit.interpret.deconvnet): "
+            warnings.warn(message + reason, GradientRuleWarning, stacklevel=2)
             out = gradient_rule(model, xd, name, mask)
     out = out.to(device=x.device, dtype=x.dtype)
     info = DeconvInfo(name, channels.cpu(), "gradient_rule" if reason else "switches", reason)
     return (out, info) if return_info else out
 
 
-def gradient_rule(model: nn.Module, x: torch.Tensor, layer: LayerRef, mask: torch.Tensor) -> torch.Tensor:
-    """Gradient of 1/2 * sum((layer output * mask)**2) with respect to `x` (N, C, H, W), with the
-    backward of every `nn.ReLU`/`nn.ReLU6` replaced by ReLU(incoming gradient). `mask` broadcasts
-    to the layer's output, e.g. one-hot channels (N, C_l, 1, 1). Returns Tensor (N, C, H, W)."""
-    name, _ = find_layer(model, layer)
+def gradient_rule(model: nn.Module, x: torch.Tensor, name: str, mask: torch.Tensor) -> torch.Tensor:
+    """Gradient of 1/2 * sum((output of layer `name` * mask)**2) with respect to x (N, C, H, W), every
+    `nn.ReLU`/`nn.ReLU6` backward replaced by ReLU(incoming gradient); `mask` broadcasts to the output."""
     xr = x.detach().clone().requires_grad_(True)
     with attribution.inspecting(model), relu_backward(model, "deconvnet"):
         kept = attribution.layer_output(model, xr, name, detach=False) * mask

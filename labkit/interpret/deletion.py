@@ -1,7 +1,5 @@
-"""Deletion and insertion curves (Petsiuk, Das & Saenko 2018): delete the pixels in the order a map
-ranks them and follow the probability of the class (a faithful map: a fast fall, a low area), or put
-them back into a blurred copy (a fast rise, a high area). Pixels ranked equal come in a random
-order from `seed`; a random map is the baseline to beat.
+"""Deletion and insertion curves (Petsiuk, Das & Saenko 2018): the class probability as pixels are deleted
+in a map's order (faithful: a fast fall) or put back into a blurred copy (a fast rise); beat a random map.
 
 Introduced in notebooks/07_gradcam.ipynb.
 """
@@ -29,8 +27,7 @@ def blurred(x: torch.Tensor, sigma: float = INSERTION_BLUR_SIGMA) -> torch.Tenso
 
 
 def pixel_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Pixels of each map (N, H, W) from the highest value to the lowest, ties in a random order from
-    `seed`: LongTensor (N, H * W) of flat indices."""
+    """Flat pixel indices (N, H * W) of maps (N, H, W), highest first, ties in random order from `seed`."""
     n, h, w = maps.shape
     shuffle = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed)).to(maps.device)
     # a stable sort of the shuffled pixels keeps equal values in the shuffled order
@@ -51,25 +48,13 @@ def deletion_curve(
     batch_size: int = 64,
     classes=None,
 ) -> torch.Tensor:
-    """The probability of the target class as pixels are deleted (inserted) in the order of `maps`.
-
-    Args:
-        model, x, target, classes: as in `labkit.interpret.attribution`.
-        maps: (N, H, W), higher = more important (reduce (N, C, H, W) with `abs_max_channels`).
-        mode: "deletion" (from x, pixels removed) or "insertion" (from the substrate, put back).
-        steps: points after the first; each moves 1 / steps of the pixels.
-        substrate: a removed pixel's value in input space, a number or a tensor like x; None: 0 (the
-            mean colour) for deletion, `blurred(x)` for insertion.
-        seed: the order of pixels the map ranks equal.
-        batch_size: images per forward pass.
-
-    Returns:
-        Tensor (N, steps + 1) of probabilities on x's device; `auc(curves)` gives the areas.
-    """
+    """The probability of the target class as pixels are deleted from x ("deletion") or put back into the
+    substrate ("insertion") in the order of `maps` (N, H, W), 1 / steps of them at a time: Tensor
+    (N, steps + 1) on x's device. `substrate`: a removed pixel's value in input space, a number or a
+    tensor like x; None: 0 (the mean colour) for deletion, `blurred(x)` for insertion."""
     attribution.check_images(x)
     attribution.check_choice("mode", mode, MODES)
-    attribution.check_number("steps", steps, minimum=1, integer=True)
-    attribution.check_number("batch_size", batch_size, minimum=1, integer=True)
+    attribution.check_numbers(steps=steps, batch_size=batch_size, minimum=1, integer=True)
     n, c, h, w = x.shape
     if not isinstance(maps, torch.Tensor) or tuple(maps.shape) != (n, h, w):
         shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
@@ -96,9 +81,8 @@ def deletion_curve(
             img, k = j // (steps + 1), j % (steps + 1)
             done = (rank[img] < moved[k][:, None]).reshape(-1, 1, h, w)  # (B, 1, H, W)
             batch = torch.where(done, end[img], start[img])
-            probs[j] = (
-                attribution.check_logits(model(batch)).softmax(1).gather(1, targets[img][:, None])[:, 0]
-            )
+            logits = attribution.check_logits(model(batch))
+            probs[j] = logits.softmax(1).gather(1, targets[img][:, None])[:, 0]
     return probs.reshape(n, steps + 1).to(x.device)
 
 

@@ -1,7 +1,5 @@
-"""Fooling images (Szegedy et al. 2014; Goodfellow et al. 2015): from a real image, small steps down
-the cross-entropy of another class until the network predicts it, each of `step_size` pixel units
-(0 to 1, before the normalisation): per pixel along the gradient's sign (`norm="linf"`, Kurakin et
-al. 2017), or along the gradient of unit L2 norm (`norm="l2"`); pixels stay in [0, 1].
+"""Fooling images (Szegedy et al. 2014; Goodfellow et al. 2015; Kurakin et al. 2017): from a real image,
+small steps down the cross-entropy of another class until the network predicts it; pixels stay in [0, 1].
 
 Introduced in notebooks/08_class_model_synthesis.ipynb.
 """
@@ -23,10 +21,9 @@ NORMS = ("linf", "l2")
 
 @dataclass
 class Fooling:
-    """The result of `fool` for N images, on x's device: the perturbed images (N, C, H, W) normalised
-    as x; the perturbation added (N, C, H, W) in pixel units; the target classes (N,); whether the
-    network predicts them (N,) bool; the steps taken (N,) (max_steps for images not fooled); the
-    largest |change| of one pixel value (N,) and the L2 norm of the change (N,), in pixel units."""
+    """What `fool` did to N images, on x's device: the perturbed `images` normalised as x; the `perturbation`
+    added, its largest |change| of a pixel (`linf`) and its L2 norm (`l2`), in pixel units; the `targets`;
+    whether the network predicts them (`fooled`); the `steps` taken (max_steps for images not fooled)."""
 
     images: torch.Tensor
     perturbation: torch.Tensor
@@ -49,22 +46,12 @@ def fool(
     std=None,
     classes=None,
 ) -> Fooling:
-    """Push each image towards the target class in small gradient steps until the network predicts it.
-
-    Args:
-        model, x, classes: as in `labkit.interpret.attribution` (x is not changed).
-        target: class per image (None: each image's second most likely class), not the predicted one.
-        step_size: one step in pixel units (linf: per pixel; l2: of the whole image).
-        max_steps: steps after which an image is given up.
-        norm: "linf" (sign steps) or "l2" (normalised-gradient steps).
-        mean, std: the normalisation of x, per channel; None: x is in pixel units.
-
-    Returns:
-        a `Fooling`.
-    """
+    """Push each image towards `target` (None: its second most likely class) in steps of `step_size` pixel
+    units (0 to 1 before the normalisation `mean`, `std`), along the gradient's sign (norm="linf") or the
+    gradient of unit L2 norm ("l2"), until the network predicts it."""
     attribution.check_images(x)
-    attribution.check_number("step_size", step_size)
-    attribution.check_number("max_steps", max_steps, minimum=1, integer=True)
+    attribution.check_numbers(step_size=step_size)
+    attribution.check_numbers(max_steps=max_steps, minimum=1, integer=True)
     attribution.check_choice("norm", norm, NORMS)
     device = attribution.model_device(model)
     start = x.detach().to(device)
@@ -107,8 +94,7 @@ def fool(
                 stepped = images[idx] - step_size * move / scale  # down the loss, in input space
                 images[idx] = torch.maximum(torch.minimum(stepped, high), low)
                 steps[idx] += 1
-    with torch.no_grad():
-        perturbation = (images - start) * scale
+    perturbation = (images - start) * scale
     flat = perturbation.flatten(1)
     result = (images, perturbation, targets, ~active, steps, flat.abs().amax(1), flat.norm(dim=1))
     return Fooling(*(t.to(x.device) for t in result))

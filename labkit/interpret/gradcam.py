@@ -4,9 +4,6 @@
     cam     = relu(sum_k alpha_k * A_k)                # (N, h, w): only evidence for c
     map     = bilinear upsampling to (H, W), then per-map min-max to [0, 1] (a constant map: 0)
 
-The layer may be any module with output (N, K, h, w), h * w > 1, at its last call; not one whose
-output the model changes in place later (its values are gone when gradients flow).
-
 Introduced in notebooks/07_gradcam.ipynb.
 """
 
@@ -28,13 +25,12 @@ def _is_spatial(shape: tuple[int, ...]) -> bool:
 
 def _usable(calls: list[LayerCall]) -> list[LayerCall]:
     """The last call of every module with a spatial output not changed later, in forward order."""
-    last = {c.name: (i, c) for i, c in enumerate(calls)}
-    ordered = [c for _, c in sorted(last.values(), key=lambda pair: pair[0])]
-    return [c for c in ordered if _is_spatial(c.shape) and not c.changed_later]
+    last = {c.name: (i, c) for i, c in enumerate(calls)}  # (index of its last call, call)
+    return [c for _, c in sorted(last.values()) if _is_spatial(c.shape) and not c.changed_later]
 
 
 def _trace(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
-    return trace_calls(model, check_images(x)[:1].to(model_device(model)))
+    return trace_calls(model, check_images(x)[:1].to(model_device(model)))  # one image is enough
 
 
 def spatial_layers(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
@@ -62,7 +58,31 @@ def default_gradcam_layer(model: nn.Module, x: torch.Tensor) -> str:
     return _default_layer(model, _trace(model, x))
 
 
-def _check_layer(calls: list[LayerCall], name: str) -> None:
+def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Per-map min-max scaling of (N, H, W) to [0, 1]; a constant map becomes all zero."""
+    flat = maps.reshape(maps.shape[0], -1)
+    low = flat.min(dim=1, keepdim=True).values
+    span = flat.max(dim=1, keepdim=True).values - low
+    scaled = torch.where(span > 0, (flat - low) / span.clamp(min=torch.finfo(flat.dtype).tiny), 0.0)
+    return scaled.reshape(maps.shape)
+
+
+def gradcam(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target = None,
+    layer: LayerRef | None = None,
+    *,
+    classes=None,
+    upsample: bool = True,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """Grad-CAM maps of the target class at `layer` (None: `default_gradcam_layer`), in one forward
+    and one backward pass: Tensor (N, H, W) on x's device, or (N, h, w), the layer's resolution, with
+    `upsample=False`; `normalize`: per-map min-max scaling to [0, 1]."""
+    name = None if layer is None else find_layer(model, layer)[0]
+    calls = _trace(model, x)  # finds the default layer, or checks a named one, before the real pass
+    name = _default_layer(model, calls) if name is None else name
     last = {c.name: c for c in calls}
     shown = ", ".join(repr(c.name) for c in _usable(calls)[-6:])
     if name not in last:
@@ -78,45 +98,8 @@ def _check_layer(calls: list[LayerCall], name: str) -> None:
             f"so its own values are gone when gradients flow. Use the layer after the in-place step (for a "
             f"ResNet block, the block itself) or one of: {shown}."
         )
-
-
-def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max scaling of (N, H, W) to [0, 1]; a constant map becomes all zero."""
-    flat = maps.reshape(maps.shape[0], -1)
-    low = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - low
-    return torch.where(span > 0, (flat - low) / span.clamp(min=torch.finfo(flat.dtype).tiny), 0.0).reshape(
-        maps.shape
-    )
-
-
-def gradcam(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: Target = None,
-    layer: LayerRef | None = None,
-    *,
-    classes=None,
-    upsample: bool = True,
-    normalize: bool = True,
-) -> torch.Tensor:
-    """Grad-CAM maps of the target class at `layer`, in one forward and one backward pass.
-
-    Args:
-        model, x, target, classes: as in `labkit.interpret.attribution`.
-        layer: a module name from `model.named_modules()` or the module; None: `default_gradcam_layer`.
-        upsample: bilinear upsampling to (H, W); False: maps at the layer's resolution (h, w).
-        normalize: per-map min-max scaling to [0, 1].
-
-    Returns:
-        Tensor (N, H, W) (or (N, h, w)) on x's device.
-    """
-    name = None if layer is None else find_layer(model, layer)[0]
-    calls = _trace(model, x)  # finds the default layer, or checks a named one, before the real pass
-    name = _default_layer(model, calls) if name is None else name
-    _check_layer(calls, name)
-    del calls
-    grads, acts, _ = class_gradient(model, x, target, name, classes=classes, what="gradcam")
+    del calls, last  # the traced outputs, before the real pass
+    grads, acts = class_gradient(model, x, target, name, classes=classes, what="gradcam")
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1): alpha_k per image
     cam = F.relu((weights * acts).sum(dim=1))  # (N, h, w)
     if upsample:
@@ -127,8 +110,7 @@ def gradcam(
 def guided_gradcam(
     model: nn.Module, x: torch.Tensor, target: Target = None, layer: LayerRef | None = None, *, classes=None
 ) -> torch.Tensor:
-    """Guided Grad-CAM: guided backprop (fine detail) times the upsampled Grad-CAM map (where), in two
-    passes that explain the same classes. Returns Tensor like x (N, C, H, W), signed."""
+    """Guided backprop (fine detail) times the upsampled Grad-CAM map (where): Tensor like x, signed."""
     target = topk_targets(model, x, 1)[:, 0] if target is None else target
     cams = gradcam(model, x, target, layer, classes=classes)  # (N, H, W)
     return guided_backprop(model, x, target, classes=classes) * cams[:, None]

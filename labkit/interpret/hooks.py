@@ -1,6 +1,5 @@
-"""Hooks in one place: layers by name, captured activations and gradients, traced module calls, ReLU
-backward rules. The only module of labkit that registers hooks (a test checks it), each removed in
-a `finally`.
+"""Hooks in one place (a test checks that no other module registers one), each removed in a `finally`:
+layers by name, captured activations and gradients, traced module calls, ReLU backward rules.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb.
 """
@@ -9,8 +8,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
@@ -23,13 +23,12 @@ RELU_TYPES = (nn.ReLU, nn.ReLU6)  # ReLU6 (MobileNet, EfficientNet-Lite) is no n
 
 
 def find_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
-    """`(name, module)` of a layer given by its `model.named_modules()` name or as the module; a LabError
-    lists close names, or says that the module is not part of `model`."""
+    """`(name, module)` of a layer given by its `model.named_modules()` name or as the module."""
     modules = dict(model.named_modules())
     if isinstance(layer, nn.Module):
-        for name, module in modules.items():
-            if module is layer:
-                return name, module
+        names = [name for name, module in modules.items() if module is layer]
+        if names:
+            return names[0], layer
         raise LabError(f"the module {type(layer).__name__} passed as layer is not part of this model.")
     if not isinstance(layer, str):
         raise LabError(f"layer must be a module name (str) or an nn.Module, not {type(layer).__name__}.")
@@ -46,12 +45,12 @@ def find_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
 
 
 @contextmanager
-def _forward_hooks(modules: Iterable[tuple[str, nn.Module]], make_hook: Callable) -> Iterator[None]:
-    """Hooks `make_hook(name)` on `modules` (name, module) for the block; removed however it ends."""
+def _forward_hooks(modules: Iterable[tuple[str, nn.Module]], hook: Callable) -> Iterator[None]:
+    """`hook(name, module, args, output)` on each of `modules` (name, module) for the block."""
     handles = []
     try:
         for name, module in modules:
-            handles.append(module.register_forward_hook(make_hook(name)))
+            handles.append(module.register_forward_hook(partial(hook, name)))
         yield
     finally:
         for handle in handles:
@@ -80,46 +79,35 @@ def capture(
     detach: bool = True,
     stop: bool = False,
 ) -> Iterator[Capture]:
-    """Record the outputs of `layers` (a name or module, or several) in the forward passes of the block:
-    yields a `Capture`. With `gradients`, also the gradient a backward pass sends to each output; with
-    `detach=False`, the outputs themselves (to build a loss on them) instead of detached copies; with
-    `stop`, `StopForward` is raised once every layer is recorded (`forward_to` catches it)."""
+    """Record in a `Capture` the outputs of `layers` (a name or module, or several) in the block's forward
+    passes, as detached copies (`detach=False`: the outputs themselves, to build a loss on), and with
+    `gradients` what a backward pass sends them; with `stop`, `StopForward` once all are recorded."""
     layers = [layers] if isinstance(layers, (str, nn.Module)) else layers
     found = [find_layer(model, layer) for layer in layers]
     record = Capture(names=[name for name, _ in found])
 
-    def make_hook(name: str) -> Callable:
-        def hook(module, args, output):
-            if not isinstance(output, torch.Tensor):
-                raise LabError(f"layer {name!r} returns {type(output).__name__}, not a tensor.")
-            # A copy: a later in-place op (ReLU(inplace=True) in VGG, ResNet) cannot overwrite it.
-            record.activations[name] = output.detach().clone() if detach else output
-            if gradients and output.requires_grad:
-                # A tensor hook on this very output sees its gradient even where later in-place ops
-                # would confuse a module backward hook.
-                def keep(grad, name=name):
-                    record.gradients[name] = grad.detach()
+    def hook(name: str, module, args, output):
+        if not isinstance(output, torch.Tensor):
+            raise LabError(f"layer {name!r} returns {type(output).__name__}, not a tensor.")
+        # A copy: a later in-place op (ReLU(inplace=True) in VGG, ResNet) cannot overwrite it.
+        record.activations[name] = output.detach().clone() if detach else output
+        if gradients and output.requires_grad:
+            # a hook on this very tensor: later in-place ops would confuse a module backward hook
+            output.register_hook(lambda grad: record.gradients.update({name: grad.detach()}))
+        if stop and all(n in record.activations for n in record.names):
+            raise StopForward
 
-                output.register_hook(keep)
-            if stop and all(n in record.activations for n in record.names):
-                raise StopForward
-
-        return hook
-
-    with _forward_hooks(found, make_hook):
+    with _forward_hooks(found, hook):
         yield record
 
 
 def forward_to(
     model: nn.Module, x: torch.Tensor, layers: LayerRef | Iterable[LayerRef], *, detach: bool = True
 ) -> Capture:
-    """Run `model(x)` only as far as needed to record `layers` (at their first call) and return the
-    `Capture`; with `detach=False` the activations stay in x's graph. A layer not reached: LabError."""
-    with capture(model, layers, detach=detach, stop=True) as record:
-        try:
-            model(x)
-        except StopForward:
-            pass
+    """Run `model(x)` only as far as needed to record `layers` (at their first call): their `Capture`;
+    with `detach=False` the activations stay in x's graph."""
+    with capture(model, layers, detach=detach, stop=True) as record, suppress(StopForward):
+        model(x)
     missing = [n for n in record.names if n not in record.activations]
     if missing:
         raise LabError(f"layers {missing} were not called in the forward pass; pick layers the model uses.")
@@ -129,8 +117,7 @@ def forward_to(
 @dataclass
 class LayerCall:
     """One module call of a traced forward pass: the module's name, its output's shape (() when not a
-    tensor), how often the module ran in the pass, whether the output was changed in place later (an
-    in-place ReLU or `+=` downstream: its own values are gone by the time gradients flow), the output."""
+    tensor), the module's calls in the pass, whether an in-place op (ReLU, `+=`) changed the output later."""
 
     name: str
     shape: tuple[int, ...]
@@ -145,16 +132,13 @@ def trace_calls(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
     order: list[tuple[str, torch.Tensor | None, int]] = []
     counts: dict[str, int] = {}
 
-    def make_hook(name: str) -> Callable:
-        def hook(module, args, output):
-            counts[name] = counts.get(name, 0) + 1
-            out = output if isinstance(output, torch.Tensor) else None
-            order.append((name, out, getattr(out, "_version", 0)))  # it rises with every in-place change
-
-        return hook
+    def hook(name: str, module, args, output):
+        counts[name] = counts.get(name, 0) + 1
+        out = output if isinstance(output, torch.Tensor) else None
+        order.append((name, out, getattr(out, "_version", 0)))  # it rises with every in-place change
 
     layers = [(name, module) for name, module in model.named_modules() if name]  # not the model itself
-    with preserved(model), torch.no_grad(), _forward_hooks(layers, make_hook):
+    with preserved(model), torch.no_grad(), _forward_hooks(layers, hook):
         model.eval()
         model(x)
     return [
@@ -163,25 +147,23 @@ def trace_calls(model: nn.Module, x: torch.Tensor) -> list[LayerCall]:
     ]
 
 
-def relu_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def relu_modules(model: nn.Module) -> list[tuple[str, nn.ReLU | nn.ReLU6]]:
     """The `nn.ReLU` and `nn.ReLU6` modules of `model` (functional `F.relu` calls cannot be hooked)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, RELU_TYPES)]
 
 
 @contextmanager
 def relu_backward(model: nn.Module, rule: str) -> Iterator[None]:
-    """Inside the block, every `nn.ReLU` and `nn.ReLU6` backward follows `rule`: "deconvnet",
-    grad_in = relu(grad_out) (Zeiler & Fergus 2014), or "guided", grad_in = relu(grad_out) * (input > 0)
-    (Springenberg et al. 2015). In-place ReLUs run out of place meanwhile (a full backward hook cannot
-    sit on an in-place op)."""
+    """Inside the block, every `nn.ReLU`/`nn.ReLU6` backward follows `rule`: "deconvnet", relu(grad_out)
+    (Zeiler & Fergus 2014), or "guided", relu(grad_out) * (input > 0) (Springenberg et al. 2015); in-place
+    ReLUs run out of place (a full backward hook cannot sit on an in-place op)."""
     if rule not in ("deconvnet", "guided"):
         raise LabError(f"rule={rule!r}; use 'deconvnet' or 'guided'.")
     inplace = [(m, m.inplace) for _, m in relu_modules(model)]
     handles = []
 
     def hook(module, grad_input, grad_output):
-        # ReLU's own grad_input is grad_out * (input > 0) (ReLU6's: * (0 < input < 6)), so its
-        # positive part is the guided rule.
+        # guided: ReLU's own grad_input, grad_out * (input > 0) (ReLU6's: 0 < input < 6), made positive
         if grad_input[0] is None:  # the input needs no gradient: nothing to replace
             return None
         return ((grad_input[0] if rule == "guided" else grad_output[0]).clamp(min=0),)

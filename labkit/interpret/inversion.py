@@ -1,6 +1,5 @@
-"""Feature inversion (after Dosovitskiy & Brox 2016): a small decoder, trained to reconstruct the
-image from one layer's activations, measures what the layer has kept by its error on held-out
-images relative to predicting the mean image (`relative_error`, 1 - R^2).
+"""Feature inversion (after Dosovitskiy & Brox 2016): how well a small decoder reconstructs held-out
+images from one layer's activations measures what the layer has kept.
 
 Introduced in notebooks/06_deconvnet.ipynb.
 """
@@ -8,8 +7,9 @@ Introduced in notebooks/06_deconvnet.ipynb.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from labkit.core import LabError
-from labkit.interpret.attribution import check_images, check_number, inspecting, layer_output, model_device
+from labkit.interpret.attribution import check_images, check_numbers, inspecting, layer_output, model_device
 from labkit.interpret.filters import feature_maps
 from labkit.interpret.hooks import LayerRef, find_layer
 
@@ -54,7 +54,7 @@ def relative_error(reconstruction: torch.Tensor, x: torch.Tensor) -> float:
 
 def _as_tensor(images, what: str) -> torch.Tensor:
     if isinstance(images, Dataset):
-        items = [images[i] for i in range(len(images))]
+        items = [images[i] for i in range(len(cast(Sized, images)))]
         images = torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
     if len(check_images(images, what)) == 0:
         raise LabError(f"{what} is empty; pass at least one image.")
@@ -73,7 +73,6 @@ class Inversion:
 
     def reconstruct(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Decode the activations of x (N, C, H, W) at `layer`: Tensor like x."""
-        x = check_images(x)
         acts = feature_maps(model, x, self.layer)[self.layer]
         with torch.no_grad():
             return self.decoder(acts.to(next(self.decoder.parameters()).device)).to(x.device)
@@ -91,23 +90,11 @@ def train_inversion(
     width: int = 32,
     seed: int = 0,
 ) -> Inversion:
-    """Train a decoder from `layer`'s activations back to the images.
-
-    Args:
-        model: the network, frozen (its activations are computed once, in eval mode).
-        layer: a layer with feature-map output.
-        images, test_images: Tensors (N, C, H, W) or Datasets of (x, target); the test images give
-            `test_error`.
-        epochs, batch_size, lr: Adam on the mean squared error.
-        width: channels of the decoder.
-        seed: the decoder's initialisation and the batch order (the global random state is kept).
-
-    Returns:
-        an `Inversion`.
-    """
+    """Train a decoder (`width` channels; Adam on the mean squared error) from `layer`'s activations back
+    to `images`, and measure it on `test_images` (Tensors (N, C, H, W) or Datasets of (x, target));
+    `seed` sets its initialisation and the batch order, not the global random state."""
     name, _ = find_layer(model, layer)
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("width", width)):
-        check_number(key, value, minimum=1, integer=True)
+    check_numbers(epochs=epochs, batch_size=batch_size, width=width, minimum=1, integer=True)
     x = _as_tensor(images, "images")
     device = model_device(model)
     with inspecting(model), torch.no_grad():
@@ -115,13 +102,11 @@ def train_inversion(
     target = x.to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        decoder = Decoder(acts.shape[1], x.shape[1], tuple(acts.shape[2:]), tuple(x.shape[2:]), width).to(
-            device
-        )
+        in_hw, out_hw = (acts.shape[2], acts.shape[3]), (x.shape[2], x.shape[3])
+        decoder = Decoder(acts.shape[1], x.shape[1], in_hw, out_hw, width).to(device)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(decoder.parameters(), lr=lr)
     losses = []
-    decoder.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         total = 0.0
@@ -145,8 +130,5 @@ def invert_layers(
     model: nn.Module, layers: Iterable[LayerRef], images, test_images, **kwargs
 ) -> dict[str, Inversion]:
     """`train_inversion` (with `kwargs`) for each layer: {layer name: Inversion}."""
-    out = {}
-    for layer in layers:
-        inversion = train_inversion(model, layer, images, test_images=test_images, **kwargs)
-        out[inversion.layer] = inversion
-    return out
+    trained = [train_inversion(model, layer, images, test_images=test_images, **kwargs) for layer in layers]
+    return {inversion.layer: inversion for inversion in trained}

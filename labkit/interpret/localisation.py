@@ -1,7 +1,5 @@
-"""Localisation, measured against ground-truth object masks: the pointing game (Zhang et al. 2016), a
-hit when a map's first maximum is on the object or within a tolerance (Zhang et al.'s 15 pixels on
-~500-pixel images: 3 % of the side; a constant map misses), and the energy in the mask (Score-CAM,
-Wang et al. 2020), whose chance level is the mask's share of the image.
+"""Localisation against ground-truth object masks: the pointing game (Zhang et al. 2016) and the share
+of a map's energy in the mask (Score-CAM, Wang et al. 2020; chance level: the mask's share of the image).
 
 Introduced in notebooks/07_gradcam.ipynb.
 """
@@ -13,7 +11,7 @@ import torch
 from labkit.core import LabError
 from labkit.interpret.attribution import check_choice
 
-TOLERANCE_FRACTION = 0.03  # of max(H, W)
+TOLERANCE_FRACTION = 0.03  # of max(H, W): Zhang et al.'s 15 pixels on ~500-pixel images
 
 
 def _check(maps: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +54,7 @@ def pointing_hits(maps: torch.Tensor, masks: torch.Tensor, tolerance: float | No
 
 
 def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: float | None = None) -> float:
-    """The share of maps (N, H, W) whose maximum falls on the object of masks (N, H, W), in [0, 1];
-    see `pointing_hits`."""
+    """The share of maps (N, H, W) whose maximum is on the object of masks (N, H, W): see `pointing_hits`."""
     return pointing_hits(maps, masks, tolerance).float().mean().item()
 
 
@@ -72,7 +69,5 @@ def energy_in_mask(maps: torch.Tensor, masks: torch.Tensor, reduction: str = "me
         )
     total = maps.flatten(1).sum(dim=1)
     inside = (maps * masks).flatten(1).sum(dim=1)
-    share = torch.where(
-        total > 0, inside / total.where(total > 0, torch.ones_like(total)), torch.zeros_like(total)
-    )
+    share = torch.where(total > 0, inside / total.where(total > 0, torch.ones_like(total)), 0.0)
     return share.mean().item() if reduction == "mean" else share

@@ -1,6 +1,5 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014): a pixel's value is the mean, over the windows covering
-it, of how much the class score drops when the window is covered by `baseline`; the windows start at
-0, stride, 2 * stride, ... until one reaches the border, as in captum's `Occlusion`.
+it, of how much the class score drops when the window is covered (windows placed as captum's).
 
 Introduced in notebooks/06_deconvnet.ipynb.
 """
@@ -35,8 +34,7 @@ def occlusion_masks(height: int, width: int, window: int, stride: int) -> torch.
 
 def _check(x: torch.Tensor, window, stride, baseline, score: str, batch_size) -> None:
     attribution.check_images(x)
-    for name, value in (("window", window), ("stride", stride), ("batch_size", batch_size)):
-        attribution.check_number(name, value, minimum=1, integer=True)
+    attribution.check_numbers(window=window, stride=stride, batch_size=batch_size, minimum=1, integer=True)
     h, w = x.shape[-2:]
     if window > min(h, w):
         raise LabError(
@@ -70,20 +68,9 @@ def occlusion(
     batch_size: int = 64,
     classes=None,
 ) -> torch.Tensor:
-    """Occlusion map of the target class: how much the score drops when each region is covered.
-
-    Args:
-        model, x, target, classes: as in `labkit.interpret.attribution`.
-        window: side of the square in pixels (it covers every channel).
-        stride: pixels between neighbouring window positions (at most `window`).
-        baseline: what covers the square, in input space: a number (0: the dataset's mean colour) or a
-            tensor broadcastable to x (e.g. a blurred copy of x).
-        score: "logit" (as the gradient methods) or "probability" (as Zeiler & Fergus's figure 7).
-        batch_size: covered copies per forward pass.
-
-    Returns:
-        Tensor (N, H, W) on x's device, signed: positive where covering the region lowers the score.
-    """
+    """Occlusion map of the target class, Tensor (N, H, W) on x's device: how much the score ("logit", or
+    "probability" as Zeiler & Fergus's figure 7) drops when a `window`-sided square moved by `stride`
+    pixels is covered by `baseline` (input space): a number (0: the mean colour) or a tensor like x."""
     _check(x, window, stride, baseline, score, batch_size)
     n, _, h, w = x.shape
     device = attribution.model_device(model)

@@ -1,6 +1,5 @@
 """Maximally activating patches (after Zeiler & Fergus 2014): the top-k images by a channel's strongest
-response, one patch per image, each the receptive-field box of the maximum; the data is streamed and
-only a running top-k kept.
+response, each with the receptive-field box of that response; the data is streamed, a running top-k kept.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb.
 """
@@ -21,39 +20,27 @@ Patch = tuple[int, Box, float]  # (image index, (top, left, bottom, right), valu
 def max_activating_patches(
     model: nn.Module, images, layer: LayerRef, channel: int | list[int], k: int = 9, *, batch_size: int = 64
 ) -> list[Patch] | dict[int, list[Patch]]:
-    """The `k` images whose feature map `channel` (or each of a list of channels, in one pass) of `layer`
-    reaches the highest maximum, each with the receptive-field box of that maximum.
-
-    Args:
-        model: the network (eval mode, no gradients; given back as found).
-        images: a Tensor (N, C, H, W), a Dataset of `x` or `(x, target)`, or an ordered DataLoader;
-            normalised as the model takes them, all of one size.
-        batch_size: images per forward pass.
-
-    Returns:
-        [(image index, (top, left, bottom, right), value)], highest first; the box in input pixels,
-        clipped to the image. For a list of channels: {channel: that list}.
-    """
-    attribution.check_number("k", k, minimum=1, integer=True)
-    attribution.check_number("batch_size", batch_size, minimum=1, integer=True)
+    """The `k` `images` (Tensor (N, C, H, W), Dataset of `x` or `(x, target)`, or ordered DataLoader) whose
+    map `channel` of `layer` peaks highest: [(image index, the peak's receptive-field box, value)], highest
+    first; for a list of channels, in one pass, {channel: that list}."""
+    attribution.check_numbers(k=k, batch_size=batch_size, minimum=1, integer=True)
     several = isinstance(channel, (list, tuple))
-    channels = list(channel) if several else [channel]
+    channels = list(channel) if isinstance(channel, (list, tuple)) else [channel]
     if not channels:
         raise LabError("channel is an empty list; name at least one channel.")
     name, _ = find_layer(model, layer)
-    device = attribution.model_device(model)
     empty = (torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, 2, dtype=torch.long))
     top = [empty] * len(channels)  # per channel: the running top-k values, image indices, (y, x) of maxima
-    seen, image_size = 0, None
+    seen, image_size = 0, (0, 0)
     with attribution.inspecting(model), torch.no_grad():
         for x in attribution.iter_batches(images, batch_size):
-            if image_size is None:
-                image_size = tuple(x.shape[2:])
-            elif tuple(x.shape[2:]) != image_size:
+            if seen == 0:
+                image_size = (x.shape[2], x.shape[3])
+            elif (x.shape[2], x.shape[3]) != image_size:
                 raise LabError(
                     f"images have different sizes ({image_size}, {tuple(x.shape[2:])}); resize them."
                 )
-            act = attribution.layer_output(model, x.to(device), name)  # (B, C, h, w)
+            act = attribution.layer_output(model, x.to(attribution.model_device(model)), name)  # (B, C, h, w)
             if seen == 0:
                 channels = [attribution.check_channel(name, act.shape[1], c) for c in channels]
             fmaps = act[:, channels].float().cpu()  # (B, K, h, w)
@@ -71,7 +58,7 @@ def max_activating_patches(
     rf = receptive_field(model, name, image_size)
     out = {}
     for c, (val, idx, where) in zip(channels, top):
-        boxes = rf.boxes([tuple(p.tolist()) for p in where])
+        boxes = rf.boxes([(int(y), int(x)) for y, x in where])
         out[c] = [(int(i), box, float(v)) for i, box, v in zip(idx, boxes, val)]
     return out if several else out[channels[0]]
 

@@ -1,11 +1,8 @@
-"""Receptive fields: which input pixels a unit of a conv/pool stack sees, as boxes `(top, left, bottom,
-right)` in input pixels, bottom and right exclusive (`image[:, top:bottom, left:right]`).
+"""Receptive fields: which input pixels a unit sees, as boxes `(top, left, bottom, right)`, bottom and
+right exclusive, by a walk of a plain conv/pool stack one axis at a time (exact, at the borders too) or,
+in any network, the support of a unit's gradient in a twin of the network with only positive paths.
 
-Introduced in notebooks/05_filters_feature_maps.ipynb. `method="walk"` follows the modules up to the
-layer one axis at a time (kernel taps at `u * stride - padding + dilation * t`; taps outside the map
-are padding): exact, at the borders too. `method="gradient"` works for any network: the bounding box
-of the pixels where a unit's gradient is not zero, in a twin of the network whose paths all carry
-positive weights.
+Introduced in notebooks/05_filters_feature_maps.ipynb.
 """
 
 from __future__ import annotations
@@ -24,9 +21,10 @@ from labkit.interpret.attribution import check_choice, in_channels, inspecting, 
 from labkit.interpret.hooks import LayerRef, find_layer, forward_to
 
 Box = tuple[int, int, int, int]
+Pair = tuple[int, int]
 GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # modules that change which pixels a unit sees
-POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.ELU, nn.Tanh, nn.Sigmoid)
-POINTWISE += (nn.Hardswish, nn.Hardtanh, nn.Dropout, nn.Dropout2d, nn.Identity)
+POINTWISE: tuple[type[nn.Module], ...] = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.GELU)
+POINTWISE += (nn.ELU, nn.Tanh, nn.Sigmoid, nn.Hardswish, nn.Hardtanh, nn.Dropout, nn.Dropout2d, nn.Identity)
 SUPPORTED = GEOMETRIC + POINTWISE
 
 
@@ -52,8 +50,7 @@ def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]
 
 
 def modules_up_to(model: nn.Module, layer: LayerRef) -> tuple[str, list[tuple[str, nn.Module]]]:
-    """The layer's name and the modules, in registration order, from the input up to it (to its last
-    module when it is a container), supported or not."""
+    """The layer's name and the modules from the input up to it (its last one, for a container)."""
     name, _ = find_layer(model, layer)
     if name == "":
         raise LabError("layer='' is the whole model; name one of its layers instead.")
@@ -65,10 +62,8 @@ def modules_up_to(model: nn.Module, layer: LayerRef) -> tuple[str, list[tuple[st
 
 
 def plain_chain(model: nn.Module, layer: LayerRef, x: torch.Tensor) -> tuple[str, list[Step]]:
-    """(layer name, steps with their shapes on x), after checking that the modules up to `layer`, applied
-    one after the other in registration order, give its output on x; a LabError names the module that
-    is not supported (only its class's own forward is) or says that they do not (residual connections,
-    ops inside `forward`)."""
+    """(layer name, steps with their shapes on x), once the modules up to `layer` are checked to be
+    supported (their class's own forward) and, applied one after the other, to give its output on x."""
     name, modules = modules_up_to(model, layer)
     for step_name, module in modules:
         if not any(isinstance(module, b) and type(module).forward is b.forward for b in SUPPORTED):
@@ -100,11 +95,11 @@ def plain_chain(model: nn.Module, layer: LayerRef, x: torch.Tensor) -> tuple[str
     return name, steps
 
 
-def _pair(value) -> tuple[int, int]:
+def _pair(value) -> Pair:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def geometry(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+def geometry(module: nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d) -> tuple[Pair, Pair, Pair, Pair]:
     """(kernel, stride, padding before, dilation) of a conv or pooling module, per axis."""
     kernel, padding = _pair(module.kernel_size), module.padding
     if isinstance(module, nn.Conv2d):
@@ -121,14 +116,14 @@ def geometry(module: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple
     return kernel, stride, _pair(padding), _pair(getattr(module, "dilation", 1))  # AvgPool2d: no dilation
 
 
-def _span(seen: torch.Tensor) -> tuple[int, int]:
+def _span(seen: torch.Tensor) -> Pair:
     """The first and one past the last True of a bool vector; (0, 0) for none (a unit seeing only padding)."""
     where = seen.nonzero().flatten()
     return (int(where[0]), int(where[-1]) + 1) if where.numel() else (0, 0)
 
 
-def _support(steps: list[Step], axis: int, unit: int) -> tuple[int, int]:
-    """Follow one axis down from `unit` to the input: the span of input positions it sees."""
+def _support(steps: list[Step], axis: int, unit: int) -> Pair:
+    """Follow one axis from `unit` down to the input: the span of input positions it sees."""
     seen = torch.zeros(steps[-1].out_shape[2 + axis], dtype=torch.bool)
     seen[unit] = True
     for step in reversed(steps):
@@ -147,11 +142,10 @@ def _support(steps: list[Step], axis: int, unit: int) -> tuple[int, int]:
 
 def _geometry_twin(model: nn.Module) -> nn.Module:
     """A copy in which a pixel reaches a unit by a positive weight exactly when it does in `model`: convs
-    average their windows (no bias; 1 / fan-in keeps float32 values near 1), max-pooling averages its
-    windows (its gradient reaches all of a window), pointwise modules are identities."""
+    and max-pools average their windows (1 / fan-in keeps float32 values near 1), pointwise modules go."""
     twin = copy.deepcopy(model).float().eval().requires_grad_(False)
     for name, module in list(twin.named_modules()):
-        replacement = None
+        replacement: nn.Module | None = None
         if isinstance(module, nn.Conv2d):
             with torch.no_grad():
                 module.weight.fill_(1.0 / module.weight[0].numel())
@@ -173,10 +167,10 @@ def _geometry_twin(model: nn.Module) -> nn.Module:
 
 
 def gradient_support_boxes(
-    model: nn.Module, layer: LayerRef, input_size: tuple[int, int], units: list[tuple[int, int]], *, twin=None
+    model: nn.Module, layer: LayerRef, input_size: Pair, units: list[Pair], *, twin: nn.Module | None = None
 ) -> list[Box]:
-    """Bounding boxes of the input pixels on which units (y, x) of `layer`'s first channel depend,
-    from the gradient of the geometry twin, in one batched backward pass."""
+    """Bounding boxes of the input pixels on which units (y, x) of `layer`'s first channel depend, from
+    the gradient of the geometry twin, in one batched backward pass."""
     name, _ = find_layer(model, layer)
     twin = _geometry_twin(model) if twin is None else twin
     n, c = len(units), in_channels(model)
@@ -195,40 +189,38 @@ class ReceptiveField:
     input pixels between neighbouring units, the `method` ("walk" or "gradient")."""
 
     layer: str
-    input_size: tuple[int, int]
-    output_size: tuple[int, int]
-    size: tuple[int, int]
-    jump: tuple[int, int]
+    input_size: Pair
+    output_size: Pair
+    size: Pair
+    jump: Pair
     method: str
-    _steps: list[Step] = field(default=None, repr=False)
-    _model: nn.Module = field(default=None, repr=False)
-    _twin: nn.Module = field(default=None, repr=False)
+    _model: nn.Module = field(repr=False)
+    _steps: list[Step] | None = field(default=None, repr=False)  # the walk's; None for "gradient"
+    _twin: nn.Module | None = field(default=None, repr=False)
 
     def box(self, y: int, x: int) -> Box:
         """The (top, left, bottom, right) box of unit (y, x), clipped to the image, bottom/right exclusive."""
         return self.boxes([(y, x)])[0]
 
-    def boxes(self, units: list[tuple[int, int]]) -> list[Box]:
+    def boxes(self, units: list[Pair]) -> list[Box]:
         """The boxes of several units (y, x)."""
         units = [(int(y), int(x)) for y, x in units]
         h, w = self.output_size
         for y, x in units:
             if not (0 <= y < h and 0 <= x < w):
                 raise LabError(f"unit ({y}, {x}) is outside layer {self.layer!r}'s {h}x{w} feature map.")
-        if self.method == "gradient":
+        if self._steps is None:
             return gradient_support_boxes(self._model, self.layer, self.input_size, units, twin=self._twin)
         spans = [(_support(self._steps, 0, y), _support(self._steps, 1, x)) for y, x in units]
         return [(top, left, bottom, right) for (top, bottom), (left, right) in spans]
 
 
 def receptive_field(
-    model: nn.Module, layer: LayerRef, input_size: tuple[int, int] | int, *, method: str = "auto"
+    model: nn.Module, layer: LayerRef, input_size: Pair | int, *, method: str = "auto"
 ) -> ReceptiveField:
-    """The receptive field of `layer`'s units for images of `input_size` ((H, W), or an int).
-
-    `method`: "walk" (plain stacks; a module on the way that is not a conv, pooling, batch-norm,
-    activation or dropout raises LabError), "gradient" (any network), or "auto" (the walk where it
-    applies). Returns a `ReceptiveField`; `.box(y, x)` gives a unit's box."""
+    """The receptive field of `layer`'s units for images of `input_size` ((H, W), or an int), by `method`
+    "walk" (plain stacks of conv, pooling, batch-norm, activation, dropout), "gradient" (any network) or
+    "auto" (the walk where it applies); `.box(y, x)` gives a unit's box."""
     check_choice("method", method, ("auto", "walk", "gradient"))
     size = _pair(input_size) if isinstance(input_size, int) else tuple(input_size)
     if len(size) != 2 or any(not isinstance(s, int) or s < 1 for s in size):
@@ -250,20 +242,20 @@ def receptive_field(
                         for a in range(2):
                             extent[a] += dil[a] * (kernel[a] - 1) * jump[a]
                             jump[a] *= stride[a]
-                out = tuple(steps[-1].out_shape[2:])
-                return ReceptiveField(name, size, out, tuple(extent), tuple(jump), "walk", _steps=steps)
+                out = _pair(steps[-1].out_shape[2:])
+                return ReceptiveField(name, size, out, _pair(extent), _pair(jump), "walk", model, steps)
         twin = _geometry_twin(model)
         with torch.no_grad():
-            out = tuple(forward_to(twin, probe, name).activations[name].shape[2:])
+            out = _pair(forward_to(twin, probe, name).activations[name].shape[2:])
         center = [(out[0] // 2, out[1] // 2)]
         (top, left, bottom, right), *_ = gradient_support_boxes(model, name, size, center, twin=twin)
-        jump = (max(1, round(size[0] / out[0])), max(1, round(size[1] / out[1])))
-        extent = (bottom - top, right - left)
-        return ReceptiveField(name, size, out, extent, jump, "gradient", _model=model, _twin=twin)
+        steps_apart = (max(1, round(size[0] / out[0])), max(1, round(size[1] / out[1])))
+        extents = (bottom - top, right - left)
+        return ReceptiveField(name, size, out, extents, steps_apart, "gradient", model, _twin=twin)
 
 
 def receptive_field_error(
-    model: nn.Module, layer: LayerRef, input_size: tuple[int, int] | int, *, n_units: int = 8, seed: int = 0
+    model: nn.Module, layer: LayerRef, input_size: Pair | int, *, n_units: int = 8, seed: int = 0
 ) -> int:
     """The largest difference, in pixels, between the walked boxes and the gradient boxes of the four
     corner units of `layer` and `n_units` random ones: 0 when the walk is exact."""
@@ -277,9 +269,8 @@ def receptive_field_error(
     return max(abs(a - b) for g, wk in zip(grads, rf.boxes(units)) for a, b in zip(g, wk))
 
 
-def receptive_field_table(model: nn.Module, input_size: tuple[int, int] | int) -> pd.DataFrame:
-    """One row per conv and pooling layer: layer, type, output (h x w), jump, rf_size, center_box (the
-    central unit's box), method."""
+def receptive_field_table(model: nn.Module, input_size: Pair | int) -> pd.DataFrame:
+    """One row per conv and pooling layer: its output, jump, rf_size, central unit's box, method."""
     rows = []
     for layer in [n for n, m in model.named_modules() if isinstance(m, GEOMETRIC)]:
         rf = receptive_field(model, layer, input_size)

@@ -20,7 +20,6 @@ def abs_max_channels(attribution: torch.Tensor) -> torch.Tensor:
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target = None, *, classes=None) -> torch.Tensor:
-    """Simonyan et al.'s saliency maps, max over colour channels of |d logit_c / d x| (arguments as
-    in `labkit.interpret.attribution`): Tensor (N, H, W) on x's device, non-negative, not normalised."""
-    grad, _, _ = class_gradient(model, x, target, classes=classes, what="saliency")
+    """Simonyan et al.'s saliency maps, max over channels of |d logit_c / d x|: Tensor (N, H, W), >= 0."""
+    grad, _ = class_gradient(model, x, target, classes=classes, what="saliency")
     return abs_max_channels(grad).to(x.device)

@@ -1,8 +1,6 @@
 """Model-parameter randomisation (Adebayo et al. 2018): a map that explains a decision must change when
-the network that decides is destroyed. On copies, layers are re-initialised (PyTorch's default
-U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn on the CPU from `seed`; batch-norm kept) from the top down,
-one more at each step ("cascade"), or one at a time ("independent"), and the maps compared with the
-original ones by Spearman's rank correlation of their absolute values.
+the network that decides is destroyed, here layer by layer from the top ("cascade") or one layer at a
+time ("independent"), as measured by Spearman's rank correlation of the absolute maps.
 
 Introduced in notebooks/07_gradcam.ipynb.
 """
@@ -32,8 +30,8 @@ def randomisable_layers(model: nn.Module) -> list[str]:
 
 
 def randomised(model: nn.Module, layers: list[str], seed: int = 0) -> nn.Module:
-    """A deep copy of `model` whose `layers` (names) have new weights and biases from the default
-    initialisation, drawn from `seed`."""
+    """A deep copy of `model` whose `layers` (names) have new weights and biases from PyTorch's default
+    initialisation U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn on the CPU from `seed`."""
     clone = copy.deepcopy(model)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -71,8 +69,7 @@ def _ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks 1..M of each row of values (N, M), ties given their mean rank (as scipy's rankdata)."""
     n, m = values.shape
     sorted_values, order = values.sort(dim=1, stable=True)
-    # a tie group runs between positions where the sorted value changes; its members share the
-    # mean of the positions it spans
+    # a tie group runs between positions where the sorted value changes; its members share its mean position
     new_group = torch.ones_like(sorted_values, dtype=torch.bool)
     new_group[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
     group = new_group.cumsum(dim=1) - 1  # (N, M) group id per sorted position
@@ -85,8 +82,7 @@ def _ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman's rank correlation of each pair of maps a[i], b[i] (N, ...): Tensor (N,) float64.
-    A constant map shares no ranking with anything: 0."""
+    """Spearman's rank correlation of each pair a[i], b[i] (N, ...): Tensor (N,) float64, 0 if one is flat."""
     if a.shape != b.shape or a.dim() < 2:
         raise LabError(f"maps {tuple(a.shape)} and {tuple(b.shape)} must have the same shape (N, ...).")
     ra, rb = _ranks(a.detach().flatten(1).double()), _ranks(b.detach().flatten(1).double().to(a.device))
@@ -102,9 +98,9 @@ def as_heat(maps: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SanityCheck:
-    """What `sanity_check` measured: the order; {label: Tensor (N,)}, every image's rank correlation
-    with its original map at each step, labelled by the layer randomised last, top layer first; the
-    maps {"original" and each label: |maps| (N, H, W)}; the classes explained, LongTensor (N,)."""
+    """What `sanity_check` measured in its `order`: {label: Tensor (N,)}, every image's rank correlation
+    with its original map at each step, labelled by the layer randomised last, top layer first; the maps
+    {"original" and each label: |maps| (N, H, W)}; the classes explained, LongTensor (N,)."""
 
     order: str
     correlations: dict[str, torch.Tensor]
@@ -128,25 +124,14 @@ def sanity_check(
     classes=None,
     **kwargs,
 ) -> SanityCheck:
-    """Randomise copies of `model` layer by layer and measure how much `method`'s maps change.
-
-    Args:
-        method: an attribution function `method(model, x, target=..., **kwargs)`, e.g. `gradcam`.
-        model, x, target, classes: as in `labkit.interpret.attribution`; the trained model's classes
-            are explained at every step, and the model is not changed.
-        order: "cascade" (from the top, cumulative) or "independent" (one layer at a time).
-        layers: the layers to randomise, in forward order (None: every conv and linear layer).
-        seed: the new weights (step k draws from seed + k).
-
-    Returns:
-        a `SanityCheck`; `.mean()` gives {layer: mean correlation}.
-    """
+    """How much the maps of `method` (called as `method(model, x, target=..., **kwargs)`) change as copies
+    of `model` are randomised layer by layer (`layers`, in forward order; None: every conv and linear
+    layer), explaining the trained model's classes; step k draws its weights from `seed + k`."""
     attribution.check_images(x)
     steps = randomisation_steps(model, order, layers)
     with attribution.inspecting(model), torch.no_grad():
-        targets = attribution.resolve_targets(
-            target, attribution.check_logits(model(x.to(attribution.model_device(model)))), classes
-        )
+        logits = attribution.check_logits(model(x.to(attribution.model_device(model))))
+    targets = attribution.resolve_targets(target, logits, classes)
     original = as_heat(method(model, x, target=targets, **kwargs))
     maps, correlations = {"original": original}, {}
     for k, (label, names) in enumerate(steps):

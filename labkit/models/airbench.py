@@ -1,9 +1,5 @@
-"""A fast residual network for small images after airbench (Jordan 2024): conv-BN-GELU-pool groups with
-a shortcut around their second convolution, a fixed patch-whitening stem, convolutions that start as
-identities, batch-norm of fixed scale, global max pooling and scaled-down logits.
-
-Introduced in notebooks/03_residual_inception.ipynb.
-"""
+"""airbench's fast CIFAR-10 network (Jordan 2024), with a shortcut in each of its three groups.
+Introduced in notebooks/03_residual_inception.ipynb."""
 
 from __future__ import annotations
 
@@ -15,22 +11,19 @@ from torch import nn
 from labkit.core import LabError
 from labkit.models.base import Rebuildable, check_int
 
-WHITENING_EPS = 5e-4
-
 
 class PatchWhitening(nn.Conv2d):
-    """A k x k convolution (no padding) from C channels to 2 * C * k * k whitened ones, (N, C, H, W) ->
-    (N, 2 * C * k * k, H - k + 1, W - k + 1). `fit(images)` sets its filters, which do not train,
-    to the eigenvectors of the covariance of the images' k x k patches, each divided by the square
-    root of its eigenvalue (+ eps), and their negatives (an activation after it loses nothing)."""
+    """A frozen k x k convolution that whitens image patches, (N, C, H, W) -> (N, 2 * C * k * k, H - k + 1,
+    W - k + 1). `fit(images)` sets its filters to the patch covariance's eigenvectors scaled by
+    1 / sqrt(eigenvalue + eps), and their negatives (so an activation after it loses nothing)."""
 
     def __init__(self, in_channels: int = 3, kernel_size: int = 2) -> None:
         super().__init__(in_channels, 2 * in_channels * kernel_size**2, kernel_size, bias=True)
         self.weight.requires_grad_(False)
-        nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.get_parameter("bias"))
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor, eps: float = WHITENING_EPS) -> PatchWhitening:
+    def fit(self, images: torch.Tensor, eps: float = 5e-4) -> PatchWhitening:
         """Whiten the patches of `images` (N, C, H, W), normalised as the network sees them; returns self."""
         c, k = self.in_channels, self.kernel_size[0]
         if images.ndim != 4 or images.shape[1] != c or min(images.shape[-2:]) < k:
@@ -67,16 +60,9 @@ class ResidualGroup(nn.Module):
 
 
 class AirbenchResNet(Rebuildable, nn.Module):
-    """airbench's CIFAR-10 network with a residual connection in each of its three groups,
-    (N, 3, H, W) -> (N, num_classes), H, W >= 9. Call `model.stem.fit(images)` with a few thousand
-    normalised training images before training.
-
-    Args:
-        num_classes: output classes (>= 2).
-        widths: output channels of the three groups (airbench94's: (64, 256, 256)).
-        logit_scale: factor on the logits.
-        bn_momentum: batch-norm momentum, in torch's convention.
-    """
+    """A whitening stem, three `ResidualGroup`s of `widths` channels, global max pooling and logits scaled
+    by `logit_scale`: (N, 3, H, W) -> (N, num_classes), H, W >= 9. Call `model.stem.fit(images)` with a
+    few thousand normalised training images before training."""
 
     ARCH = "airbench_resnet"
 
@@ -113,7 +99,7 @@ class AirbenchResNet(Rebuildable, nn.Module):
 
 def _conv(c_in: int, c_out: int) -> nn.Conv2d:
     conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-    with torch.no_grad():  # the first min(c_in, c_out) filters copy their input channel
+    with torch.no_grad():  # starts as an identity: the first min(c_in, c_out) filters copy their input
         nn.init.dirac_(conv.weight[: min(c_in, c_out)])
     return conv
 

@@ -1,15 +1,12 @@
-"""What the networks of `labkit.models` share: argument checks, and the `arch` record from which
-`labkit.models.build` makes a network again (checkpoints store it).
-
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+"""Argument checks, and the `arch` record that checkpoints store and `labkit.models.build` reads.
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
 from labkit.core import LabError
 
 
-def check_int(name: str, value, minimum: int = 1, hint: str = "") -> None:
+def check_int(name: str, value: object, minimum: int = 1, hint: str = "") -> None:
     """Raise a LabError unless `value` is an int (not a bool) >= `minimum`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise LabError(f"{name}={value!r}: expected an int >= {minimum}{hint}.")

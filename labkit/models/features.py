@@ -1,9 +1,5 @@
-"""Feature caching: a frozen base is a fixed function image -> features, so every image runs through it
-once and the head trains on the stored features, giving the head that training through the base
-gives (tests/test_pretrained.py checks it). Augmented images would need new features every epoch.
-
-Introduced in notebooks/04_transfer_learning.ipynb.
-"""
+"""Feature caching: a frozen base is a fixed function, so the head can train on features computed once.
+Introduced in notebooks/04_transfer_learning.ipynb."""
 
 from __future__ import annotations
 
@@ -21,8 +17,8 @@ from labkit.util import preserved
 
 
 class Headless(nn.Module):
-    """The model without its head: `Headless(model)(x)` is what the head receives, (N, features). It
-    shares the model's modules; during a forward pass the head is an `nn.Identity`, put back after."""
+    """The model without its head, (N, features): it shares the model's modules; during a forward pass
+    the head is an `nn.Identity`, put back after."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -43,31 +39,29 @@ def headless(model: nn.Module) -> Headless:
     return Headless(model)
 
 
-def _conv_bn_pairs(module: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
-    """(sequential, conv name, batch-norm name) of every conv followed by its batch-norm."""
-    pairs = []
-    for seq in module.modules():
-        if isinstance(seq, nn.Sequential):
-            names = list(seq._modules)
-            for a, b in zip(names, names[1:]):
-                conv, bn = seq._modules[a], seq._modules[b]
-                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                    if bn.running_mean is not None and conv.out_channels == bn.num_features:
-                        pairs.append((seq, a, b))
-    return pairs
+def _fold_conv_bn(module: nn.Module, fold: bool = True) -> int:
+    """Fold every batch-norm that follows a conv in an `nn.Sequential` into that conv (fold=False: only
+    count them); returns how many."""
+    count = 0
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None:
+                if conv.out_channels == bn.num_features:
+                    count += 1
+                    if fold:
+                        seq._modules[a], seq._modules[b] = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return count
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """For inference: a copy of `module`, in eval mode, in which every batch-norm that follows a conv
-    in an `nn.Sequential` is folded into the conv's weights and bias (in eval mode it is a fixed
-    affine map per channel): the same function with a layer fewer per block. `module` is untouched,
-    and returned as it is when it has no such pair."""
-    if not _conv_bn_pairs(module):
+    """For inference: a copy of `module` in eval mode with every batch-norm that follows a conv in an
+    `nn.Sequential` folded into the conv; `module` itself (untouched) when it has no such pair."""
+    if not _fold_conv_bn(module, fold=False):
         return module
     folded = copy.deepcopy(module).eval()
-    for seq, a, b in _conv_bn_pairs(folded):
-        seq._modules[a] = fuse_conv_bn_eval(seq._modules[a], seq._modules[b])
-        seq._modules[b] = nn.Identity()
+    _fold_conv_bn(folded)
     return folded
 
 
@@ -75,11 +69,10 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 def extract_features(
     body: nn.Module, loader: DataLoader, device: str | torch.device = "cpu", progress: bool = False
 ) -> TensorDataset:
-    """Features of every batch of `loader` (`(images, targets)`, without augmentation) through `body`
-    (e.g. `headless(model)` of a frozen model), in eval mode on `device`, with a progress bar if
-    asked: TensorDataset(features float32 (N, D), targets int64 (N,)) on the CPU. The body's mode is
-    given back; its weights keep the channels-last layout this uses."""
-    if not isinstance(loader, DataLoader) and not hasattr(loader, "__iter__"):
+    """Features of every batch of `loader` (`(images, targets)`) through `body` (e.g. `headless(model)`)
+    in eval mode on `device`: TensorDataset(features float32 (N, D), targets int64 (N,)) on the CPU.
+    The body's mode is given back; its weights keep the channels-last layout this uses."""
+    if not hasattr(loader, "__iter__"):
         raise LabError(f"loader must be a DataLoader of (images, targets), not {type(loader).__name__}.")
     device = pick_device(device)
     feats, targets = [], []

@@ -1,17 +1,7 @@
-"""Freezing and unfreezing a pretrained network by stage, and discriminative learning rates. A stage
-is a group of layers at one depth, input side first, ending with "head" (the last linear layer):
-
-    ResNet                      stem, layer1, layer2, layer3, layer4, head
-    EfficientNet-Lite (labkit)  stem, stage1, ..., stage7, top, head
-    VGG, AlexNet, NaiveCNN      block1, block2, ... (split at the pooling layers), classifier, head
-    MobileNet, EfficientNet-B0  features.0, features.1, ..., classifier, head
-
-A batch-norm layer whose parameters are all frozen runs in eval mode (`freeze`, and `train_mode`,
-which `fit` calls instead of `model.train()`): in train mode it would normalise with batch
-statistics and update its running ones, quietly changing the frozen features.
-
-Introduced in notebooks/04_transfer_learning.ipynb.
-"""
+"""Freezing and unfreezing a pretrained network by stage (ResNet's stem, layer1, ...; a VGG's convolutions
+split at its pools; "head", the last linear layer, last), and discriminative learning rates. Frozen batch-norm
+layers run in eval mode, lest their running statistics quietly change the frozen features.
+Introduced in notebooks/04_transfer_learning.ipynb."""
 
 from __future__ import annotations
 
@@ -29,10 +19,6 @@ HEAD = "head"
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
-def _has_params(module: nn.Module) -> bool:
-    return next(module.parameters(), None) is not None
-
-
 def stages(model: nn.Module) -> OrderedDict[str, list[str]]:
     """The model's stages, {stage name: module-name prefixes}, input side first, "head" last; every
     parameter belongs to exactly one stage."""
@@ -47,13 +33,13 @@ def stages(model: nn.Module) -> OrderedDict[str, list[str]]:
         if any(isinstance(m, _POOLS) for m in feats.values()):  # a flat conv stack: split at the pools
             block: list[str] = []
             for name, m in feats.items():
-                if _has_params(m):
+                if list(m.parameters()):
                     block.append(f"features.{name}")
                 if (isinstance(m, _POOLS) or name == list(feats)[-1]) and block:
                     out[f"block{len(out) + 1}"], block = block, []
         else:  # a sequence of blocks, each a stage
             for name, m in feats.items():
-                if _has_params(m):
+                if list(m.parameters()):
                     out[f"features.{name}" if name.isdigit() else name] = [f"features.{name}"]
     # whatever holds parameters and is not covered yet (the classifier minus its last layer, ...)
     covered = [p for prefixes in out.values() for p in prefixes] + [head_name]
@@ -87,14 +73,12 @@ def _eval_frozen_bn(model: nn.Module) -> nn.Module:
 
 
 def train_mode(model: nn.Module) -> nn.Module:
-    """`model.train()`, except that batch-norm layers whose parameters are all frozen go to eval mode,
-    so that a frozen pretrained backbone stays exactly as it was. Returns the model."""
+    """`model.train()`, but batch-norm layers whose parameters are all frozen go to eval mode; returns it."""
     return _eval_frozen_bn(model.train())
 
 
 def freeze(model: nn.Module, train_head: bool = True) -> nn.Module:
-    """Freeze every parameter but the head's (with `train_head`); frozen batch-norm layers go to eval
-    mode now (and stay there under `train_mode`). Returns the model."""
+    """Freeze every parameter but the head's (with `train_head`), and return the model."""
     head_prefixes = stages(model)[HEAD]
     for name, p in model.named_parameters():
         p.requires_grad_(train_head and any(name == h or name.startswith(h + ".") for h in head_prefixes))
@@ -107,31 +91,23 @@ def unfreeze(
     prefixes: Sequence[str] | None = None,
     batchnorm: bool = True,
 ) -> nn.Module:
-    """Make parts of the model trainable again (the head always is), and return it.
-
-    Args:
-        stages: an int k: the last k stages before the head; "all"; or stage names, e.g. ["layer4"].
-        prefixes: module-name prefixes, e.g. ["features.stage7", "features.top"].
-        batchnorm: False leaves the batch-norm layers of the unfrozen stages frozen, so that under
-            `train_mode` they keep the pretrained statistics while the convolutions around them learn
-            (Keras's advice for fine-tuning on small batches).
-    """
+    """Make parts of the model trainable again (the head always is), and return it. `stages`: an int k
+    (the last k stages before the head), "all", or stage names such as ["layer4"]; `prefixes`: module-name
+    prefixes, e.g. ["features.stage7"]; `batchnorm=False` keeps the batch-norm layers frozen, with their
+    pretrained statistics (Keras's advice for fine-tuning on small batches)."""
     table = _stages(model)
     body = [s for s in table if s != HEAD]
     chosen: list[str] = [HEAD]
     if isinstance(stages, str) and stages == "all":
         chosen += body
-    elif isinstance(stages, int) and not isinstance(stages, bool):
-        if not 0 <= stages <= len(body):
+    elif isinstance(stages, int):
+        if isinstance(stages, bool) or not 0 <= stages <= len(body):
             raise LabError(f"stages={stages}: this model has {len(body)} stages before the head ({body}).")
         chosen += body[len(body) - stages :]
     elif stages is not None:
         names = [stages] if isinstance(stages, str) else list(stages)
-        unknown = [s for s in names if s not in table]
-        if unknown:
-            raise LabError(
-                f"unknown stage(s) {unknown}; the model's stages: {list(table)}, an int, or 'all'."
-            )
+        if unknown := [s for s in names if s not in table]:
+            raise LabError(f"unknown stage(s) {unknown}; the model's stages: {[*table]}, an int, or 'all'.")
         chosen += names
     selected = [p for s in chosen for p in table[s]]
     for pre in prefixes or []:
@@ -140,10 +116,9 @@ def unfreeze(
         selected.append(pre)
     if not isinstance(batchnorm, bool):
         raise LabError(f"batchnorm={batchnorm!r}: expected True (it trains) or False (it stays frozen).")
-    bn_params = [p for m in model.modules() if isinstance(m, _BatchNorm) for p in m.parameters(recurse=False)]
-    keep_frozen = set() if batchnorm else {id(p) for p in bn_params}
+    bn = {id(p) for m in model.modules() if isinstance(m, _BatchNorm) for p in m.parameters(recurse=False)}
     for _, p in _params_of(model, selected):
-        if id(p) not in keep_frozen:
+        if batchnorm or id(p) not in bn:
             p.requires_grad_(True)
     return model
 
@@ -158,17 +133,14 @@ def stage_table(model: nn.Module) -> pd.DataFrame:
     rows = []
     for s, pre in stages(model).items():
         ps = [p for _, p in _params_of(model, pre)]
-        trainable = sum(p.numel() for p in ps if p.requires_grad)
-        rows.append(
-            dict(stage=s, modules=", ".join(pre), params=sum(p.numel() for p in ps), trainable=trainable)
-        )
+        params, trainable = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
+        rows.append(dict(stage=s, modules=", ".join(pre), params=params, trainable=trainable))
     return pd.DataFrame(rows)
 
 
 def param_groups(model: nn.Module, base_lr: float, decay: float = 0.5) -> list[dict]:
-    """Discriminative learning rates (Howard & Ruder 2018): the head at `base_lr` (> 0), each stage below
-    it at `decay` (in (0, 1]) times the rate of the stage above, trainable parameters only. Returns
-    [{"params": [...], "lr": float, "name": stage}], head first, for `torch.optim` or `fit`."""
+    """Discriminative learning rates (Howard & Ruder 2018): groups {"params", "lr", "name"} for `torch.optim`,
+    head first at `base_lr`, each stage below at `decay` times the rate above; trainable parameters only."""
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or base_lr <= 0:
         raise LabError(f"base_lr={base_lr!r}: expected a positive learning rate such as 1e-3.")
     if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0 < decay <= 1:

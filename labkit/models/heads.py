@@ -1,8 +1,5 @@
-"""The classification head of a network, its LAST `nn.Linear` (`fc` in a ResNet, `classifier.6` in
-VGG, `classifier.fc` in labkit's EfficientNet-Lite): find it, replace it for new classes.
-
-Introduced in notebooks/04_transfer_learning.ipynb.
-"""
+"""A network's classification head, its LAST `nn.Linear` (`fc` in a ResNet): find it, replace it.
+Introduced in notebooks/04_transfer_learning.ipynb."""
 
 from __future__ import annotations
 
@@ -27,9 +24,8 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
-    """Swap the head for a new, trainable `nn.Linear` with `num_classes` outputs (on the old one's
-    device and dtype), and return it. The model's `config` or `arch` record is updated, so that
-    `labkit.models.build(model.arch)` makes the new shape."""
+    """Swap the head for a new, trainable `nn.Linear` with `num_classes` outputs (on the old one's device
+    and dtype), and return it; the model's `config` or `arch` record follows, for `labkit.models.build`."""
     check_int("num_classes", num_classes, 2, ", the number of classes of your dataset (splits.num_classes)")
     name, old = find_head(model)
     new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)

@@ -1,9 +1,5 @@
-"""Inception blocks (Szegedy et al. 2015): 1x1, 3x3 and 5x5 convolutions and a 3x3 max-pool side by
-side, concatenated along the channels; `InceptionBlock` shrinks the channels by 1x1 convolutions
-first. Every convolution has batch-norm (else a bias) and a non-inplace ReLU after it.
-
-Introduced in notebooks/03_residual_inception.ipynb.
-"""
+"""Inception blocks (Szegedy et al. 2015): 1x1, 3x3, 5x5 convolutions and a 3x3 max-pool side by side.
+Introduced in notebooks/03_residual_inception.ipynb."""
 
 from __future__ import annotations
 
@@ -20,10 +16,9 @@ def conv_unit(
     c_in: int, c_out: int, k: int, batch_norm: bool = True, prefix: str = ""
 ) -> list[tuple[str, nn.Module]]:
     """The (name, module) pairs of `conv -> [bn] -> relu`, keeping the spatial size."""
-    units = [(f"{prefix}conv", nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not batch_norm))]
-    if batch_norm:
-        units.append((f"{prefix}bn", nn.BatchNorm2d(c_out)))
-    return units + [(f"{prefix}relu", nn.ReLU())]
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=not batch_norm)
+    bn: list[tuple[str, nn.Module]] = [(f"{prefix}bn", nn.BatchNorm2d(c_out))] if batch_norm else []
+    return [(f"{prefix}conv", conv), *bn, (f"{prefix}relu", nn.ReLU())]
 
 
 def _branch(*units: list[tuple[str, nn.Module]]) -> nn.Sequential:
@@ -59,17 +54,9 @@ class NaiveInception(_Branches):
 
 
 class InceptionBlock(_Branches):
-    """GoogLeNet's inception module, with the argument names and order of torchvision's `Inception`
-    (inception 3a: 192 -> 64, 96, 128, 16, 32, 32 = 256 channels):
-    (N, in_channels, H, W) -> (N, c1 + c3 + c5 + pool_proj, H, W).
-
-    Args:
-        c1: output channels of the 1x1 branch.
-        c3_reduce, c3: a 1x1 conv to `c3_reduce` channels, then a 3x3 conv to `c3`.
-        c5_reduce, c5: a 1x1 conv to `c5_reduce` channels, then a 5x5 conv to `c5`.
-        pool_proj: a 3x3 max-pool (stride 1), then a 1x1 conv to `pool_proj`.
-        batch_norm: batch-norm after every convolution (else conv bias).
-    """
+    """GoogLeNet's inception module with the arguments of torchvision's `Inception`: (N, in_channels, H, W)
+    -> (N, c1 + c3 + c5 + pool_proj, H, W). The 3x3 and 5x5 branches first reduce to `c3_reduce` and
+    `c5_reduce` channels by a 1x1 conv; the pooling branch ends with a 1x1 conv to `pool_proj`."""
 
     def __init__(
         self,
@@ -99,11 +86,10 @@ class InceptionBlock(_Branches):
 
     @classmethod
     def with_width(cls, in_channels: int, out_channels: int, batch_norm: bool = True) -> InceptionBlock:
-        """A block `out_channels` wide (a multiple of 8), split as GoogLeNet's 3a: 1/4 of the channels
-        from the 1x1 branch, 1/2 from the 3x3, 1/8 from the 5x5 and from the pooling branch; the
-        reductions are half as wide as the convolutions they feed."""
+        """A block `out_channels` wide (a multiple of 8), split as GoogLeNet's 3a: 1/4, 1/2, 1/8 and 1/8 from
+        the 1x1, 3x3, 5x5 and pooling branches, each reduction half as wide as the conv it feeds."""
         check_int("out_channels", out_channels)
         if out_channels % 8:
             raise LabError(f"out_channels={out_channels}: expected a multiple of 8 (an eighth per branch).")
         e = out_channels // 8
-        return cls(in_channels, 2 * e, max(1, 2 * e), 4 * e, max(1, e // 2), e, e, batch_norm=batch_norm)
+        return cls(in_channels, 2 * e, 2 * e, 4 * e, max(1, e // 2), e, e, batch_norm=batch_norm)

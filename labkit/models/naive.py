@@ -1,9 +1,5 @@
-"""The naive CNN of lab 02: stages of (conv, batch-norm, ReLU) x k and pooling, then a dense head, with
-the layer names (`features.conv1_1`, `features.relu1_1`, `features.pool1`, ..., `classifier.fc1`)
-the interpretability labs use.
-
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+"""The naive CNN, with the layer names (`features.conv1_1`, ..., `classifier.fc1`) the later labs hook.
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
@@ -19,20 +15,9 @@ POOLS = ("max", "avg", "stride", None)
 
 
 class NaiveCNN(Rebuildable, nn.Module):
-    """A plain convolutional classifier: (N, in_channels, H, W) -> (N, num_classes), H, W >= 2**stages.
-
-    Args:
-        num_classes: output classes (>= 2).
-        in_channels: 3 for colour images, 1 for grayscale.
-        channels: output channels of each stage.
-        convs_per_stage: conv-BN-ReLU units per stage.
-        kernel_size: odd; padding keeps the spatial size.
-        batch_norm: a BatchNorm2d after every conv.
-        pool: "max" or "avg" (2x2 after each stage), "stride" (the stage's last conv strides by 2)
-            or None (no downsampling).
-        dropout: dropout probability in the head.
-        hidden: width of the hidden dense layer (0: one linear layer after global pooling).
-    """
+    """A stage of `convs_per_stage` conv-[BN]-ReLU units per entry of `channels`, each downsampled by `pool`
+    ("max", "avg", "stride": the last conv strides by 2; None: not at all), global average pooling and a
+    head with a `hidden` dense layer (0: none): (N, in_channels, H, W) -> (N, num_classes)."""
 
     ARCH = "naive_cnn"
 

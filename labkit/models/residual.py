@@ -1,9 +1,5 @@
-"""Residual networks (He et al. 2016): a block computes `relu(F(x) + shortcut(x))`, the shortcut a
-projection (1x1 conv, batch-norm) where the block changes the shape. Names follow torchvision, so
-`resnet18()` takes its weights; every ReLU is a non-inplace module of its own (for the hooks).
-
-Introduced in notebooks/03_residual_inception.ipynb.
-"""
+"""Residual networks (He et al. 2016) with torchvision's layer names, so `resnet18()` takes its weights.
+Introduced in notebooks/03_residual_inception.ipynb."""
 
 from __future__ import annotations
 
@@ -20,12 +16,8 @@ STEMS = ("imagenet", "small")
 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers and a shortcut: `relu(bn2(conv2(relu(bn1(conv1 x)))) + s(x))`,
-    (N, in_channels, H, W) -> (N, out_channels, ceil(H / stride), ceil(W / stride)).
-
-    The shortcut `s` is the identity when stride is 1 and the channels stay; otherwise a projection,
-    a 1x1 conv (with the stride, no bias) and BN, stored as `downsample` (torchvision's name);
-    `projection` says which.
-    """
+    (N, in_channels, H, W) -> (N, out_channels, ceil(H / stride), ceil(W / stride)). Where the shape
+    changes (`projection`), `s` is a 1x1 conv and BN, `downsample`; else the identity."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -42,10 +34,8 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.relu2 = nn.ReLU()
         self.projection = stride != 1 or in_channels != out_channels
-        self.downsample = None
-        if self.projection:
-            conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-            self.downsample = nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+        proj = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False) if self.projection else None
+        self.downsample = None if proj is None else nn.Sequential(proj, nn.BatchNorm2d(out_channels))
 
     @property
     def shortcut(self) -> nn.Module:
@@ -62,20 +52,10 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(Rebuildable, nn.Module):
-    """A ResNet of basic blocks, (N, in_channels, H, W) -> (N, num_classes).
-
-    Args:
-        num_classes: output classes (>= 2).
-        blocks: basic blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
-        channels: output channels per stage, one per entry of `blocks`.
-        stem: "imagenet" (7x7 conv stride 2 and a 3x3 max-pool stride 2) or "small" (one 3x3 conv, no
-            pooling, for 32-64 px images).
-        in_channels: 3 for colour images.
-        stem_channels: output channels of the stem (default: channels[0]).
-
-    Every stage after the first starts with a stride-2 block; then global average pooling
-    (`avgpool`) and a linear classifier (`fc`).
-    """
+    """A ResNet of basic blocks, (N, in_channels, H, W) -> (N, num_classes): a stem ("imagenet": 7x7 conv
+    and 3x3 max-pool, both stride 2; "small", for 32-64 px images: one 3x3 conv) to `stem_channels`, a
+    stage of `blocks[i]` blocks to `channels[i]` per entry (after the first, each starts with stride 2),
+    global average pooling (`avgpool`) and a linear classifier (`fc`)."""
 
     ARCH = "resnet"
 
@@ -102,20 +82,16 @@ class ResNet(Rebuildable, nn.Module):
         check_int("stem_channels", stem_channels)
         self.config = dict(num_classes=num_classes, blocks=blocks, channels=channels, stem=stem)
         self.config.update(in_channels=in_channels, stem_channels=stem_channels)
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_channels, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        else:
-            self.conv1 = nn.Conv2d(in_channels, stem_channels, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()  # small images: keep the resolution
+        small = stem == "small"  # small images: a 3x3 conv and no pooling keep the resolution
+        k, stride = (3, 1) if small else (7, 2)
+        self.conv1 = nn.Conv2d(in_channels, stem_channels, k, stride=stride, padding=k // 2, bias=False)
+        self.maxpool = nn.Identity() if small else nn.MaxPool2d(3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(stem_channels)
         self.relu = nn.ReLU()
         c_in = stem_channels
         for s, (n, c_out) in enumerate(zip(blocks, channels), start=1):
-            stage = [BasicBlock(c_in, c_out, 1 if s == 1 else 2)] + [
-                BasicBlock(c_out, c_out) for _ in range(n - 1)
-            ]
-            self.add_module(f"layer{s}", nn.Sequential(*stage))
+            stage = nn.Sequential(BasicBlock(c_in, c_out, 1 if s == 1 else 2))
+            self.add_module(f"layer{s}", stage.extend(BasicBlock(c_out, c_out) for _ in range(n - 1)))
             c_in = c_out
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
@@ -143,25 +119,15 @@ def resnet18(num_classes: int = 1000) -> ResNet:
 def small_resnet(
     num_classes: int, channels: Sequence[int] = (16, 32, 64), blocks: Sequence[int] | None = None
 ) -> ResNet:
-    """A ResNet for 32-64 px images: a 3x3 stem without pooling, then one stage per entry of
-    `channels`, of `blocks` basic blocks each (default one)."""
+    """A ResNet for 32-64 px images (`stem="small"`), of `blocks` basic blocks per stage (default one)."""
     blocks = [1] * len(channels) if blocks is None else blocks
     return ResNet(num_classes, blocks=blocks, channels=channels, stem="small")
 
 
 class ResNet9(Rebuildable, nn.Module):
-    """The fast CIFAR-10 ResNet of Page (2018, "How to train your ResNet"), (N, 3, H, W) ->
-    (N, num_classes), H, W >= 8: a 3x3 stem (`prep`), three stages of conv-BN-ReLU and a 2x2
-    max-pool, with a residual basic block after the pooling where `residual` says, global max
-    pooling and a linear classifier (`fc`) whose logits are scaled by `logit_scale` (small early
-    logits, as a lower learning rate for the head would give).
-
-    Args:
-        num_classes: output classes (>= 2).
-        channels: (stem, stage 1, stage 2, stage 3) channels.
-        residual: which stages carry a basic block.
-        logit_scale: factor on the logits.
-    """
+    """The fast CIFAR-10 ResNet of Page (2018), (N, 3, H, W) -> (N, num_classes): a 3x3 stem (`prep`), three
+    stages of conv-BN-ReLU, 2x2 max-pool and (where `residual` says) a basic block, global max pooling and
+    a linear classifier (`fc`), its logits scaled by `logit_scale` (as a lower learning rate for it would)."""
 
     ARCH = "resnet9"
 

@@ -1,10 +1,9 @@
-"""Model summaries: parameter counts, and Keras-style tables (layer, output shape, parameters) through
-torchinfo.
-
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+"""Model summaries: parameter counts, and Keras-style tables (layer, output shape, parameters) by torchinfo.
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torchinfo
@@ -16,11 +15,11 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def summary(model: nn.Module, input_size: tuple[int, ...], depth: int = 3, verbose: int = 0, **kwargs):
-    """torchinfo's summary for inputs of `input_size` (with the batch dimension, e.g. (1, 3, 64, 64)):
-    one row per layer with its output shape and parameter count; `.total_params` etc. as numbers."""
+def summary(model: nn.Module, input_size: tuple[int, ...], depth: int = 3, verbose: int = 0, **kwargs: Any):
+    """torchinfo's summary for inputs of `input_size` with the batch dimension, e.g. (1, 3, 64, 64): one
+    row per layer with its output shape and parameter count; `.total_params` etc. as numbers."""
     device = next(model.parameters(), torch.empty(0)).device
-    table = dict(col_names=("output_size", "num_params"), row_settings=("var_names",), mode="eval")
+    table: dict[str, Any] = dict(col_names=("output_size", "num_params"), row_settings=("var_names",))
     return torchinfo.summary(
-        model, input_size, depth=depth, device=device, verbose=verbose, **table, **kwargs
+        model, input_size, depth=depth, device=device, verbose=verbose, mode="eval", **table, **kwargs
     )

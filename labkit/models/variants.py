@@ -1,8 +1,5 @@
-"""The architecture variants lab 03 compares, and the deep plain/residual twins of its gradient
-experiment.
-
-Introduced in notebooks/03_residual_inception.ipynb.
-"""
+"""The architecture variants lab 03 compares, and the deep plain/residual twins of its gradient experiment.
+Introduced in notebooks/03_residual_inception.ipynb."""
 
 from __future__ import annotations
 
@@ -24,14 +21,9 @@ VARIANT_DEFAULTS = {"channels": (16, 32, 64), "convs_per_stage": 1, "dropout": 0
 
 
 class NaiveCNNVariant(NaiveCNN):
-    """`NaiveCNN` (with `kwargs`, defaults VARIANT_DEFAULTS) and one more block `features.<extra>`
-    after its last stage; its layer names stay those of `NaiveCNN`.
-
-    `extra`: "inception" (`InceptionBlock.with_width`, as wide as the last stage), "naive_inception"
-    (`NaiveInception` with c1 = c3 = c5 = width / 4; it widens the head's input), "residual" (a
-    `BasicBlock` with identity shortcut) or None (the plain naive CNN). With `pool="stride"` the
-    network has no pooling layers (Springenberg et al. 2015's all-convolutional net).
-    """
+    """`NaiveCNN` (with `kwargs`, defaults VARIANT_DEFAULTS) and one more block `features.<extra>` after
+    its last stage: "inception" (`InceptionBlock.with_width`), "naive_inception" (`NaiveInception` with
+    c1 = c3 = c5 = width / 4; it widens the head's input), "residual" (a `BasicBlock`) or None."""
 
     ARCH = "naive_cnn_variant"
 
@@ -41,7 +33,7 @@ class NaiveCNNVariant(NaiveCNN):
         super().__init__(num_classes, **{**VARIANT_DEFAULTS, **kwargs})
         channels, batch_norm = self.config["channels"], self.config["batch_norm"]
         width = channels[-1]
-        divisor = {"inception": 8, "naive_inception": 4}.get(extra, 1)
+        divisor = {"inception": 8, "naive_inception": 4}.get(extra or "", 1)
         if width % divisor:
             raise LabError(f"channels={channels!r}: extra={extra!r} needs a width divisible by {divisor}.")
         if extra == "inception":
@@ -49,19 +41,15 @@ class NaiveCNNVariant(NaiveCNN):
         elif extra == "naive_inception":
             block = NaiveInception(width, width // 4, width // 4, width // 4, batch_norm=batch_norm)
             self.features.add_module(extra, block)
-            self.classifier.fc1 = nn.Linear(block.out_channels, self.classifier.fc1.out_features)
+            self.classifier.fc1 = nn.Linear(block.out_channels, self.config["hidden"] or num_classes)
         elif extra == "residual":
             self.features.add_module(extra, BasicBlock(width, width))
         self.config["extra"] = extra
 
 
 class DeepNet(Rebuildable, nn.Module):
-    """A stem (`stem`: conv, relu) and `depth` blocks (`blocks.block{i}`) of two 3x3 convolutions at one
-    resolution, with (`residual=True`) or without the identity shortcut `relu(F(x) + x)`: twins that
-    differ only by the `+ x`. Then `pool` and `fc`: (N, in_channels, H, W) -> (N, num_classes).
-    Without batch-norm (the experiment's default) a plain net's gradient fades layer by layer, which
-    is what He et al. 2016 set out to cure.
-    """
+    """A stem, `depth` blocks of two 3x3 convolutions with (`residual`) or without the shortcut `+ x`, `pool`
+    and `fc`: (N, in_channels, H, W) -> (N, num_classes). Without batch-norm, a plain one's gradient fades."""
 
     ARCH = "deep_net"
 
@@ -80,13 +68,11 @@ class DeepNet(Rebuildable, nn.Module):
             check_int(name, value)
         self.config = dict(num_classes=num_classes, depth=depth, width=width, residual=bool(residual))
         self.config.update(batch_norm=bool(batch_norm), in_channels=in_channels)
-        self.stem = nn.Sequential(
-            OrderedDict(conv=nn.Conv2d(in_channels, width, 3, padding=1), relu=nn.ReLU())
-        )
-        blocks = OrderedDict(
-            (f"block{i}", _TwinBlock(width, residual, batch_norm)) for i in range(1, depth + 1)
-        )
-        self.blocks = nn.Sequential(blocks)
+        conv = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.stem = nn.Sequential(OrderedDict(conv=conv, relu=nn.ReLU()))
+        self.blocks = nn.Sequential()
+        for i in range(1, depth + 1):
+            self.blocks.add_module(f"block{i}", _TwinBlock(width, residual, batch_norm))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(width, num_classes)
 
@@ -117,9 +103,8 @@ class _TwinBlock(nn.Module):
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The L2 norm of d(cross-entropy of model(x) (N, C, H, W) and target (N,))/d(weight) of every
-    convolution, {name: norm} from input to output. The model is used in its mode and left as it was
-    (`torch.autograd.grad`: nothing accumulates in `.grad`)."""
+    """{name: L2 norm of d(cross-entropy of model(x) (N, C, H, W) and target (N,))/d(weight)} of every
+    convolution, input side first; nothing accumulates in `.grad`."""
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise LabError(f"{type(model).__name__} has no nn.Conv2d layer whose gradient could be measured.")

@@ -1,18 +1,15 @@
-"""Figures for looking inside a CNN: filter grids, feature-map grids, filter/feature-map pairs,
-maximally activating patches, filter patterns and deconvnet reconstructions.
+"""Figures for looking inside a CNN: filter and feature-map grids, filter/feature-map pairs, maximally
+activating patches, filter patterns, deconvnet reconstructions. Panels of any size are fitted into square
+cells and tiled by `labkit.plots.images.tile_grid`; signed panels (filters, projections) show 0 as grey,
+feature maps are min-max scaled per panel.
 
-Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/06_deconvnet.ipynb. Every
-function returns a matplotlib Figure and never calls `plt.show()`. Panels of any size are fitted
-into square cells and tiled by `labkit.plots.images.tile_grid` (torchvision's `make_grid`).
-
-Colour scales: filters and reconstructions are signed, so they are shown with 0 as mid-grey and
-the largest |value| of the figure (or of the panel, where said) at black/white; feature maps are
-shown with their own min-max per panel (viridis), input images through `denormalize` when given.
+Introduced in notebooks/05_filters_feature_maps.ipynb and notebooks/06_deconvnet.ipynb.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -54,9 +51,8 @@ def _cells(
     inches: float = 1.25,
     same_scale: bool = False,
 ) -> Figure:
-    """Rows of panels (h, w, 3) in [0, 1] (None: an empty cell), each fitted into a square cell of
-    at least MIN_CELL pixels and drawn by `tile_grid`, with a label per panel (same layout).
-    `same_scale` enlarges every panel by the same factor (the largest fills a cell), so sizes compare."""
+    """Rows of panels (h, w, 3) in [0, 1] (None: an empty cell) and their labels, each fitted into a square
+    cell of at least MIN_CELL pixels; `same_scale`: all by one factor, so that sizes compare."""
     panels = [p for row in rows for p in row if p is not None]
     if not panels:
         raise LabError("nothing to draw: every panel is empty.")
@@ -75,12 +71,11 @@ def _cells(
     return tile_grid(tiles, ncols, texts, row_labels=row_labels, title=title, inches=inches)
 
 
-def _chunks(items: list, ncols: int) -> list[list]:
+def _chunks(items: list[Any], ncols: int) -> list[list[Any]]:
     return [items[i : i + ncols] for i in range(0, len(items), ncols)]
 
 
 def _picture(x: torch.Tensor, denormalize: Denorm) -> Panel:
-    """One image (C, H, W) as a panel, by the one policy of `to_display`."""
     return to_display(x, denormalize)[0]
 
 
@@ -94,13 +89,8 @@ def colorize(m: torch.Tensor, cmap: str = "viridis") -> Panel:
 def filter_grid(
     weights: torch.Tensor, ncols: int = 8, title: str | None = None, max_filters: int = 64
 ) -> Figure:
-    """Filters of one conv layer as small images, one colour scale for all (0 = grey).
-
-    Args:
-        weights: (out, in, kh, kw). in == 3: colour (RGB) images; in == 1: grey; otherwise the
-            per-input-channel mean is shown (say so in the title, or use `channel_norm_map`).
-        max_filters: show at most this many (the first ones).
-    """
+    """The first `max_filters` filters (out, in, kh, kw) of a conv layer as images on one colour scale
+    (0 = grey); for in != 3, their mean over the input channels (see also `channel_norm_map`)."""
     if weights.dim() != 4:
         raise LabError(
             f"weights has shape {tuple(weights.shape)}; expected (out, in, kh, kw) from interpret.filters()."
@@ -119,10 +109,9 @@ def channel_norm_map(norms: torch.Tensor, title: str | None = None, max_out: int
     n = norms[:max_out].detach().cpu().float().numpy()
     fig, ax = plt.subplots(figsize=(min(12, 2 + 0.12 * n.shape[1]), min(8, 1.5 + 0.12 * n.shape[0])))
     im = ax.imshow(n, aspect="auto", cmap="magma")
-    ax.set_xlabel("input channel")
-    ax.set_ylabel("output channel (filter)")
-    fig.colorbar(im, ax=ax, label="L2 norm of the (kh, kw) slice")
+    ax.set(xlabel="input channel", ylabel="output channel (filter)")
     ax.set_title(title or "filter strength per input channel")
+    fig.colorbar(im, ax=ax, label="L2 norm of the (kh, kw) slice")
     fig.tight_layout()
     return fig
 
@@ -136,21 +125,14 @@ def feature_map_rows(
     denormalize: Denorm = None,
     title: str | None = None,
 ) -> Figure:
-    """Several images side by side at one layer: one row per image (input, then the chosen channels).
-
-    Args:
-        images: (N, C, H, W) inputs.
-        maps: (N, C_l, h, w) their feature maps at one layer.
-        channels: the channels to show (same for every row, so rows compare).
-    """
+    """One row per image of `images` (N, C, H, W): the input, then the chosen `channels` of its feature
+    maps `maps` (N, C_l, h, w) at one layer, the same channels in every row so that rows compare."""
     channels = list(channels)
     rows = [
-        [_picture(images[i], denormalize)] + [colorize(maps[i, c]) for c in channels]
-        for i in range(len(images))
+        [_picture(x, denormalize)] + [colorize(maps[i, c]) for c in channels] for i, x in enumerate(images)
     ]
-    labels = [
-        [row_labels[i] if row_labels else "input"] + [f"ch {c}" for c in channels] for i in range(len(images))
-    ]
+    heads = [f"ch {c}" for c in channels]
+    labels = [[row_labels[i] if row_labels else "input", *heads] for i in range(len(images))]
     title = title or f"feature maps {tuple(maps.shape[2:])} per image (each panel min-max scaled)"
     return _cells(rows, labels, title=title)
 
@@ -164,18 +146,9 @@ def filter_map_pairs(
     k: int = 3,
     denormalize: Denorm = None,
 ) -> Figure:
-    """One row per (conv layer, output channel): the input, the filter, then the map it produces.
-
-    A filter with 3 input channels is shown as one colour image; a deeper filter as its `k`
-    strongest input slices by L2 norm (labelled with the input channel each comes from; a depthwise
-    filter has a single slice). The map is the conv layer's own output for that channel.
-
-    Args:
-        image: the input image (C, H, W) (or (1, C, H, W)).
-        pairs: [(conv layer name, output channel)].
-        weights: {layer: its filters (out, in, kh, kw)}, from `interpret.filters`.
-        maps: {layer: its output for the image (1, C_l, h, w)}, from `interpret.feature_maps`.
-    """
+    """One row per (conv layer, output channel) of `pairs`: the input image (C, H, W), the filter from
+    `weights` {layer: (out, in, kh, kw)}, then that channel of `maps` {layer: (1, C_l, h, w)}. A filter
+    with 3 input channels shows as one colour image, a deeper one as its `k` strongest input slices."""
     picture = _picture(image[0] if image.dim() == 4 else image, denormalize)
     rows, labels = [], []
     for layer, channel in pairs:
@@ -202,13 +175,9 @@ def patch_grid(
     denormalize: Denorm = None,
     title: str | None = None,
 ) -> Figure:
-    """Maximally activating patches: one row per unit (the mapping's keys), strongest first. All
-    patches are drawn at one scale, so a larger receptive field shows as a larger patch.
-
-    Args:
-        crops: {unit label: [patch (C, h, w)]}, e.g. from `interpret.crop_patches`.
-        values: {unit label: [activation]} to print over each patch.
-    """
+    """Maximally activating patches {unit label: [patch (C, h, w)]} (from `interpret.crop_patches`), one
+    row per unit with its `values` over the patches; all at one scale, so that a larger receptive field
+    shows as a larger patch."""
     units = list(crops)
     if not units:
         raise LabError("crops is empty; pass {unit label: [patches]}.")
@@ -239,17 +208,9 @@ def deconv_grid(
     title: str | None = None,
     panel_labels: Mapping[str, Sequence[str]] | None = None,
 ) -> Figure:
-    """Inputs and their projections: one row per image, one column per entry of `reconstructions`.
-
-    Args:
-        images: (N, C, H, W) inputs.
-        reconstructions: {column title: (N, C, H, W)} deconvnet projections (signed, 0 = grey;
-            each panel scaled by its own 99.5th percentile of |value|, the few larger values
-            clipped) or decoder reconstructions (titles starting with "decoder" are shown as
-            images, through `denormalize`).
-        row_labels: a label per image (default "input").
-        panel_labels: {column title: a second label line per image}, e.g. the channel kept.
-    """
+    """One row per image of `images` (N, C, H, W), then one column per entry of `reconstructions`
+    {title: (N, C, H, W)}: deconvnet projections (signed, each panel scaled by its 99.5th percentile of
+    |value|) or, for titles starting with "decoder", images; `panel_labels` {title: a line per image}."""
     rows, labels = [], []
     for i in range(len(images)):
         row, text = [_picture(images[i], denormalize)], [row_labels[i] if row_labels else "input"]

@@ -1,6 +1,5 @@
-"""Figures of images: the one image policy `to_display`, the one tiling routine `tile_grid` (on top of
-torchvision's `make_grid`), image grids with class names, augmentation previews, class balance.
-Every function returns its Figure and never calls `plt.show()`.
+"""Figures of images: `to_display` (the one way labkit's figures show images), `tile_grid` (the one
+tiling routine, on torchvision's `make_grid`), image grids, augmentation previews, class balance.
 
 Introduced in notebooks/01_data_prep.ipynb.
 """
@@ -26,14 +25,9 @@ def to_display(images: Any, denormalize: Denorm = None) -> np.ndarray:
     """Images as float (N, H, W, 3) in [0, 1] for imshow: the one way labkit's figures show images.
 
     Args:
-        images: (N, C, H, W) or (C, H, W), C = 1 or 3, tensor or array: uint8 (0..255), float in
-            [0, 1], or normalised float together with `denormalize`.
-        denormalize: a function normalised -> [0, 1] (e.g. `splits.denormalize`,
-            `labkit.util.imagenet_denormalize`), or an object with a `.denormalize` method (a `Splits`).
-
-    Raises:
-        LabError: float values outside [0, 1] without `denormalize` (normalised images shown as
-            they are would be wrong, and scaling them would hide that).
+        images: (N, C, H, W) or (C, H, W), C = 1 or 3: uint8, float in [0, 1], or normalised float with
+            `denormalize` (a function, or an object with `.denormalize`: a `Splits`). Floats outside [0, 1]
+            without it raise a LabError: scaling them would hide the mistake.
     """
     x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images).detach().cpu()
     x = x.unsqueeze(0) if x.dim() == 3 else x
@@ -59,19 +53,18 @@ def to_display(images: Any, denormalize: Denorm = None) -> np.ndarray:
 
 def signed_image(x: torch.Tensor, scale: float | None = None, quantile: float = 1.0) -> np.ndarray:
     """A signed (C, H, W) map (filter, projection, attribution) as an image: 0 at grey, -scale black,
-    +scale white. The default scale is the `quantile` of |x| (1.0: its maximum; lower values clip
-    the few largest, so they do not wash the rest out). Returns (H, W, C), or (H, W) for C = 1."""
+    +scale white. The default scale is the `quantile` of |x| (below 1.0 the few largest values clip, so
+    they do not wash the rest out). Returns (H, W, C), or (H, W) for C = 1."""
     x = torch.as_tensor(x).detach().cpu().float()
     if scale is None:
-        scale = (
-            float(x.abs().max()) if quantile >= 1.0 else float(torch.quantile(x.abs().flatten(), quantile))
-        )
+        a = x.abs()
+        scale = float(a.max() if quantile >= 1.0 else torch.quantile(a.flatten(), quantile))
     y = (x / (2 * max(scale, 1e-12)) + 0.5).clamp(0, 1)
     return y[0].numpy() if y.shape[0] == 1 else y.permute(1, 2, 0).numpy()
 
 
 def attribution_image(attribution: torch.Tensor, percentile: float = 99.0) -> np.ndarray:
-    """A signed (3, H, W) attribution (guided backprop, guided Grad-CAM) as an (H, W, 3) image:
+    """A signed (3, H, W) attribution (guided backprop, guided Grad-CAM) as an (H, W, 3) image,
     `signed_image` scaled by the `percentile` of |values|."""
     if torch.as_tensor(attribution).dim() != 3:
         raise LabError(f"attribution must be (C, H, W), got shape {tuple(np.shape(attribution))}.")
@@ -88,21 +81,9 @@ def tile_grid(
     inches: float = 1.35,
     color: str = "black",
 ) -> Figure:
-    """Images of one size tiled by torchvision's `make_grid` and drawn as ONE image on one Axes (many
-    tiles draw and save as fast as one picture), a label above each tile, a row label left of each row.
-
-    Args:
-        tiles: float (N, H, W, 3) in [0, 1], as `to_display` gives them; padding is white.
-        ncols: tiles per row.
-        labels: a text per tile ("" for none; several lines allowed), drawn in `color`.
-        row_labels: a text per row.
-        title: the Axes' title.
-        inches: figure inches per tile.
-
-    Returns:
-        the Figure; its Axes holds the mosaic (nrows * (H + pad) + pad, ncols * (W + pad) + pad, 3)
-        and the labels as text.
-    """
+    """Tiles of one size, float (N, H, W, 3) in [0, 1], joined by torchvision's `make_grid` (white padding)
+    and drawn as ONE image on one Axes (many tiles draw as fast as one picture), with a label above each
+    tile ("" for none) and a row label left of each row; `inches` per tile."""
     n, h, w, _ = tiles.shape
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
@@ -128,11 +109,8 @@ def tile_grid(
 
 
 def _label_text(label: Any, classes: Sequence[str] | None) -> str:
-    if isinstance(label, torch.Tensor):
-        label = label.item()
-    if isinstance(label, (int, np.integer)) and classes is not None:
-        return str(classes[int(label)])
-    return str(label)
+    label = label.item() if isinstance(label, torch.Tensor) else label
+    return str(classes[int(label)] if isinstance(label, (int, np.integer)) and classes is not None else label)
 
 
 def image_grid(
@@ -143,19 +121,8 @@ def image_grid(
     title: str | None = None,
     denormalize: Denorm = None,
 ) -> Figure:
-    """A grid of images with their labels above them (see `tile_grid`).
-
-    Args:
-        images: uint8 (N, 3, H, W), float in [0, 1], or normalised float (with `denormalize`).
-        labels: one label per image: class indices (named through `classes`) or strings.
-        classes: class names, indexed by integer labels.
-        ncols: images per row.
-        title: figure title.
-        denormalize: `splits.denormalize` (or the Splits itself) for normalised tensors.
-
-    Returns:
-        the Figure (one Axes holding the whole grid; labels are its text artists).
-    """
+    """A grid of images (N, 3, H, W) (as `to_display` takes them) with their labels above them, class
+    indices (named through `classes`) or strings."""
     x = to_display(images, denormalize)
     if len(x) == 0:
         raise LabError("image_grid got no images; pass at least one.")
@@ -166,29 +133,14 @@ def image_grid(
 
 
 def augmentation_preview(
-    splits, n: int = 4, k: int = 6, split: str = "train", seed: int = 0, augment=None
+    splits: Any, n: int = 4, k: int = 6, split: str = "train", seed: int = 0, augment: Any = None
 ) -> Figure:
-    """Each row: one image as evaluation sees it, then `k` random draws of the training transform.
-
-    Args:
-        splits: a `Splits` (its train transform is previewed; see `Splits.with_augment`).
-        n: number of images (rows), the first `n` of `split`.
-        k: augmented versions per image.
-        split: which split's images to show.
-        seed: seeds the random augmentations (the global torch RNG is left as it was).
-        augment: preview this augmentation instead of the splits' own (e.g. "strong").
-
-    Returns:
-        the Figure: row labels are the class names, column titles "original", "augmented 1", ...
-    """
+    """For the first `n` images of `split`, a row: the image as evaluation sees it, then `k` random draws
+    (seeded by `seed`; the global RNG is left as it was) of the training transform of the `splits`, or of
+    `augment` (e.g. "strong") instead."""
     if augment is not None:
         splits = splits.with_augment(augment)
-    dataset = {
-        "train": splits.train,
-        "val": splits.val,
-        "test": splits.test,
-        "train_eval": splits.train_eval,
-    }[split]
+    dataset = dict(train=splits.train, val=splits.val, test=splits.test, train_eval=splits.train_eval)[split]
     n = min(n, len(dataset))
     views = []
     with torch.random.fork_rng(devices=[]):
@@ -204,38 +156,22 @@ def augmentation_preview(
     return tile_grid(np.stack(views), k + 1, texts, row_labels=rows, title=title)
 
 
-def class_balance(
-    counts_by_split: Mapping[str, Mapping[str, int]] | Any, title: str | None = None, normalize: bool = False
-) -> Figure:
-    """Grouped bar chart (pandas' `DataFrame.plot.bar`): images per class, one bar colour per split.
-
-    Args:
-        counts_by_split: {split: {class: count}} (e.g. {"train": splits.class_counts("train"), ...}),
-            or a `Splits` (train/val/test are counted).
-        title: figure title.
-        normalize: plot each split's class shares (fractions) instead of counts, so splits of
-            different sizes compare directly.
-
-    Returns:
-        the Figure.
-    """
+def class_balance(counts_by_split: Mapping[str, Mapping[str, int]] | Any, title: str | None = None) -> Figure:
+    """Grouped bar chart (pandas' `DataFrame.plot.bar`) of images per class, one bar colour per split,
+    from {split: {class: count}} or a `Splits` (its train/val/test are counted)."""
     if hasattr(counts_by_split, "class_counts"):
         counts_by_split = {s: counts_by_split.class_counts(s) for s in ("train", "val", "test")}
     if not counts_by_split:
         raise LabError("class_balance needs a dict split -> {class: count} with at least one split.")
     classes = list(dict.fromkeys(c for counts in counts_by_split.values() for c in counts))
     df = pd.DataFrame(counts_by_split).reindex(classes).fillna(0)  # (classes, splits)
-    totals = df.sum()
-    df.columns = [f"{s} ({int(n)})" for s, n in totals.items()]
-    if normalize:
-        df = df / totals.where(totals > 0, 1).to_numpy()
+    df.columns = [f"{s} ({int(n)})" for s, n in df.sum().items()]
     many = len(classes) > 6
-    ax = df.plot.bar(
-        width=0.8, rot=45 if many else 0, figsize=(max(5.0, 0.3 * len(classes) * len(df.columns) + 1.5), 3.4)
-    )
+    size = (max(5.0, 0.3 * len(classes) * len(df.columns) + 1.5), 3.4)
+    ax = df.plot.bar(width=0.8, rot=45 if many else 0, figsize=size)
     if many:
         plt.setp(ax.get_xticklabels(), ha="right")
-    ax.set(ylabel="share of split" if normalize else "images", title=title or "Images per class and split")
+    ax.set(ylabel="images", title=title or "Images per class and split")
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax.figure

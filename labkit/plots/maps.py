@@ -1,5 +1,4 @@
-"""Figures of gradient maps and class models: heat-map overlays, method-by-image grids, class-model
-grids, evidence curves. Every function returns its Figure and never calls `plt.show()`.
+"""Figures of gradient maps and class models: overlays, method-by-image grids, class models, evidence curves.
 
 Introduced in notebooks/07_gradcam.ipynb and notebooks/08_class_model_synthesis.ipynb.
 """
@@ -12,6 +11,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from labkit.core import LabError
@@ -22,7 +22,7 @@ def _numpy(t: Any) -> np.ndarray:
     return t.detach().cpu().float().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=float)
 
 
-def overlay(ax, image: np.ndarray, heat: Any, alpha: float = 0.5, cmap: str = "jet") -> None:
+def overlay(ax: Axes, image: np.ndarray, heat: Any, alpha: float = 0.5, cmap: str = "jet") -> None:
     """Draw `image` (H, W, 3) in [0, 1] with the map `heat` (H, W) on top, scaled by its own maximum."""
     h = _numpy(heat)
     ax.imshow(image)
@@ -30,7 +30,7 @@ def overlay(ax, image: np.ndarray, heat: Any, alpha: float = 0.5, cmap: str = "j
     ax.imshow(h / top if top > 0 else h, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
 
 
-def map_panel(ax, image: np.ndarray, value: Any, overlay_it: bool = True, cmap: str = "jet") -> None:
+def map_panel(ax: Axes, image: np.ndarray, value: Any, overlay_it: bool = True, cmap: str = "jet") -> None:
     """One map drawn for one image: a signed attribution (3, H, W) as an image, a heat map (H, W)
     over the image (`overlay_it`) or alone in grey, scaled by its 99th percentile (sparse maps)."""
     v = _numpy(value)
@@ -43,16 +43,14 @@ def map_panel(ax, image: np.ndarray, value: Any, overlay_it: bool = True, cmap: 
         ax.imshow(v / top if top > 0 else v, cmap="gray", vmin=0, vmax=1)
 
 
-def _axes(nrows: int, ncols: int, size: float, extra_height: float = 0.0):
+def _axes(nrows: int, ncols: int, size: float, extra_height: float = 0.0) -> tuple[Figure, np.ndarray]:
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + extra_height), squeeze=False)
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     return fig, axes
 
 
 def _text(texts: Mapping[str, Sequence[str]] | None, key: str, i: int) -> str:
-    """Text `i` of `texts[key]`, or "" when there is none."""
     return texts[key][i] if texts and key in texts else ""
 
 
@@ -77,22 +75,14 @@ def maps_grid(
     title: str | None = None,
     size: float = 1.9,
 ) -> Figure:
-    """One row per image: the image, then one panel per method (the keys of `maps`).
+    """One row per image (N, 3, H, W): the image, then one panel per method of `maps`.
 
     Args:
-        images: (N, 3, H, W): uint8, float in [0, 1], or normalised (with `denormalize`).
-        maps: {method name: Tensor (N, H, W) (a heat map) or (N, 3, H, W) (a signed attribution)}.
-        row_labels: a label per row, shown left of the image (e.g. "circle -> circle 0.98").
-        panel_labels: {method name: one text per row}, written under that method's panels.
-        masks: (N, H, W) bool object masks, outlined on every panel.
-        hits: {method name: N bools}, e.g. `interpret.pointing_hits(maps, masks)`: each of that
-            method's heat maps gets a cross at its maximum, green for a hit, red for a miss.
-        overlay_maps: True draws every heat map over the image; an iterable names the methods to
-            overlay, the others are drawn alone in grey (sparse maps such as saliency read better so).
-        denormalize: `splits.denormalize` (or the Splits) for normalised images.
-        cmap: colour map of overlays.
-        title: figure title.
-        size: inches per panel.
+        maps: {method name: (N, H, W) heat maps or (N, 3, H, W) signed attributions}.
+        panel_labels: {method name: N texts}; masks: (N, H, W) bool, outlined on every panel.
+        hits: {method name: N bools} (`interpret.pointing_hits`): a cross at each maximum, green for a hit.
+        overlay_maps: True, False, or the methods whose heat maps are drawn over the image; the others
+            are drawn alone in grey (sparse maps such as saliency read better so).
     """
     pics = to_display(images, denormalize)
     n, names = len(pics), list(maps)
@@ -120,17 +110,14 @@ def maps_grid(
 
 
 def contrast_stretch(pics: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
-    """Per image, map its `low`-th..`high`-th percentile of pixel values to 0..1 (clipped).
-
-    Class models sit close to the mean colour (the L2 penalty pulls them there), so shown as they
-    are they look grey; stretching shows their structure. pics: float (N, H, W, 3) in [0, 1].
-    """
+    """Per image of float (N, H, W, 3), map its `low`-th..`high`-th percentile to 0..1 (clipped): class
+    models sit close to the mean colour (the L2 penalty pulls them there) and look grey unstretched."""
     lo = np.percentile(pics, low, axis=(1, 2, 3), keepdims=True)
     hi = np.percentile(pics, high, axis=(1, 2, 3), keepdims=True)
     return np.clip((pics - lo) / np.maximum(hi - lo, 1e-8), 0.0, 1.0)
 
 
-def _pictures(images: Any, denormalize, stretch: bool) -> np.ndarray:
+def _pictures(images: Any, denormalize: Denorm, stretch: bool) -> np.ndarray:
     pics = to_display(images, denormalize)
     return contrast_stretch(pics) if stretch else pics
 
@@ -145,17 +132,9 @@ def class_model_grid(
     size: float = 1.8,
     stretch: bool = False,
 ) -> Figure:
-    """Synthesised class-model images tiled by `tile_grid`, each with its title (class name, confidence...).
-
-    Args:
-        images: (N, 3, H, W) in model input space with `denormalize`, or float in [0, 1].
-        titles: one per image.
-        ncols: images per row.
-        denormalize: `splits.denormalize`, or `labkit.util.imagenet_denormalize` for a pretrained network.
-        title: figure title.
-        size: inches per image.
-        stretch: show each image contrast-stretched (see `contrast_stretch`); the network saw it unstretched.
-    """
+    """Synthesised class models (N, 3, H, W) tiled by `tile_grid`, each with its title (class name,
+    confidence...); `size` inches per image; `stretch` shows them contrast-stretched (see
+    `contrast_stretch`), though the network saw them unstretched."""
     labels = None if titles is None else [str(t) for t in titles]
     return tile_grid(_pictures(images, denormalize, stretch), ncols, labels, title=title, inches=size)
 
@@ -170,14 +149,8 @@ def ablation_grid(
     size: float = 1.6,
     stretch: bool = False,
 ) -> Figure:
-    """Class models under several regulariser settings: one column per setting, one row per class.
-
-    Args:
-        images: {setting name: (K, 3, H, W) images, one per class}, in column order.
-        row_labels: the K class names.
-        footers: {setting name: text printed under its column}, e.g. its recorded figures.
-        denormalize, size, stretch: as in `class_model_grid`.
-    """
+    """Class models under several regulariser settings: one column per setting of `images` {setting:
+    (K, 3, H, W)}, with its text from `footers` underneath; one row per class of `row_labels`."""
     settings, k = list(images), len(row_labels)
     fig, axes = _axes(k, len(settings), size, extra_height=0.9)
     for j, setting in enumerate(settings):
@@ -203,16 +176,8 @@ def curve_panels(
     ylim: tuple[float, float] | None = None,
     size: float = 4.0,
 ) -> Figure:
-    """Side by side axes of lines: deletion and insertion curves, rank correlations per layer.
-
-    Args:
-        panels: {axis title: {line label: values}}; every line of a figure has the same length K.
-        x: the K positions (numbers), or K names written under the ticks; None: 0..1 in K steps
-            (the fraction of pixels of a deletion curve).
-        xlabel, ylabel, title: axis labels (ylabel on the first axis) and figure title.
-        ylim: the y range of every axis (None: matplotlib's choice).
-        size: inches per axis.
-    """
+    """Side by side axes of lines {axis title: {line label: K values}} (deletion and insertion curves,
+    rank correlations per layer); `x`: K positions or K names under the ticks, default 0..1 in K steps."""
     if not panels or not all(panels.values()):
         raise LabError("curve_panels needs at least one axis with a line: {title: {label: values}}.")
     lengths = {len(v) for lines in panels.values() for v in lines.values()}
@@ -252,16 +217,9 @@ def fooling_grid(
     title: str | None = None,
     size: float = 2.0,
 ) -> Figure:
-    """One row per image: the image, the perturbation magnified, the perturbed image.
-
-    Args:
-        images, fooled: (N, C, H, W) the originals and the perturbed images (as `maps_grid` takes images).
-        perturbations: (N, C, H, W) what was added, in pixel units; each drawn with grey at 0 and its
-            largest |change| at black or white, the magnification written in its corner.
-        row_labels: a label per row (e.g. the true class).
-        panel_labels: {"image" | "perturbation" | "fooling image": one text per row} written under the panels.
-        denormalize: `splits.denormalize` (or the Splits) for normalised images.
-    """
+    """One row per image: the image, the perturbation magnified, the perturbed image (each (N, C, H, W)).
+    A perturbation (in pixel units) shows grey at 0 and its largest |change| at black or white, the
+    magnification in its corner; `panel_labels`: {"image" | "perturbation" | "fooling image": N texts}."""
     originals, changed = to_display(images, denormalize), to_display(fooled, denormalize)
     delta = torch.as_tensor(_numpy(perturbations))
     if not len(originals) == len(changed) == len(delta):

@@ -1,15 +1,5 @@
-"""Training, evaluation, prediction and checkpoints (lab 02 onwards).
-
-    history = fit(model, loaders.train, loaders.val, epochs=10, scheduler="cosine", patience=3,
-                  checkpoint=lab.checkpoints_dir / "run.pt", resume=True)
-    preds = predict(model, loaders.test)
-
-Files: `loop.py` (fit), `epoch.py` (one epoch: lab 02's exercise, and fit's), `optim.py`
-(optimisers and schedules by name), `history.py` (what fit returns and carries between epochs),
-`predict.py` (evaluate, predict), `checkpoint.py` (save/load, and fit's training state for exact
-resume), `rng.py` (generator states), `world.py` (the processes fit trains with; the torchrun one is
-`course.distributed`), `overfit.py`, `lookahead.py` (Lookahead).
-"""
+"""Training, evaluation, prediction and checkpoints, from notebooks/02_naive_cnn.ipynb on: `fit` (loop.py),
+one epoch (epoch.py), optimisers by name (optim.py), evaluate and predict (predict.py), checkpoints."""
 
 from __future__ import annotations
 

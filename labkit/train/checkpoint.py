@@ -1,14 +1,7 @@
 """Checkpoints: written atomically, read with `weights_only=True`, rebuilt from the saved architecture.
 
-Introduced in notebooks/02_naive_cnn.ipynb. A checkpoint file is a dict of tensors and plain
-containers only (so `torch.load(..., weights_only=True)` reads it and no pickled code runs):
-
-    {"labkit_checkpoint": 1, "arch": model.arch or None, "state_dict": {...}, "extra": {...}}
-
-`fit(..., checkpoint=path)` adds a "fit" entry after every epoch (`save_training`) with all that
-an exact resume needs (`resume_training`): the optimiser, the schedule, fit's `Run` (history,
-early stopping, best weights) and the state of every random generator (`labkit.train.rng`).
-"""
+Introduced in notebooks/02_naive_cnn.ipynb. A file holds plain data only (so loading runs no code):
+{"labkit_checkpoint": 1, "arch", "state_dict", "extra", "fit": None or what `fit` needs to resume}."""
 
 from __future__ import annotations
 
@@ -31,29 +24,18 @@ from labkit.train.history import Run
 from labkit.train.optim import EPOCH_DEPENDENT
 from labkit.train.world import OneProcess
 
-FORMAT_VERSION = 1
 AFRESH = "or start afresh with resume=False"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """`torch.save` into a temporary file beside `path`, then rename it over `path`.
-
-    The rename is atomic on one file system, so `path` always holds either the old complete file or
-    the new complete one; the temporary file is removed when saving fails, also on KeyboardInterrupt.
-    """
+    """`torch.save` into a temporary file beside `path`, renamed over `path`: never a half-written file."""
     with atomic_write(path, "wb") as fh:
         torch.save(obj, fh)
     return Path(path)
 
 
 def to_plain(value: Any, where: str = "extra") -> Any:
-    """Turn `value` into tensors, numbers, strings and containers that `weights_only=True` can load.
-
-    numpy arrays become tensors, numpy scalars Python numbers, paths strings, tuples stay tuples.
-
-    Raises:
-        LabError: for anything else (an object would need pickled code to load).
-    """
+    """`value` as tensors, numbers, strings and containers that `weights_only=True` loads, or a LabError."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, torch.Tensor):
@@ -82,38 +64,21 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _payload(model: nn.Module, extra: dict, fit: dict | None = None) -> dict:
     arch = to_plain(getattr(model, "arch", None), "model.arch")
-    saved = {"labkit_checkpoint": FORMAT_VERSION, "arch": arch, "state_dict": cpu_state_dict(model)}
+    saved = {"labkit_checkpoint": 1, "arch": arch, "state_dict": cpu_state_dict(model)}
     return {**saved, "extra": extra, "fit": fit}
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
-    """Save `model`'s weights, its architecture record and `extra`, atomically.
+    """Save `model`'s weights, its `.arch` (so that `load_checkpoint` can rebuild it) and `extra`, atomically.
 
-    Args:
-        path: where to write (folders are made).
-        model: the network; its `.arch` ({"name", "kwargs"}) is stored when it has one, so that
-            `load_checkpoint(path)` can rebuild it without the code that made it.
-        **extra: plain data to keep beside the weights: classes, image_size, mean, std, dataset,
-            seed, test_accuracy ... (numbers, strings, lists, dicts, arrays, tensors).
-
-    Returns:
-        the path written.
-
-    Raises:
-        LabError: an `extra` value that is not plain data (checked before anything is written).
-    """
+    `extra` holds plain data only (classes, mean, std, ...: numbers, strings, lists, dicts, arrays,
+    tensors); anything else raises a LabError before anything is written. Returns the path written."""
     return atomic_save(_payload(model, to_plain(extra)), path)
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint file with `weights_only=True` into the labkit layout (see module docstring).
-
-    A plain state_dict file (tensors by name, as `torch.save(model.state_dict(), path)` writes) is
-    accepted too, with no architecture and no extra.
-
-    Raises:
-        LabError: missing file, unreadable file, or a file that needs pickled code.
-    """
+    """{"arch", "state_dict", "extra", "fit"} of the file at `path`, loaded with `weights_only=True`; a
+    plain state_dict file (`torch.save(model.state_dict(), path)`) has no arch and no extra."""
     path = Path(path)
     if not path.is_file():
         raise LabError(
@@ -134,18 +99,13 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         obj = {"state_dict": obj}  # a plain state_dict
     if isinstance(obj, Mapping) and "state_dict" in obj:
-        return {"arch": obj.get("arch"), "state_dict": obj["state_dict"], **_extra_and_fit(obj)}
+        fit, extra = obj.get("fit"), dict(obj.get("extra") or {})
+        return {"arch": obj.get("arch"), "state_dict": obj["state_dict"], "extra": extra, "fit": fit}
     raise LabError(f"{path} is not a model checkpoint (found a {type(obj).__name__} without a 'state_dict').")
 
 
-def _extra_and_fit(saved: Mapping) -> dict:
-    return {"extra": dict(saved.get("extra") or {}), "fit": saved.get("fit")}
-
-
-def describe_arch(arch: Mapping | None) -> str:
+def describe_arch(arch: Mapping) -> str:
     """`naive_cnn(num_classes=4, channels=[8, 16], ...)` for messages."""
-    if not arch:
-        return "an unrecorded architecture"
     kwargs = ", ".join(f"{k}={v!r}" for k, v in dict(arch.get("kwargs") or {}).items())
     return f"{arch.get('name')}({kwargs})"
 
@@ -162,14 +122,8 @@ def check_arch(saved: Mapping | None, model: nn.Module, path: str | os.PathLike)
     )
 
 
-def load_state(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "the checkpoint"
-) -> None:
-    """`model.load_state_dict(state_dict)`, with a short readable LabError when they do not fit.
-
-    Raises:
-        LabError: listing missing keys, unexpected keys and shape mismatches (a few of each).
-    """
+def load_state(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "the checkpoint") -> None:
+    """`model.load_state_dict(state_dict)`, or a short LabError listing a few mismatched keys and shapes."""
     own = model.state_dict()
     shapes = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items() if k in own]
     problems = {
@@ -189,23 +143,10 @@ def load_state(
 def load_checkpoint(
     path: str | os.PathLike, model: nn.Module | None = None, map_location: Any = "cpu"
 ) -> tuple[nn.Module, dict]:
-    """Load a checkpoint written by `save_checkpoint` (or by `fit`), with `weights_only=True`.
+    """(model, extra) from a file `save_checkpoint` or `fit` wrote (for fit's, its last epoch's weights).
 
-    Args:
-        path: the checkpoint file.
-        model: a network to load the weights into; None rebuilds it with
-            `labkit.models.build(saved arch)` and returns it in eval mode on `map_location`.
-        map_location: where tensors are loaded ("cpu" by default, so a GPU checkpoint loads anywhere).
-
-    Returns:
-        (model, extra): the network with the saved weights, and the `extra` dict it was saved with.
-        For a checkpoint written by `fit`, the weights are those of its last finished epoch.
-
-    Raises:
-        LabError: missing or unreadable file; `model.arch` differs from the saved architecture (both
-            are named); weights that do not fit (missing/unexpected keys, shapes); no architecture
-            recorded and no model given.
-    """
+    `model` must have the saved architecture; None rebuilds that (`labkit.models.build`), in eval mode
+    on `map_location`. Loads with `weights_only=True`, onto the CPU unless `map_location` says otherwise."""
     saved = read_checkpoint(path, map_location=map_location)
     if model is not None:
         check_arch(saved["arch"], model, path)
@@ -223,19 +164,11 @@ def load_checkpoint(
     return model.eval(), saved["extra"]
 
 
-# ----------------------------------------------------------------------------- fit's training state
 def save_training(
     path: str | os.PathLike, run: Run, model: nn.Module, optimizer, scheduler, loaders, config
 ) -> None:
-    """Write the state of a `fit` run after its epoch `run.epoch`, atomically.
-
-    Args:
-        path: the checkpoint file.
-        run: what fit carries from epoch to epoch.
-        model, optimizer, scheduler: their states are saved (`scheduler` may be None).
-        loaders: {"train": loader, "val": loader}: the states of their generators are saved.
-        config: the settings a resumed run must share: epochs, optimizer, scheduler, world_size.
-    """
+    """Write, atomically, what `resume_training` needs to go on after epoch `run.epoch`; `config` holds the
+    settings a resumed run must share, `loaders` ({"train", "val"}) the generators whose states are saved."""
     schedule = scheduler.state_dict() if scheduler is not None else None
     fit = {**vars(run), "config": config, "optimizer": optimizer.state_dict(), "scheduler": schedule}
     fit["rng"] = rng.capture(loaders)
@@ -243,26 +176,10 @@ def save_training(
 
 
 def resume_training(
-    path: str | os.PathLike,
-    model: nn.Module,
-    optimizer,
-    scheduler,
-    loaders,
-    config,
-    world: OneProcess | None = None,
+    path: str | os.PathLike, model: nn.Module, optimizer, scheduler, loaders, config, world: OneProcess
 ) -> Run | None:
-    """Put the state `save_training` wrote back into a fresh model, optimiser, schedule and loaders.
-
-    Args: as `save_training`, and fit's `world` (`labkit.train.world`).
-
-    Returns:
-        the saved Run, or None (and nothing changed) when there is no file at `path` yet.
-
-    Raises:
-        LabError: the file is only on some of the processes, was not written by fit, holds another
-            architecture, or was written with another optimizer, schedule or number of epochs.
-    """
-    world = world or OneProcess()
+    """Put what `save_training` wrote back into a fresh model, optimiser, schedule and loaders, and
+    return the saved Run; None, with nothing changed, when there is no file at `path` yet."""
     found = Path(path).is_file()
     missing = world.agree(found)  # every process must see the file, or none
     if missing and len(missing) < world.size:
@@ -287,14 +204,12 @@ def resume_training(
     optimizer.load_state_dict(state["optimizer"])
     one_cycle = isinstance(scheduler, lr_scheduler.OneCycleLR)
     if one_cycle and scheduler.total_steps != state["scheduler"]["total_steps"]:
-        # Another number of processes, so another number of steps per epoch: keep this run's
-        # schedule, at the point the finished epochs reached.
+        # Another number of processes, so of steps per epoch: keep this run's schedule, where it was.
         scheduler.last_epoch = state["epoch"] * scheduler.total_steps // config["epochs"]
     elif scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
     old = state["config"]["world_size"]
     if old != world.size and world.main:
-        # Each process now takes another share of every epoch.
         print(f"Resuming a run of {old} process(es) with {world.size}: not exactly as it would have gone on.")
     rng.restore(state["rng"], loaders)  # last: nothing above may draw from the generators
     return Run(**{name: state[name] for name in vars(Run())})

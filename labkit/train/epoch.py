@@ -1,8 +1,6 @@
-"""One epoch of training: `train_one_epoch`, the plain loop of lab 02's exercise, and `train_sums`,
-the same loop as `fit` runs it.
+"""One epoch of training: `train_one_epoch`, lab 02's exercise, and `train_sums`, as `fit` runs it.
 
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
@@ -23,14 +21,9 @@ def train_one_epoch(
     device: str | torch.device | None = None,
     criterion: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """Train `model` for one pass over `batches` of (images (N, C, H, W), labels (N,)).
-
-    Training mode; per batch: zero the gradients, logits, loss (cross-entropy, mean over the batch,
-    unless `criterion` says otherwise), backward, optimiser step.
-
-    Returns:
-        (mean loss per image, accuracy) over the epoch, weighted by batch size.
-    """
+    """Train `model` (train mode) for one pass over `batches` of (images (N, C, H, W), labels (N,)):
+    per batch, zero the gradients, logits, loss (cross-entropy by default), backward, optimiser step.
+    Returns (mean loss per image, accuracy) over the epoch."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     criterion = criterion or nn.CrossEntropyLoss()
     model.train()
@@ -56,32 +49,20 @@ def train_sums(
     optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
     device: torch.device,
-    batch_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    bar: dict | None = None,
+    batch_scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    bar: dict,
     *,
     channels_last: bool = False,
     amp: bool = False,
 ) -> tuple[float, int, int]:
-    """`train_one_epoch` as `fit` runs it, on `model` (or its DistributedDataParallel wrapper).
-
-    Sums rather than means, so that the shares of several processes add up; they stay on the device
-    until the end, as reading the loss after every batch (`.item()`) would make the CPU wait for a
-    GPU at every step. Batch-norm layers whose parameters are all frozen stay in eval mode.
-
-    Args:
-        batch_scheduler: a learning-rate schedule stepped after every batch (one-cycle), or None.
-        bar: tqdm's arguments for a bar over the batches (desc, disable); None: no bar.
-        channels_last: store each batch (N, C, H, W) channels-last, as fit stores the weights.
-        amp: run the forward pass in bfloat16 where it is safe (torch.autocast); the loss in float32.
-
-    Returns:
-        (summed loss, number correct, number seen) over the epoch.
-    """
+    """(summed loss, number correct, number seen) of a training epoch of `model` (or its DDP wrapper): sums,
+    so that processes' shares add up, kept on the device (no wait for the GPU at every batch). Frozen
+    batch-norm layers stay in eval mode; `bar` holds tqdm's arguments (desc, disable)."""
     train_mode(model)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
-    for batch in tqdm(loader, leave=False, **(bar or {"disable": True})):
+    for batch in tqdm(loader, leave=False, **bar):
         x, y = batch_to(batch, device, channels_last)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -1,8 +1,6 @@
-"""What `fit` returns: one row per epoch, and the figures a lab records from it; and `Run`, what
-`fit` carries from one epoch to the next.
+"""`History`, what `fit` returns (a row per epoch), and `Run`, what `fit` carries from epoch to epoch.
 
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
@@ -17,18 +15,12 @@ import pandas as pd
 from labkit.core import atomic_write
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_loss_smooth", "lr", "seconds")
-# How much of the smoothed validation loss carries over to the next epoch (early stopping, curves).
-SMOOTHING = 0.6
+SMOOTHING = 0.6  # share of the smoothed validation loss carried over to the next epoch
 
 
 def smooth(values: Iterable[float], smoothing: float = SMOOTHING) -> np.ndarray:
-    """Exponential smoothing, as TensorBoard's slider (without its start-up de-biasing).
-
-        s_1 = v_1,    s_t = smoothing * s_{t-1} + (1 - smoothing) * v_t
-
-    `smoothing=0` gives the raw values back; closer to 1 is smoother and lags more.
-    NaN values are carried through without disturbing the running value.
-    """
+    """Exponential smoothing, as TensorBoard's slider (without its start-up de-biasing):
+    s_1 = v_1, s_t = smoothing * s_{t-1} + (1 - smoothing) * v_t; NaN values are skipped over."""
     values = np.asarray(list(values), dtype=float)
     out = np.empty_like(values)
     running = np.nan
@@ -41,19 +33,9 @@ def smooth(values: Iterable[float], smoothing: float = SMOOTHING) -> np.ndarray:
 
 @dataclass
 class History:
-    """Per-epoch record of a `fit` run.
-
-    Attributes:
-        df: one row per epoch with the columns epoch (from 1), train_loss, train_acc, val_loss, val_acc,
-            val_loss_smooth (see `smooth`), lr (learning rate of the first parameter group at the
-            start of the epoch) and seconds (wall time of the epoch).
-        best_epoch: the epoch with the lowest smoothed validation loss, whose weights `fit` restores
-            (unless restore_best=False). None without a validation loader.
-        best_val_acc: validation accuracy of the best epoch's weights (the row of `best_epoch`).
-        epochs_run: epochs trained in all (also those before a resume).
-        seconds: training seconds in all.
-        stopped_early: True when early stopping ended the run before `epochs`.
-    """
+    """Per-epoch record of a `fit` run: `df`, a row per epoch with the columns COLUMNS (lr: the first
+    group's at the epoch's start; val_loss_smooth: see `smooth`), `best_epoch` (the one with the lowest
+    smoothed validation loss; None without validation) and `stopped_early`."""
 
     df: pd.DataFrame
     best_epoch: int | None = None
@@ -61,24 +43,23 @@ class History:
 
     @property
     def epochs_run(self) -> int:
+        """Epochs trained in all, those before a resume included."""
         return len(self.df)
 
     @property
     def seconds(self) -> float:
+        """Training seconds in all."""
         return float(self.df["seconds"].sum()) if len(self.df) else 0.0
-
-    def _best_row(self) -> pd.Series | None:
-        if self.best_epoch is None:
-            return None
-        return self.df.loc[self.df["epoch"] == self.best_epoch].iloc[0]
 
     @property
     def best_val_acc(self) -> float | None:
-        row = self._best_row()
-        return None if row is None else float(row["val_acc"])
+        """The validation accuracy of `best_epoch`, whose weights `fit` restores."""
+        if self.best_epoch is None:
+            return None
+        return float(self.df.loc[self.df["epoch"] == self.best_epoch].iloc[0]["val_acc"])
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the per-epoch table to `path` as CSV (temporary file, then rename)."""
+        """Write the per-epoch table to `path` as CSV, atomically."""
         with atomic_write(path, newline="") as fh:
             self.df.to_csv(fh, index=False)
         return Path(path)
@@ -91,9 +72,8 @@ class History:
         return cls(df=df, best_epoch=best_epoch, stopped_early=stopped_early)
 
     def __repr__(self) -> str:
-        best = (
-            f", best_epoch={self.best_epoch}, best_val_acc={self.best_val_acc:.4f}" if self.best_epoch else ""
-        )
+        acc = self.best_val_acc
+        best = f", best_epoch={self.best_epoch}, best_val_acc={acc:.4f}" if self.best_epoch else ""
         stop = ", stopped early" if self.stopped_early else ""
         return f"History(epochs_run={self.epochs_run}{best}{stop}, seconds={self.seconds:.1f})"
 
@@ -113,7 +93,3 @@ class Run:
     bad: int = 0  # epochs since best_epoch
     best_weights: dict | None = None  # a CPU copy of the model's state_dict at best_epoch
     stopped: bool = False  # early stopping ended the run
-
-    def history(self) -> History:
-        """The History of the epochs run so far."""
-        return History.from_rows(self.rows, best_epoch=self.best_epoch, stopped_early=self.stopped)

@@ -1,18 +1,12 @@
-"""Lookahead (Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back") with airbench's
-schedule (Jordan 2024), as an optimiser that `fit` takes like any other.
+"""Lookahead (Zhang et al. 2019) with airbench's schedule, as an optimiser `fit` takes like any other.
 
-Introduced in notebooks/03_residual_inception.ipynb (the CIFAR-10 recipe). The inner optimiser
-takes its steps as usual ("fast" weights); every `every` steps the "slow" copy moves towards them,
-    slow <- decay * slow + (1 - decay) * fast,
-and the fast weights start again from the slow ones. airbench lets `decay` grow with the square of
-the cube of training progress, decay_t = 0.95^5 * (t / total)^3: no averaging at the start, when
-the weights must move fast, and an average over the last few hundred steps at the end (an
-exponential moving average of the weights). The model's floating-point buffers (batch-norm running
-statistics) are averaged with the weights, so they match them. At `total_steps` the weights
-become the slow ones.
-"""
+Introduced in notebooks/03_residual_inception.ipynb. Every `every` steps a slow copy of the weights (and
+float buffers) moves towards them, slow <- decay * slow + (1 - decay) * fast, and they restart from it;
+decay = max_decay * (t / total_steps)^3: no averaging at the start, an average over the last steps."""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -21,16 +15,8 @@ from labkit.core import LabError
 
 
 class Lookahead(torch.optim.Optimizer):
-    """Wrap `optimizer` (built on `model`'s parameters) with Lookahead on `model`'s weights.
-
-    Args:
-        optimizer: the inner optimiser; its `param_groups` are shared, so learning-rate schedules
-            built on this object drive it.
-        model: the network whose parameters and floating-point buffers are averaged.
-        total_steps: the number of optimiser steps of the whole training (epochs x batches).
-        every: steps between two averagings (airbench: 5).
-        max_decay: decay at the end of training (airbench: 0.95^5).
-    """
+    """Wrap `optimizer`, built on `model`'s parameters, whose `param_groups` it shares (so schedules built on
+    the Lookahead drive it); `total_steps` is the steps of all training (epochs x batches)."""
 
     def __init__(
         self,
@@ -41,9 +27,7 @@ class Lookahead(torch.optim.Optimizer):
         max_decay: float = 0.95**5,
     ) -> None:
         if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise LabError(
-                f"total_steps={total_steps!r}: expected the steps of all training (epochs x batches)."
-            )
+            raise LabError(f"total_steps={total_steps!r}: expected all training's steps (epochs x batches).")
         if not isinstance(every, int) or every < 1 or not 0.0 <= max_decay < 1.0:
             raise LabError(
                 f"every={every!r}, max_decay={max_decay!r}: expected an int >= 1 and a decay in [0, 1)."
@@ -53,13 +37,14 @@ class Lookahead(torch.optim.Optimizer):
         self.steps = 0
         self.slow = {k: v.detach().clone() for k, v in self._averaged().items()}
         # Share the inner optimiser's groups and state: schedules and checkpoints see one optimiser.
-        self.param_groups = optimizer.param_groups
-        self.state = optimizer.state
+        self.param_groups, self.state = optimizer.param_groups, optimizer.state
         self.defaults = optimizer.defaults
         # Optimizer.__init__ is not called (it would copy the groups); the hook tables its methods read:
-        self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = {}, {}
-        self._optimizer_state_dict_pre_hooks, self._optimizer_state_dict_post_hooks = {}, {}
-        self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks = {}, {}
+        self._optimizer_step_pre_hooks, self._optimizer_step_post_hooks = OrderedDict(), OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
 
     def _averaged(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.model.state_dict(keep_vars=True).items() if v.is_floating_point()}
@@ -95,8 +80,7 @@ class Lookahead(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.optimizer.load_state_dict(state_dict["inner"])
-        self.param_groups = self.optimizer.param_groups
-        self.state = self.optimizer.state
+        self.param_groups, self.state = self.optimizer.param_groups, self.optimizer.state
         self.steps = int(state_dict["steps"])
         for name, value in state_dict["slow"].items():
             self.slow[name].copy_(value)

@@ -1,8 +1,6 @@
-"""`fit`: the training loop of the series: epochs of training and validation, with early stopping,
-a checkpoint per epoch and exact resume.
+"""`fit`, the series' training loop: early stopping, a checkpoint per epoch and exact resume.
 
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
@@ -47,47 +45,28 @@ def fit(
     amp: bool = False,
     world: OneProcess | None = None,
 ) -> History:
-    """Train `model` for `epochs` epochs, each a pass over `train_loader` (an optimiser step per batch)
-    and one over `val_loader` (eval mode, no gradients); return the History, a row per epoch.
+    """Train `model` in place for `epochs` epochs, each a pass over `train_loader` and one over `val_loader`
+    (eval mode, no gradients), and return the History; every module's train/eval mode is restored.
 
-    Early stopping watches the validation loss smoothed over epochs, s_t = 0.6 s_(t-1) + 0.4 v_t
-    (column `val_loss_smooth`; one noisy epoch does not decide): training stops after `patience`
-    epochs without a new lowest s_t, and the weights of the epoch with the lowest s_t are restored.
+    Early stopping watches the validation loss smoothed as `smooth` does, so that one noisy epoch does not
+    decide: training stops after `patience` epochs without a new lowest value (None: never), and the best
+    epoch's weights are restored (unless `restore_best=False`).
 
     Args:
-        model: the network, trained in place on `device`; every module's train/eval mode is restored.
-        train_loader, val_loader: yield (images (N, C, H, W), targets (N,)); `val_loader` may be None
-            (no validation, no early stopping). A shuffled loader should own a torch.Generator
-            (`make_loaders`' do), whose state the checkpoint saves.
-        epochs: epochs in all, those before an interruption included.
+        train_loader, val_loader: yield (images (N, C, H, W), targets (N,)); `val_loader` may be None.
+            A shuffled loader should own a torch.Generator (`make_loaders`' do), which checkpoints save.
         device: "cpu", "cuda", "mps" or "auto"; None trains where the model is.
-        optimizer, lr, weight_decay, param_groups: a name ("adam", "adamw", "sgd", "nesterov") with
-            its settings and parameter groups (`labkit.train.optim`), or a torch Optimizer.
-        scheduler: None, "cosine", "step", "onecycle", "linear", an LRScheduler or a callable
-            optimizer -> LRScheduler (`labkit.train.optim.build_scheduler`).
-        label_smoothing: of the cross-entropy loss (training and validation), in [0, 1).
-        patience: epochs without a new lowest s_t before training stops; None: no early stopping.
-        checkpoint, resume: a file the training state is written to after every epoch (atomically);
-            `resume` continues from it if it exists, given the same arguments, a fresh model and fresh
-            loaders, and on CPU ends with the weights of an uninterrupted run, bit for bit.
-        progress: progress bars over the epochs and over the batches of each epoch.
-        restore_best: load the best epoch's weights at the end (False: keep the last epoch's).
-        channels_last: weights and batches in channels-last order (N, H, W, C): faster convolutions.
-        amp: the forward pass in bfloat16 where it is safe (torch.autocast), on recent GPUs.
-        world: the processes that train together (`labkit.train.world`): None, this one alone; under
-            torchrun, the one `course.distributed.join` gives.
-
-    Returns:
-        History: `.df` (a row per epoch), `.best_epoch`, `.best_val_acc`, `.stopped_early`.
-
-    Raises:
-        LabError: bad arguments (before any training), a checkpoint that does not fit the model or the
-            run, an empty loader, a diverging loss; the message says what to do.
-    """
+        optimizer, scheduler: names (`labkit.train.optim`), or a torch Optimizer and LRScheduler (or maker).
+        checkpoint, resume: a file written after every epoch; `resume` goes on from it (same arguments,
+            fresh model and loaders; on CPU, bit for bit the weights of an uninterrupted run).
+        channels_last, amp: weights and batches channels-last; the forward pass in bfloat16 (autocast).
+        world: the processes that train together (`labkit.train.world`); None: this one alone."""
     _check_args(epochs, patience, label_smoothing, val_loader, checkpoint, resume, world)
     world = world or OneProcess()
     device = model_device(model) if device is None else pick_device(device)
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     fast = {"channels_last": channels_last, "amp": amp}  # memory layout and precision of the batches
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     opt = build_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay, param_groups=param_groups)
@@ -101,7 +80,7 @@ def fit(
     config = dict(epochs=epochs, optimizer=type(opt).__name__, scheduler=schedule, world_size=world.size)
     loaders = {"train": train_loader, "val": val_loader}
     run = Run()  # what is carried from epoch to epoch: history, early stopping, best weights
-    if resume:
+    if resume and checkpoint is not None:
         run = resume_training(checkpoint, model, opt, sched, loaders, config, world) or run
 
     show = progress and world.main
@@ -149,7 +128,7 @@ def fit(
     world.barrier()  # no process goes on before the main one has written the last checkpoint
     if run.best_weights is not None:
         load_state(model, run.best_weights, source="the best epoch's weights")
-    return run.history()
+    return History.from_rows(run.rows, best_epoch=run.best_epoch, stopped_early=run.stopped)
 
 
 def _check_args(epochs, patience, label_smoothing, val_loader, checkpoint, resume, world) -> None:

@@ -1,11 +1,11 @@
 """Optimisers and learning-rate schedules by name, for `fit`.
 
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,16 +17,14 @@ from labkit.core import LabError
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 MOMENTUM = 0.9  # of "sgd" and "nesterov"
 SCHEDULERS = (None, "cosine", "step", "onecycle", "linear")
-# Named schedules whose shape depends on the number of epochs (a resume must keep `epochs`).
-EPOCH_DEPENDENT = ("cosine", "step", "onecycle", "linear")
+EPOCH_DEPENDENT = ("cosine", "step", "onecycle", "linear")  # laid out over `epochs`: a resume must keep it
 CUSTOM = "an LRScheduler, or a callable optimizer -> LRScheduler"
-# Schedules stepped after every batch rather than after every epoch.
-PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
+PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)  # stepped after every batch, not every epoch
 
 
 def trainable_params(model: nn.Module, param_groups: Iterable | None = None) -> list:
-    """What the optimiser updates: `param_groups` as given (lists of dicts, as torch takes them), or
-    every parameter with `requires_grad` (a frozen backbone stays out of the optimiser)."""
+    """What the optimiser updates: `param_groups` as given (dicts, as torch takes them), or every
+    parameter with `requires_grad` (a frozen backbone stays out of the optimiser)."""
     if param_groups is not None:
         groups = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in param_groups]
         if not groups:
@@ -39,20 +37,15 @@ def trainable_params(model: nn.Module, param_groups: Iterable | None = None) -> 
 
 
 def norm_scaled_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr_scale: float) -> list[dict]:
-    """Two parameter groups: batch-norm parameters with `lr * norm_lr_scale`, all others with `lr`.
+    """Two groups of the trainable parameters: batch-norm ones with `lr * norm_lr_scale`, others with `lr`.
 
-    A batch-norm shift is one number per channel that the whole channel moves with; airbench
-    (Jordan 2024) trains them 64 times faster than the weights. Both groups decay by the same
-    fraction per step (torch's SGD decays by lr * weight_decay), so the scaled group's weight decay
-    is divided by the same factor. Frozen parameters are left out.
-    """
+    A batch-norm shift moves a whole channel; airbench trains them 64 times faster. Their weight decay
+    is divided by the factor, so both groups decay by the same fraction per step (lr * weight_decay)."""
     if not norm_lr_scale > 0:
         raise LabError(f"norm_lr_scale={norm_lr_scale!r}: expected a positive factor, e.g. 64 (1: none).")
     norm_layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
     norms = {id(p) for m in norm_layers for p in m.parameters()}
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise LabError("the model has no trainable parameter (all requires_grad=False); unfreeze some first.")
+    trainable = trainable_params(model)
     scaled = [p for p in trainable if id(p) in norms]
     others = [p for p in trainable if id(p) not in norms]
     scaled_lr = {"lr": lr * norm_lr_scale, "weight_decay": weight_decay / norm_lr_scale}
@@ -97,18 +90,12 @@ def build_scheduler(
 ) -> tuple[Any, bool]:
     """A learning-rate schedule and whether it is stepped per batch (True) or per epoch (False).
 
-    - None: constant learning rate.
-    - "cosine": cosine annealing from `lr` towards 0 over `epochs`, stepped per epoch
-      (epoch e, from 1, trains with lr * (1 + cos(pi * (e - 1) / epochs)) / 2).
-    - "step": divide by 10 after a third and after two thirds of `epochs`, stepped per epoch.
-    - "onecycle": OneCycleLR with max_lr = each group's lr (warm-up over the first 30 % of the
-      steps, then cosine down), stepped per batch.
-    - "linear": airbench's schedule (Jordan 2024), stepped per batch: linear warm-up from lr / 5
-      to lr over the first 23 % of the steps, then linear down to 0.07 * lr; momentum constant.
-    - an LRScheduler instance, or a callable optimizer -> LRScheduler: stepped per epoch, except
-      OneCycleLR and CyclicLR (per batch). ReduceLROnPlateau is refused: `fit` steps schedules
-      without the validation loss.
-    """
+    - None: constant; "cosine": annealed towards 0 over `epochs`; "step": divided by 10 after a third and
+      after two thirds of `epochs` (both stepped per epoch).
+    - "onecycle": OneCycleLR up to each group's lr, per batch; "linear": airbench's, per batch, from lr / 5
+      up to lr over 23 % of the steps, then linearly down to 0.07 * lr (momentum constant).
+    - an LRScheduler, or a callable optimizer -> LRScheduler: per epoch, except OneCycleLR and
+      CyclicLR. ReduceLROnPlateau is refused: `fit` steps schedules without the validation loss."""
     if scheduler is None:
         return None, False
     if isinstance(scheduler, str):
@@ -121,12 +108,16 @@ def build_scheduler(
         if steps_per_epoch < 1:
             raise LabError(f"scheduler={scheduler!r} steps after every batch, but the train loader has none.")
         max_lr, total = [g["lr"] for g in optimizer.param_groups], epochs * steps_per_epoch
+        cycle = partial(lr_scheduler.OneCycleLR, optimizer, max_lr=max_lr, total_steps=total)
         if scheduler == "onecycle":
-            return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total), True
+            return cycle(), True
         # airbench's: from lr / 5 up to lr, then down to lr / 5 / final_div_factor = 0.07 * lr.
-        linear = {"pct_start": 0.23, "anneal_strategy": "linear", "div_factor": 5.0, "cycle_momentum": False}
-        return lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total, final_div_factor=1 / (5.0 * 0.07), **linear
+        return cycle(
+            pct_start=0.23,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+            div_factor=5.0,
+            final_div_factor=1 / (5.0 * 0.07),
         ), True
     made = scheduler if isinstance(scheduler, lr_scheduler.LRScheduler) else None
     if made is None and callable(scheduler):

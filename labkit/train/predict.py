@@ -1,7 +1,6 @@
 """Evaluation and prediction over a loader, with the model's modes left as they were found.
 
-Introduced in notebooks/02_naive_cnn.ipynb.
-"""
+Introduced in notebooks/02_naive_cnn.ipynb."""
 
 from __future__ import annotations
 
@@ -14,12 +13,12 @@ from torch import nn
 from labkit.core import LabError, pick_device
 from labkit.util import model_device, preserved
 
+Device = str | torch.device | None  # "cpu", "cuda", "auto" ...; None: where the model is
+
 
 def batch_to(batch, device: torch.device, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, targets) of a loader's batch on `device`; extra items (masks, ids) are dropped.
-
-    Images (N, C, H, W) are stored channels-last when `channels_last`; other shapes stay as they are.
-    """
+    """(images, targets) of a loader's batch on `device`, extra items (masks, ids) dropped; images
+    (N, C, H, W) channels-last when `channels_last`."""
     if not (isinstance(batch, (list, tuple)) and len(batch) >= 2):
         raise LabError(
             f"the loader gave a {type(batch).__name__}, not an (images, targets) pair; use a dataset whose "
@@ -33,13 +32,7 @@ def batch_to(batch, device: torch.device, channels_last: bool = False) -> tuple[
 
 @dataclass
 class Predictions:
-    """Predictions over a loader, in the loader's order.
-
-    Attributes:
-        y_true: (N,) int64 targets.
-        y_pred: (N,) int64 predicted classes (argmax of the logits).
-        probs: (N, K) float32 softmax probabilities.
-    """
+    """Predictions over a loader, in its order: y_true (N,) and y_pred (N,) int64, probs (N, K) float32."""
 
     y_true: np.ndarray
     y_pred: np.ndarray
@@ -85,12 +78,8 @@ def eval_sums(
     channels_last: bool = False,
     amp: bool = False,
 ) -> tuple[float, int, int]:
-    """(summed loss, number correct, number seen) of `model` over `loader`, in eval mode without gradients.
-
-    Sums rather than means, so that the shares of several processes add up. The loss sum weights each
-    batch's mean `criterion` (default cross-entropy) by its size. The sums stay on the device until
-    the end: one synchronisation per pass, not per batch. An empty loader gives (0.0, 0, 0).
-    """
+    """(summed loss, number correct, number seen) of `model` over `loader`, in eval mode without gradients,
+    summed for processes' shares to add up; `criterion` defaults to cross-entropy."""
     criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
@@ -107,61 +96,35 @@ def eval_sums(
 
 
 def means(sums, what: str = "loader") -> tuple[float, float]:
-    """(mean loss, accuracy) from (loss sum, number correct, number seen), as `eval_sums` gives them.
-
-    Raises:
-        LabError: nothing was seen (an empty loader).
-    """
+    """(mean loss, accuracy) from `eval_sums`' sums; a LabError when nothing was seen."""
     total_loss, correct, seen = sums
     if int(seen) == 0:
         raise LabError(f"the {what} is empty: it gave no batch. Check the split it was made from.")
     return total_loss / int(seen), int(correct) / int(seen)
 
 
-def _is_channels_last(model: nn.Module) -> bool:
-    """True when the model's first 4-d weight is stored channels-last (fit(channels_last=True) did it)."""
-    for p in model.parameters():
-        if p.dim() == 4:
-            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-    return False
-
-
-def evaluate(
-    model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False
-) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of `model` over `loader`.
-
-    Args:
-        model: the network (moved to `device`); its train/eval modes are restored afterwards.
-        loader: yields (images, targets).
-        device: "cpu", "cuda", "auto" ...; None (default) keeps the model where it is.
-        tta: test-time augmentation: average the logits of each image and of its mirror image.
-
-    Returns:
-        {"loss": mean cross-entropy per sample, "accuracy": fraction correct}.
-    """
+def _placed(model: nn.Module, device: Device) -> tuple[torch.device, bool]:
+    """Move `model` to `device` (None: where it is); return that and whether fit stored it channels-last."""
     device = pick_device(device) if device is not None else model_device(model)
     model.to(device)
-    sums = eval_sums(model, loader, None, device, tta=tta, channels_last=_is_channels_last(model))
-    loss, accuracy = means(sums)
+    for p in model.parameters():  # the first 4-d weight
+        if p.dim() == 4:
+            return device, p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return device, False
+
+
+def evaluate(model: nn.Module, loader, device: Device = None, *, tta: bool = False) -> dict[str, float]:
+    """{"loss": mean cross-entropy, "accuracy"} of `model` over `loader`, in eval mode (modes restored);
+    `device=None` keeps the model where it is, `tta` averages the logits of each image and its mirror."""
+    device, channels_last = _placed(model, device)
+    loss, accuracy = means(eval_sums(model, loader, None, device, tta=tta, channels_last=channels_last))
     return {"loss": loss, "accuracy": accuracy}
 
 
-def predict(
-    model: nn.Module, loader, device: str | torch.device | None = None, *, tta: bool = False
-) -> Predictions:
-    """Targets, predicted classes and softmax probabilities over `loader`, in its order.
-
-    Runs in eval mode under `torch.no_grad()`; every submodule's mode is restored afterwards.
-    `device=None` (default) keeps the model where it is; `tta` averages each image's logits with
-    those of its mirror image.
-
-    Returns:
-        Predictions with numpy arrays y_true (N,), y_pred (N,), probs (N, K) and confidence (N,).
-    """
-    device = pick_device(device) if device is not None else model_device(model)
-    model.to(device)
-    channels_last = _is_channels_last(model)
+def predict(model: nn.Module, loader, device: Device = None, *, tta: bool = False) -> Predictions:
+    """Targets, predicted classes and softmax probabilities over `loader`, in its order; eval mode
+    without gradients, modes restored. `device` and `tta` as in `evaluate`."""
+    device, channels_last = _placed(model, device)
     ys, probs = [], []
     with preserved(model), torch.no_grad():
         model.eval()

@@ -1,17 +1,6 @@
-"""Random number generator states as plain data, for exact resume.
-
-Everything random in a training epoch draws from one of these:
-- Python's `random` and numpy's global generator (augmentations, `seed_worker` in loader workers);
-- torch's global CPU generator (dropout on CPU, transforms, and the sampler of a loader made
-  without a generator) and the CUDA generators (dropout on a GPU);
-- `torch.Generator` objects owned by a DataLoader (`loader.generator`, which also seeds its
-  workers) or by its sampler (`loader.sampler.generator`; a `WeightedRandomSampler` has its own).
-
-`capture` turns their states into tensors and lists that `torch.load(weights_only=True)` reads back;
-`restore` puts them back, so the next epoch draws exactly what it would have drawn without the
-interruption. Reseeding the loader per epoch (seed + epoch) would also be exact, but it would change
-the shuffling a loader made with `make_loaders(seed=...)` gives; saving its state changes nothing.
-"""
+"""Random generator states as plain data, so that a resumed `fit` draws exactly what it would have drawn:
+Python's, numpy's, torch's CPU and CUDA generators, and the torch.Generators of the loaders (saved, not
+reseeded per epoch, which would change the shuffling `make_loaders(seed=...)` gives)."""
 
 from __future__ import annotations
 
@@ -26,33 +15,23 @@ from labkit.core import LabError
 
 def loader_generators(loader: Any) -> list[torch.Generator]:
     """The distinct torch.Generators a DataLoader draws from (its own, its sampler's, its batch sampler's)."""
-    if loader is None:
-        return []
-    sampler = getattr(loader, "sampler", None)
-    batch_sampler = getattr(loader, "batch_sampler", None)
+    sampler, batch_sampler = getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)
+    owners = (loader, sampler, batch_sampler, getattr(batch_sampler, "sampler", None))
     found: list[torch.Generator] = []
-    for g in (
-        getattr(loader, "generator", None),
-        getattr(sampler, "generator", None),
-        getattr(batch_sampler, "generator", None),
-        getattr(getattr(batch_sampler, "sampler", None), "generator", None),
-    ):
+    for g in (getattr(owner, "generator", None) for owner in owners):
         if isinstance(g, torch.Generator) and all(g is not h for h in found):
             found.append(g)
     return found
 
 
 def capture(loaders: dict[str, Any]) -> dict:
-    """The state of every generator that training draws from, as plain data.
-
-    Args:
-        loaders: {"train": train_loader, "val": val_loader}; their generators are saved by name.
-    """
+    """The state of every generator training draws from, `loaders`' by name, as weights_only data."""
     version, mt_state, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()  # "MT19937", keys uint32 (624,), ...
+    np_state = np.random.get_state(legacy=False)  # MT19937: keys uint32 (624,), pos, a cached gaussian
+    keys, pos = np_state["state"]["key"], np_state["state"]["pos"]
     return {
         "python": [version, list(mt_state), gauss],
-        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, np_state["has_gauss"], np_state["gauss"]],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "loaders": {name: [g.get_state() for g in loader_generators(ld)] for name, ld in loaders.items()},
@@ -60,12 +39,7 @@ def capture(loaders: dict[str, Any]) -> dict:
 
 
 def restore(state: dict, loaders: dict[str, Any]) -> None:
-    """Put back the states `capture` saved.
-
-    Raises:
-        LabError: a loader now has a different number of generators than when the state was saved
-            (it was made differently: shuffle, generator or sampler changed).
-    """
+    """Put back the states `capture` saved; a LabError when a loader was made with other generators."""
     for name, loader in loaders.items():
         saved = state["loaders"].get(name, [])
         gens = loader_generators(loader)

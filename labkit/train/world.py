@@ -1,11 +1,6 @@
-"""The processes `fit` trains with: this one alone, unless the caller says otherwise.
-
-Introduced in notebooks/02_naive_cnn.ipynb (`fit`'s `world`). At a handful of points `fit` asks its
-world to do what training in several processes needs; `OneProcess`, the default, does nothing, so
-in a notebook `fit` is plain PyTorch. Under torchrun the course's tools pass the world of
-`course.distributed`, which splits the data, wraps the model in DistributedDataParallel and sums
-the epoch figures over the processes.
-"""
+"""The processes `fit` trains with (notebooks/02_naive_cnn.ipynb): `OneProcess`, this one alone, does
+nothing at each hook; under torchrun, `course.distributed`'s world splits the data, wraps the model in
+DistributedDataParallel and sums the figures over processes."""
 
 from __future__ import annotations
 
