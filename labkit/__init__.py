@@ -1,10 +1,5 @@
-"""labkit: the helper library of the CNN Lab notebook series.
-
-`labkit.setup`, `labkit.record` and the submodules (`labkit.data`, `labkit.models`, `labkit.train`,
-`labkit.metrics`, `labkit.plots`, `labkit.interpret`, `labkit.check`, `labkit.recipes`, `labkit.zoo`,
-`labkit.util`, `labkit.widgets`) are imported on first use, so `import labkit` is cheap and has no
-side effects.
-"""
+"""labkit: the helper library of the CNN Lab notebook series. `labkit.setup`, `labkit.record` and the
+submodules are imported on first use, so `import labkit` is cheap and has no side effects."""
 
 from __future__ import annotations
 
@@ -13,23 +8,9 @@ from typing import Any
 
 from labkit.core import LabError, __version__, pick_device
 
-_SUBMODULES = {
-    "check",
-    "core",
-    "data",
-    "interpret",
-    "lab",
-    "metrics",
-    "models",
-    "params",
-    "plots",
-    "recipes",
-    "train",
-    "util",
-    "widgets",
-    "zoo",
-}
-_FROM_LAB = {"current", "record", "savefig", "setup"}
+_SUBMODULES = {"check", "core", "data", "interpret", "lab", "metrics", "models", "params", "plots", "recipes",
+               "train", "util", "widgets", "zoo"}  # fmt: skip
+_FROM_LAB = {"current", "record", "setup"}
 
 
 def __getattr__(name: str) -> Any:
@@ -40,4 +21,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["LabError", "__version__", "current", "pick_device", "record", "savefig", "setup"]
+__all__ = ["LabError", "__version__", "current", "pick_device", "record", "setup"]

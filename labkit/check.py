@@ -1,19 +1,12 @@
 """Checks a student runs after an exercise: each says what is right, or what is wrong and a hint.
 
-    labkit.check.shape(out, (8, 64, 16, 16), "the residual block's output")
-    labkit.check.params(block, 37_056, "ResidualBlock(32, 64, stride=2)")
+Introduced in notebooks/01_data_prep.ipynb. A failed check raises `CheckFailed` (an AssertionError).
+A graded exercise wraps its checks in `exercise(...)`, which lets the lab go on while the answer still
+raises NotImplementedError (`use` then hands later cells labkit's version), fails an answer that calls
+the labkit function it asks the student to write (`forbid=[...]`), and, under `hidden=True` (the
+instructor's hidden tests), reports every failure as a `CheckFailed` fit for the student's feedback.
 
-A failed check raises `CheckFailed` (an AssertionError). A graded exercise wraps its checks in
-`exercise(...)`, which also
-
-* lets the lab go on when the exercise is not answered yet (the placeholder raises
-  `NotImplementedError`): it says so, and `use(...)` then hands later cells labkit's version;
-* fails an answer that calls the labkit function the exercise asks the student to write
-  (`forbid=[...]`), saying why: such an answer earns no points;
-* under `hidden=True` (the instructor's hidden tests, which the student copies do not carry) turns
-  every failure into a `CheckFailed` with a message fit for the student's feedback.
-
-    with labkit.check.exercise("02-cnn", forbid=[NaiveCNN]):
+    with labkit.check.exercise("02-cnn", forbid=[NaiveCNN], answer=MyCNN):
         labkit.check.shape(MyCNN(10)(x), (8, 10), "your CNN's output")
     model_class = labkit.check.use("02-cnn", MyCNN, NaiveCNN, "the CNN")
 """
@@ -35,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-# Captured when the lab imports labkit, before any cell of the student's runs: an answer that
-# rebinds numpy's functions later does not change what the checks compare with.
+# Captured when the lab imports labkit: an answer that rebinds numpy's functions later does not change
+# what the checks compare with.
 _allclose, _asarray = np.allclose, np.asarray
 
 
@@ -123,7 +116,7 @@ def true(condition: Any, message: str, hint: str | None = None) -> None:
 
 def copy_weights(source: nn.Module, target: nn.Module, what: str = "your network") -> None:
     """Load `source`'s parameters and buffers into `target`: by name when the names agree, else in
-    order when every shape agrees (so that an answer may name its layers its own way)."""
+    order when every shape agrees (an answer may name its layers its own way)."""
     src, dst = source.state_dict(), target.state_dict()
     if list(src) == list(dst) and all(src[k].shape == dst[k].shape for k in src):
         target.load_state_dict(src)
@@ -131,19 +124,17 @@ def copy_weights(source: nn.Module, target: nn.Module, what: str = "your network
     if len(src) == len(dst) and all(a.shape == b.shape for a, b in zip(src.values(), dst.values())):
         target.load_state_dict(dict(zip(dst, src.values())))
         return
-    mine = [tuple(v.shape) for v in dst.values()]
-    want = [tuple(v.shape) for v in src.values()]
-    first = next((i for i, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
+    mine, want = [tuple(v.shape) for v in dst.values()], [tuple(v.shape) for v in src.values()]
+    i = next((i for i, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
     _fail(
         f"{what} does not have the layers expected: its tensors, in order, differ from labkit's from number "
-        f"{first + 1} on ({_entry(dst, mine, first)} where labkit has {_entry(src, want, first)}); "
+        f"{i + 1} on ({_entry(dst, mine, i)} where labkit has {_entry(src, want, i)}); "
         f"{len(mine)} tensors against {len(want)}.",
         "create the layers in the order they are used, with the sizes and bias settings asked for.",
     )
 
 
 def _entry(tensors: dict, shapes: list, i: int) -> str:
-    """The name and shape of the i-th tensor of a state dict, or "none" past its end."""
     return f"{list(tensors)[i]} {shapes[i]}" if i < len(shapes) else "none"
 
 
@@ -159,8 +150,7 @@ def same_network(
     (in eval mode; with `train=True` in training mode too, for batch-norm's batch statistics)."""
     params(mine, sum(p.numel() for p in reference.parameters()), what)
     copy_weights(reference, mine, what)
-    modes = (False, True) if train else (False,)
-    for training in modes:
+    for training in (False, True) if train else (False,):
         mine.train(training)
         reference.train(training)
         with torch.no_grad():
@@ -198,29 +188,18 @@ def _spellings(path: str) -> set[str]:
 
 
 _LABKIT_DIRS = tuple(sorted(d + os.sep for d in _spellings(os.path.dirname(__file__))))
-_LIBRARY_DIRS = tuple(
-    sorted(
-        {
-            d.rstrip(os.sep) + os.sep
-            for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values())
-            if p
-            for d in _spellings(p)
-        }
-    )
-)
+_PREFIXES = (sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values())
+_LIBRARY_DIRS = tuple(sorted({d.rstrip(os.sep) + os.sep for p in _PREFIXES if p for d in _spellings(p)}))
 
 
 def _is_student_code(filename: str) -> bool:
-    """Code that is neither labkit nor an installed library: the notebook's cells, exec'd strings,
-    a student's own module."""
-    if filename.startswith("<frozen") or filename.startswith(_LABKIT_DIRS):
-        return False
-    return not filename.startswith(_LIBRARY_DIRS)
+    """Code that is neither labkit nor an installed library: notebook cells, exec'd strings, a
+    student's own module."""
+    return not filename.startswith(("<frozen", *_LABKIT_DIRS, *_LIBRARY_DIRS))
 
 
 def _source_files(objects: Sequence[Any]) -> dict[str, str]:
-    """{file defining the object (each spelling of its path): its name for messages} for functions,
-    classes and modules."""
+    """{each spelling of the file defining a function, class or module: its name for messages}."""
     files = {}
     for obj in objects:
         target = obj.__func__ if inspect.ismethod(obj) else obj
@@ -234,11 +213,9 @@ def _source_files(objects: Sequence[Any]) -> dict[str, str]:
 
 
 class _Tripwire:
-    """A profile function that notes when code of the student's calls a forbidden labkit function.
-
-    Calls the check itself makes (from the checking cell, `checker`) are fine: the check computes the
-    expected value with the reference. A call counts when the nearest frame up the stack that is
-    either the checker's or the student's is the student's."""
+    """A profile function that notes when code of the student's calls a forbidden labkit function: when
+    the nearest frame up the stack that is the checking cell's (`checker`, which may call the reference
+    to compute the expected value) or the student's is the student's."""
 
     def __init__(self, forbidden: dict[str, str], checker: str) -> None:
         self.forbidden, self.checker = forbidden, checker
@@ -272,12 +249,9 @@ class Exercise:
 def _check_integrity() -> None:
     """The checks are the ones labkit defined: a notebook that rebinds them cannot pass."""
     module = sys.modules.get(__name__)
+    # getattr(None, ...) is None: without the module in sys.modules, every check counts as changed
     changed = [
-        name
-        for name, fn in _PRISTINE.items()
-        if module is None
-        or getattr(module, name, None) is not fn
-        or getattr(fn, "__code__", None) is not _CODES[name]
+        n for n, fn in _PRISTINE.items() if fn.__code__ is not _CODES[n] or getattr(module, n, None) is not fn
     ]
     if module is not None and getattr(module, "_allclose", None) is not _PRISTINE_ALLCLOSE:
         changed.append("_allclose")
@@ -305,16 +279,13 @@ def _is_reference(answer: Any, forbid: Sequence[Any]) -> str | None:
 def exercise(
     name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidden: bool = False
 ) -> Iterator[Exercise]:
-    """Run one exercise's checks; see the module docstring.
+    """Run one exercise's checks (see the module docstring).
 
     Args:
-        name: the exercise's id (its grade id in the grading system, e.g. "02-cnn").
-        forbid: labkit functions, classes or modules the answer must not call: the reference the
-            exercise asks the student to write. Calls the check itself makes are fine.
-        answer: the student's function or class (or a tuple of them): it must not be, wrap or
-            subclass a forbidden object.
-        hidden: the instructor's hidden tests: an unanswered exercise fails instead of being skipped,
-            and every failure is reported as `CheckFailed` naming the exercise.
+        name: the exercise's grade id in the grading system, e.g. "02-cnn".
+        forbid: what the exercise asks the student to write (labkit functions, classes or modules): the
+            answer must not call it (the check itself may), nor be, wrap or subclass it (`answer`).
+        hidden: the instructor's hidden tests: an unanswered exercise fails instead of being skipped.
     """
     label = "hidden tests" if hidden else "check"
     forbidden = _source_files(list(forbid))
@@ -322,12 +293,11 @@ def exercise(
     previous = sys.getprofile()
     try:
         _check_integrity()
-        answers = answer if isinstance(answer, tuple) else (answer,)
-        aliased = [hit for hit in (_is_reference(a, forbid) for a in answers if a is not None) if hit]
+        aliased = _is_reference(answer, forbid)
         if aliased:
             raise CheckFailed(
-                f"{name}: the answer is {', '.join(aliased)}, labkit's version of what this exercise "
-                "asks you to write; it earns no points. Write it with PyTorch yourself."
+                f"{name}: the answer is {aliased}, labkit's version of what this exercise asks you to write; "
+                "it earns no points. Write it with PyTorch yourself."
             )
         with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
             # the grading system counts anything written to stderr in a test cell as a failure
@@ -346,8 +316,8 @@ def exercise(
         if tripwire.hits:
             raise CheckFailed(
                 f"{name}: the answer calls {', '.join(tripwire.hits)}, labkit's version of what this "
-                "exercise "
-                "asks you to write; an answer that calls it earns no points. Write it with PyTorch yourself."
+                "exercise asks you to write; an answer that calls it earns no points. Write it with "
+                "PyTorch yourself."
             )
     except NotImplementedError:
         STATUS[name] = "unanswered"
@@ -376,38 +346,20 @@ def exercise(
 def use(name: str, mine: Any, reference: Any, what: str) -> Any:
     """`mine` when exercise `name` passed its check, else `reference` (saying so), so that the cells
     after an unanswered or failing exercise still run."""
-    status = STATUS.get(name)
+    status = STATUS.get(name, "")
     if status == "passed":
         print(f"Using your {what}.")
         return mine
-    why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}.get(
-        status or "", "was not checked"
-    )
-    print(f"Exercise {name} {why}: the rest of the lab uses labkit's {what}.")
+    why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}
+    print(f"Exercise {name} {why.get(status, 'was not checked')}: the rest of the lab uses labkit's {what}.")
     return reference
 
 
+# What `_check_integrity` compares with: these functions and their code objects, as labkit defined them.
 _PRISTINE = {
     name: globals()[name]
-    for name in (
-        "shape",
-        "params",
-        "close",
-        "equal",
-        "at_least",
-        "true",
-        "exercise",
-        "use",
-        "_check_integrity",
-        "_fail",
-        "_ok",
-        "_array",
-        "_source_files",
-        "_is_reference",
-        "copy_weights",
-        "same_network",
-        "no_hooks",
-    )
+    for name in "shape params close equal at_least true exercise use _check_integrity _fail _ok _array "
+    "_source_files _is_reference copy_weights same_network no_hooks".split()
 }
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

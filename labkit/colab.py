@@ -1,14 +1,9 @@
-"""Colab: what the setup cell at the top of every notebook runs there.
+"""Colab: what the setup cell at the top of every notebook (notebooks/01_data_prep.ipynb first) runs.
 
-Introduced in notebooks/01_data_prep.ipynb (its first code cell). The repository the badges and
-the setup cells point to is set here, once: `REPOSITORY` and `BRANCH`. After changing them (a fork,
-a course's own copy), `python -m course colab` rewrites the badge and the setup cell of every
-notebook (course/colab.py); tests/test_colab.py fails while a notebook disagrees with this module.
-
-On Colab the setup cell clones the repository into `CLONE_DIR` (once per runtime), puts it on
-`sys.path` and calls `setup`, which installs what Colab lacks, so `import labkit` works in the
-same kernel, without the restart an editable install alone would need (a running interpreter
-never reads the `.pth` file `pip install -e` writes). Anywhere else the cell does nothing.
+`REPOSITORY` and `BRANCH` are the one place badges and setup cells come from (`python -m course colab`
+rewrites them). On Colab the cell clones the project into `CLONE_DIR`, puts it on `sys.path` and calls
+`setup`, so `import labkit` works in the same kernel (a running interpreter never reads the `.pth` file
+`pip install -e` writes). Anywhere else the cell does nothing.
 """
 
 from __future__ import annotations
@@ -29,19 +24,11 @@ DRIVE_FOLDER = "/content/drive/MyDrive/cnn-lab"  # runs/, data and caches with k
 SKIP_ON_COLAB = {"jupyterlab"}  # requirements Colab replaces with its own (its front end)
 
 
-def on_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
 def _requirements(root: Path) -> list[str]:
     """requirements.txt without comments and without what Colab brings itself (SKIP_ON_COLAB)."""
-    keep = []
-    for line in (root / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
-        if line and name not in SKIP_ON_COLAB:
-            keep.append(line)
-    return keep
+    lines = [line.split("#", 1)[0].strip() for line in (root / "requirements.txt").read_text().splitlines()]
+    names = [re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower() for line in lines]
+    return [line for line, name in zip(lines, names) if line and name not in SKIP_ON_COLAB]
 
 
 def _pip(*args: str) -> None:
@@ -49,8 +36,8 @@ def _pip(*args: str) -> None:
 
 
 def install(root: str | Path) -> bool:
-    """Install labkit's requirements (Colab keeps its own torch: the ranges admit it) and labkit
-    itself (editable, for later kernels and subprocesses); once per runtime. True if pip ran."""
+    """Install labkit's requirements (Colab keeps its own torch: the ranges admit it) and labkit itself,
+    editable, once per runtime; True if pip ran."""
     root = Path(root)
     wanted = _requirements(root)
     stamp = root / ".colab-installed"
@@ -70,20 +57,16 @@ def install(root: str | Path) -> bool:
 
 
 def drive_storage(root: str | Path, folder: str | Path = DRIVE_FOLDER, mount: bool = True) -> dict[str, str]:
-    """Keep runs/, the datasets, labkit's tensor cache and torch's weights on Google Drive, so a
-    recycled runtime finds them again: `{root}/runs` becomes a link to `{folder}/runs`, and
-    LABKIT_DATA, LABKIT_CACHE and TORCH_HOME point into `folder`. Returns where each went."""
+    """Keep runs/, the data, labkit's cache and torch's weights on Google Drive for a recycled runtime:
+    `{root}/runs` becomes a link to `{folder}/runs`, and LABKIT_DATA, LABKIT_CACHE and TORCH_HOME point
+    into `folder`. Returns where each went."""
     if mount:
         from google.colab import drive  # only on Colab
 
         drive.mount(str(Path(folder).parents[1]))
     folder, runs = Path(folder), Path(root) / "runs"
-    places = {
-        "runs": folder / "runs",
-        "LABKIT_DATA": folder / "data",
-        "LABKIT_CACHE": folder / "cache",
-        "TORCH_HOME": folder / "torch",
-    }
+    env = {"LABKIT_DATA": folder / "data", "LABKIT_CACHE": folder / "cache", "TORCH_HOME": folder / "torch"}
+    places = {"runs": folder / "runs", **env}
     for path in places.values():
         path.mkdir(parents=True, exist_ok=True)
     if runs.is_symlink() and runs.resolve() != places["runs"].resolve():
@@ -95,8 +78,7 @@ def drive_storage(root: str | Path, folder: str | Path = DRIVE_FOLDER, mount: bo
             f"{runs} already holds this runtime's results; move them to {places['runs']} "
             f"and run the setup cell again."
         )
-    for name in ("LABKIT_DATA", "LABKIT_CACHE", "TORCH_HOME"):
-        os.environ[name] = str(places[name])
+    os.environ.update({name: str(path) for name, path in env.items()})
     return {k: str(v) for k, v in places.items()}
 
 
@@ -110,15 +92,11 @@ def setup(
         sys.path.insert(0, str(root))
     ran = install(root)
     os.chdir(root / "notebooks")
-    where = drive_storage(root, drive_folder) if keep_on_drive else None
+    kept = "runs/ and the data last as long as this runtime (KEEP_ON_DRIVE = True keeps them)."
+    if keep_on_drive:
+        drive_storage(root, drive_folder)
+        kept = f"runs, data and caches on Google Drive ({drive_folder})"
     import labkit
 
-    print(
-        f"CNN Lab {'installed' if ran else 'ready'}: labkit {labkit.__version__} "
-        f"from {Path(labkit.__file__).parent}"
-        + (
-            f"; runs, data and caches on Google Drive ({drive_folder})"
-            if where
-            else "; runs/ and the data last as long as this runtime (KEEP_ON_DRIVE = True keeps them)."
-        )
-    )
+    here = Path(labkit.__file__).parent
+    print(f"CNN Lab {'installed' if ran else 'ready'}: labkit {labkit.__version__} from {here}; {kept}")

@@ -1,7 +1,5 @@
 """The ground floor of labkit: its error type, the device, seeding, dataset names and atomic writes.
-
-Every other module of labkit may import this one; it imports nothing of labkit.
-"""
+It imports nothing of labkit, so every other module may import it."""
 
 from __future__ import annotations
 
@@ -22,12 +20,8 @@ __version__ = "0.1.0"
 PROFILES = ("smoke", "full")
 
 # Other spellings of dataset names (the data registry accepts them too).
-DATASET_ALIASES = {
-    "cifar-10": "cifar10",
-    "cats_and_dogs": "cats_vs_dogs",
-    "cats-vs-dogs": "cats_vs_dogs",
-    "caltech-101": "caltech101",
-}
+DATASET_ALIASES = {"cifar-10": "cifar10", "cats_and_dogs": "cats_vs_dogs", "cats-vs-dogs": "cats_vs_dogs",
+                   "caltech-101": "caltech101"}  # fmt: skip
 
 
 class LabError(ValueError):
@@ -35,27 +29,17 @@ class LabError(ValueError):
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """Return the device to compute on: "auto" takes cuda, then mps, then cpu.
-
-    An explicit device that is not present raises a `LabError` that says what is.
-    """
+    """The device to compute on: "auto" takes cuda, then mps, then cpu; one that is absent raises LabError."""
     if isinstance(device, torch.device):
         return device
     name = str(device).lower()
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
+    has_mps = torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LabError(
-            f"device={device!r} was asked for but no CUDA GPU is visible; use device='auto' or 'cpu'."
-        )
-    if name == "mps" and not has_mps:
-        raise LabError(
-            "device='mps' was asked for but Apple's MPS backend is not available; use 'auto' or 'cpu'."
-        )
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    missing = {"cuda": "no CUDA GPU is visible", "mps": "Apple's MPS backend is not available"}
+    kind = "cuda" if name.startswith("cuda") else name
+    if kind in missing and not (torch.cuda.is_available() if kind == "cuda" else has_mps):
+        raise LabError(f"device={device!r} was asked for but {missing[kind]}; use device='auto' or 'cpu'.")
     try:
         return torch.device(name)
     except RuntimeError as err:
@@ -65,14 +49,13 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed python, numpy and torch (all devices); with `deterministic`, ask torch for
-    deterministic kernels so the same seed, device and data give the same figures."""
+    """Seed python, numpy and torch (all devices); with `deterministic`, ask torch for deterministic
+    kernels so the same seed, device and data give the same figures."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        # cuBLAS needs this set before its first call to be deterministic.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read by cuBLAS at its first call
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -87,9 +70,7 @@ def seed_worker(worker_id: int) -> None:
 
 def generator(seed: int) -> torch.Generator:
     """A CPU torch.Generator seeded with `seed`, for samplers and `random_split`."""
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+    return torch.Generator().manual_seed(seed)
 
 
 def dataset_key(name: Any) -> str | None:
@@ -97,13 +78,11 @@ def dataset_key(name: Any) -> str | None:
     the registry's aliases ("cifar-10" -> "cifar10"); None when `name` is not a string."""
     if not isinstance(name, str):
         return None
-    if name.startswith("folder:"):
-        return "folder"
-    return DATASET_ALIASES.get(name.lower(), name.lower())
+    return "folder" if name.startswith("folder:") else DATASET_ALIASES.get(name.lower(), name.lower())
 
 
 def project_root(start: Path | None = None) -> Path:
-    """The folder holding pyproject.toml above `start` (default: the current folder), else `start`."""
+    """The folder holding pyproject.toml and labkit/ at or above `start` (default: the cwd), else `start`."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "labkit").is_dir():
@@ -112,17 +91,9 @@ def project_root(start: Path | None = None) -> Path:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
-    """Open a temporary file beside `path` for writing; rename it over `path` when the block ends.
-
-    The rename is atomic on one file system, so `path` holds either the old complete file or the
-    new complete one, never half of one; on any error (KeyboardInterrupt too) the temporary file is
-    removed. Text mode by default; "wb" for `torch.save(obj, fh)`.
-
-    Example:
-        >>> with atomic_write("metrics.json") as fh:
-        ...     json.dump(figures, fh)
-    """
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside `path`; rename it over `path` when the block ends ("wb" for torch.save),
+    so `path` holds the old complete file or the new one, never half; on any error the temporary goes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -138,7 +109,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
 
 
 def to_jsonable(value: Any) -> Any:
-    """Turn numpy/torch scalars and arrays, paths and tuples into plain JSON values."""
+    """Turn numpy/torch scalars and arrays, paths and tuples into plain JSON values (NaN: None)."""
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,14 +1,8 @@
 """Where a lab runs: its parameters resolved and checked, the device, seeding, output folders, `record`.
 
 Introduced in notebooks/01_data_prep.ipynb. After its `parameters` cell every notebook calls
-
-    lab = labkit.setup("02_naive_cnn", globals())
-
-which takes the lab's parameters from the notebook's names, gives every one left `None` the value
-`labkit.recipes` has for the lab, the profile and the dataset, checks types, ranges and names
-(`labkit.params`), seeds every random number generator, picks the device and prepares
-`{out_dir}/figures/{notebook}/`, `{out_dir}/metrics/` and `{out_dir}/checkpoints/`.
-Nothing here runs at import time.
+`lab = labkit.setup("02_naive_cnn", globals())`; the rest of the lab reads `lab.epochs`, `lab.device`,
+`lab.figures_dir`, ... and records its headline figures with `labkit.record(...)`.
 """
 
 from __future__ import annotations
@@ -94,11 +88,6 @@ class Lab:
         where = f"profile={self.profile}, recipe={self.recipe}, device={self.device}"
         return f"Lab({self.notebook}, {where}, {shown})"
 
-    def environment(self) -> list[tuple[str, str, str]]:
-        """What this lab runs with, as (what, value, advice) rows: versions, device, where the data
-        and the outputs go, and, for the labs that explain it, whether lab 02's network is there."""
-        return describe_environment(self)
-
     def _repr_html_(self) -> str:
         """What a notebook shows for `lab`: the environment, then the parameters."""
         rows = "".join(
@@ -106,7 +95,7 @@ class Lab:
             f"<td style='text-align:left'>{html.escape(value)}"
             + (f"<br><span style='color:#a15c00'>{html.escape(advice)}</span>" if advice else "")
             + "</td></tr>"
-            for what, value, advice in self.environment()
+            for what, value, advice in environment(self)
         )
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items() if k not in ("out_dir", "data_root"))
         return (
@@ -124,8 +113,9 @@ _GPU_HINT = "no GPU found: fine for shapes; real datasets train much faster on a
 _NO_NETWORK = "this lab trains a quick one first; run lab 02 with the same dataset, profile and out_dir."
 
 
-def describe_environment(lab: Lab) -> list[tuple[str, str, str]]:
-    """(what, value, advice) rows for `lab`: see `Lab.environment`. Advice is "" when all is well."""
+def environment(lab: Lab) -> list[tuple[str, str, str]]:
+    """What `lab` runs with, as (what, value, advice) rows: versions, device, where the data and the
+    outputs go, and whether lab 02's network is there (for the labs that explain it); advice "" is fine."""
     versions = f"labkit {__version__}, torch {torch.__version__}, Python {platform.python_version()}"
     rows = [("versions", versions, "")]
     dataset = lab.params.get("dataset") or "shapes"
@@ -200,19 +190,11 @@ def setup(
 ) -> Lab:
     """Resolve a notebook's parameters, seed everything, pick the device, make output folders.
 
-    Args:
-        notebook: the notebook's name without extension, e.g. "02_naive_cnn".
-        namespace: where the parameters are read from: the notebook's `globals()` after its
-            `parameters` cell (other names in it are ignored). A value of `None` takes the default.
-        defaults: the lab's recipe table; default `labkit.recipes.LABS[notebook]`.
-        **params: parameters given by name, over those of `namespace` (scripts and tests).
-
-    Returns:
-        a `Lab`; also made current, so `labkit.record(...)` writes to its metrics file.
-
-    Raises:
-        LabError: an unknown profile or parameter, a value of the wrong type, out of range, or naming
-            something that does not exist (`labkit.params`), always naming the parameter.
+    The parameters are read from `namespace` (the notebook's `globals()` after its `parameters` cell;
+    other names are ignored) and from `params` (scripts and tests), which win; `None` takes the value
+    of `defaults` (the lab's recipe table, by default `labkit.recipes.LABS[notebook]`). Returns the
+    `Lab`, made current for `labkit.record`. Raises a LabError naming any unknown, mistyped or
+    out-of-range parameter, before any work.
     """
     global _current
     table = recipes.LABS.get(notebook) if defaults is None else defaults
@@ -260,8 +242,3 @@ def current() -> Lab:
 def record(**figures: Any) -> dict[str, Any]:
     """Record headline figures of the current lab (see `Lab.record`)."""
     return current().record(**figures)
-
-
-def savefig(fig, name: str, dpi: int = 110) -> Path:
-    """Save a figure under the current lab's figures folder (see `Lab.savefig`)."""
-    return current().savefig(fig, name, dpi=dpi)

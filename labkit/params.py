@@ -173,14 +173,12 @@ def _second_seed(name, value, params):
 
 
 def _layer_names(name, value, params):
-    values = [value] if name in SINGLE_LAYER else value
+    single = name in SINGLE_LAYER
+    values = [value] if single else value
     if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) for v in values):
+        example = "'features.relu3_2'" if single else "['features.pool1']"
         _refuse(
-            name,
-            value,
-            "a layer name such as 'features.relu3_2'"
-            if name in SINGLE_LAYER
-            else "a non-empty list of layer names such as ['features.pool1']",
+            name, value, f"{'a layer name' if single else 'a non-empty list of layer names'}, e.g. {example}"
         )
 
 
@@ -195,8 +193,7 @@ SINGLE_LAYER = {"layer"}
 LAYER_PARAMETERS = ("layer", "inversion_layers")  # names only the network can check: see check_layers
 
 # every lab
-_EVERY_LAB: dict[str, Rule] = {"profile": choice(("smoke", "full")), "seed": integer(0), "dataset": _dataset,
-                               "data_root": _path, "out_dir": _path,
+_EVERY_LAB: dict[str, Rule] = {"seed": integer(0), "dataset": _dataset, "data_root": _path, "out_dir": _path,
                                "interactive": flag(none=True)}  # fmt: skip
 # data and training
 _TRAINING: dict[str, Rule] = {"image_size": _shapes_image_size, "n_per_class": integer(3),
@@ -247,11 +244,7 @@ def validate(params: Mapping[str, Any]) -> None:
 
 
 def check_layers(model, params: Mapping[str, Any], what: str = "the network") -> None:
-    """Check the layer-name parameters (`LAYER_PARAMETERS`) among `params` against `model`'s modules.
-
-    Raises:
-        LabError: naming the parameter, the missing layer(s) and the layers there are.
-    """
+    """Check the layer-name parameters among `params` against `model`'s modules (LabError naming them)."""
     known = [n for n, _ in model.named_modules() if n]
     for name in LAYER_PARAMETERS:
         if name not in params or params[name] is None:
@@ -263,6 +256,3 @@ def check_layers(model, params: Mapping[str, Any], what: str = "the network") ->
             raise LabError(
                 f"parameter {name}={value!r}: {what} has no layer {missing}; its layers are {spatial}."
             )
-
-
-__all__ = ["LAYER_PARAMETERS", "RULES", "check_layers", "validate"]

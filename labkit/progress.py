@@ -1,15 +1,6 @@
-"""Progress bars that suit where a lab runs: a live bar for people, the final state for reports.
-
-Introduced in notebooks/02_naive_cnn.ipynb (the bars of `labkit.train.fit`). `progress.tqdm(...)`
-takes tqdm's arguments and returns
-- in JupyterLab or on Colab (a Jupyter kernel with a front end): tqdm's widget bar, live;
-- in a terminal: tqdm's text bar;
-- headless (LABKIT_HEADLESS=1, which the labkit runner and the tests set): a bar that draws nothing
-  while it runs and prints its last state once, when it closes, such as
-  `fit: 100%|██████████| 14/14 [00:31<00:00, train_loss=0.123, val_loss=0.200, val_acc=0.950]`.
-  An executed notebook then keeps how training ended (epochs done, last losses) instead of a widget
-  frozen at 0 %, and the runner's index shows that line (`course.report`). Bars made with
-  `leave=False` (one per epoch, say) print nothing.
+"""Progress bars that suit where a lab runs: tqdm's widget in a Jupyter kernel, its text bar in a
+terminal, and, headless (LABKIT_HEADLESS=1, as the labkit runner sets it), only the final state, so an
+executed notebook keeps how training ended. Introduced in notebooks/02_naive_cnn.ipynb (`train.fit`).
 """
 
 from __future__ import annotations
@@ -25,10 +16,7 @@ from tqdm import std
 def jupyter_kernel() -> bool:
     """True inside a Jupyter kernel (JupyterLab, Colab, papermill), False in a plain interpreter."""
     ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
+    return ipython is not None and hasattr(ipython.get_ipython(), "kernel")
 
 
 def headless() -> bool:
@@ -38,7 +26,8 @@ def headless() -> bool:
 
 
 class FinalLine(std.tqdm):
-    """A tqdm bar that stays silent while it runs and prints its final state once, on close."""
+    """A tqdm bar that stays silent while it runs and prints its final state once, on close (unless
+    made with `leave=False`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._sink = kwargs.pop("file", None) or sys.stdout

@@ -65,11 +65,8 @@ LAB02: dict[str, Any] = {
 }  # fmt: skip
 
 # Epochs of the quick lab-02 network that labs 05-08 train when lab 02's checkpoint is missing.
-QUICK_EPOCHS = {
-    "shapes": {"smoke": 4, "full": 10},
-    "cifar10": {"smoke": 1, "full": 3},
-    "other": {"smoke": 1, "full": 5},
-}
+QUICK_EPOCHS = {"shapes": {"smoke": 4, "full": 10}, "cifar10": {"smoke": 1, "full": 3},
+                "other": {"smoke": 1, "full": 5}}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- lab 03
@@ -214,11 +211,7 @@ def _overrides(table: Mapping[str, Any], profile: str, values: dict[str, Any]) -
 
 def resolve(table: Mapping[str, Any], profile: str, dataset: str | None = None) -> dict[str, Any]:
     """A lab's values for `profile` (with COMMON), with the recipe of `dataset` (None: the profile's own
-    dataset) laid over them; a dataset's recipe only changes values the profile has.
-
-    Raises:
-        LabError: `profile` is not one of PROFILES.
-    """
+    dataset) laid over them; a dataset's recipe only changes values the profile has."""
     if profile not in PROFILES:
         raise LabError(f"profile={profile!r} is not a profile; use one of {PROFILES}.")
     values = {**COMMON, **table.get(profile, {})}
@@ -251,17 +244,7 @@ def quick_epochs(profile: str, dataset: str) -> int:
 def naive_training(params: dict[str, Any]) -> dict[str, Any]:
     """How lab 02 trains its network, from the lab's resolved parameters: what `labkit.zoo.fit_recipe`
     takes (Adam or SGD, a one-cycle schedule, label smoothing, early stopping, mirrored test views)."""
-    keys = (
-        "epochs",
-        "batch_size",
-        "augment",
-        "optimizer",
-        "lr",
-        "weight_decay",
-        "label_smoothing",
-        "patience",
-        "tta",
-    )
+    keys = "epochs batch_size augment optimizer lr weight_decay label_smoothing patience tta".split()
     return {**{k: params[k] for k in keys}, "momentum": 0.9, "norm_lr_scale": 1.0, "scheduler": "onecycle",
             "lookahead": False}  # fmt: skip
 
@@ -272,6 +255,6 @@ def resnet_training(params: dict[str, Any]) -> dict[str, Any]:
     return {"epochs": params["resnet_epochs"], "batch_size": params["resnet_batch_size"],
             "augment": params["augment"], "optimizer": "nesterov", "lr": params["resnet_lr"],
             "weight_decay": params["resnet_weight_decay"], "label_smoothing": 0.2, "patience": None,
-            "tta": True,
-            "momentum": params["resnet_momentum"], "norm_lr_scale": params["resnet_norm_lr_scale"],
-            "scheduler": params["resnet_scheduler"], "lookahead": params["resnet_lookahead"]}  # fmt: skip
+            "tta": True, "momentum": params["resnet_momentum"],
+            "norm_lr_scale": params["resnet_norm_lr_scale"], "scheduler": params["resnet_scheduler"],
+            "lookahead": params["resnet_lookahead"]}  # fmt: skip

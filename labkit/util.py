@@ -1,8 +1,5 @@
 """Small pieces every part of labkit shares: ImageNet statistics and photo batches, where a model lives
-and giving it back as it was found, and the network probe.
-
-This module imports nothing else from labkit, so any module may use it.
-"""
+and giving it back as it was found, and the network probe. It imports nothing else from labkit."""
 
 from __future__ import annotations
 
@@ -37,20 +34,11 @@ def imagenet_batch(
     images: Mapping[str, torch.Tensor] | Iterable[torch.Tensor] | torch.Tensor,
     device: str | torch.device | None = None,
 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """Photos as an ImageNet-pretrained network takes them, and the function that undoes it.
+    """Photos as an ImageNet-pretrained network takes them: (float batch (N, 3, H, W) normalised with
+    IMAGENET_MEAN/STD, on `device` or the CPU; `imagenet_denormalize`, which undoes it).
 
-    Introduced in notebooks/04_transfer_learning.ipynb; labs 05-08 show their photos the same way.
-
-    Args:
-        images: RGB images, uint8 (0..255) or float in [0, 1]: {name: (3, S, S)} as
-            `labkit.data.photos` gives them, a list of (3, H, W), or a batch (N, 3, H, W).
-        device: where the batch goes (None: the CPU).
-
-    Returns:
-        (float batch (N, 3, H, W) normalised with IMAGENET_MEAN/STD, `imagenet_denormalize`).
-
-    Example:
-        >>> x, denormalize = imagenet_batch(labkit.data.photos(["chelsea"]), lab.device)
+    Introduced in notebooks/04_transfer_learning.ipynb. `images`: RGB, uint8 or float in [0, 1], as
+    {name: (3, S, S)} (what `labkit.data.photos` gives), a list of (3, H, W) or a batch (N, 3, H, W).
     """
     if isinstance(images, Mapping):
         images = list(images.values())
@@ -73,18 +61,18 @@ def preserved(model: nn.Module, inputs: Iterable[torch.Tensor] = ()) -> Iterator
     """Give back every module's train/eval mode, every parameter's `requires_grad`, and the
     `requires_grad` of the leaf tensors `inputs`, exactly as they were, however the block ends.
 
-    `model.train(previous)` would not do: it sets every submodule alike, and would wake up a
-    batch-norm layer the caller had put in eval mode on purpose.
+    Not `model.train(previous)`: that sets every submodule alike, waking a batch-norm layer the caller
+    had put in eval mode on purpose.
     """
     modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    input_flags = [(t, t.requires_grad) for t in inputs if isinstance(t, torch.Tensor) and t.is_leaf]
+    flags: list[tuple[torch.Tensor, bool]] = [(p, p.requires_grad) for p in model.parameters()]
+    flags += [(t, t.requires_grad) for t in inputs if isinstance(t, torch.Tensor) and t.is_leaf]
     try:
         yield model
     finally:
         for module, training in modes:
             module.training = training
-        for tensor, flag in flags + input_flags:
+        for tensor, flag in flags:
             tensor.requires_grad_(flag)
 
 
@@ -94,8 +82,8 @@ def offline() -> bool:
 
 
 def network_available(url: str, timeout: float = 3.0) -> bool:
-    """True when a TCP connection to the host of `url` (or to the bare host name, on port 443) opens
-    within `timeout` seconds; always False when `offline()`, without trying."""
+    """True when a TCP connection to the host of `url` (or a bare host name, on port 443) opens within
+    `timeout` seconds; always False when `offline()`, without trying."""
     if offline():
         return False
     parsed = urlparse(url if "//" in url else f"https://{url}")
@@ -105,15 +93,3 @@ def network_available(url: str, timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "imagenet_batch",
-    "imagenet_denormalize",
-    "model_device",
-    "network_available",
-    "offline",
-    "preserved",
-]

@@ -1,17 +1,12 @@
 """Interactive explorers for the notebooks: dropdowns that redraw a figure, and the headless decision.
 
 Introduced in notebooks/05_filters_feature_maps.ipynb (`explorer`); lab 07 adds `class_chooser`.
-
-Whether anyone can click a widget is decided explicitly, never guessed from process names:
-- a notebook's `interactive` parameter (True or False) decides for that notebook;
-- otherwise the environment variable LABKIT_HEADLESS: "1" headless (the labkit runner and the
-  tests set it), "0" a live front end;
-- otherwise widgets are shown inside a Jupyter kernel and not elsewhere.
 Headless, every explorer returns a static Figure of its first choice instead, which the lab saves.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,6 +14,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from labkit.core import LabError
 from labkit.interpret import gradcam, topk_targets
@@ -28,39 +24,29 @@ from labkit.plots.maps import map_panel
 from labkit.progress import jupyter_kernel
 
 Options = Sequence[Any]  # dropdown options: values, or (label, value) pairs
+Controls = Mapping[str, Options | Mapping[Any, Options]]  # {label: options, or {earlier value: options}}
 
 
 def headless() -> bool:
-    """True when no one can click a widget (see the module docstring for how it is decided)."""
+    """True when no one can click a widget: as LABKIT_HEADLESS says ("1", which the labkit runner and the
+    tests set, or "0"), else outside a Jupyter kernel; never guessed from process names."""
     flag = os.environ.get("LABKIT_HEADLESS", "").strip()
-    if flag:
-        return flag != "0"
-    return not jupyter_kernel()
+    return flag != "0" if flag else not jupyter_kernel()
 
 
 def _value(option: Any) -> Any:
     return option[1] if isinstance(option, tuple) else option
 
 
-def chooser(
-    render: Callable[..., Figure],
-    controls: Mapping[str, Options | Mapping[Any, Options]],
-    *,
-    interactive: bool | None = None,
-):
-    """Dropdowns that redraw `render(value of each control, in order)` whenever one changes.
+def chooser(render: Callable[..., Figure], controls: Controls, *, interactive: bool | None = None) -> Any:
+    """Dropdowns, one per control in order, that redraw `render(value of each control)` (a Figure) when
+    one changes; options given as {value of the control before: options} follow that control.
 
-    Args:
-        render: draws one view and returns its Figure.
-        controls: {label: options}, in order; options may instead be {value of the control before:
-            options}, so that they follow that control (e.g. a layer's channels).
-        interactive: True (ipywidgets), False (a static figure), None: `not headless()`.
-
-    Returns:
-        an ipywidgets VBox to display, or, headless, the Figure of the first option of each control.
+    Returns an ipywidgets VBox to display, or, when not `interactive` (default: `not headless()`), the
+    Figure of the first option of each control.
     """
     labels = list(controls)
-    if not labels or any(isinstance(o, Mapping) and i == 0 for i, o in enumerate(controls.values())):
+    if not labels or isinstance(controls[labels[0]], Mapping):
         raise LabError(
             "chooser needs at least one control, and the first one's options cannot depend on another."
         )
@@ -89,19 +75,16 @@ def chooser(
             display(fig)
             plt.close(fig)
 
-    def follow(k: int) -> Callable:
-        def update(*_):  # new options for control k, then one redraw
-            boxes[k].unobserve(draw, names="value")
-            boxes[k].options = list(controls[labels[k]][boxes[k - 1].value])
-            boxes[k].value = _value(boxes[k].options[0])
-            boxes[k].observe(draw, names="value")
-            draw()
-
-        return update
+    def follow(k: int, *_: Any) -> None:  # new options for control k, then one redraw
+        boxes[k].unobserve(draw, names="value")
+        boxes[k].options = list(controls[labels[k]][boxes[k - 1].value])
+        boxes[k].value = _value(boxes[k].options[0])
+        boxes[k].observe(draw, names="value")
+        draw()
 
     for k, box in enumerate(boxes):
         leads = k + 1 < len(boxes) and isinstance(controls[labels[k + 1]], Mapping)
-        box.observe(follow(k + 1) if leads else draw, names="value")
+        box.observe(functools.partial(follow, k + 1) if leads else draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox(boxes), out])
 
@@ -112,14 +95,9 @@ def explorer(
     images: Sequence[str],
     *,
     interactive: bool | None = None,
-):
-    """An image / layer / channel chooser that redraws `render(image, layer, channel)`.
-
-    Args:
-        choices: {layer name: its channel count, or the channels to offer}.
-        images: names of the images to choose from.
-        interactive: see `chooser`.
-    """
+) -> Any:
+    """An image / layer / channel chooser that redraws `render(image, layer, channel)`; `choices` is
+    {layer name: its channel count, or the channels to offer}, `images` the image names."""
     if not choices or not images:
         raise LabError("explorer needs at least one layer and one image.")
     channels = {k: list(range(v)) if isinstance(v, int) else list(v) for k, v in choices.items()}
@@ -129,26 +107,17 @@ def explorer(
 
 
 def class_chooser(
-    model,
+    model: nn.Module,
     images: Mapping[str, torch.Tensor],
     classes: Sequence[str],
     *,
-    denormalize=None,
+    denormalize: Callable | None = None,
     method: Callable | None = None,
     k: int = 10,
     interactive: bool | None = None,
-):
-    """Pick an image and one of its top-k classes, see that class's map (Grad-CAM by default).
-
-    Args:
-        model: the classifier.
-        images: {name: normalised image (3, H, W)}.
-        classes: class names of the model's outputs.
-        denormalize: turns a normalised image back into [0, 1] for display.
-        method: the map to show (default `labkit.interpret.gradcam`).
-        k: how many of each image's most probable classes to offer.
-        interactive: see `chooser`.
-    """
+) -> Any:
+    """Pick an image of `images` ({name: normalised image (3, H, W)}) and one of its `k` most probable
+    `classes`, see that class's map (`method`, default Grad-CAM; `denormalize` for display)."""
     method = method or gradcam
     names = list(images)
     batch = torch.stack([images[n] for n in names])
@@ -156,8 +125,7 @@ def class_chooser(
         probs = model(batch.to(model_device(model))).softmax(1).cpu()
     top = topk_targets(model, batch, k)
     options = {
-        n: [(f"{classes[c]} ({probs[i, c]:.2f})", int(c)) for c in top[i].tolist()]
-        for i, n in enumerate(names)
+        n: [(f"{classes[c]} ({probs[i, c]:.2f})", c) for c in top[i].tolist()] for i, n in enumerate(names)
     }
 
     def render(name: str, target: int) -> Figure:

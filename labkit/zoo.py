@@ -1,16 +1,10 @@
-"""The labs' networks and how they are trained, and the trained networks later labs reuse.
+"""The labs' networks, how they are trained, and the trained networks later labs reuse.
 
 Introduced in notebooks/02_naive_cnn.ipynb. `fit_recipe` is the one place lab 02's and lab 03's
-training recipes run (the notebooks, the quick networks below and `python -m course train` call it):
-the optimiser the recipe names, batch-norm parameters at their own rate, Lookahead where the recipe
-asks, then `labkit.train.fit` with its schedule, label smoothing and early stopping.
-
-Lab 02 trains the naive CNN on its dataset (shapes by default, or CIFAR-10, cats vs dogs, a folder)
-and saves it with `save_naive_cnn`, one checkpoint per dataset; labs 05–08, run with the same
-`dataset`, call `naive_cnn(lab)`, which loads that checkpoint when it fits the data, and otherwise
-trains a quick one with lab 02's recipe for fewer epochs, saying so. `lab02_splits(lab)` gives the
-very splits lab 02 used under the same dataset, profile and seed, so the images a later lab explains
-were never trained on. `lab` is a `labkit.lab.Lab` (its profile, seed, device, params, folders).
+recipes run (the notebooks, the quick networks below and `python -m course train` call it). Labs
+05-08 call `naive_cnn(lab)`: lab 02's checkpoint for the lab's dataset when it fits the data, else a
+quick one trained with lab 02's recipe, saying so, on `lab02_splits(lab)`, the very splits lab 02
+used. `lab` is a `labkit.lab.Lab`.
 """
 
 from __future__ import annotations
@@ -28,16 +22,8 @@ from labkit.core import LabError, dataset_key
 from labkit.data import load_dataset, make_loaders
 from labkit.models import AirbenchResNet, NaiveCNN, ResNet9
 from labkit.params import check_layers
-from labkit.train import (
-    History,
-    Lookahead,
-    evaluate,
-    fit,
-    load_checkpoint,
-    norm_scaled_groups,
-    save_checkpoint,
-)
-from labkit.train.optim import build_optimizer
+from labkit.train import History, Lookahead, evaluate, fit, load_checkpoint, save_checkpoint
+from labkit.train.optim import build_optimizer, norm_scaled_groups
 
 WHITENING_IMAGES = 5000  # training images airbench's patch-whitening stem is fitted to
 
@@ -52,20 +38,12 @@ def fit_recipe(
     steps_per_epoch: int | None = None,
     **fit_options: Any,
 ) -> History:
-    """Train `model` with a lab's recipe (`labkit.recipes.naive_training` / `resnet_training`).
+    """Train `model` in place on `loaders` (`make_loaders`) with a lab's recipe and return fit's History.
 
-    Args:
-        model: the network, trained in place.
-        loaders: `labkit.data.make_loaders(...)` of the splits (`.train`, `.val`).
-        training: the recipe: optimizer, lr, weight_decay, momentum, norm_lr_scale, lookahead,
-            scheduler, label_smoothing, patience, epochs.
-        device: where to train.
-        epochs: None: the recipe's.
-        steps_per_epoch: optimiser steps per epoch, for Lookahead's schedule (None: `len(loaders.train)`).
-        **fit_options: passed on to `labkit.train.fit` (checkpoint, resume, progress, amp, ...).
-
-    Returns:
-        fit's History.
+    `training` is `labkit.recipes.naive_training(...)` or `resnet_training(...)`: the optimiser and
+    its rates, batch-norm's rate factor, Lookahead, the schedule, label smoothing and patience.
+    `steps_per_epoch` (default `len(loaders.train)`) sizes Lookahead's schedule under torchrun;
+    `fit_options` go to `labkit.train.fit` (checkpoint, resume, progress, amp, world).
     """
     epochs = epochs or training["epochs"]
     groups = norm_scaled_groups(model, training["lr"], training["weight_decay"], training["norm_lr_scale"])
@@ -74,26 +52,14 @@ def fit_recipe(
     )
     if training["lookahead"]:  # every 5 steps, average the weights with a slow copy (Zhang et al. 2019)
         optimizer = Lookahead(optimizer, model, total_steps=epochs * (steps_per_epoch or len(loaders.train)))
-    return fit(
-        model,
-        loaders.train,
-        loaders.val,
-        epochs=epochs,
-        device=device,
-        optimizer=optimizer,
-        label_smoothing=training["label_smoothing"],
-        scheduler=training["scheduler"],
-        patience=training["patience"],
-        channels_last=True,
-        **fit_options,
-    )
+    options = {k: training[k] for k in ("label_smoothing", "scheduler", "patience")}
+    options.update(epochs=epochs, device=device, optimizer=optimizer, channels_last=True)
+    return fit(model, loaders.train, loaders.val, **options, **fit_options)
 
 
 def naive_network(num_classes: int, params: dict[str, Any]) -> NaiveCNN:
     """Lab 02's network with the channels, hidden width and dropout of `params` (a lab's or a recipe's)."""
-    return NaiveCNN(
-        num_classes, channels=params["channels"], hidden=params["hidden"], dropout=params["dropout"]
-    )
+    return NaiveCNN(num_classes, **{k: params[k] for k in ("channels", "hidden", "dropout")})
 
 
 def residual_network(params: dict[str, Any], splits) -> nn.Module:
@@ -128,14 +94,10 @@ def dataset_slug(dataset: str) -> str:
     return f"folder-{name}"
 
 
-def _dataset(lab) -> str:
-    return lab.params.get("dataset") or "shapes"
-
-
 def lab02_splits(lab, **overrides: Any):
     """The splits lab 02 trains on for `lab.dataset` (default shapes), `lab.profile` and `lab.seed`:
     the same images in the same splits, so the test images a later lab explains were never trained on."""
-    dataset = _dataset(lab)
+    dataset = lab.params.get("dataset") or "shapes"
     recipe = recipes.defaults("02_naive_cnn", lab.profile, dataset)
     config = {"image_size": recipe["image_size"], "val_fraction": 0.1}
     if dataset_key(dataset) == "shapes":
@@ -146,7 +108,7 @@ def lab02_splits(lab, **overrides: Any):
 
 def checkpoint_path(lab, seed: int | None = None) -> Path:
     """Where lab 02's network for `lab.dataset` is kept (another training seed: a file beside it)."""
-    slug = dataset_slug(_dataset(lab))
+    slug = dataset_slug(lab.params.get("dataset") or "shapes")
     name = "02_naive_cnn" if slug == "shapes" else f"02_naive_cnn_{slug}"
     return lab.checkpoints_dir / f"{name}{'' if seed is None else f'_seed{seed}'}.pt"
 
@@ -179,20 +141,11 @@ def _fits(saved: dict[str, Any], splits) -> str | None:
 
 
 def naive_cnn(lab, splits=None, *, seed: int | None = None, verbose: bool = True) -> tuple[nn.Module, dict]:
-    """The lab-02 network in eval mode, and a dict saying where it came from.
+    """The lab-02 network in eval mode, and {"source": "checkpoint" | "trained now", "path", ...}.
 
-    Args:
-        lab: the current lab (its profile, seed, device and checkpoints folder are used).
-        splits: the data the network must fit; default `lab02_splits(lab)`.
-        seed: train from another seed (a second, independent network, as lab 08 needs); its
-            checkpoint is kept beside lab 02's.
-
-    Returns:
-        (model, info) with info = {"source": "checkpoint" | "trained now", "path", "test_accuracy", ...}.
-
-    Raises:
-        LabError: a layer parameter of the lab (`labkit.params.LAYER_PARAMETERS`: `layer`,
-            `inversion_layers`) names no layer of the network; checked before it is trained.
+    `splits`: the data it must fit (default `lab02_splits(lab)`); `seed`: another training seed (an
+    independent network, as lab 08 needs), kept beside lab 02's. The lab's layer parameters are
+    checked against the network before it is trained or used (LabError).
     """
     splits = splits if splits is not None else lab02_splits(lab)
     path = checkpoint_path(lab, seed)
@@ -201,20 +154,18 @@ def naive_cnn(lab, splits=None, *, seed: int | None = None, verbose: bool = True
         mismatch = _fits(extra.get("data", {}), splits)
         if mismatch is None:
             check_layers(model, lab.params, "the lab-02 network")  # a lab's layer parameters, before any use
-            info = {
-                "source": "checkpoint",
-                "path": str(path),
-                **{k: v for k, v in extra.items() if k != "data"},
-            }
+            info = {"source": "checkpoint", "path": str(path), **extra}
+            info.pop("data", None)
             if verbose:
                 print(f"Loaded the lab-02 network from {path}.")
             return model.to(lab.device).eval(), info
         if verbose:
             print(f"The checkpoint {path} was trained on other data ({mismatch}); training a new one.")
 
-    recipe = recipes.defaults("02_naive_cnn", lab.profile, _dataset(lab))
+    dataset = lab.params.get("dataset") or "shapes"
+    recipe = recipes.defaults("02_naive_cnn", lab.profile, dataset)
     training = recipes.naive_training(recipe)
-    epochs = recipes.quick_epochs(lab.profile, _dataset(lab))
+    epochs = recipes.quick_epochs(lab.profile, dataset)
     train_seed = lab.seed if seed is None else seed
     if verbose:
         print(
@@ -234,17 +185,9 @@ def naive_cnn(lab, splits=None, *, seed: int | None = None, verbose: bool = True
     )
     seconds = time.perf_counter() - start
     test_accuracy = evaluate(model, loaders.test, tta=recipe["tta"])["accuracy"]
-    info = {
-        "source": "trained now",
-        "path": str(path),
-        "epochs": history.epochs_run,
-        "train_seconds": round(seconds, 1),
-        "test_accuracy": float(test_accuracy),
-        "seed": train_seed,
-    }
-    save_naive_cnn(
-        lab, model, splits, variant=seed, **{k: v for k, v in info.items() if k not in ("source", "path")}
-    )
+    extra = dict(epochs=history.epochs_run, seed=train_seed, train_seconds=round(seconds, 1))
+    save_naive_cnn(lab, model, splits, variant=seed, test_accuracy=float(test_accuracy), **extra)
+    info = {"source": "trained now", "path": str(path), "test_accuracy": float(test_accuracy), **extra}
     if verbose:
         print(f"Trained in {seconds:.0f} s; test accuracy {test_accuracy:.3f}; saved to {path}.")
     return model.to(lab.device).eval(), info

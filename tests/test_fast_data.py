@@ -228,14 +228,7 @@ def test_tensor_loader_order_repeats_with_the_seed_and_changes_per_epoch():
 
     def make(seed):
         return TensorLoader(
-            images,
-            targets,
-            6,
-            mean=(0, 0, 0),
-            std=(1, 1, 1),
-            augment=("flip",),
-            shuffle=True,
-            seed=seed,
+            images, targets, 6, mean=(0, 0, 0), std=(1, 1, 1), augment=("flip",), shuffle=True, seed=seed
         )
 
     a, b, c = make(0), make(0), make(1)

@@ -9,13 +9,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from labkit.core import LabError
-from labkit.interpret import (
-    default_gradcam_layer,
-    gradcam,
-    guided_backprop,
-    guided_gradcam,
-    spatial_layers,
-)
+from labkit.interpret import default_gradcam_layer, gradcam, guided_backprop, guided_gradcam, spatial_layers
 from labkit.interpret.gradcam import normalize_maps
 from labkit.models.naive import NaiveCNN
 

@@ -9,7 +9,7 @@ import torch
 import labkit
 from labkit import recipes
 from labkit.core import LabError, pick_device
-from labkit.lab import setup
+from labkit.lab import environment, setup
 
 DEFAULTS = {
     "smoke": {"epochs": 1, "lr": 0.01, "dataset": "shapes"},
@@ -127,13 +127,13 @@ def test_a_dataset_gets_its_own_recipe_and_the_lab_says_which(tmp_path):
 def test_environment_says_versions_device_places_and_whether_lab02s_network_is_there(tmp_path):
     defaults = {"smoke": {"dataset": "shapes", "interactive": None}}
     lab = setup("07_gradcam", profile="smoke", defaults=defaults, out_dir=str(tmp_path))
-    rows = {what: (value, advice) for what, value, advice in lab.environment()}
+    rows = {what: (value, advice) for what, value, advice in environment(lab)}
     assert f"labkit {labkit.__version__}, torch {torch.__version__}" in rows["versions"][0]
     assert rows["device"][0].startswith(lab.device.type) and str(tmp_path) in rows["outputs"][0]
     assert rows["lab-02 network"][0].startswith("not found") and "run lab 02" in rows["lab-02 network"][1]
     assert rows["explorers"][0].startswith("static figures")  # LABKIT_HEADLESS=1 in the tests
     (tmp_path / "checkpoints" / "02_naive_cnn.pt").write_bytes(b"")
-    assert dict((w, v) for w, v, _ in lab.environment())["lab-02 network"].startswith("found")
+    assert dict((w, v) for w, v, _ in environment(lab))["lab-02 network"].startswith("found")
     html = lab._repr_html_()
     assert "lab-02 network" in html and "parameters" in html
     lab = setup(
@@ -143,6 +143,6 @@ def test_environment_says_versions_device_places_and_whether_lab02s_network_is_t
         data_root=str(tmp_path),
         out_dir=str(tmp_path),
     )
-    rows = {what: (value, advice) for what, value, advice in lab.environment()}
+    rows = {what: (value, advice) for what, value, advice in environment(lab)}
     assert "cifar10" in rows["data"][0] and "not there yet" in rows["data"][1]
     assert "lab-02 network" not in rows  # only the labs that explain it (and lab 02) say where it is

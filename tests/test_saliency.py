@@ -9,13 +9,7 @@ from captum.attr import GuidedBackprop, Saliency
 from torch import nn
 
 from labkit.core import LabError
-from labkit.interpret import (
-    abs_max_channels,
-    guided_backprop,
-    maps_for_targets,
-    saliency,
-    topk_targets,
-)
+from labkit.interpret import abs_max_channels, guided_backprop, maps_for_targets, saliency, topk_targets
 from labkit.interpret.attribution import resolve_targets
 
 pytestmark = pytest.mark.filterwarnings("ignore:(Input Tensor|Setting backward hooks):UserWarning")

@@ -8,14 +8,7 @@ from scipy.stats import spearmanr
 from tiny_nets import tiny_cnn
 
 from labkit.core import LabError
-from labkit.interpret import (
-    gradcam,
-    guided_backprop,
-    randomised,
-    rank_correlation,
-    saliency,
-    sanity_check,
-)
+from labkit.interpret import gradcam, guided_backprop, randomised, rank_correlation, saliency, sanity_check
 from labkit.interpret.sanity import as_heat, randomisable_layers, randomisation_steps
 
 pytestmark = pytest.mark.filterwarnings("ignore:(Input Tensor|Setting backward hooks):UserWarning")

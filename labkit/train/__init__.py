@@ -12,17 +12,5 @@ from labkit.train.optim import norm_scaled_groups
 from labkit.train.overfit import overfit_one_batch
 from labkit.train.predict import Predictions, evaluate, predict
 
-__all__ = [
-    "History",
-    "Lookahead",
-    "Predictions",
-    "evaluate",
-    "fit",
-    "load_checkpoint",
-    "norm_scaled_groups",
-    "overfit_one_batch",
-    "predict",
-    "save_checkpoint",
-    "smooth",
-    "train_one_epoch",
-]
+__all__ = ["History", "Lookahead", "Predictions", "evaluate", "fit", "load_checkpoint", "norm_scaled_groups",
+           "overfit_one_batch", "predict", "save_checkpoint", "smooth", "train_one_epoch"]  # fmt: skip
