@@ -73,7 +73,8 @@ def test_a_bad_parameter_stops_the_lab_at_once_naming_it(number, name, bad, wher
 
 def test_every_parameter_of_every_lab_has_a_rule():
     declared = set().union(*(runner.declared_parameters(p) for p in runner.available()))
-    assert declared - set(RULES) == {"device"}  # device: labkit.core.pick_device checks it
+    # device: labkit.core.pick_device checks it; profile: labkit.recipes.resolve
+    assert declared - set(RULES) == {"device", "profile"}
 
 
 def test_the_runner_reports_the_bad_parameter_from_the_setup_cell(tmp_path):
