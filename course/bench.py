@@ -302,20 +302,7 @@ def _train_run(processes: int, threads: int, out: Path) -> dict:
         if processes == 1
         else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
     )
-    args = [
-        "-m",
-        "course",
-        "train",
-        "naive",
-        "--dataset",
-        "shapes",
-        "--profile",
-        "smoke",
-        "--epochs",
-        "3",
-        "--out",
-        str(out),
-    ]
+    args = "-m course train naive --dataset shapes --profile smoke --epochs 3 --out".split() + [str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     done = subprocess.run(launcher + args, env=env, capture_output=True, text=True)
     if done.returncode != 0:

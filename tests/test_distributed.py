@@ -119,20 +119,7 @@ def test_torchrun_script_entry_saves_where_the_labs_find_it(tmp_path):
     from labkit.lab import Lab
 
     out = tmp_path / "runs"
-    args = [
-        "-m",
-        "course",
-        "train",
-        "naive",
-        "--dataset",
-        "shapes",
-        "--profile",
-        "smoke",
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-    ]
+    args = "-m course train naive --dataset shapes --profile smoke --epochs 1 --out".split() + [str(out)]
     done = torchrun(args, tmp_path / "tensor_cache")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lab = Lab("07_gradcam", "smoke", torch.device("cpu"), out, params={"dataset": None, "seed": 0})
