@@ -174,6 +174,12 @@ def _lost(
     }
 
 
+def _lost_spec(spec: dict, status: str, why: str) -> dict:
+    """`_lost` for a submission the worker was given `spec` for: every exercise of its lab at 0."""
+    exercises = [assignments.Exercise(**e) for e in spec["exercises"]]
+    return _lost(spec["student"], spec["lab"], spec["key"], exercises, status, why, spec["isolation"])
+
+
 def _isolation(settings: Settings) -> str:
     """How a submission is isolated; the worker fills in the user the kernel runs as."""
     return (
@@ -285,15 +291,11 @@ class Grader:
             except subprocess.TimeoutExpired:
                 sandbox.kill_tree(proc.pid)
                 proc.wait()
-                return _lost(
-                    spec["student"],
-                    spec["lab"],
-                    spec["key"],
-                    [assignments.Exercise(**e) for e in spec["exercises"]],
+                return _lost_spec(
+                    spec,
                     "time limit",
                     f"time limit: grading took longer than {self.settings.time_limit:.0f} s "
                     f"(+{STARTUP_SECONDS} s to start) and was stopped",
-                    spec["isolation"],
                 )
             finally:
                 if proc.poll() is None:
@@ -307,15 +309,7 @@ class Grader:
                 )
                 if proc.returncode and proc.returncode < 0:
                     why += f" (signal {signal.Signals(-proc.returncode).name})"
-                return _lost(
-                    spec["student"],
-                    spec["lab"],
-                    spec["key"],
-                    [assignments.Exercise(**e) for e in spec["exercises"]],
-                    "error",
-                    why,
-                    spec["isolation"],
-                )
+                return _lost_spec(spec, "error", why)
             return json.loads(result_path.read_text())
         finally:
             self.slots.put(slot)
