@@ -225,9 +225,11 @@ class _Tripwire:
         if event != "call":
             return
         name = self.forbidden.get(frame.f_code.co_filename)
-        if name is None:
-            return
-        caller = frame.f_back
+        if name is not None:
+            self.blame(name, frame.f_back)
+
+    def blame(self, name: str, caller) -> None:
+        """Note `name` as called by the student when the student's code is nearer than the checker's."""
         while caller is not None:
             filename = caller.f_code.co_filename
             if filename == self.checker:
@@ -237,6 +239,23 @@ class _Tripwire:
                     self.hits.append(name)
                 return
             caller = caller.f_back
+
+
+class _OpTripwire:
+    """A torch dispatch mode that notes when code of the student's reaches a forbidden aten operator
+    ("aten.convolution"), whichever Python spelling called it: `F.conv2d`, `nn.Conv2d`, `torch.ops`..."""
+
+    def __init__(self, ops: set[str], tripwire: _Tripwire) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(mode, func, types, args=(), kwargs=None):  # noqa: N805 - torch's signature
+                name = str(func.overloadpacket)
+                if name in ops:
+                    tripwire.blame(name, sys._getframe(1))
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode() if ops else contextlib.nullcontext()
 
 
 class Exercise:
@@ -283,13 +302,20 @@ def exercise(
 
     Args:
         name: the exercise's grade id in the grading system, e.g. "02-cnn".
-        forbid: what the exercise asks the student to write (labkit functions, classes or modules): the
-            answer must not call it (the check itself may), nor be, wrap or subclass it (`answer`).
+        forbid: what the exercise asks the student to write (labkit functions, classes or modules, and
+            torch operators by aten name, e.g. "aten.convolution"): the answer must not call it (the check
+            itself may), nor be, wrap or subclass it (`answer`).
         hidden: the instructor's hidden tests: an unanswered exercise fails instead of being skipped.
     """
     label = "hidden tests" if hidden else "check"
-    forbidden = _source_files(list(forbid))
+    ops = {f for f in forbid if isinstance(f, str)}
+    bad = [f for f in ops if not f.startswith("aten.")]
+    if bad:
+        raise ValueError(f"forbid={bad}: name torch operators as aten operators, e.g. 'aten.convolution'.")
+    forbid = [f for f in forbid if not isinstance(f, str)]
+    forbidden = _source_files(forbid)
     tripwire = _Tripwire(forbidden, sys._getframe(2).f_code.co_filename)  # 2: the cell with the `with`
+    op_mode = _OpTripwire(ops, tripwire).mode
     previous = sys.getprofile()
     try:
         _check_integrity()
@@ -304,7 +330,8 @@ def exercise(
             warnings.simplefilter("ignore")
             sys.setprofile(tripwire)
             try:
-                yield Exercise(name, hidden, sorted(set(forbidden.values())))
+                with op_mode:
+                    yield Exercise(name, hidden, sorted({*forbidden.values(), *ops}))
             finally:
                 replaced = sys.getprofile() is not tripwire
                 sys.setprofile(previous)
@@ -312,6 +339,13 @@ def exercise(
             raise CheckFailed(
                 f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
                 "check uses to see what the answer calls; it earns no points."
+            )
+        builtin = [hit for hit in tripwire.hits if hit in ops]
+        if builtin:
+            raise CheckFailed(
+                f"{name}: the answer reaches torch's {', '.join(builtin)} (through F.*, nn.* or torch.*), "
+                "the built-in operator this exercise asks you to write yourself; it earns no points. "
+                "Write it from simpler operations (loops, unfold, matmul)."
             )
         if tripwire.hits:
             raise CheckFailed(

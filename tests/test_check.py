@@ -107,3 +107,32 @@ def test_library_code_reached_through_a_symlink_is_not_the_students(tmp_path):
     )
     assert out.stdout.strip() == "False", out
     assert check._is_student_code("/tmp/ipykernel_1/123.py") and check._is_student_code("<student cell>")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "torch.nn.functional.conv2d(x, w, padding=1)",
+        "torch.conv2d(x, w, padding=1)",
+        "torch.ops.aten.convolution(x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)",
+    ],
+)
+def test_a_forbidden_torch_operator_is_caught_whatever_spelling_reaches_it(body):
+    """An exercise that asks for a convolution from scratch closes torch's operator itself, not one
+    Python name for it; the check may still call it to compute the expected value."""
+    x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
+    calls = _student(f"def my_conv(x, w):\n    return {body}")["my_conv"]
+    with pytest.raises(check.CheckFailed, match=r"reaches torch's aten\.convolution.*write yourself"):
+        with check.exercise("t-op", forbid=["aten.convolution"]):
+            check.close(calls(x, w), torch.nn.functional.conv2d(x, w, padding=1), atol=1e-5)
+    own = _student(
+        "def my_conv(x, w):\n"
+        "    cols = torch.nn.functional.unfold(x, 3, padding=1)\n"
+        "    return (w.flatten(1) @ cols).view(x.shape[0], w.shape[0], x.shape[2], x.shape[3])"
+    )["my_conv"]
+    with check.exercise("t-op", forbid=["aten.convolution"]):
+        check.close(own(x, w), torch.nn.functional.conv2d(x, w, padding=1), atol=1e-5)
+    assert check.STATUS["t-op"] == "passed"
+    with pytest.raises(ValueError, match="aten operators"):
+        with check.exercise("t-op", forbid=["conv2d"]):
+            pass
