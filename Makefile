@@ -52,11 +52,13 @@ student: setup
 	$(PY) -m course student --out student
 
 # Grade every *.ipynb in SUBMISSIONS (the file's stem is the student) into GRADES: grades.csv and
-# feedback/<student>.md. P="-p profile=full --time-limit 1800" passes options; unchanged ones are not regraded.
+# feedback/<student>.md; the written answers side by side in GRADES/questions/, marked through MARKS=marks.csv
+# (student,question,points[,comment]). P="-p profile=full --time-limit 1800" passes options; unchanged ones
+# are not regraded.
 SUBMISSIONS ?= submissions
 GRADES      ?= runs/grades
 grade: setup
-	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(P)
+	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(if $(MARKS),--marks $(MARKS)) $(P)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ import tiny_course as tc
 
 from course.grading import assignments
 from course.grading.grade import grade
+from labkit.core import LabError
 
 pytestmark = pytest.mark.notebook
 
@@ -42,7 +43,11 @@ def submissions(master_nb, student_nb, places: dict) -> dict[str, nbformat.Noteb
     subs = {
         "alice": master_nb,
         "bob": student_nb,
-        "carol": tc.with_answer(master_nb, A, "def my_double(x):\n    return 3 * x"),
+        "carol": tc.with_answer(
+            tc.with_answer(master_nb, A, "def my_double(x):\n    return 3 * x"),
+            tc.QUESTION,
+            "<script>alert('marked')</script> Yes: it is linear.",
+        ),
         "dave": tc.with_answer(
             master_nb,
             A,
@@ -240,12 +245,13 @@ def test_student_version_has_no_solutions_and_no_hidden_tests(graded):
 
 def test_gradebook_has_a_column_per_exercise_and_the_expected_totals(graded):
     rows = (graded["out"] / "grades.csv").read_text().splitlines()
-    assert rows[0] == "student,00-double,00-tv,total,status"
+    assert rows[0] == "student,00-double,00-tv,00-q-linear,total,pending,status"
     table = {r.split(",")[0]: r.split(",") for r in rows[1:]}
-    assert table["alice"][1:] == ["2", "3", "5", "ok"]
-    assert table["bob"][1:] == ["0", "0", "0", "ok"]
-    assert table["carol"][1:] == ["0", "3", "3", "ok"]
-    assert table["zed"][1:4] == ["", "", "0"] and table["zed"][4] == "unknown lab"
+    # the written answer is empty until marked, and its points are pending
+    assert table["alice"][1:] == ["2", "3", "", "5", "2", "ok"]
+    assert table["bob"][1:] == ["0", "0", "", "0", "2", "ok"]
+    assert table["carol"][1:] == ["0", "3", "", "3", "2", "ok"]
+    assert table["zed"][1:6] == ["", "", "", "0", "0"] and table["zed"][6] == "unknown lab"
 
 
 def test_untouched_student_version_gets_zero_and_a_helpful_message_per_exercise(graded):
@@ -260,7 +266,8 @@ def test_wrong_answer_loses_only_its_exercise_and_says_why(graded):
     assert points(graded, "carol") == {"00-double": 0, "00-tv": 3}
     assert "my_double([1, 2]) differs" in message(graded, "carol", "00-double")
     feedback = (graded["out"] / "feedback" / "carol.md").read_text()
-    assert "3 / 5" in feedback and "00-double | 0 / 2" in feedback and "00-tv | 3 / 3 | passed" in feedback
+    assert "3 / 7" in feedback and "00-double | 0 / 2" in feedback and "00-tv | 3 / 3 | passed" in feedback
+    assert "00-q-linear | not marked yet / 2" in feedback
 
 
 def test_exception_in_first_exercise_leaves_later_exercises_graded(graded):
@@ -375,3 +382,52 @@ def test_regrading_grades_only_changed_submissions(graded):
     assert not again["carol"].get("cached") and all(r.get("cached") for s, r in again.items() if s != "carol")
     assert points({"results": again}, "carol") == {"00-double": 2, "00-tv": 3}
     assert "zed" not in (out / "grades.csv").read_text() and not (out / "feedback" / "zed.md").exists()
+
+
+def test_each_written_question_gets_a_page_with_every_answer_and_the_rubric(graded):
+    page = (graded["out"] / "questions" / f"{tc.QUESTION}.html").read_text()
+    assert (
+        "Is doubling a linear map?" in page
+        and "shows additivity and homogeneity, or gives the matrix 2I" in page
+    )
+    assert tc.MODEL_ANSWER.replace("'", "&#x27;") in page  # alice handed in the master's model answer
+    assert "&lt;script&gt;alert(&#x27;marked&#x27;)&lt;/script&gt; Yes: it is linear." in page
+    assert "<script>" not in page  # a student's answer is shown as text, never run in the marker's browser
+    bob = page.split("<td>bob</td>", 1)[1].split("</tr>", 1)[0]
+    assert "no answer" in bob, "the untouched student version's placeholder is not an answer"
+    assert f'href="{tc.QUESTION}.html"' in (graded["out"] / "questions" / "index.html").read_text()
+    template = (graded["out"] / "marks_template.csv").read_text().splitlines()
+    assert template[0] == "student,question,points,comment" and f"alice,{tc.QUESTION},," in template
+
+
+def test_marks_are_merged_without_regrading_and_a_bad_marks_file_changes_nothing(graded, tmp_path):
+    subs, out = graded["subs"], graded["out"]
+    before = (out / "grades.csv").read_bytes()
+    kwargs = dict(masters=graded["base"] / "masters", time_limit=TIME_LIMIT, memory=MEMORY, nice=19)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f"student,question,points\nalice,{tc.QUESTION},3\nnobody,{tc.QUESTION},1\nbob,00-q-other,1\n"
+        f"carol,{tc.QUESTION},x\n"
+    )
+    with pytest.raises(LabError) as err:
+        grade(subs, out, marks=bad, log=lambda *a: None, **kwargs)
+    for problem in (
+        "from 0 to 2",
+        "no submission from student 'nobody'",
+        "'00-q-other' is not",
+        "'x' points",
+    ):
+        assert problem in str(err.value)
+    assert (out / "grades.csv").read_bytes() == before
+    marks = tmp_path / "marks.csv"
+    marks.write_text(
+        f"student,question,points,comment\nalice,{tc.QUESTION},1.5,no matrix\nbob,{tc.QUESTION},,\n"
+    )
+    lines = []
+    grade(subs, out, marks=marks, log=lines.append, **kwargs)
+    assert "0 to grade" in lines[0], lines
+    table = {r.split(",")[0]: r.split(",") for r in (out / "grades.csv").read_text().splitlines()}
+    assert table["alice"][3:] == ["1.5", "6.5", "0", "ok"] and table["bob"][3:] == ["", "0", "2", "ok"]
+    assert f"{tc.QUESTION} | 1.5 / 2 | no matrix" in (out / "feedback" / "alice.md").read_text()
+    template = (out / "marks_template.csv").read_text()
+    assert f"bob,{tc.QUESTION}" in template and "alice" not in template

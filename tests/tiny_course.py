@@ -1,5 +1,6 @@
-"""A tiny lab master in the course's format (two exercises, seconds to run), and submissions made from
-it, for the grading tests: the grader is tested on this, and on the real lab 02 only once."""
+"""A tiny lab master in the course's format (two exercises and a written question, seconds to run), and
+submissions made from it, for the grading tests: the grader is tested on this, and on the real labs
+once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NAME = "00_tiny"
 POINTS = {"00-double": 2.0, "00-tv": 3.0}
+QUESTION, QUESTION_POINTS = "00-q-linear", 2.0
+MODEL_ANSWER = "Doubling is linear: my_double(a + b) = my_double(a) + my_double(b)."
+RUBRIC = f"""# Lab 00 rubrics
+
+## {QUESTION} (2 points)
+
+> Is doubling a linear map? Say why.
+
+- 1: says yes
+- 1: shows additivity and homogeneity,
+  or gives the matrix 2I
+"""
 
 SETUP = """import torch
 import labkit
@@ -78,6 +91,10 @@ def master() -> nbformat.NotebookNode:
             _meta(new_code_cell(TV), "00-tv-answer", solution=True),
             _meta(new_code_cell(TV_TESTS), "00-tv", grade=True, locked=True, points=POINTS["00-tv"]),
             new_code_cell(USE),
+            new_markdown_cell("**Question (2 points).** Is doubling a linear map? Say why."),
+            _meta(
+                new_markdown_cell(MODEL_ANSWER), QUESTION, solution=True, grade=True, points=QUESTION_POINTS
+            ),
             new_markdown_cell("## What to try next\n\nNothing."),
         ]
     )
@@ -87,9 +104,13 @@ def master() -> nbformat.NotebookNode:
 
 
 def write_master(folder: Path) -> Path:
+    """The master in `folder`, and its rubric where the grader looks: `folder/../instructors/rubrics`."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{NAME}.ipynb"
     nbformat.write(master(), path)
+    rubrics = folder.parent / "instructors" / "rubrics"
+    rubrics.mkdir(parents=True, exist_ok=True)
+    (rubrics / f"{NAME}.md").write_text(RUBRIC)
     return path
 
 

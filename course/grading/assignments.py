@@ -25,11 +25,12 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from course.grading.questions import Question, questions
 from labkit.core import LabError
 
 STUDENT_ID = "student"  # each submission is graded in a course folder of its own, as this one student
@@ -91,6 +92,7 @@ class Lab:
     hidden_lines: list[str]
     replaced: list[str]  # grade ids of the cells grading puts back from the master
     sealed: list[str]  # grade ids of the test cells with hidden tests
+    questions: list[Question] = field(default_factory=list)  # written answers, marked by hand
 
     @property
     def gradebook(self) -> Path:
@@ -167,7 +169,17 @@ def prepare(master: Path, root: Path) -> Lab:
     master = Path(master).resolve()
     name, sha = master.stem, sha256(master)
     nb = nbformat.read(master, as_version=4)
-    lab = Lab(name, master, Path(root), sha, exercises(nb), hidden_lines(nb), replaced(nb), sealed(nb))
+    lab = Lab(
+        name,
+        master,
+        Path(root),
+        sha,
+        exercises(nb),
+        hidden_lines(nb),
+        replaced(nb),
+        sealed(nb),
+        questions(nb),
+    )
     if not lab.exercises:
         raise LabError(f"{master.name} has no graded test cells (nbgrader 'grade' metadata with points).")
     stamp = lab.root / "master.sha256"

@@ -2,6 +2,7 @@
 
 python -m course student [NOTEBOOK ...] --out student
 python -m course grade SUBMISSIONS --out OUT [-p profile=smoke] [--jobs N] [--time-limit S] [--memory 4GB]
+                       [--marks MARKS.csv]
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def grade_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=None,
         help="folder of trained networks every submission starts with (e.g. runs/smoke/checkpoints: "
         "labs 05-08 then explain lab 02's network instead of training a quick one each)",
+    )
+    parser.add_argument(
+        "--marks",
+        default=None,
+        help="the instructor's marks for the written answers: a CSV with student,question,points[,comment] "
+        "(OUT/marks_template.csv lists what is left to mark)",
     )
     parser.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     parser.add_argument(
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             unprivileged=not args.same_user,
             checkpoints=args.checkpoints,
             force=args.force,
+            marks=args.marks,
         )
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)

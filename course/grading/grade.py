@@ -5,8 +5,12 @@ from the grade ids of its cells. Submissions are graded in parallel, each by a w
 (`course.grading.worker`: nbgrader autograde in a course folder and sandbox of its own, see
 `course.grading.sandbox`), with a time limit and a memory limit per submission. The grader writes
 
-* `OUT/grades.csv`: `student`, one column per exercise with its points, `total`, and `status`
-  ("ok", "time limit", "memory limit", "kernel died", "tampering", ...);
+* `OUT/grades.csv`: `student`, one column per exercise with its points and one per written question
+  (empty until marked, see `course.grading.questions`), `total` (exercises and marked questions),
+  `pending` (the points of questions not marked yet), and `status` ("ok", "time limit", "memory limit",
+  "kernel died", "tampering", ...);
+* `OUT/questions/<question>.html`: one written question's rubric and every student's answer, and
+  `OUT/marks_template.csv`, the marks still to give (`--marks FILE` merges the instructor's);
 * `OUT/feedback/<student>.md`: for each exercise its points and, when it lost some, why: the check's
   message, never a test's code;
 * `OUT/.work/<student>/`: the grader's own files (the graded notebook with its hidden tests, the
@@ -35,7 +39,7 @@ from typing import Any
 
 import nbformat
 
-from course.grading import assignments, sandbox
+from course.grading import assignments, questions, sandbox
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
@@ -201,6 +205,7 @@ class Grader:
         masters: Path | None = None,
         force: bool = False,
         log=print,
+        marks: Path | None = None,
     ) -> None:
         self.submissions = Path(submissions).resolve()
         if not self.submissions.is_dir():
@@ -216,6 +221,8 @@ class Grader:
             n: assignments.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()
         }
         self.settings, self.force, self.log = settings, force, log
+        self.marks_path = Path(marks) if marks else None
+        self.texts: dict[str, dict[str, str]] = {}  # {student: {question: answer}}
         self.work = self.out / ".work"
         self.labs: dict[str, assignments.Lab] = {}
         self.slots: queue.Queue[int] = queue.Queue()
@@ -345,6 +352,7 @@ class Grader:
                 )
                 continue
             lab = self.lab(name)
+            self.texts[path.stem] = questions.answers(nb, [q.id for q in lab.questions])
             key = _sha(path.read_bytes(), lab.sha, json.dumps(self.settings.key(), sort_keys=True))
             previous = folder / "result.json"
             if not self.force and previous.is_file():
@@ -353,6 +361,8 @@ class Grader:
                     results[path.stem] = {**old, "cached": True}
                     continue
             todo.append(self._spec(path, lab, key))
+        # refused before any grading starts: a marks file the run could not apply
+        marks = self.read_marks({p.stem for p in paths}, results, todo)
         self.log(
             f"[grade] {len(paths)} submission(s) in {self.submissions}: {len(todo)} to grade, "
             f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
@@ -366,7 +376,7 @@ class Grader:
                     f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} "
                     f"({result['status']})"
                 )
-        ordered = [results[p.stem] for p in paths]
+        ordered = [self.with_questions(results[p.stem], marks) for p in paths]
         self.write(ordered)
         self.log(
             f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; "
@@ -375,22 +385,48 @@ class Grader:
         )
         return ordered
 
+    def read_marks(self, students: set[str], done: dict[str, dict], todo: list[dict]) -> dict:
+        if self.marks_path is None:
+            return {}
+        labs = {r["lab"] for r in done.values() if r.get("lab")} | {spec["lab"] for spec in todo}
+        maxima = {q.id: q.points for name in labs for q in self.lab(name).questions}
+        return questions.read_marks(self.marks_path, maxima, students)
+
+    def with_questions(self, result: dict, marks: dict) -> dict:
+        """`result` with its lab's written questions: the answer, and the instructor's mark if given."""
+        entries = []
+        if result.get("lab"):
+            texts = self.texts.get(result["student"], {})
+            for q in self.lab(result["lab"]).questions:
+                mark = marks.get((result["student"], q.id), {})
+                entries.append(
+                    {
+                        "id": q.id,
+                        "max": q.points,
+                        "points": mark.get("points"),
+                        "comment": mark.get("comment", ""),
+                        "text": texts.get(q.id, ""),
+                    }
+                )
+        return {**result, "questions": entries}
+
     def columns(self, results: list[dict]) -> list[str]:
         labs = sorted({r["lab"] for r in results if r["lab"]})
-        return [e.id for name in labs for e in self.lab(name).exercises]
+        return [item.id for name in labs for item in [*self.lab(name).exercises, *self.lab(name).questions]]
 
     def write(self, results: list[dict]) -> None:
         columns = self.columns(results)
         with atomic_write(self.out / "grades.csv", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["student", *columns, "total", "status"])
+            writer.writerow(["student", *columns, "total", "pending", "status"])
             for r in results:
-                points = {e["id"]: e["points"] for e in r["exercises"]}
+                points = {e["id"]: e["points"] for e in [*r["exercises"], *r.get("questions", [])]}
                 writer.writerow(
                     [
-                        r["student"],
-                        *(_fmt(points[c]) if c in points else "" for c in columns),
+                        _cell(r["student"]),
+                        *(_fmt(points[c]) if points.get(c) is not None else "" for c in columns),
                         _fmt(_points(r)),
+                        _fmt(_pending(r)),
                         r["status"],
                     ]
                 )
@@ -402,14 +438,34 @@ class Grader:
                 stale.unlink()
         for r in results:
             (feedback / f"{r['student']}.md").write_text(feedback_text(r, self.settings))
+        questions.write_template(self.out / "marks_template.csv", results)
+        questions.write_pages(self.out / "questions", results, self.rubrics(results))
+
+    def rubrics(self, results: list[dict]) -> dict[str, questions.Rubric]:
+        folder = self.masters_dir.parent / "instructors" / "rubrics"
+        found: dict[str, questions.Rubric] = {}
+        for name in sorted({r["lab"] for r in results if r["lab"]}):
+            found.update(questions.read_rubrics(folder / f"{name}.md"))
+        return found
 
 
 def _points(result: dict) -> float:
-    return round(sum(e["points"] for e in result["exercises"]), 3)
+    """Points earned: the exercises and the written answers marked so far."""
+    marked = [q["points"] for q in result.get("questions", []) if q["points"] is not None]
+    return round(sum(e["points"] for e in result["exercises"]) + sum(marked), 3)
+
+
+def _pending(result: dict) -> float:
+    return round(sum(q["max"] for q in result.get("questions", []) if q["points"] is None), 3)
 
 
 def _max(result: dict) -> float:
-    return round(sum(e["max"] for e in result["exercises"]), 3)
+    return round(sum(e["max"] for e in [*result["exercises"], *result.get("questions", [])]), 3)
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet cell that stays text: a leading =, +, - or @ would make it a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _fmt(x: float) -> str:
@@ -432,6 +488,13 @@ def feedback_text(result: dict, settings: Settings) -> str:
             verdict = "passed" if e["points"] >= e["max"] else (e["message"] or "failed")
             verdict = verdict.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {e['id']} | {_fmt(e['points'])} / {_fmt(e['max'])} | {verdict} |")
+        lines.append("")
+    if result.get("questions"):
+        lines += ["| written answer | points | comment |", "|---|---|---|"]
+        for q in result["questions"]:
+            got = "not marked yet" if q["points"] is None else _fmt(q["points"])
+            comment = (q.get("comment") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {q['id']} | {got} / {_fmt(q['max'])} | {comment} |")
         lines.append("")
     notes = {
         "time limit": "The notebook did not finish within the time limit; exercises after the point where it "
@@ -463,6 +526,7 @@ def grade(
     checkpoints: str | Path | None = None,
     force: bool = False,
     log=print,
+    marks: str | Path | None = None,
 ) -> list[dict]:
     """Grade every `*.ipynb` in `submissions` into `out`; returns one result per submission (see the
     module docstring). `checkpoints`: a folder of trained networks (`runs/smoke/checkpoints` after
@@ -478,4 +542,7 @@ def grade(
         unprivileged=unprivileged,
         checkpoints=str(checkpoints) if checkpoints else None,
     )
-    return Grader(Path(submissions), Path(out), settings, masters=masters, force=force, log=log).run()
+    grader = Grader(
+        Path(submissions), Path(out), settings, masters=masters, force=force, log=log, marks=marks
+    )
+    return grader.run()
