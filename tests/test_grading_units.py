@@ -170,3 +170,38 @@ def test_feedback_lists_points_and_reasons():
     text = feedback_text(result, Settings())
     assert "**Total: 4 / 7 points**" in text and "| 02-cnn | 4 / 4 | passed |" in text
     assert "| 02-epoch | 0 / 3 | loss \\| differs |" in text
+
+
+def test_the_folder_walk_refuses_what_is_not_a_regular_notebook_file_before_any_grading(tmp_path):
+    """FIFOs (which would hang a read), links out of the folder, names that would become a path, a CSV
+    row or a formula, and oversized files: each gets a row saying why, and no worker runs."""
+    import csv
+
+    import tiny_course as tc
+
+    from course.grading.grade import MAX_NOTEBOOK_BYTES, grade
+
+    tc.write_master(tmp_path / "masters")
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    os.mkfifo(subs / "fifo.ipynb")
+    (subs / "link.ipynb").symlink_to("/etc/passwd")
+    (subs / "dir.ipynb").mkdir()
+    for name in ("...ipynb", "=cmd|calc.ipynb", "eve\nmallory,10.ipynb", "-x.ipynb"):
+        (subs / name).write_text("{}")
+    with open(subs / "big.ipynb", "wb") as f:
+        f.truncate(MAX_NOTEBOOK_BYTES + 1)
+    lines = []
+    results = grade(subs, out, masters=tmp_path / "masters", log=lines.append)
+    assert "0 to grade" in lines[0] and {r["status"] for r in results} == {"refused"}
+    why = {r["student"]: r["error"] for r in results}
+    assert "a link" in why["link"] and "FIFO" in why["fifo"] and "FIFO" in why["dir"]
+    assert "clear its outputs" in why["big"]
+    renamed = [s for s in why if s.startswith("refused-")]
+    assert len(renamed) == 4 and all("not a safe student id" in why[s] for s in renamed)
+    assert any("\\n" in why[s] for s in renamed), "the name is shown escaped, newline and all"
+    rows = list(csv.reader((out / "grades.csv").open()))
+    assert rows[0] == ["student", "total", "pending", "status"] and len(rows) == 1 + len(results)
+    assert all(row[-1] == "refused" and row[0][:1].isalnum() for row in rows[1:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instructors", "masters", "out", "subs"]
+    assert not any((out / ".work").iterdir()), "nothing was prepared for a refused file"

@@ -27,7 +27,9 @@ import hashlib
 import json
 import os
 import queue
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -119,6 +121,50 @@ class Settings:
             "version": VERSION,
             "networks": networks,
         }
+
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a lab with its outputs is about 2 MB; bigger is refused before it is read
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
+
+
+def admit(path: Path) -> tuple[str, str | None]:
+    """(the student's id, why the file is refused or None): only a regular notebook file, not a link, a
+    FIFO or a device, with a name that is safe as a folder name and a spreadsheet cell, and not too big."""
+    name = path.stem
+    safe = bool(SAFE_NAME.fullmatch(name)) and ".." not in name
+    student = name if safe else f"refused-{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:10]}"
+    if not safe:
+        return student, (
+            f"the file name {ascii(path.name)} is not a safe student id (letters, digits and _ . @ + -, "
+            "starting with a letter or digit): rename the file"
+        )
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return student, "a link, not a notebook file: put the submitted file itself in the folder"
+    if not stat.S_ISREG(info.st_mode):
+        return (
+            student,
+            "not a regular file (a FIFO, a device or a folder): put the submitted file in the folder",
+        )
+    if info.st_size > MAX_NOTEBOOK_BYTES:
+        return student, (
+            f"the notebook is {info.st_size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 2**20:.0f} MB a "
+            "submission may be: clear its outputs (Edit > Clear Outputs of All Cells) and submit again"
+        )
+    return student, None
+
+
+def read_submission(path: Path) -> bytes:
+    """The bytes of the file at `path`, opened without following a link or blocking on a FIFO put there
+    since `admit` looked."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"over {MAX_NOTEBOOK_BYTES / 2**20:.0f} MB")
+    return data
 
 
 def masters_in(folder: Path) -> dict[str, Path]:
@@ -250,11 +296,11 @@ class Grader:
             self.labs[name] = assignments.prepare(self.masters[name], self.out / ".grader" / name)
         return self.labs[name]
 
-    def _spec(self, path: Path, lab: assignments.Lab, key: str) -> dict:
-        folder = self.work / path.stem
+    def _spec(self, path: Path, student: str, lab: assignments.Lab, key: str) -> dict:
+        folder = self.work / student
         return {
             "submission": str(path),
-            "student": path.stem,
+            "student": student,
             "lab": lab.name,
             "key": key,
             "gradebook": str(lab.gradebook),
@@ -328,21 +374,27 @@ class Grader:
         paths = sorted(self.submissions.glob("*.ipynb"))
         results: dict[str, dict] = {}
         todo = []
+        students = {}
         for path in paths:
-            folder = self.work / path.stem
+            student, refused = admit(path)
+            students[path] = student
+            if refused:
+                results[student] = _lost(student, "", "", [], "refused", refused, "")
+                continue
+            folder = self.work / student
             folder.mkdir(exist_ok=True)
             os.chmod(folder, 0o711)
             try:
-                nb = nbformat.read(path, as_version=4)
+                data = read_submission(path)
+                nb = nbformat.reads(data.decode("utf-8"), as_version=4)
             except Exception as err:  # noqa: BLE001 - a broken file is one student's problem, not the run's
-                results[path.stem] = _lost(
-                    path.stem, "", "", [], "unreadable", f"the notebook cannot be read: {err}", ""
-                )
+                why = f"the notebook cannot be read: {str(err)[:300]}"
+                results[student] = _lost(student, "", "", [], "unreadable", why, "")
                 continue
             name = which_lab(nb, self.master_ids)
             if name is None:
-                results[path.stem] = _lost(
-                    path.stem,
+                results[student] = _lost(
+                    student,
                     "",
                     "",
                     [],
@@ -352,17 +404,22 @@ class Grader:
                 )
                 continue
             lab = self.lab(name)
-            self.texts[path.stem] = questions.answers(nb, [q.id for q in lab.questions])
-            key = _sha(path.read_bytes(), lab.sha, json.dumps(self.settings.key(), sort_keys=True))
+            self.texts[student] = questions.answers(nb, [q.id for q in lab.questions])
+            key = _sha(data, lab.sha, json.dumps(self.settings.key(), sort_keys=True))
             previous = folder / "result.json"
             if not self.force and previous.is_file():
                 old = json.loads(previous.read_text())
                 if old.get("key") == key:
-                    results[path.stem] = {**old, "cached": True}
+                    results[student] = {**old, "cached": True}
                     continue
-            todo.append(self._spec(path, lab, key))
+            # the worker grades this copy: what it reads is what was hashed, whatever happens to `path` now
+            copy = folder / "submission.ipynb"
+            copy.unlink(missing_ok=True)
+            copy.touch(mode=0o600)  # kernels of other submissions pass through .work; they read nothing here
+            copy.write_bytes(data)
+            todo.append(self._spec(copy, student, lab, key))
         # refused before any grading starts: a marks file the run could not apply
-        marks = self.read_marks({p.stem for p in paths}, results, todo)
+        marks = self.read_marks(set(students.values()), results, todo)
         self.log(
             f"[grade] {len(paths)} submission(s) in {self.submissions}: {len(todo)} to grade, "
             f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
@@ -376,7 +433,7 @@ class Grader:
                     f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} "
                     f"({result['status']})"
                 )
-        ordered = [self.with_questions(results[p.stem], marks) for p in paths]
+        ordered = [self.with_questions(results[students[p]], marks) for p in paths]
         self.write(ordered)
         self.log(
             f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; "
