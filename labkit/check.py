@@ -198,18 +198,31 @@ def _is_student_code(filename: str) -> bool:
     return not filename.startswith(("<frozen", *_LABKIT_DIRS, *_LIBRARY_DIRS))
 
 
-def _source_files(objects: Sequence[Any]) -> dict[str, str]:
-    """{each spelling of the file defining a function, class or module: its name for messages}."""
-    files = {}
+def _code_objects(target: Any) -> list:
+    """The code objects of a function (unwrapped from its decorators) or of a class's own methods."""
+    if inspect.isclass(target):
+        members = [getattr(m, "__func__", m) for m in vars(target).values()]
+        members += [f for m in vars(target).values() if isinstance(m, property) for f in (m.fget, m.fset)]
+        return [code for m in members if callable(m) for code in _code_objects(m)]
+    code = getattr(inspect.unwrap(target), "__code__", None)
+    return [code] if code is not None else []
+
+
+def _source_files(objects: Sequence[Any]) -> dict[Any, str]:
+    """{what the tripwire recognises (a function's or a class's methods' code objects; each spelling of a
+    module's file): its name for messages}. By code object, so that forbidding one function of a file
+    does not forbid the rest of it, nor the decorator it is wrapped in."""
+    found: dict[Any, str] = {}
     for obj in objects:
         target = obj.__func__ if inspect.ismethod(obj) else obj
-        path = inspect.getsourcefile(target)
-        if path:
-            module = getattr(target, "__module__", None) or getattr(target, "__name__", "")
-            name = getattr(target, "__qualname__", getattr(target, "__name__", repr(target)))
-            for spelling in _spellings(path):
-                files[spelling] = name if inspect.ismodule(target) else f"{module}.{name}"
-    return files
+        module = getattr(target, "__module__", None) or getattr(target, "__name__", "")
+        name = getattr(target, "__qualname__", getattr(target, "__name__", repr(target)))
+        if inspect.ismodule(target):
+            path = inspect.getsourcefile(target)
+            found.update(dict.fromkeys(_spellings(path), name) if path else {})
+        else:
+            found.update(dict.fromkeys(_code_objects(target), f"{module}.{name}"))
+    return found
 
 
 class _Tripwire:
@@ -217,14 +230,14 @@ class _Tripwire:
     the nearest frame up the stack that is the checking cell's (`checker`, which may call the reference
     to compute the expected value) or the student's is the student's."""
 
-    def __init__(self, forbidden: dict[str, str], checker: str) -> None:
+    def __init__(self, forbidden: dict[Any, str], checker: str) -> None:
         self.forbidden, self.checker = forbidden, checker
         self.hits: list[str] = []
 
     def __call__(self, frame, event, arg) -> None:
         if event != "call":
             return
-        name = self.forbidden.get(frame.f_code.co_filename)
+        name = self.forbidden.get(frame.f_code) or self.forbidden.get(frame.f_code.co_filename)
         if name is not None:
             self.blame(name, frame.f_back)
 
@@ -361,7 +374,7 @@ def exercise(
         )
         if hidden:
             raise CheckFailed(message) from None
-        print(f"✗ {message} Later cells use labkit's version.")
+        print(f"✗ {message} Later cells that need it use labkit's version.")
         return
     except (KeyboardInterrupt, SystemExit):
         STATUS[name] = "failed"
@@ -393,7 +406,7 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
 _PRISTINE = {
     name: globals()[name]
     for name in "shape params close equal at_least true exercise use _check_integrity _fail _ok _array "
-    "_source_files _is_reference copy_weights same_network no_hooks".split()
+    "_source_files _code_objects _is_reference copy_weights same_network no_hooks".split()
 }
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

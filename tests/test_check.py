@@ -37,7 +37,7 @@ def test_unanswered_exercise_lets_the_lab_go_on_and_uses_the_reference(capsys):
     with check.exercise("t-unanswered"):
         mine(torch.zeros(1))
     out = capsys.readouterr().out
-    assert "not answered yet" in out and "Later cells use labkit's version" in out
+    assert "not answered yet" in out and "Later cells that need it use labkit's version" in out
     assert check.use("t-unanswered", mine, "reference", "thing") == "reference"
     with pytest.raises(check.CheckFailed, match="t-unanswered: not answered yet"):
         with check.exercise("t-unanswered", hidden=True):
@@ -136,3 +136,23 @@ def test_a_forbidden_torch_operator_is_caught_whatever_spelling_reaches_it(body)
     with pytest.raises(ValueError, match="aten operators"):
         with check.exercise("t-op", forbid=["conv2d"]):
             pass
+
+
+def test_forbidding_one_function_leaves_its_neighbours_and_its_decorator_alone():
+    """Forbidding `extract_features` (wrapped in torch.no_grad) must not forbid `torch.no_grad` itself,
+    nor the other functions of its file; calling it is still caught."""
+    from labkit.models import extract_features
+    from labkit.models import features as features_module
+
+    neighbour = features_module.fold_batchnorm  # a function of the same file
+    mine = _student(
+        "def my_extract(x):\n    with torch.no_grad():\n        return x * 2\n"
+        "def calls(fn, *a):\n    return fn(*a)"
+    )
+    with check.exercise("t-narrow", forbid=[extract_features]):
+        check.close(mine["my_extract"](torch.ones(2)), [2.0, 2.0])
+    assert check.STATUS["t-narrow"] == "passed"
+    assert neighbour.__code__ not in check._source_files([extract_features])
+    with pytest.raises(check.CheckFailed, match="extract_features"):
+        with check.exercise("t-narrow", forbid=[extract_features]):
+            mine["calls"](extract_features, torch.nn.Identity(), [(torch.ones(1, 1, 2, 2), torch.zeros(1))])
