@@ -360,11 +360,17 @@ def exercise(
                 "the built-in operator this exercise asks you to write yourself; it earns no points. "
                 "Write it from simpler operations (loops, unfold, matmul)."
             )
-        if tripwire.hits:
+        ours = [hit for hit in tripwire.hits if hit.startswith("labkit.")]
+        if ours:
             raise CheckFailed(
-                f"{name}: the answer calls {', '.join(tripwire.hits)}, labkit's version of what this "
+                f"{name}: the answer calls {', '.join(ours)}, labkit's version of what this "
                 "exercise asks you to write; an answer that calls it earns no points. Write it with "
                 "PyTorch yourself."
+            )
+        if tripwire.hits:
+            raise CheckFailed(
+                f"{name}: the answer calls {', '.join(tripwire.hits)}, which this exercise asks you to do "
+                "without (it would do the exercise's work for you); it earns no points."
             )
     except NotImplementedError:
         STATUS[name] = "unanswered"
@@ -398,7 +404,8 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
         print(f"Using your {what}.")
         return mine
     why = {"unanswered": "is not answered yet", "failed": "does not pass its check yet"}
-    print(f"Exercise {name} {why.get(status, 'was not checked')}: the rest of the lab uses labkit's {what}.")
+    state = why.get(status, "was not checked")
+    print(f"Exercise {name} {state}: later cells use the reference version of {what}.")
     return reference
 
 
