@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 P      ?=
 
-.PHONY: setup lab smoke test test-browser jupyter lint bench student grade clean
+.PHONY: setup lab smoke test test-browser jupyter lint bench student grade site clean
 
 # Re-running is quick: pip runs again only when a requirements or project file changed.
 setup: $(STAMP)
@@ -59,6 +59,14 @@ SUBMISSIONS ?= submissions
 GRADES      ?= runs/grades
 grade: setup
 	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(if $(MARKS),--marks $(MARKS)) $(P)
+
+# The course site: the executed labs of a run as a static book in runs/site/ (open runs/site/index.html, or
+# serve the folder). SITE_RUN=runs/smoke after `make smoke`; AUDIENCE=instructor shows the solutions
+# (into runs/site-instructor/).
+SITE_RUN ?= runs/full
+AUDIENCE ?= student
+site: setup
+	$(PY) -m course site --run $(SITE_RUN) --audience $(AUDIENCE)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache

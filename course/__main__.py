@@ -6,6 +6,7 @@ python -m course student --out student                              (course/grad
 python -m course grade SUBMISSIONS --out OUT -p profile=smoke       (course/grading/cli.py)
 python -m course bench [smoke fit ...]                              (course/bench.py)
 python -m course colab                                              (course/colab.py)
+python -m course site [--run runs/full] [--audience instructor]      (course/site.py)
 """
 
 import sys
@@ -20,6 +21,7 @@ COMMANDS = {
     "grade": ("course.grading.cli", True),
     "bench": ("course.bench", False),
     "colab": ("course.colab", False),
+    "site": ("course.site", False),
 }
 
 
