@@ -70,12 +70,12 @@ class Lab:
     def checkpoints_dir(self) -> Path:
         return self.out_dir / "checkpoints"
 
-    def savefig(self, fig, name: str, dpi: int = 110) -> Path:
-        """Save a matplotlib figure as `{figures_dir}/{name}.png` and return the path."""
+    def savefig(self, fig, name: str, dpi: int = 110) -> None:
+        """Save a matplotlib figure as `{figures_dir}/{name}.png` (returning nothing: a cell that ends with
+        it shows the figure, not a path)."""
         path = self.figures_dir / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        return path
 
     def record(self, **figures: Any) -> dict[str, Any]:
         """Add headline figures to `{out_dir}/metrics/{notebook}.json` (written atomically)."""
