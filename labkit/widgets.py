@@ -57,7 +57,9 @@ def chooser(render: Callable[..., Figure], controls: Controls, *, interactive: b
             raise LabError("every control needs at least one option.")
         first.append(_value(options[0]))
     if not (interactive if interactive is not None else not headless()):
-        return render(*first)
+        figure = render(*first)
+        plt.close(figure)  # shown once, as the cell's value, not a second time by the inline backend
+        return figure
     # Only with someone to click: ipywidgets takes a while to import and a headless run never needs it.
     import ipywidgets as widgets
     from IPython.display import display
