@@ -1,7 +1,8 @@
-"""The real labs through the grader, in one parallel run under smoke: lab 02's master (alice), its
-untouched student version (bob) and the master with one exercise answered wrongly (carol), and the
-untouched student version of every other lab (every exercise unanswered: zero points, a message
-each, and every other cell still runs on labkit's version)."""
+"""The real labs through the grader, in one parallel run under smoke: every lab's master (full marks,
+its written answers waiting to be marked), lab 02's untouched student version (bob) and the master
+with one exercise answered wrongly (carol), and the untouched student version of every other lab
+(every exercise unanswered: zero points, a message each, and every other cell still runs on the
+reference versions). Each exercise's own wrong answers are tested in tests/test_exercises.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import nbformat
 import pytest
 
 from course import run as runner
-from course.grading import assignments
+from course.grading import assignments, questions
 from course.grading.grade import grade
 
 pytestmark = pytest.mark.notebook
@@ -35,6 +36,8 @@ def graded(tmp_path_factory, smoke_run):
     for name, path in copies.items():
         if name != LAB02:
             nbformat.write(nbformat.read(path, as_version=4), subs / f"untouched_{name}.ipynb")
+            master = nbformat.read(runner.notebooks_dir() / f"{name}.ipynb", as_version=4)
+            nbformat.write(master, subs / f"master_{name}.ipynb")
     # lab 02's networks from the smoke series (if it ran lab 02): labs 05-08 load them instead of training
     checkpoints = smoke_run[1] / "checkpoints"
     results = grade(
@@ -86,7 +89,7 @@ def test_student_versions_carry_no_solutions_no_hidden_tests_and_nothing_beside_
 
 def test_lab02_master_gets_full_marks_student_version_zero_and_a_wrong_answer_loses_only_its_exercise(graded):
     r = graded["results"]
-    full = {"02-cnn": 4, "02-epoch": 3, "02-confused": 1}
+    full = {"02-cnn": 4, "02-size": 2, "02-params": 3, "02-table": 3, "02-epoch": 3, "02-confused": 1}
     assert r["alice"]["status"] == "ok" and points(r["alice"]) == full
     assert r["bob"]["status"] == "ok" and points(r["bob"]) == dict.fromkeys(full, 0)
     assert r["carol"]["status"] == "ok", r["carol"].get("error")
@@ -94,8 +97,12 @@ def test_lab02_master_gets_full_marks_student_version_zero_and_a_wrong_answer_lo
     carol = next(e for e in r["carol"]["exercises"] if e["id"] == "02-epoch")["message"]
     assert "not in training mode" in carol
     rows = (graded["out"] / "grades.csv").read_text().splitlines()
-    assert rows[0].startswith("student,01-split,01-weights,02-cnn,02-epoch,02-confused,")
-    assert any(row.startswith("alice,,,4,3,1,") for row in rows)
+    assert rows[0].startswith(
+        "student,01-verify,01-split,01-stats,01-shift,01-weights,01-sampler,"
+        "01-q-leakage,01-q-augment,01-q-imbalance,01-q-sampler,"
+        "02-cnn,02-size,02-params,02-table,02-epoch,02-confused,"
+    )
+    assert any(row.startswith("alice," + "," * 10 + "4,2,3,3,3,1,") for row in rows)
 
 
 @pytest.mark.parametrize("lab", [p.stem for p in runner.available()])
@@ -114,3 +121,18 @@ def test_an_untouched_student_version_earns_zero_says_why_and_still_runs_to_the_
         if o.get("output_type") == "error"
     ]
     assert not broken, f"{lab}: cells outside the tests failed without the answers: {broken}"
+
+
+@pytest.mark.parametrize("lab", [p.stem for p in runner.available()])
+def test_every_master_gets_full_marks_and_its_written_answers_wait_for_marking(graded, lab):
+    master = nbformat.read(runner.notebooks_dir() / f"{lab}.ipynb", as_version=4)
+    result = graded["results"]["alice" if lab == LAB02 else f"master_{lab}"]
+    assert result["status"] == "ok", result.get("error")
+    assert points(result) == {e.id: e.points for e in assignments.exercises(master)}, result["exercises"]
+    asked = [q.id for q in questions.questions(master)]
+    assert [q["id"] for q in result["questions"]] == asked and len(asked) >= 3
+    assert all(q["points"] is None and q["text"] for q in result["questions"]), "model answers, not marked"
+    untouched = graded["results"]["bob" if lab == LAB02 else f"untouched_{lab}"]
+    assert [q["text"] for q in untouched["questions"]] == [""] * len(asked), "the placeholder is no answer"
+    page = (graded["out"] / "questions" / f"{asked[0]}.html").read_text()
+    assert "Rubric" in page and page.count("<tr><td>") >= 2

@@ -31,6 +31,8 @@ def test_normalisation_and_sampler_figures(smoke_metrics):
     assert all(abs(v - 1) < 1e-3 for v in m["normalized_train_std"])
     assert m["n_bad_images"] == 0
     assert m["imbalance_ratio"] > 5 and m["sampled_imbalance_ratio"] < 2
+    # statistics of the training split and of all images: close on shapes, but not the same numbers
+    assert 0 < m["stats_train_vs_all"] < 0.05
 
 
 def test_both_loaders_are_measured(smoke_metrics):
@@ -41,5 +43,14 @@ def test_both_loaders_are_measured(smoke_metrics):
 def test_saves_its_figures(saved_figures):
     saved_figures(
         "01_data_prep",
-        ["samples", "masks", "class_balance", "augment_light", "augment_strong", "augment_batch", "sampler"],
+        [
+            "samples",
+            "masks",
+            "class_balance",
+            "augment_light",
+            "augment_strong",
+            "augment_batch",
+            "augment_shift",
+            "sampler",
+        ],
     )

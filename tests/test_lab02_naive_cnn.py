@@ -14,6 +14,7 @@ def test_records_headline_figures(smoke_metrics):
     assert m["overfit_final_loss"] < 0.1, "the one-batch overfit test did not drive the loss down"
     assert 1 <= m["best_epoch"] <= m["epochs_run"]
     assert m["params"] > 10_000 and m["train_seconds"] > 0
+    assert m["layer_table_params"] == m["params"], "the layer table by hand (exercise 4) misses parameters"
 
 
 def test_leaves_checkpoint_csv_and_figures(smoke_run):
