@@ -12,13 +12,24 @@ def test_records_every_variant(smoke_metrics):
     variants = m["variants"]
     assert set(variants) == VARIANTS
     for name, v in variants.items():
-        assert set(v) == {"params", "train_seconds", "val_accuracy", "test_accuracy"}, name
+        assert set(v) == {"params", "mult_adds_M", "train_seconds", "val_accuracy", "test_accuracy"}, name
         assert 0.0 <= v["val_accuracy"] <= 1.0 and 0.0 <= v["test_accuracy"] <= 1.0, name
-        assert v["train_seconds"] > 0, name
+        assert v["train_seconds"] > 0 and v["mult_adds_M"] > 0, name
     # the same weights, different downsampling; the extra blocks add parameters
     assert variants["no_pooling"]["params"] == variants["naive_cnn"]["params"]
     assert variants["inception"]["params"] > variants["naive_cnn"]["params"]
     assert variants["residual"]["params"] - variants["naive_cnn"]["params"] == 2 * (9 * 64 * 64 + 2 * 64)
+
+
+def test_multiply_adds_follow_the_resolution_each_conv_computes_at(smoke_metrics):
+    """What section 3's "Reading the table" says: no_pooling's strided convolutions compute a quarter of the
+    outputs of the ones they replace (fewer multiply-adds than naive_cnn, for the same weights), and the small
+    ResNet, at full resolution through its first block, computes the most."""
+    variants = smoke_metrics("03_residual_inception")["variants"]
+    cost = {name: v["mult_adds_M"] for name, v in variants.items()}
+    assert cost["no_pooling"] < 0.6 * cost["naive_cnn"]
+    assert max(cost, key=cost.get) == "small_resnet"
+    assert cost["naive_cnn"] < cost["inception"] < cost["residual"]
 
 
 def test_residual_twin_keeps_the_gradient(smoke_metrics):

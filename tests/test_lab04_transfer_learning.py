@@ -29,6 +29,14 @@ def test_records_the_comparison(smoke_metrics):
     assert m["head_train_seconds"] >= m["feature_seconds"] > 0
 
 
+def test_only_a_plain_train_moves_the_frozen_features(smoke_metrics):
+    """Two forward passes in training mode move a frozen network's batch-norm statistics, and so its features,
+    under model.train(); the train mode that keeps frozen batch-norm in eval mode leaves them exactly."""
+    drift = smoke_metrics("04_transfer_learning")["bn_feature_drift"]
+    assert drift["model.train()"] > 1e-3
+    assert drift["train mode"] == 0.0
+
+
 def test_saves_its_figures(smoke_run):
     outcomes, out = smoke_run
     if "04_transfer_learning" not in outcomes:
