@@ -1,5 +1,5 @@
-"""Lab 05 under the smoke profile: receptive fields exact, filter patterns beat real images, and every
-figure saved and not blank."""
+"""Lab 05 under the smoke profile: a unit's gradient is its filter, receptive fields exact, filter patterns
+beat real images, and every figure saved and not blank."""
 
 import pytest
 
@@ -13,6 +13,10 @@ FIGURES = (
     "pretrained_feature_maps_deep", "pretrained_filter_map_pairs", "pretrained_max_activating_patches",
     "pretrained_filter_patterns", "explorer_static",
 )  # fmt: skip
+
+
+def test_a_conv_units_gradient_is_its_filter(smoke_metrics):
+    assert smoke_metrics(NOTEBOOK)["unit_gradient_vs_filter_max_abs_diff"] <= 1e-6
 
 
 def test_receptive_fields_are_exact(smoke_metrics):
