@@ -203,7 +203,8 @@ def _code_objects(target: Any) -> list:
     if inspect.isclass(target):
         members = [getattr(m, "__func__", m) for m in vars(target).values()]
         members += [f for m in vars(target).values() if isinstance(m, property) for f in (m.fget, m.fset)]
-        return [code for m in members if callable(m) for code in _code_objects(m)]
+        # functions only: a class attribute may be another class (autograd.Function's _backward_cls)
+        return [code for m in members if inspect.isfunction(inspect.unwrap(m)) for code in _code_objects(m)]
     code = getattr(inspect.unwrap(target), "__code__", None)
     return [code] if code is not None else []
 
@@ -307,6 +308,29 @@ def _is_reference(answer: Any, forbid: Sequence[Any]) -> str | None:
     return None
 
 
+def _forbidden_call(name: str, hits: list[str], ops: set[str]) -> CheckFailed | None:
+    """The failure for an answer that called what it was asked to write, if it did."""
+    builtin = [hit for hit in hits if hit in ops]
+    ours = [hit for hit in hits if hit.startswith("labkit.")]
+    if builtin:
+        return CheckFailed(
+            f"{name}: the answer reaches torch's {', '.join(builtin)} (through F.*, nn.* or torch.*), "
+            "the built-in operator this exercise asks you to write yourself; it earns no points. "
+            "Write it from simpler operations (loops, unfold, matmul)."
+        )
+    if ours:
+        return CheckFailed(
+            f"{name}: the answer calls {', '.join(ours)}, labkit's version of what this exercise asks you "
+            "to write; an answer that calls it earns no points. Write it with PyTorch yourself."
+        )
+    if hits:
+        return CheckFailed(
+            f"{name}: the answer calls {', '.join(hits)}, which this exercise asks you to do without (it "
+            "would do the exercise's work for you); it earns no points."
+        )
+    return None
+
+
 @contextlib.contextmanager
 def exercise(
     name: str, *, forbid: Sequence[Any] = (), answer: Any = None, hidden: bool = False
@@ -353,25 +377,9 @@ def exercise(
                 f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
                 "check uses to see what the answer calls; it earns no points."
             )
-        builtin = [hit for hit in tripwire.hits if hit in ops]
-        if builtin:
-            raise CheckFailed(
-                f"{name}: the answer reaches torch's {', '.join(builtin)} (through F.*, nn.* or torch.*), "
-                "the built-in operator this exercise asks you to write yourself; it earns no points. "
-                "Write it from simpler operations (loops, unfold, matmul)."
-            )
-        ours = [hit for hit in tripwire.hits if hit.startswith("labkit.")]
-        if ours:
-            raise CheckFailed(
-                f"{name}: the answer calls {', '.join(ours)}, labkit's version of what this "
-                "exercise asks you to write; an answer that calls it earns no points. Write it with "
-                "PyTorch yourself."
-            )
-        if tripwire.hits:
-            raise CheckFailed(
-                f"{name}: the answer calls {', '.join(tripwire.hits)}, which this exercise asks you to do "
-                "without (it would do the exercise's work for you); it earns no points."
-            )
+        forbidden_call = _forbidden_call(name, tripwire.hits, ops)
+        if forbidden_call:
+            raise forbidden_call
     except NotImplementedError:
         STATUS[name] = "unanswered"
         message = (
@@ -380,13 +388,16 @@ def exercise(
         )
         if hidden:
             raise CheckFailed(message) from None
-        print(f"✗ {message} Later cells that need it use labkit's version.")
+        print(f"✗ {message} Later cells that need it use the reference version.")
         return
     except (KeyboardInterrupt, SystemExit):
         STATUS[name] = "failed"
         raise
     except BaseException as err:  # noqa: BLE001 - recorded, then raised again (as CheckFailed when hidden)
         STATUS[name] = "failed"
+        forbidden_call = _forbidden_call(name, tripwire.hits, ops)
+        if forbidden_call and str(err) != str(forbidden_call):
+            raise forbidden_call from None  # the reason that matters, even when the result is wrong too
         if not hidden or (isinstance(err, CheckFailed) and str(err).startswith(name)):
             raise
         if isinstance(err, CheckFailed):
@@ -413,7 +424,7 @@ def use(name: str, mine: Any, reference: Any, what: str) -> Any:
 _PRISTINE = {
     name: globals()[name]
     for name in "shape params close equal at_least true exercise use _check_integrity _fail _ok _array "
-    "_source_files _code_objects _is_reference copy_weights same_network no_hooks".split()
+    "_source_files _code_objects _is_reference _forbidden_call copy_weights same_network no_hooks".split()
 }
 _CODES = {name: fn.__code__ for name, fn in _PRISTINE.items()}
 _PRISTINE_ALLCLOSE = _allclose

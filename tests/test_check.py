@@ -37,7 +37,7 @@ def test_unanswered_exercise_lets_the_lab_go_on_and_uses_the_reference(capsys):
     with check.exercise("t-unanswered"):
         mine(torch.zeros(1))
     out = capsys.readouterr().out
-    assert "not answered yet" in out and "Later cells that need it use labkit's version" in out
+    assert "not answered yet" in out and "Later cells that need it use the reference version" in out
     assert check.use("t-unanswered", mine, "reference", "thing") == "reference"
     with pytest.raises(check.CheckFailed, match="t-unanswered: not answered yet"):
         with check.exercise("t-unanswered", hidden=True):
@@ -156,3 +156,30 @@ def test_forbidding_one_function_leaves_its_neighbours_and_its_decorator_alone()
     with pytest.raises(check.CheckFailed, match="extract_features"):
         with check.exercise("t-narrow", forbid=[extract_features]):
             mine["calls"](extract_features, torch.nn.Identity(), [(torch.ones(1, 1, 2, 2), torch.zeros(1))])
+
+
+def test_an_autograd_function_class_can_be_forbidden():
+    """Its forward and backward are what it does; its _backward_cls, a class pointing back at it, is not
+    followed."""
+    from labkit.interpret import GuidedReLU
+
+    codes = check._source_files([GuidedReLU])
+    assert GuidedReLU.forward.__code__ in codes and GuidedReLU.backward.__code__ in codes
+    mine = _student("def guided(x):\n    return Guided.apply(x)")
+    mine["guided"].__globals__["Guided"] = GuidedReLU
+    with pytest.raises(check.CheckFailed, match="GuidedReLU"):
+        with check.exercise("t-fn", forbid=[GuidedReLU]):
+            mine["guided"](torch.randn(3))
+
+
+def test_a_forbidden_call_is_the_reason_given_even_when_the_result_is_also_wrong():
+    from labkit.interpret import total_variation
+
+    calls = _student(
+        "from labkit.interpret import total_variation as tv\ndef my_tv(z):\n    return 2 * tv(z)"
+    )
+    z = torch.rand(2, 3, 4, 4)
+    for hidden in (False, True):
+        with pytest.raises(check.CheckFailed, match=r"^t-both: the answer calls labkit\.interpret"):
+            with check.exercise("t-both", forbid=[total_variation], hidden=hidden):
+                check.close(calls["my_tv"](z), total_variation(z))
