@@ -149,3 +149,42 @@ def test_lab07_full_run_meets_the_readme_targets(full_metrics):
         for baseline in ("random pixels (baseline)", "random blobs (baseline)"):
             assert m["deletion_auc"][method] < m["deletion_auc"][baseline], (method, baseline)
             assert m["insertion_auc"][method] > m["insertion_auc"][baseline], (method, baseline)
+
+
+def test_guided_relu_function_passes_gradcheck_and_stops_negative_gradients():
+    # labkit's GuidedReLU, the reference for lab 07's exercise 2: gradcheck sees only grad_out = 1, so the
+    # sign half of the rule is checked by hand
+    import torch
+
+    from labkit import interpret
+
+    z = torch.randn(3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    z = (z + 0.1 * z.sign()).requires_grad_(True)  # away from the kink at 0
+    assert torch.autograd.gradcheck(interpret.GuidedReLU.apply, (z,), eps=1e-6, atol=1e-4)
+    x = torch.tensor([-1.0, -1.0, 1.0, 1.0], requires_grad=True)
+    (grad,) = torch.autograd.grad(interpret.GuidedReLU.apply(x), x, torch.tensor([-2.0, 2.0, -2.0, 2.0]))
+    assert grad.tolist() == [0.0, 0.0, 0.0, 2.0]
+
+
+def test_guided_relu_in_forward_hooks_gives_labkits_guided_backprop():
+    # lab 07's exercise 3 applies GuidedReLU to every nn.ReLU with forward hooks; labkit's guided_backprop
+    # uses backward hooks: the two must agree
+    import torch
+
+    from labkit import interpret
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 2, 3)
+    ).eval()
+    x, target = torch.randn(2, 2, 7, 6), torch.tensor([0, 2])
+    handles = [m.register_forward_hook(lambda m, args, out: interpret.GuidedReLU.apply(args[0]))
+               for m in net.modules() if isinstance(m, torch.nn.ReLU)]  # fmt: skip
+    try:
+        inp = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(inp).gather(1, target[:, None]).sum(), inp)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert torch.allclose(grad, interpret.guided_backprop(net, x, target=target), atol=1e-6)

@@ -1,6 +1,6 @@
 """Lab 08: class models convince the network that made them, the ensemble's convince a held-out judge
-more than one network's, the ImageNet class model works, fooling images fool the network they were
-made for far more often than the judge, and the full-profile targets.
+more than one network's, the ImageNet class model works, targeted adversarial examples fool the network
+they were made for far more often than the judge, and the full-profile targets.
 
 Under smoke the `shapes` networks are barely trained, so the class models are compared with chance
 (1 / 10) and with each other in the same run; the fixed figures of a full run are the README's
@@ -18,7 +18,7 @@ FULL_CONFIDENCE = 0.95  # the network's mean p(c) on its own class models, best 
 FULL_RECOGNITION = (
     0.30  # share of the 30 class models the held-out judge names, best setting (0.600; chance 0.1)
 )
-FULL_FOOLING_SUCCESS = 0.95  # fooling images that flip the network to the chosen class (of 40; measured 1.0)
+FULL_FOOLING_SUCCESS = 0.95  # adversarial images that flip the network to the target (of 40; measured 1.0)
 FULL_FOOLING_TRANSFER = 0.25  # of those, the share the judge also assigns to the chosen class (measured 0.0)
 
 

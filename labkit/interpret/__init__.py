@@ -5,7 +5,7 @@ as it found it (mode, `requires_grad`, no hook left), also when it raises.
 
 from labkit.interpret.activation_max import filter_pattern
 from labkit.interpret.ascent import total_variation
-from labkit.interpret.attribution import class_index, conv_layers, maps_for_targets, topk_targets
+from labkit.interpret.attribution import GuidedReLU, class_index, conv_layers, maps_for_targets, topk_targets
 from labkit.interpret.class_model import class_model
 from labkit.interpret.deconvnet import GradientRuleWarning, deconvnet
 from labkit.interpret.deletion import auc, blurred, deletion_curve, pixel_order
@@ -23,11 +23,12 @@ from labkit.interpret.saliency import abs_max_channels, saliency
 from labkit.interpret.sanity import randomised, rank_correlation, sanity_check
 
 __all__ = [
-    "GradientRuleWarning", "abs_max_channels", "auc", "blurred", "capture", "channel_means", "class_index",
-    "class_model", "conv_layers", "crop_patches", "deconvnet", "default_gradcam_layer", "deletion_curve",
-    "energy_in_mask", "feature_maps", "filter_pattern", "filters", "fool", "gradcam", "guided_backprop",
-    "guided_gradcam", "input_channel_norms", "invert_layers", "maps_for_targets", "max_activating_patches",
-    "occlusion", "occlusion_masks", "pixel_order", "pointing_game", "pointing_hits", "randomised",
-    "rank_correlation", "receptive_field", "receptive_field_error", "receptive_field_table", "relative_error",
-    "saliency", "sanity_check", "spatial_layers", "topk_targets", "total_variation", "train_inversion",
+    "GradientRuleWarning", "GuidedReLU", "abs_max_channels", "auc", "blurred", "capture", "channel_means",
+    "class_index", "class_model", "conv_layers", "crop_patches", "deconvnet", "default_gradcam_layer",
+    "deletion_curve", "energy_in_mask", "feature_maps", "filter_pattern", "filters", "fool", "gradcam",
+    "guided_backprop", "guided_gradcam", "input_channel_norms", "invert_layers", "maps_for_targets",
+    "max_activating_patches", "occlusion", "occlusion_masks", "pixel_order", "pointing_game", "pointing_hits",
+    "randomised", "rank_correlation", "receptive_field", "receptive_field_error", "receptive_field_table",
+    "relative_error", "saliency", "sanity_check", "spatial_layers", "topk_targets", "total_variation",
+    "train_inversion",
 ]  # fmt: skip

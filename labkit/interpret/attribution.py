@@ -262,3 +262,18 @@ def class_gradient(
         # summed over the batch: in eval mode image i's score depends on image i only
         (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), wrt)
     return grad, wrt.detach()
+
+
+class GuidedReLU(torch.autograd.Function):
+    """relu(x) forward; backward relu(grad_out) * (x > 0): guided backprop's rule as one autograd function
+    (lab 07 has the student write it; `guided_backprop` applies the rule to a model's ReLUs by hooks)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad_out.clamp(min=0) * (x > 0)

@@ -1,5 +1,6 @@
-"""Fooling images (Szegedy et al. 2014; Goodfellow et al. 2015; Kurakin et al. 2017): from a real image,
-small steps down the cross-entropy of another class until the network predicts it; pixels stay in [0, 1].
+"""Targeted adversarial examples (Szegedy et al. 2014; Goodfellow et al. 2015; Kurakin et al. 2016, 2017):
+from a real image, small steps down the cross-entropy of another class until the network predicts it;
+pixels stay in [0, 1].
 
 Introduced in notebooks/08_class_model_synthesis.ipynb.
 """
