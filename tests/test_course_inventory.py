@@ -4,6 +4,7 @@ lecture course). The figures are the ones issue 21 set as the course's floor."""
 
 from __future__ import annotations
 
+import ast
 import re
 
 import nbformat
@@ -61,3 +62,63 @@ def test_each_lab_starts_with_time_prerequisites_objectives_and_its_place_in_a_c
     assert all(i >= 0 for i in where), f"{path.stem} lacks {[h for h, i in zip(HEADER, where) if i < 0]}"
     assert where == sorted(where), f"{path.stem}: the header's parts are out of order"
     assert re.search(r"\*\*Time:\*\*[^\n]*\d", first), f"{path.stem}: the time needs a number"
+
+
+def _is_exercise_block(node) -> bool:
+    return isinstance(node, ast.With) and "check.exercise(" in ast.unparse(node.items[0].context_expr)
+
+
+def _hidden_lines(source: str) -> set[int]:
+    """Line numbers (1-based) inside the cell's `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS`."""
+    inside, lines = False, set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        inside = (inside or "BEGIN HIDDEN TESTS" in line) and "END HIDDEN TESTS" not in line
+        if inside:
+            lines.add(number)
+    return lines
+
+
+def _names(node) -> set[str]:
+    return {
+        n.id if isinstance(n, ast.Name) else n.name
+        for n in ast.walk(node)
+        if (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+        or isinstance(n, (ast.FunctionDef, ast.ClassDef))
+    }
+
+
+def _needed(cells, names: set[str]) -> set[str]:
+    """Those of `names` that a cell in `cells` reads before any of them assigns it again."""
+    needed, assigned = set(), set()
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        loads = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        stores = _names(tree) | {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+        needed |= (loads - stores - assigned) & names
+        assigned |= stores
+    return needed
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_a_test_cell_defines_nothing_later_cells_need_after_its_first_check(path):
+    """A failing check (a wrong answer; under grading, an unanswered one's hidden tests) ends its cell:
+    whatever the cell defines after it would be missing from every later cell. Helpers and references
+    go before the first `with labkit.check.exercise(...)` or into the next cell; the hidden tests may
+    set up their own inputs, which no later cell uses."""
+    cells = nbformat.read(path, as_version=4).cells
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code" or not cell.metadata.get("nbgrader", {}).get("grade"):
+            continue
+        grade_id, hidden = cell.metadata["nbgrader"]["grade_id"], _hidden_lines(cell.source)
+        body = ast.parse(cell.source).body
+        first = next((i for i, node in enumerate(body) if _is_exercise_block(node)), None)
+        assert first is not None, f"{grade_id} runs no check.exercise"
+        late = [
+            node for node in body[first:] if not _is_exercise_block(node) and not isinstance(node, ast.Expr)
+        ]
+        outside = [ast.unparse(n).splitlines()[0] for n in late if n.lineno not in hidden]
+        assert not outside, f"{grade_id} defines {outside} after its first check"
+        used = sorted(_needed(cells[index + 1 :], {name for n in late for name in _names(n)}))
+        assert not used, f"later cells use {used}, which {grade_id}'s hidden tests define"
