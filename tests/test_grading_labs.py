@@ -82,7 +82,9 @@ def test_student_versions_carry_no_solutions_no_hidden_tests_and_nothing_beside_
         text = path.read_text()
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "hidden=True" not in text, name
         nb = nbformat.read(path, as_version=4)
-        answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        answers = [
+            c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+        ]
         assert answers and all("raise NotImplementedError()" in c.source for c in answers), name
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
 

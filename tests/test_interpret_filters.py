@@ -105,8 +105,7 @@ def test_filter_pattern_beats_every_random_image_of_the_same_contrast():
 
 
 def test_filter_pattern_starts_where_a_rarely_active_unit_responds(monkeypatch):
-    # a ReLU unit silent all over its start image has no gradient: from one start the ascent mostly
-    # stays at 0, from the best of several it mostly gets going
+    # a ReLU unit silent all over its start image has no gradient
     from collections import OrderedDict
 
     from torch import nn
@@ -133,9 +132,9 @@ def test_filter_pattern_starts_where_a_rarely_active_unit_responds(monkeypatch):
         monkeypatch.setattr(activation_max, "STARTS", starts)
         return sum(interp.filter_pattern(model, "relu", 0, seed=s, **kwargs)[1] > 0 for s in range(12))
 
-    several = moved(activation_max.STARTS)
-    one = moved(1)
-    assert several > one and several >= 9, (one, several)
+    # the best of several starts gets going nearly always; a single start does too, since a start that
+    # leaves the unit at 0 is drawn again from wider noise (next test)
+    assert moved(activation_max.STARTS) >= 9 and moved(1) >= 9
 
 
 def test_filter_pattern_is_reproducible_and_respects_the_pixel_range():
@@ -262,3 +261,16 @@ def test_deconv_grid_shows_signed_projections_with_zero_as_grey():
 def test_conv_layers_lists_conv_modules_in_order():
     seq = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 2, 1), relu=nn.ReLU(), conv_b=nn.Conv2d(2, 2, 3)))
     assert interp.conv_layers(seq) == ["conv", "conv_b"]
+
+
+def test_filter_pattern_widens_its_noise_for_a_unit_no_start_near_grey_excites():
+    """relu(x_R + x_G + x_B - 1.6) is zero everywhere on noise of std 0.1 around 0 (9 standard deviations
+    short), so an ascent from there has no gradient; from wider noise it finds one and climbs."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1), torch.nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(-1.6)
+    image, reached = interp.filter_pattern(
+        net, "1", 0, steps=20, image_size=8, blur_every=0, jitter=0, l2=0.0, return_activation=True
+    )
+    assert reached > 0.1 and image.shape == (1, 3, 8, 8)

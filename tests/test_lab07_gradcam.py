@@ -91,7 +91,7 @@ def test_lab07_sanity_checks_record_every_method_at_every_layer(smoke_metrics):
 @pytest.mark.notebook
 def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(smoke_metrics):
     # Adebayo et al. 2018: with the classifier random, Grad-CAM asks for random channels, while guided
-    # backprop still draws the image's edges; after the whole cascade Grad-CAM is still the further off.
+    # backprop still draws the image's edges.
     cascade = smoke_metrics(NOTEBOOK)["sanity_rank_correlation"]
     top, everything = NAIVE_LAYERS[0], NAIVE_LAYERS[-1]
     gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
@@ -99,9 +99,9 @@ def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(sm
     assert cam[top] < gb[top] - 0.3, (
         f"Grad-CAM {cam[top]:.2f} vs guided backprop {gb[top]:.2f}, classifier random"
     )
-    assert cam[everything] < gb[everything], (
-        f"whole network random: Grad-CAM {cam[everything]:.2f}, GB {gb[everything]:.2f}"
-    )
+    # with every layer random both are near chance, and which is lower is noise; guided backprop does
+    # move away from the trained network's maps once the convolutions are random too
+    assert gb[everything] < gb[top] - 0.3, f"guided backprop: {gb[top]:.2f}, then {gb[everything]:.2f}"
     assert sum(cam.values()) / len(cam) < 0.5, (
         f"Grad-CAM stays correlated with the trained network's maps: {cam}"
     )

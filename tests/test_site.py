@@ -1,6 +1,7 @@
 """The course site (course/site.py) built from a tiny fake run: two executed notebooks written here, with
 an exercise, hidden tests, a written question, a figure, an explorer and a paper, and no kernel run.
-The browser test (tests/browser/test_course_site.py) builds it from a real smoke run and opens it in Chromium."""
+The browser test (tests/browser/test_course_site.py) builds it from a real smoke run and opens it in
+Chromium."""
 
 from __future__ import annotations
 

@@ -50,9 +50,8 @@ def filter_pattern(
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     gen = torch.Generator().manual_seed(seed)
     c, dtype = attribution.in_channels(model), attribution.model_dtype(model)
-    starts = torch.randn(STARTS, c, *size, generator=gen, dtype=dtype).to(attribution.model_device(model))
-    low, high = pixel_range(mean, std, starts)  # grey is their midpoint, one pixel unit their distance
-    starts = (low + high) / 2 + noise * (high - low) * starts if mean is not None else noise * starts
+    draws = torch.randn(STARTS, c, *size, generator=gen, dtype=dtype).to(attribution.model_device(model))
+    low, high = pixel_range(mean, std, draws)  # grey is their midpoint, one pixel unit their distance
     lo, hi = (low, high) if mean is not None else (None, None)
 
     def gain(img: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N,)
@@ -60,10 +59,19 @@ def filter_pattern(
 
     with attribution.inspecting(model):
         with torch.no_grad():
-            maps = attribution.layer_output(model, starts, name)  # (STARTS, C, h, w)
-            channel = attribution.check_channel(name, maps.shape[1], channel)
-            # a ReLU unit zero all over its start has no gradient: start where it is excited most
-            best = int(maps[:, channel].mean(dim=(1, 2)).argmax())
+            # a ReLU unit zero all over its start has no gradient: start where it is excited most, and
+            # when no start near grey excites it, from wider noise
+            for spread in (noise, max(noise, 0.5)):
+                starts = (
+                    (low + high) / 2 + spread * (high - low) * draws if mean is not None else spread * draws
+                )
+                starts = starts.clamp(low, high) if mean is not None and spread > noise else starts
+                maps = attribution.layer_output(model, starts, name)  # (STARTS, C, h, w)
+                channel = attribution.check_channel(name, maps.shape[1], channel)
+                excited = maps[:, channel].mean(dim=(1, 2))
+                if excited.max() > 0:
+                    break
+            best = int(excited.argmax())
         start = starts[best : best + 1]
         image = ascend(gain, start, steps=steps, lr=lr, low=lo, high=hi, generator=gen, **regularisers)
         with torch.no_grad():
