@@ -32,18 +32,12 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API"),  # the theme's, on Sphinx 9
 ]
 
-CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("LABKIT_SCREENSHOTS") or project_root() / "runs" / "browser") / "site"
-# As test_jupyterlab.py starts it: no sandbox (root in CI), and no calls home.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, chromium_path):
     """(run folder, site folder): the student site of a smoke run of every lab."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium, or set LABKIT_CHROMIUM.")
     run = Path(os.environ.get("LABKIT_SITE_RUN") or tmp_path_factory.mktemp("runs"))
     if not os.environ.get("LABKIT_SITE_RUN"):
         outcomes = runner.run(None, profile="smoke", out=run, keep_going=True)
@@ -66,17 +60,6 @@ def server(built):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _page(browser, problems: list[str], scheme: str = "light"):

@@ -31,19 +31,7 @@ from labkit.core import project_root
 pytestmark = pytest.mark.browser
 
 LABS = ["05", "06", "07"]
-CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("LABKIT_SCREENSHOTS") or project_root() / "runs" / "browser")
-# As the machine's own probe starts it: no sandbox (root in CI), and no calls home, which a closed
-# network refuses loudly.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 RUN_TIMEOUT = 600  # seconds for one lab's Run All (smoke takes well under a minute on 2 cores)
 
 # What JupyterLab's user settings say here: every cell in the page (no windowing), no news fetched.
@@ -79,13 +67,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, chromium_path):
     """The three labs through the runner (headless): the shared network, figures and index.html."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set "
-            f"LABKIT_CHROMIUM; this test never downloads a browser."
-        )
     out = tmp_path_factory.mktemp("runs")
     outcomes = runner.run(LABS, profile="smoke", out=out)
     assert all(o.status == "ok" for o in outcomes), [o.error for o in outcomes]
@@ -152,17 +135,6 @@ def jupyterlab(run_dir, tmp_path_factory):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _page(browser, problems: list[str]):
