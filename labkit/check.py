@@ -33,6 +33,11 @@ from torch import nn
 _allclose, _asarray = np.allclose, np.asarray
 
 
+_REMOTE: Any = None
+"""Set by a grader that keeps the answer in a process of its own (`course.grading.remote.Watch`): where
+an exercise's forbidden calls are watched and `beside_answer` helpers run. None in a notebook."""
+
+
 class CheckFailed(AssertionError):
     """An exercise's answer is not right yet; the message says how it differs."""
 
@@ -353,6 +358,8 @@ def exercise(
     forbidden = _source_files(forbid)
     tripwire = _Tripwire(forbidden, sys._getframe(2).f_code.co_filename)  # 2: the cell with the `with`
     op_mode = _OpTripwire(ops, tripwire).mode
+    elsewhere = contextlib.nullcontext([]) if _REMOTE is None else _REMOTE.watch(name, forbid, ops, answer)
+    called_there: list[str] = []
     previous = sys.getprofile()
     try:
         _check_integrity()
@@ -367,11 +374,13 @@ def exercise(
             warnings.simplefilter("ignore")
             sys.setprofile(tripwire)
             try:
-                with op_mode:
+                with op_mode, elsewhere as found:
+                    called_there = found
                     yield Exercise(name, hidden, sorted({*forbidden.values(), *ops}))
             finally:
                 replaced = sys.getprofile() is not tripwire
                 sys.setprofile(previous)
+                tripwire.hits += [hit for hit in called_there if hit not in tripwire.hits]
         if replaced:
             raise CheckFailed(
                 f"{name}: the answer switched off Python's profiler (sys.setprofile), which the "
@@ -405,6 +414,21 @@ def exercise(
         raise CheckFailed(f"{name}, {label}: the answer raised {type(err).__name__}: {err}") from None
     STATUS[name] = "passed"
     _ok(f"{name}: {label} passed.")
+
+
+def beside_answer(helper):
+    """Mark a test's helper that must run in the answer's own process: it takes a gradient through the
+    answer, or watches what the answer keeps in memory. In a notebook this is the helper itself; under a
+    grader that keeps the answer in a process of its own, the helper is sent there and only its result
+    comes back (so its result is a value to check, never the verdict)."""
+
+    @functools.wraps(helper)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if _REMOTE is None:
+            return helper(*args, **kwargs)
+        return _REMOTE.beside(helper, args, kwargs)
+
+    return run
 
 
 def use(name: str, mine: Any, reference: Any, what: str) -> Any:

@@ -45,7 +45,8 @@ from course.grading import assignments, questions, sandbox
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
-UID_BASE = 61000  # kernels of grading slot k run as uid UID_BASE + k when the grader runs as root
+UID_BASE = 61000  # under root, the n-th submission of a run runs as uid UID_BASE + n (a fresh user each)
+MAX_UIDS = 4000
 STARTUP_SECONDS = 90  # worker and kernel start, nbgrader's bookkeeping: on top of the time limit
 
 
@@ -303,7 +304,8 @@ class Grader:
             "student": student,
             "lab": lab.name,
             "key": key,
-            "gradebook": str(lab.gradebook),
+            "master": str(lab.master),
+            "release": str(lab.release),
             "exercises": [e.__dict__ for e in lab.exercises],
             "hidden_lines": lab.hidden_lines,
             "skip": lab.replaced,
@@ -326,7 +328,8 @@ class Grader:
         slot = self.slots.get()
         try:
             if self.settings.unprivileged and os.geteuid() == 0:
-                spec["uid"] = UID_BASE + slot
+                spec["uid"] = UID_BASE + spec.pop("index") % MAX_UIDS
+                _kill_user(spec["uid"])  # whatever an earlier run left under this uid
             spec_path, result_path = folder / "spec.json", folder / "result.json"
             spec_path.write_text(json.dumps(spec))
             result_path.unlink(missing_ok=True)
@@ -417,7 +420,7 @@ class Grader:
             copy.unlink(missing_ok=True)
             copy.touch(mode=0o600)  # kernels of other submissions pass through .work; they read nothing here
             copy.write_bytes(data)
-            todo.append(self._spec(copy, student, lab, key))
+            todo.append({**self._spec(copy, student, lab, key), "index": len(todo)})
         # refused before any grading starts: a marks file the run could not apply
         marks = self.read_marks(set(students.values()), results, todo)
         self.log(

@@ -1,28 +1,19 @@
-"""Where a submission's code runs: a Jupyter kernel in its own scratch folder, with limits.
+"""The first, cheap layer around a submission's code, inside its process; and the grader's tools to
+watch and end that process.
 
-`python -m course.grading.sandbox -f CONNECTION_FILE` is the kernel command the grader's kernel
-manager (`SandboxKernelManager`) starts instead of ipykernel's. Before it hands over to ipykernel it
+`enter(config)` is what `course.grading.submission_process` runs before the notebook's first cell:
 
-1. points HOME, TMPDIR, IPYTHONDIR, the tensor cache and Python's bytecode writing into the scratch
-   folder (the worker has set OMP_NUM_THREADS in the environment the kernel starts with);
-2. sets resource limits: data segment (memory), file size, no core files, and, under its own user,
-   a process count;
-3. runs, when the grader runs as root, as an unprivileged user of its own (a uid per grading slot,
-   no groups, `setpriv --no-new-privs`), so the operating system stops it writing the grader's
-   files or the other submissions' and signalling their processes. Where the Python installation is
-   not readable by other users (a pyenv under /root), that user keeps one capability,
-   CAP_DAC_READ_SEARCH, to read it: reading is then guarded by the audit hook alone;
-4. installs an audit hook (PEP 578, it cannot be removed) that refuses, from Python code, reading
-   the instructor's files (masters, gradebook, answers, other submissions), writing anywhere outside
-   the scratch folder, starting programs, and signalling other processes.
+1. HOME, TMPDIR, IPYTHONDIR, the caches and Python's bytecode writing point into the submission's
+   scratch folder (the worker has set OMP_NUM_THREADS in the environment the process starts with);
+2. resource limits: data segment (memory), file size, no core files;
+3. an audit hook (PEP 578, it cannot be removed) that refuses, from Python code, reading the
+   instructor's files, writing outside the scratch folder, starting programs and signalling other
+   processes.
 
-Limits, stated in the README: native code (ctypes, a compiled extension) is not seen by the audit
-hook; without root the kernel runs as the grader's own user, so only the hook protects the
-grader's files, and the network is not cut.
-
-`SandboxedExecute` is nbgrader's `Execute` preprocessor with a deadline for the whole notebook (a
-cell still running at the deadline ends the run, and every cell after it is marked as not run), a
-watchdog on the kernel's memory, and a kernel that may die without ending the grading.
+The hook sees Python's own calls only (not ctypes, a compiled extension, `os.open` relative to a
+folder descriptor, sqlite's ATTACH): the boundary is `course.grading.boundary` (bubblewrap), and
+the hook is what remains where bubblewrap is missing. `Watchdog` kills the process tree when its
+resident memory passes the limit; `kill_tree` ends a process and everything below it.
 """
 
 from __future__ import annotations
@@ -145,19 +136,20 @@ def _limits(config: dict) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
 
-def launch(argv: list[str]) -> None:
-    """Set up the sandbox described by $LABKIT_SANDBOX, then run ipykernel with `argv`."""
-    config = json.loads(os.environ.pop(CONFIG_ENV))
+def enter(config: dict) -> None:
+    """Set up the process described by `config` (the grader's $LABKIT_SANDBOX) for a submission's code:
+    scratch folders, environment, limits, the audit hook."""
     root = Path(config["root"])
     dirs = {
         "HOME": root / "home",
         "TMPDIR": root / "tmp",
         "IPYTHONDIR": root / "home" / ".ipython",
         "XDG_CACHE_HOME": root / "home" / ".cache",
+        "MPLCONFIGDIR": root / "home" / ".matplotlib",
         "LABKIT_CACHE": root / "cache",
     }
     for path in dirs.values():
-        path.mkdir(parents=True, exist_ok=True)  # as the kernel's user: the grader handed `root` over
+        path.mkdir(parents=True, exist_ok=True)
     os.environ.update({k: str(v) for k, v in dirs.items()})
     os.environ.update(
         {
@@ -171,16 +163,7 @@ def launch(argv: list[str]) -> None:
     sys.dont_write_bytecode = True
     os.chdir(root)
     _limits(config)
-    if os.geteuid() != 0:
-        resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
     sys.addaudithook(Guard(str(root), config.get("deny", []), os.getpid()))
-    from ipykernel.kernelapp import launch_new_instance
-
-    sys.argv = [sys.argv[0], *argv]
-    launch_new_instance()
-
-
-# --- the grader's side: a kernel manager that starts the command above, and the executor ------
 
 
 def readable_by_others(path: str | Path) -> bool:
@@ -191,71 +174,6 @@ def readable_by_others(path: str | Path) -> bool:
         if folder.is_dir() and not mode & 0o001 or folder == path and not mode & 0o004:
             return False
     return True
-
-
-def user_switch(config: dict) -> tuple[list[str], str]:
-    """The command prefix that runs the kernel as `config["uid"]`, and how it isolates, in words."""
-    import sysconfig
-
-    from labkit.core import project_root
-
-    uid = config.get("uid")
-    if uid is None or os.geteuid() != 0:
-        return [], "the grader's own user"
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        return [], "the grader's user (root: setpriv from util-linux is missing)"
-    needed = [
-        sys.executable,
-        sysconfig.get_paths()["stdlib"],
-        sysconfig.get_paths()["purelib"],
-        project_root() / "labkit",
-        project_root() / "course",
-    ]
-    caps = (
-        []
-        if all(readable_by_others(p) for p in needed)
-        else ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-    )
-    how = f"unprivileged user {uid}" + (
-        " (with CAP_DAC_READ_SEARCH: Python is not readable by others)" if caps else ""
-    )
-    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", *caps, "--"], how
-
-
-def hand_over(root: Path, uid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
-            os.chown(name, uid, uid)
-
-
-def kernel_manager_class():
-    from jupyter_client.manager import AsyncKernelManager
-
-    class SandboxKernelManager(AsyncKernelManager):
-        """Starts `python -m course.grading.sandbox` (under its own user where possible) instead of
-        ipykernel's launcher; the kernel reads its connection file from its own folder."""
-
-        def format_kernel_cmd(self, extra_arguments=None):
-            config = json.loads(os.environ[CONFIG_ENV])
-            root = Path(config["root"])
-            own = root / "home" / "kernel.json"
-            own.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.connection_file, own)
-            prefix, _ = user_switch(config)
-            if prefix:
-                hand_over(root, int(config["uid"]))
-            return [
-                *prefix,
-                sys.executable,
-                "-m",
-                "course.grading.sandbox",
-                "-f",
-                str(own),
-                *(extra_arguments or []),
-            ]
-
-    return SandboxKernelManager
 
 
 def kill_tree(pid: int) -> None:
@@ -295,94 +213,3 @@ class Watchdog(threading.Thread):
                 self.fired = True
                 kill_tree(self.pid)
                 return
-
-
-def error_output(ename: str, evalue: str):
-    from nbformat.notebooknode import NotebookNode
-
-    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-def executor_class():
-    """nbgrader's Execute with a deadline, a memory watchdog and survival of a dead kernel."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbgrader.preprocessors import Execute
-    from traitlets import Float, Integer, Unicode
-
-    class SandboxedExecute(Execute):
-        time_limit = Float(600.0, help="seconds for the whole notebook").tag(config=True)
-        memory_limit = Integer(0, help="bytes of resident memory before the kernel is killed (0: none)").tag(
-            config=True
-        )
-        sandbox = Unicode("", help="the kernel's working folder").tag(config=True)
-
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("kernel_manager_class", kernel_manager_class())
-            super().__init__(*args, **kwargs)
-            self.interrupt_on_timeout = False
-            self.raise_on_iopub_timeout = False
-            # nbclient waits 4 s for a cell's outputs after its reply, then drops the rest: on a loaded
-            # machine that lost a test cell's "hidden tests passed" line, and with it the points
-            self.iopub_timeout = 120
-            self.shutdown_kernel = "immediate"
-            self.events: list[str] = []
-            self._stopped: str | None = None
-            self._deadline = None
-            self._watchdog: Watchdog | None = None
-
-        def preprocess(self, nb, resources=None, km=None):
-            resources = resources or {}
-            resources.setdefault("metadata", {})["path"] = self.sandbox
-            self._deadline = time.monotonic() + self.time_limit
-            try:
-                return super().preprocess(nb, resources, km=km)
-            finally:
-                if self._watchdog:
-                    self._watchdog.stopped.set()
-
-        def _start_watchdog(self) -> None:
-            process = getattr(getattr(self.km, "provisioner", None), "process", None)
-            if self._watchdog is None and self.memory_limit and process is not None:
-                self._watchdog = Watchdog(process.pid, self.memory_limit)
-                self._watchdog.start()
-
-        def _stop(self, ename: str, why: str, cell) -> None:
-            self._stopped = why
-            self.events.append(why)
-            cell.outputs.append(error_output(ename, why))
-
-        def preprocess_cell(self, cell, resources, index):
-            if cell.cell_type != "code":
-                return cell, resources
-            if self._stopped is None and time.monotonic() >= self._deadline:
-                self._stopped = f"time limit of {self.time_limit:.0f} s reached before this cell"
-                self.events.append(self._stopped)
-            if self._stopped:
-                cell.outputs = [error_output("NotRun", f"not run: {self._stopped}")]
-                return cell, resources
-            self._start_watchdog()
-            self.timeout = max(1, int(self._deadline - time.monotonic() + 0.999))
-            try:
-                return super().preprocess_cell(cell, resources, index)
-            except CellTimeoutError:
-                self._stop(
-                    "TimeLimitExceeded",
-                    f"time limit of {self.time_limit:.0f} s reached in cell {index}",
-                    cell,
-                )
-            except DeadKernelError:
-                if self._watchdog is not None and self._watchdog.fired:
-                    why = (
-                        f"memory limit of {self.memory_limit / 2**30:.1f} GiB exceeded in cell {index}: "
-                        "kernel killed"
-                    )
-                    self._stop("MemoryLimitExceeded", why, cell)
-                else:
-                    self._stop("KernelDied", f"the kernel died in cell {index}", cell)
-            return cell, resources
-
-    return SandboxedExecute
-
-
-if __name__ == "__main__":
-    launch(sys.argv[1:])

@@ -1,64 +1,43 @@
 """Grades one submission: `python -m course.grading.worker SPEC.json RESULT.json`.
 
-The grader (`course.grading.grade`) starts one such process per submission, in parallel. It runs
-`nbgrader autograde` on the submission in a course folder of its own, with two changes made through
-nbgrader's configuration: the lab's parameters are injected after its `parameters` cell (as papermill
-does), and cells run in the sandboxed kernel of `course.grading.sandbox` with a deadline and a memory
-limit. nbgrader puts back the read-only cells and the test cells with their hidden tests, scores each
-test cell from its outputs, and keeps the scores in the submission's gradebook; this process reads
-them back, with the reason each failing test gives, into RESULT.json.
+The grader (`course.grading.grade`) starts one such process per submission, in parallel. It is the
+trusted side of the grading, and it keeps two processes apart:
+
+* the submission's process (`course.grading.submission_process`, inside the boundary of
+  `course.grading.boundary`) runs the notebook: the student's cells, with the lab's read-only and test
+  cells put back from the student version (visible checks only) and the lab's parameters injected
+  after the `parameters` cell, as papermill does;
+* this process holds the master, and after each test cell has run there, runs the master's test cell
+  (visible checks and hidden tests) here, against what the notebook defined (`course.grading.verdict`).
+  A test that runs to its end earns the cell's points; its exception is the student's feedback.
+
+nbgrader made the student version and the gradebook (`course.grading.assignments`); its autograde,
+which runs the hidden tests inside the student's kernel and reads the score from its outputs, is not
+used. The result, with the reason each failing test gives, goes to RESULT.json.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from course.grading import assignments, sandbox, scan
+from course.grading import assignments, boundary, remote, sandbox, scan, verdict
 from labkit.core import write_json_atomic
 
+MAX_PROCESSES = 256  # processes and threads of a submission's user (a fresh uid each, under root)
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-STOPS = {
-    "TimeLimitExceeded": "time limit",
-    "MemoryLimitExceeded": "memory limit",
-    "KernelDied": "kernel died",
-}
 OUT_OF_MEMORY = re.compile(r"MemoryError|can(no|')t allocate|Unable to allocate|out of memory", re.I)
-
-
-def injector_class():
-    from nbgrader.preprocessors import NbGraderPreprocessor
-    from traitlets import Dict
-
-    class InjectParameters(NbGraderPreprocessor):
-        """Papermill's parameter injection: a cell after the one tagged `parameters`."""
-
-        parameters = Dict({}).tag(config=True)
-
-        def preprocess(self, nb, resources):
-            from nbformat.v4 import new_code_cell
-            from papermill.translators import translate_parameters
-
-            where = next(
-                (i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), -1
-            )
-            declared = _assigned(nb.cells[where].source) if where >= 0 else set()
-            chosen = {k: v for k, v in self.parameters.items() if k in declared}
-            cell = new_code_cell(
-                translate_parameters("python", "python", chosen, "Parameters set by the grader")
-            )
-            cell.metadata["tags"] = ["injected-parameters"]
-            nb.cells.insert(where + 1, cell)
-            return nb, resources
-
-    return InjectParameters
 
 
 def _assigned(source: str) -> set[str]:
@@ -78,62 +57,47 @@ def _assigned(source: str) -> set[str]:
     }
 
 
-def _configure(cfg, spec: dict):
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        ClearOutput,
-        DeduplicateIds,
-        IgnorePattern,
-        LimitOutput,
-        OverwriteCells,
-        OverwriteKernelspec,
-        SaveAutoGrades,
-    )
-
-    execute = sandbox.executor_class()
-    cfg.Autograde.sanitize_preprocessors = [
-        ClearOutput,
-        DeduplicateIds,
-        OverwriteKernelspec,
-        OverwriteCells,
-        CheckCellMetadata,
-        injector_class(),
-    ]
-    cfg.Autograde.autograde_preprocessors = [
-        execute,
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        SaveAutoGrades,
-        AssignLatePenalties,
-        CheckCellMetadata,
-    ]
-    cfg.SandboxedExecute.time_limit = float(spec["time_limit"])
-    cfg.SandboxedExecute.memory_limit = int(spec["memory_bytes"] or 0)
-    cfg.SandboxedExecute.sandbox = spec["sandbox"]
-    cfg.SandboxedExecute.startup_timeout = 120
-    cfg.InjectParameters.parameters = {**spec["params"], "out_dir": str(Path(spec["sandbox"]) / "out")}
-    return cfg
+@dataclass
+class Cell:
+    source: str
+    grade_id: str | None = None  # a test cell's: the master's cell of this id is the test
 
 
-def _message(outputs: list) -> str | None:
-    """Why a test cell failed, from its outputs: the error's message (never its traceback, which would
-    show the test's code), else what it wrote to stderr."""
-    for out in reversed(outputs):
-        if out.get("output_type") == "error":
-            ename, evalue = out.get("ename", "Error"), ANSI.sub("", str(out.get("evalue", "")))
-            if ename == "CheckFailed":
-                return evalue
-            if ename == "NotRun":
-                return evalue
-            return f"{ename}: {evalue}" if evalue else ename
-    for out in outputs:
-        if out.get("output_type") == "stream" and out.get("name") == "stderr":
-            first = ANSI.sub("", out.get("text", "")).strip().splitlines()[:1]
-            return "the test cell wrote to stderr, which counts as a failure: " + (first[0] if first else "")
-    return None
+def cells_to_run(submitted, release, parameters: dict) -> list[Cell]:
+    """The notebook the submission's process runs: the submission's cells in its order, each read-only or
+    test cell replaced by the student version's (visible checks only: no hidden test ever goes there),
+    the first copy of a grade id only, every test cell the submission dropped at the end, and papermill's
+    parameter cell after the one tagged `parameters`."""
+    from papermill.translators import translate_parameters
+
+    released = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in release.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id")
+    }
+    tests = {k for k, c in released.items() if c.metadata["nbgrader"].get("grade") and not c.metadata[
+        "nbgrader"].get("solution")}
+    fixed = {k for k, c in released.items() if not c.metadata["nbgrader"].get("solution")}
+    seen: set[str] = set()
+    out: list[Cell] = []
+    for cell in submitted.cells:
+        if cell.cell_type != "code":
+            continue
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in seen:
+            continue
+        if grade_id:
+            seen.add(grade_id)
+        if grade_id in fixed:
+            source = released[grade_id].source
+            out.append(Cell(source, grade_id if grade_id in tests else None))
+            if "parameters" in released[grade_id].metadata.get("tags", []):
+                chosen = {k: v for k, v in parameters.items() if k in _assigned(source)}
+                out.append(Cell(translate_parameters("python", "python", chosen, "Parameters set by the grader")))
+        else:
+            out.append(Cell(str(cell.get("source", ""))))
+    out += [Cell(released[k].source, k) for k in released if k in tests and k not in seen]
+    return out
 
 
 def _redact(message: str | None, hidden: list[str]) -> str | None:
@@ -142,25 +106,54 @@ def _redact(message: str | None, hidden: list[str]) -> str | None:
     return message[:600] if message else message
 
 
-def _status(nb) -> str:
-    """ "ok", or what stopped the notebook: the time limit, the memory limit, a dead kernel."""
-    errors = [
-        out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"
-    ]
-    stops = [STOPS[e["ename"]] for e in errors if e.get("ename") in STOPS]
-    if stops:
-        return stops[0]
-    if any(OUT_OF_MEMORY.search(f"{e.get('ename')}: {e.get('evalue')}") for e in errors):
-        return "memory limit"
-    return "ok"
+def _hand_over(root: Path, uid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.chown(name, uid, uid)
 
 
-def _text(outputs: list) -> str:
-    return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+def _limits(spec: dict):
+    """The resource limits the submission's process starts under (set in the child before exec)."""
+    import resource
+
+    def apply() -> None:
+        if spec["memory_bytes"]:
+            resource.setrlimit(resource.RLIMIT_DATA, (spec["memory_bytes"], spec["memory_bytes"]))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (spec["file_bytes"], spec["file_bytes"]))
+        if spec["uid"] is not None and os.geteuid() == 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
+
+    return apply
+
+
+def _start(spec: dict, sandbox_dir: Path, log, deadline: float) -> tuple[remote.Submission, str]:
+    config = {
+        "root": str(sandbox_dir),
+        "deny": spec["deny"],
+        "memory_bytes": spec["memory_bytes"],
+        "file_bytes": spec["file_bytes"],
+    }
+    program = [sys.executable, "-m", "course.grading.submission_process"]
+    command, how = boundary.command(program, sandbox_dir, spec["uid"])
+    if spec["uid"] is not None and os.geteuid() == 0:
+        _hand_over(sandbox_dir, spec["uid"])
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "OMP_NUM_THREADS": str(spec["threads"]),
+        "MKL_NUM_THREADS": str(spec["threads"]),
+        sandbox.CONFIG_ENV: json.dumps(config),
+    }
+    submission = remote.Submission(command, env, str(sandbox_dir), log, deadline, preexec=_limits(spec))
+    return submission, how
 
 
 def grade_submission(spec: dict) -> dict:
     """Grade `spec["submission"]`; see the module docstring for what `spec` holds."""
+    import labkit.check
+
     start = time.monotonic()
     lab, student = spec["lab"], spec["student"]
     exercises = [assignments.Exercise(**e) for e in spec["exercises"]]
@@ -175,14 +168,9 @@ def grade_submission(spec: dict) -> dict:
         "suspicious": [],
         "isolation": spec["isolation"],
     }
+    entries = {e["id"]: e for e in result["exercises"]}
     work, sandbox_dir = Path(spec["work"]), Path(spec["sandbox"])
-    root = work / "course"
-    for folder in (root, sandbox_dir):
-        shutil.rmtree(folder, ignore_errors=True)
-    submitted = root / "submitted" / assignments.STUDENT_ID / lab
-    submitted.mkdir(parents=True)
-    (root / "source" / lab).mkdir(parents=True)
-    os.chmod(root, 0o700)
+    shutil.rmtree(sandbox_dir, ignore_errors=True)
     sandbox_dir.mkdir(mode=0o700)
     if spec.get("networks"):  # trained networks the labs reuse (lab 02's for labs 05-08), a copy each
         (sandbox_dir / "out" / "checkpoints").mkdir(parents=True)
@@ -195,61 +183,44 @@ def grade_submission(spec: dict) -> dict:
         return result
     findings = scan.scan(nb, set(spec["skip"]))
     result["tampering"], result["suspicious"] = findings.tampering, findings.suspicious
-    shutil.copyfile(spec["gradebook"], root / "gradebook.db")
-    nbformat.write(nb, submitted / f"{lab}.ipynb")
-    box = {
-        "root": str(sandbox_dir),
-        "deny": spec["deny"],
-        "memory_bytes": spec["memory_bytes"],
-        "file_bytes": spec["file_bytes"],
-        "uid": spec["uid"],
+    master = nbformat.read(spec["master"], as_version=4)
+    tests = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in master.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id") in entries
     }
-    os.environ[sandbox.CONFIG_ENV] = json.dumps(box)
-    # in the environment the kernel process starts with: its thread pools (torch's OpenMP, BLAS) are sized
-    # when the kernel first imports labkit, before any code of the sandbox could set them
-    os.environ.update(OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
-    result["isolation"] = spec["isolation"].replace("{user}", sandbox.user_switch(box)[1])
-    with assignments.nbgrader_env():
-        from nbgrader.api import Gradebook
-
-        cfg = _configure(assignments.config(root), spec)
-        outcome = assignments.api(root, cfg).autograde(lab, assignments.STUDENT_ID, force=True, create=True)
-        graded = root / "autograded" / assignments.STUDENT_ID / lab / f"{lab}.ipynb"
-        if not outcome["success"] or not graded.is_file():
-            result.update(
-                status="error", error="nbgrader autograde failed:\n" + assignments._log_tail(outcome)
-            )
-            return result
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-            notebook = gb.find_submission_notebook(lab, lab, assignments.STUDENT_ID)
-            scores = {g.name: float(g.score or 0.0) for g in notebook.grades}
-    executed = nbformat.read(graded, as_version=4)
-    outputs = {
-        c.metadata.get("nbgrader", {}).get("grade_id"): c.get("outputs", [])
-        for c in executed.cells
-        if c.cell_type == "code"
-    }
-    result["status"] = _status(executed)
+    parameters = {**spec["params"], "out_dir": str(sandbox_dir / "out")}
+    cells = cells_to_run(nb, nbformat.read(spec["release"], as_version=4), parameters)
+    deadline = start + float(spec["time_limit"])
+    with open(work / "notebook.log", "wb") as log:
+        submission, how = _start(spec, sandbox_dir, log, deadline)
+        result["isolation"] = how
+        watchdog = sandbox.Watchdog(submission.pid, spec["memory_bytes"]) if spec["memory_bytes"] else None
+        if watchdog:
+            watchdog.start()
+        runner = verdict.Tests(master, submission, sandbox_dir / "tests")
+        labkit.check._REMOTE = remote.Watch(submission)
+        try:
+            _run(cells, tests, submission, runner, entries, spec["hidden_lines"])
+        finally:
+            labkit.check._REMOTE = None
+            submission.close()
+            try:
+                submission.proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+            sandbox.kill_tree(submission.pid)
+            if watchdog:
+                watchdog.stopped.set()
+    if watchdog and watchdog.fired or submission.out_of_memory:
+        result["status"] = "memory limit"
+    elif submission.timed_out:
+        result["status"] = "time limit"
+    elif submission.gone:
+        result["status"] = "kernel died"
     for entry in result["exercises"]:
-        entry["points"] = scores.get(entry["id"], 0.0)
-        cell = outputs.get(entry["id"], [])
-        if (
-            entry["points"]
-            and entry["id"] in spec["sealed"]
-            and f"✓ {entry['id']}: hidden tests passed." not in _text(cell)
-        ):
-            # labkit.check.exercise reports hidden tests that ran and passed; checks replaced by the
-            # notebook (a no-op stand-in) report nothing
-            entry["points"] = 0.0
-            entry["message"] = (
-                "no points: the hidden tests did not report that they passed (the notebook may "
-                "have replaced labkit's checks)"
-            )
-            continue
-        if entry["points"] < entry["max"]:
-            entry["message"] = _redact(_message(outputs.get(entry["id"], [])), spec["hidden_lines"]) or (
-                "no points: the test cell did not pass"
-            )
+        if entry["points"] < entry["max"] and not entry["message"]:
+            entry["message"] = _not_run(result["status"], spec["time_limit"])
     if findings.tampering:
         result["status"] = "tampering"
         for entry in result["exercises"]:
@@ -261,6 +232,49 @@ def grade_submission(spec: dict) -> dict:
             )
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
+
+
+def _not_run(status: str, time_limit: float) -> str:
+    return {
+        "time limit": f"not run: the time limit of {float(time_limit):.0f} s was reached before this test",
+        "memory limit": "not run: the notebook passed the memory limit and was stopped before this test",
+        "kernel died": "not run: the notebook's process ended before this test",
+    }.get(status, "no points: the test cell did not pass")
+
+
+def _run(cells, tests, submission, runner, entries, hidden_lines) -> None:
+    """Each cell in the submission's process; after each test cell, its test in this one."""
+    for cell in cells:
+        if submission.gone:
+            return
+        try:
+            submission.request("exec", cell.source)
+        except remote.SubmissionGone:
+            return
+        except Exception as err:  # noqa: BLE001 - a failing cell of the notebook: the next cells still run
+            if isinstance(err, MemoryError) or OUT_OF_MEMORY.search(str(err)):
+                submission.out_of_memory = True
+        if cell.grade_id is None or cell.grade_id not in entries:
+            continue
+        entry = entries[cell.grade_id]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                runner.run(tests[cell.grade_id])
+        except remote.SubmissionGone:
+            return
+        except BaseException as err:  # noqa: BLE001 - the test's failure is the student's feedback
+            entry["message"] = _redact(_reason(err), hidden_lines)
+            continue
+        entry["points"] = entry["max"]
+
+
+def _reason(err: BaseException) -> str:
+    from labkit.check import CheckFailed
+
+    text = ANSI.sub("", str(err))
+    if isinstance(err, CheckFailed):
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,190 @@
+"""The messages between the grader and a submission's process: length-prefixed frames on a pipe.
+
+Two directions, two trust levels:
+
+* grader -> submission: `cloudpickle`, so that the tests can hand the answer what they would hand it in
+  one process (tensors, modules, a lambda the answer is to maximise); the submission is free to read it.
+* submission -> grader: `encode` turns a value into plain data (numbers, strings, tensors, arrays and
+  containers of them); every other object stays in the submission's process and crosses as a handle
+  ("H", id, the names of its classes). The grader reads it with `torch.load(weights_only=True)`, which
+  builds tensors and containers and nothing else: no bytes the submission sends can run code in the
+  grader, whatever they hold.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import struct
+import time
+from pathlib import PurePath
+from typing import Any, BinaryIO
+
+MAX_FRAME = 256 * 2**20  # a reply bigger than this is refused unread (a test needs kilobytes)
+MAX_DEPTH = 40
+HEADER = struct.Struct("<Q")
+
+
+class WireError(RuntimeError):
+    """The other side closed the pipe, or sent what is not a message."""
+
+
+def send(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def _read_exactly(stream: BinaryIO, n: int, deadline: float | None = None) -> bytes:
+    chunks, left = [], n
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([stream], [], [], wait)[0]:
+                raise TimeoutError("the submission's process did not answer in time")
+        chunk = stream.read(left)
+        if not chunk:
+            raise WireError("the submission's process closed the connection")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(stream: BinaryIO, limit: int = MAX_FRAME, deadline: float | None = None) -> bytes:
+    """One message; `deadline` (time.monotonic()) bounds the wait (TimeoutError)."""
+    (size,) = HEADER.unpack(_read_exactly(stream, HEADER.size, deadline))
+    if size > limit:
+        raise WireError(f"a message of {size / 2**20:.0f} MB, over the {limit / 2**20:.0f} MB allowed")
+    return _read_exactly(stream, size, deadline)
+
+
+# --- submission -> grader: plain data only --------------------------------------------------------
+
+
+def _type_names(obj: Any) -> list[str]:
+    return [f"{c.__module__}.{c.__qualname__}" for c in type(obj).__mro__][:12]
+
+
+def encode(obj: Any, handle, depth: int = 0) -> Any:
+    """`obj` as a tree of plain values; `handle(obj)` gives the id of an object kept where it is."""
+    import numpy as np
+    import torch
+
+    if depth > MAX_DEPTH:
+        raise ValueError("the value is nested too deeply to send")
+    kind = type(obj)
+    if obj is None or kind in (bool, int, float, str, bytes):
+        return obj
+    if isinstance(obj, torch.Tensor) and obj.layout == torch.strided and obj.device.type != "meta":
+        return ("T", obj.detach().to("cpu").as_subclass(torch.Tensor).clone())
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf" and obj.dtype.byteorder in "=|<":
+        return ("N", torch.from_numpy(np.ascontiguousarray(obj).copy()))
+    if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+        return ("n", obj.dtype.str, obj.item())
+    if kind in (list, tuple, set, frozenset):
+        tag = {list: "L", tuple: "U", set: "S", frozenset: "F"}[kind]
+        return (tag, [encode(v, handle, depth + 1) for v in obj])
+    if kind is torch.Size:
+        return ("Z", [int(v) for v in obj])
+    if kind is dict or kind.__name__ == "OrderedDict" and kind.__module__ == "collections":
+        tag = "D" if kind is dict else "O"
+        return (tag, [[encode(k, handle, depth + 1), encode(v, handle, depth + 1)] for k, v in obj.items()])
+    if isinstance(obj, PurePath) and kind.__module__ == "pathlib":
+        return ("P", str(obj))
+    if kind in (torch.dtype, torch.device):
+        return ("y" if kind is torch.dtype else "d", str(obj))
+    if kind is range:
+        return ("R", [obj.start, obj.stop, obj.step])
+    return ("H", handle(obj), _type_names(obj))
+
+
+def dumps_reply(tree: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(tree, buffer)
+    return buffer.getvalue()
+
+
+def loads_reply(data: bytes) -> Any:
+    """A reply from the submission's process: tensors and containers only (torch's safe unpickler)."""
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - anything that is not a safe reply is refused the same way
+        raise WireError(f"the submission's process sent what is not a reply ({type(err).__name__})") from None
+
+
+def decode(tree: Any, make_handle, depth: int = 0) -> Any:
+    """The value `encode` described; handles become `make_handle(id, class names)`."""
+    import numpy as np
+    import torch
+
+    if depth > MAX_DEPTH:
+        raise WireError("the reply is nested too deeply")
+    if tree is None or type(tree) in (bool, int, float, str, bytes):
+        return tree
+    if not (isinstance(tree, (tuple, list)) and tree and isinstance(tree[0], str)):
+        raise WireError("the reply is not in the expected form")
+    tag = tree[0]
+    try:
+        if tag == "T":
+            return _tensor(tree[1])
+        if tag == "N":
+            return _tensor(tree[1]).numpy()
+        if tag == "n":
+            return np.dtype(str(tree[1])).type(tree[2])
+        if tag in ("L", "U", "S", "F"):
+            items = [decode(v, make_handle, depth + 1) for v in tree[1]]
+            return {"L": list, "U": tuple, "S": set, "F": frozenset}[tag](items)
+        if tag == "Z":
+            return torch.Size([int(v) for v in tree[1]])
+        if tag in ("D", "O"):
+            from collections import OrderedDict
+
+            pairs = [(decode(k, make_handle, depth + 1), decode(v, make_handle, depth + 1)) for k, v in tree[1]]
+            return dict(pairs) if tag == "D" else OrderedDict(pairs)
+        if tag == "P":
+            from pathlib import Path
+
+            return Path(str(tree[1]))
+        if tag == "y":
+            value = getattr(torch, str(tree[1]).removeprefix("torch."), None)
+            if not isinstance(value, torch.dtype):
+                raise WireError("not a dtype")
+            return value
+        if tag == "d":
+            return torch.device(str(tree[1]))
+        if tag == "R":
+            return range(*(int(v) for v in tree[1]))
+        if tag == "H":
+            return make_handle(int(tree[1]), [str(n) for n in tree[2]][:12])
+    except WireError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise WireError(f"the reply is not in the expected form ({type(err).__name__})") from None
+    raise WireError(f"the reply holds an unknown kind of value {tag[:10]!r}")
+
+
+def _tensor(value: Any):
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        raise WireError("a tensor was expected")
+    return value
+
+
+def pipe_files(read_fd: int, write_fd: int) -> tuple[BinaryIO, BinaryIO]:
+    return os.fdopen(read_fd, "rb", buffering=0), os.fdopen(write_fd, "wb", buffering=0)
+
+
+# --- the handles' table, in the submission's process --------------------------------------------
+
+HANDLES: dict[int, Any] = {}
+
+
+def ref(number: int) -> Any:
+    """What a handle the grader sends back stands for (called when the submission unpickles a request)."""
+    return HANDLES[number]
