@@ -236,8 +236,9 @@ class _Tripwire:
     the nearest frame up the stack that is the checking cell's (`checker`, which may call the reference
     to compute the expected value) or the student's is the student's."""
 
-    def __init__(self, forbidden: dict[Any, str], checker: str) -> None:
-        self.forbidden, self.checker = forbidden, checker
+    def __init__(self, forbidden: dict[Any, str], checker: str | tuple[str, ...]) -> None:
+        self.forbidden = forbidden
+        self.checkers = {checker} if isinstance(checker, str) else set(checker)
         self.hits: list[str] = []
 
     def __call__(self, frame, event, arg) -> None:
@@ -251,7 +252,7 @@ class _Tripwire:
         """Note `name` as called by the student when the student's code is nearer than the checker's."""
         while caller is not None:
             filename = caller.f_code.co_filename
-            if filename == self.checker:
+            if filename in self.checkers:
                 return
             if _is_student_code(filename):
                 if name not in self.hits:

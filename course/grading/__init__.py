@@ -5,8 +5,11 @@
 
 Files: `assignments.py` (the masters as nbgrader assignments: generate_assignment, student copies),
 `grade.py` (the parallel grading run, gradebook CSV, feedback, regrading only what changed),
-`worker.py` (one submission: nbgrader autograde), `sandbox.py` (the kernel a submission runs in:
-scratch folder, limits, unprivileged user, audit hook), `scan.py` (tampering read from the code).
+`worker.py` (one submission: its notebook in one process, the tests in another), `boundary.py` (the
+isolation around the submission's process: bubblewrap), `submission_process.py` (what runs inside it),
+`remote.py` and `wire.py` (the tests' stand-ins for the notebook's objects, and the messages),
+`verdict.py` (the master's test cells run by the grader), `sandbox.py` (the first layer inside the
+process: limits, audit hook), `scan.py` (tampering read from the code).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Every `DIR/*.ipynb` is one student's submission (the student is the file's stem); its lab is found
 from the grade ids of its cells. Submissions are graded in parallel, each by a worker process
-(`course.grading.worker`: nbgrader autograde in a course folder and sandbox of its own, see
-`course.grading.sandbox`), with a time limit and a memory limit per submission. The grader writes
+(`course.grading.worker`: the notebook in a process of its own inside the isolation boundary of
+`course.grading.boundary`, the tests in the worker), with a time limit and a memory limit per
+submission. The grader writes
 
 * `OUT/grades.csv`: `student`, one column per exercise with its points and one per written question
   (empty until marked, see `course.grading.questions`), `total` (exercises and marked questions),
@@ -13,8 +14,8 @@ from the grade ids of its cells. Submissions are graded in parallel, each by a w
   `OUT/marks_template.csv`, the marks still to give (`--marks FILE` merges the instructor's);
 * `OUT/feedback/<student>.md`: for each exercise its points and, when it lost some, why: the check's
   message, never a test's code;
-* `OUT/.work/<student>/`: the grader's own files (the graded notebook with its hidden tests, the
-  result), which are not for students.
+* `OUT/.work/<student>/`: the grader's own files (the submission's private copy, the notebook's output
+  in `notebook.log`, the result), which are not for students.
 
 A submission whose content, lab master and grading settings are unchanged since the last run in the
 same OUT is not graded again (`force=True` regrades everything).
@@ -41,7 +42,7 @@ from typing import Any
 
 import nbformat
 
-from course.grading import assignments, questions, sandbox
+from course.grading import assignments, boundary, questions, sandbox
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
@@ -428,6 +429,10 @@ class Grader:
             f"{len(paths) - len(todo)} unchanged or not gradable; {self.settings.jobs} at a time, profile "
             f"{self.settings.params['profile']}"
         )
+        warning = boundary.warning() if todo else None
+        if warning:
+            self.log(f"[grade] {warning}")
+            print(f"[grade] {warning}", file=sys.stderr)
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
             for result in pool.map(self._run_worker, todo):

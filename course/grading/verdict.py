@@ -82,10 +82,11 @@ class Tests:
     """The master's test cells, run one at a time against `submission` (a `remote.Submission`)."""
 
     def __init__(self, master, submission: remote.Submission, shared: Path | None = None) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.submission = submission
         self.shared = shared
+        submission.exceptions = self.namespace
         self.imports, self.definitions = master_sources(master)
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
 
     def _resolve(self, name: str, seen: set[str]) -> None:
         if name in self.namespace or hasattr(builtins, name) or name in seen:

@@ -66,8 +66,10 @@ def _type_names(obj: Any) -> list[str]:
     return [f"{c.__module__}.{c.__qualname__}" for c in type(obj).__mro__][:12]
 
 
-def encode(obj: Any, handle, depth: int = 0) -> Any:
-    """`obj` as a tree of plain values; `handle(obj)` gives the id of an object kept where it is."""
+def encode(obj: Any, handle, depth: int = 0, known: dict | None = None) -> Any:
+    """`obj` as a tree of plain values; `handle(obj)` gives the id of an object kept where it is;
+    `known` ({id: where}) names the objects the grader sent with the request (an argument, a parameter
+    of an argument): they go back as ("A", where), and the grader answers with its own object."""
     import numpy as np
     import torch
 
@@ -76,6 +78,8 @@ def encode(obj: Any, handle, depth: int = 0) -> Any:
     kind = type(obj)
     if obj is None or kind in (bool, int, float, str, bytes):
         return obj
+    if known and id(obj) in known:
+        return ("A", known[id(obj)])
     if isinstance(obj, torch.Tensor) and obj.layout == torch.strided and obj.device.type != "meta":
         return ("T", obj.detach().to("cpu").as_subclass(torch.Tensor).clone())
     if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf" and obj.dtype.byteorder in "=|<":
@@ -84,12 +88,13 @@ def encode(obj: Any, handle, depth: int = 0) -> Any:
         return ("n", obj.dtype.str, obj.item())
     if kind in (list, tuple, set, frozenset):
         tag = {list: "L", tuple: "U", set: "S", frozenset: "F"}[kind]
-        return (tag, [encode(v, handle, depth + 1) for v in obj])
+        return (tag, [encode(v, handle, depth + 1, known) for v in obj])
     if kind is torch.Size:
         return ("Z", [int(v) for v in obj])
     if kind is dict or kind.__name__ == "OrderedDict" and kind.__module__ == "collections":
         tag = "D" if kind is dict else "O"
-        return (tag, [[encode(k, handle, depth + 1), encode(v, handle, depth + 1)] for k, v in obj.items()])
+        pairs = [[encode(k, handle, depth + 1, known), encode(v, handle, depth + 1, known)] for k, v in obj.items()]
+        return (tag, pairs)
     if isinstance(obj, PurePath) and kind.__module__ == "pathlib":
         return ("P", str(obj))
     if kind in (torch.dtype, torch.device):
@@ -117,8 +122,9 @@ def loads_reply(data: bytes) -> Any:
         raise WireError(f"the submission's process sent what is not a reply ({type(err).__name__})") from None
 
 
-def decode(tree: Any, make_handle, depth: int = 0) -> Any:
-    """The value `encode` described; handles become `make_handle(id, class names)`."""
+def decode(tree: Any, make_handle, depth: int = 0, sent=None) -> Any:
+    """The value `encode` described; handles become `make_handle(id, class names)`, and what the request
+    sent comes back as `sent(where)`: the grader's own object."""
     import numpy as np
     import torch
 
@@ -137,14 +143,14 @@ def decode(tree: Any, make_handle, depth: int = 0) -> Any:
         if tag == "n":
             return np.dtype(str(tree[1])).type(tree[2])
         if tag in ("L", "U", "S", "F"):
-            items = [decode(v, make_handle, depth + 1) for v in tree[1]]
+            items = [decode(v, make_handle, depth + 1, sent) for v in tree[1]]
             return {"L": list, "U": tuple, "S": set, "F": frozenset}[tag](items)
         if tag == "Z":
             return torch.Size([int(v) for v in tree[1]])
         if tag in ("D", "O"):
             from collections import OrderedDict
 
-            pairs = [(decode(k, make_handle, depth + 1), decode(v, make_handle, depth + 1)) for k, v in tree[1]]
+            pairs = [(decode(k, make_handle, depth + 1, sent), decode(v, make_handle, depth + 1, sent)) for k, v in tree[1]]
             return dict(pairs) if tag == "D" else OrderedDict(pairs)
         if tag == "P":
             from pathlib import Path
@@ -161,6 +167,8 @@ def decode(tree: Any, make_handle, depth: int = 0) -> Any:
             return range(*(int(v) for v in tree[1]))
         if tag == "H":
             return make_handle(int(tree[1]), [str(n) for n in tree[2]][:12])
+        if tag == "A" and sent is not None:
+            return sent(tree[1])
     except WireError:
         raise
     except Exception as err:  # noqa: BLE001
@@ -188,3 +196,127 @@ HANDLES: dict[int, Any] = {}
 def ref(number: int) -> Any:
     """What a handle the grader sends back stands for (called when the submission unpickles a request)."""
     return HANDLES[number]
+
+
+# --- what a call handed over: its identity and its changes travel back --------------------------
+
+
+CALLS = {  # the requests that hand the answer objects of the grader's: their (args, kwargs)
+    "call": lambda obj, args, kwargs: (args, kwargs),
+    "method": lambda obj, name, args, kwargs: (args, kwargs),
+    "run": lambda helper, args, kwargs: (args, kwargs),
+}
+
+
+def _items(obj: Any) -> list[tuple[Any, Any]]:
+    if type(obj) in (list, tuple):
+        return list(enumerate(obj))
+    if type(obj) is dict:
+        return [(k, v) for k, v in obj.items() if type(k) in (str, int)]
+    return []
+
+
+def sent_objects(args: tuple, kwargs: dict) -> list[tuple[tuple, Any]]:
+    """(where, object) for what a request handed over: each argument, and each item of an argument that
+    is a list, tuple or dict."""
+    found: list[tuple[tuple, Any]] = []
+    for key, value in [*((("a", i), v) for i, v in enumerate(args)), *((("k", k), v) for k, v in kwargs.items())]:
+        found.append((key, value))
+        found += [((*key, j), item) for j, item in _items(value)]
+    return found
+
+
+def _tensors(module) -> list[tuple[str, Any]]:
+    return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+
+
+def known_ids(args: tuple, kwargs: dict) -> dict[int, tuple]:
+    """{id: (where, what inside)} of the objects a request handed over, modules' tensors and submodules
+    included (what the answer returns of them goes back as the grader's own)."""
+    import torch
+
+    known: dict[int, tuple] = {}
+    for where, obj in sent_objects(args, kwargs):
+        if obj is None or type(obj) in (bool, int, float, str, bytes):
+            continue
+        known.setdefault(id(obj), (where, ""))
+        if isinstance(obj, torch.nn.Module):
+            for name, tensor in _tensors(obj):
+                known.setdefault(id(tensor), (where, name))
+            for name, module in obj.named_modules():
+                if name:
+                    known.setdefault(id(module), (where, "module:" + name))
+    return known
+
+
+def versions(args: tuple, kwargs: dict) -> dict[int, int]:
+    """Each handed-over tensor's version counter (an in-place change bumps it)."""
+    import torch
+
+    found: dict[int, int] = {}
+    for _, obj in sent_objects(args, kwargs):
+        tensors = _tensors(obj) if isinstance(obj, torch.nn.Module) else [("", obj)]
+        for _, tensor in tensors:
+            if isinstance(tensor, torch.Tensor):
+                found[id(tensor)] = tensor._version
+    return found
+
+
+def changes(args: tuple, kwargs: dict, before: dict[int, int]) -> list:
+    """What a call changed in what it was handed: modules' changed tensors, modes and requires_grad;
+    tensors changed in place."""
+    import torch
+
+    out: list = []
+    for where, obj in sent_objects(args, kwargs):
+        if id(obj) in HANDLES:
+            continue  # the submission's own object, which the grader only named
+        if isinstance(obj, torch.nn.Module):
+            # buffers always: batch-norm's kernel updates its running statistics without a version bump
+            changed = {n: t for n, t in obj.named_parameters(remove_duplicate=False) if before.get(id(t)) != t._version}
+            changed.update(obj.named_buffers(remove_duplicate=False))
+            modes = {n: m.training for n, m in obj.named_modules()}
+            grads = {n: p.requires_grad for n, p in obj.named_parameters(remove_duplicate=False)}
+            out.append(["module", list(where), changed, modes, grads])
+        elif isinstance(obj, torch.Tensor) and before.get(id(obj)) != obj._version:
+            out.append(["tensor", list(where), obj])
+    return out
+
+
+def find_sent(args: tuple, kwargs: dict, where: Any) -> Any:
+    """The grader's object at `where` ((key, what inside), as `known_ids` named it)."""
+    key, inside = tuple(where[0]), str(where[1])
+    objects = {tuple(k): v for k, v in sent_objects(args, kwargs)}
+    obj = objects[key]
+    if not inside:
+        return obj
+    if inside.startswith("module:"):
+        return obj.get_submodule(inside[len("module:") :])
+    owner, _, name = inside.rpartition(".")
+    return getattr(obj.get_submodule(owner) if owner else obj, name)
+
+
+def apply_changes(args: tuple, kwargs: dict, found: list) -> None:
+    """Make the grader's objects what the call left the submission's copies (`changes`)."""
+    import torch
+
+    objects = {tuple(k): v for k, v in sent_objects(args, kwargs)}
+    for change in found:
+        target = objects.get(tuple(change[1]))
+        if change[0] == "module" and issubclass(type(target), torch.nn.Module):
+            _, _, tensors, modes, grads = change
+            with torch.no_grad():
+                for name, value in tensors.items():
+                    local = find_sent((target,), {}, [("a", 0), name])
+                    if isinstance(local, torch.Tensor) and isinstance(value, torch.Tensor) and local.shape == value.shape:
+                        local.copy_(value)
+            for name, module in target.named_modules():
+                if isinstance(modes.get(name), bool):
+                    module.training = modes[name]
+            for name, param in target.named_parameters(remove_duplicate=False):
+                if isinstance(grads.get(name), bool) and param.is_leaf:
+                    param.requires_grad_(grads[name])
+        elif change[0] == "tensor" and issubclass(type(target), torch.Tensor) and isinstance(change[2], torch.Tensor):
+            if target.shape == change[2].shape:
+                with torch.no_grad():
+                    target.copy_(change[2])

@@ -218,6 +218,7 @@ def grade_submission(spec: dict) -> dict:
         result["status"] = "time limit"
     elif submission.gone:
         result["status"] = "kernel died"
+        result["error"] = submission.gone
     for entry in result["exercises"]:
         if entry["points"] < entry["max"] and not entry["message"]:
             entry["message"] = _not_run(result["status"], spec["time_limit"])
@@ -238,7 +239,7 @@ def _not_run(status: str, time_limit: float) -> str:
     return {
         "time limit": f"not run: the time limit of {float(time_limit):.0f} s was reached before this test",
         "memory limit": "not run: the notebook passed the memory limit and was stopped before this test",
-        "kernel died": "not run: the notebook's process ended before this test",
+        "kernel died": "not run: the notebook's process ended or stopped answering before this test",
     }.get(status, "no points: the test cell did not pass")
 
 
