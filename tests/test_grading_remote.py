@@ -190,7 +190,11 @@ def test_a_notebook_that_stops_answering_ends_at_the_deadline(tmp_path):
     env = {**os.environ, sandbox.CONFIG_ENV: __import__("json").dumps({"root": str(tmp_path), "deny": []})}
     with open(tmp_path / "log.txt", "wb") as log:
         sub = remote.Submission(
-            [sys.executable, "-m", "course.grading.submission_process"], env, str(tmp_path), log, time.monotonic() + 20
+            [sys.executable, "-m", "course.grading.submission_process"],
+            env,
+            str(tmp_path),
+            log,
+            time.monotonic() + 20,
         )
         with pytest.raises(remote.SubmissionGone, match="time limit"):
             sub.request("exec", "while True:\n    pass")

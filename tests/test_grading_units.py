@@ -1,16 +1,19 @@
 """Parts of the grader that need no kernel: reading code for tampering, the sandbox's audit hook,
 limits, which lab a submission is, feedback."""
 
+import copy
 import os
 
 import nbformat
 import pytest
+import tiny_course as tc
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course.grading import scan
+from course.grading import assignments, scan
 from course.grading.grade import Settings, feedback_text, parse_size, which_lab
 from course.grading.sandbox import Guard, readable_by_others
-from course.grading.worker import _message, _redact, _status
+from course.grading.worker import _reason, _redact, cells_to_run
+from labkit.check import CheckFailed
 from labkit.core import LabError
 
 
@@ -124,35 +127,33 @@ def test_which_lab_by_grade_ids_then_by_setup_call():
     assert which_lab(new_notebook(cells=[new_code_cell("print(1)")]), masters) is None
 
 
-def test_messages_come_from_errors_never_from_tracebacks_and_quotes_of_hidden_tests_are_withheld():
-    error = nbformat.from_dict(
-        {
-            "output_type": "error",
-            "ename": "CheckFailed",
-            "evalue": "shape (2, 3), expected (2, 4)",
-            "traceback": ["hidden_case = make_hidden_input()"],
-        }
-    )
-    assert _message([error]) == "shape (2, 3), expected (2, 4)"
-    other = nbformat.from_dict(
-        {"output_type": "error", "ename": "NameError", "evalue": "name 'f' is not defined", "traceback": []}
-    )
-    assert _message([other]) == "NameError: name 'f' is not defined"
+def test_messages_come_from_the_tests_and_quotes_of_hidden_tests_are_withheld():
+    assert _reason(CheckFailed("shape (2, 3), expected (2, 4)")) == "shape (2, 3), expected (2, 4)"
+    assert _reason(NameError("name 'f' is not defined")) == "NameError: name 'f' is not defined"
     assert _redact(
         "x = hidden_case = make_hidden_input() y", ["hidden_case = make_hidden_input()"]
     ).startswith("(the message")
-    nb = new_notebook(cells=[new_code_cell("")])
-    nb.cells[0].outputs = [
-        nbformat.from_dict(
-            {
-                "output_type": "error",
-                "ename": "RuntimeError",
-                "traceback": [],
-                "evalue": "DefaultCPUAllocator: can't allocate memory",
-            }
-        )
-    ]
-    assert _status(nb) == "memory limit"
+
+
+def test_the_submissions_process_gets_the_student_versions_cells_never_the_hidden_tests(tmp_path):
+    lab = assignments.prepare(tc.write_master(tmp_path / "masters"), tmp_path / "course")
+    master = nbformat.read(lab.master, as_version=4)
+    release = nbformat.read(lab.release, as_version=4)
+    submitted = tc.with_answer(release, "00-double-answer", "def my_double(x):\n    return 2 * x")
+    # a submission that rewrites a test cell, duplicates one and drops another
+    submitted.cells[
+        [c.metadata.get("nbgrader", {}).get("grade_id") for c in submitted.cells].index("00-tv")
+    ].source = "print('my own test')"
+    dropped = [c for c in submitted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "00-double"]
+    submitted.cells = [*dropped, copy.deepcopy(dropped[-1])]
+    cells = cells_to_run(submitted, release, {"profile": "smoke", "out_dir": "/x", "unknown": 1})
+    text = "\n".join(c.source for c in cells)
+    assert "HIDDEN" not in text and not [line for line in lab.hidden_lines if line in text]
+    assert "my own test" not in text and "return 2 * x" in text
+    assert [c.grade_id for c in cells if c.grade_id] == ["00-tv", "00-double"]  # the dropped one at the end
+    injected = next(c.source for c in cells if "Parameters set by the grader" in c.source)
+    assert "profile" in injected and "unknown" not in injected  # only what the parameters cell declares
+    assert any("BEGIN HIDDEN TESTS" in c.source for c in master.cells)
 
 
 def test_feedback_lists_points_and_reasons():

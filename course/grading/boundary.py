@@ -30,7 +30,6 @@ import sys
 import sysconfig
 from pathlib import Path
 
-
 ETC = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "passwd", "group", "nsswitch.conf"]
 
 
@@ -92,7 +91,11 @@ def readable() -> list[Path]:
     }
     chosen: list[Path] = []
     for path in sorted(paths, key=lambda p: len(p.parts)):
-        if path.exists() and not any(path.is_relative_to(c) for c in chosen) and not str(path).startswith("/usr"):
+        if (
+            path.exists()
+            and not any(path.is_relative_to(c) for c in chosen)
+            and not str(path).startswith("/usr")
+        ):
             chosen.append(path)
     return chosen
 

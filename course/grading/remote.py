@@ -118,7 +118,9 @@ class _Pickler(cloudpickle.Pickler):
         import types
 
         if isinstance(obj, types.GeneratorType) or (
-            hasattr(obj, "__next__") and type(obj).__name__.endswith("iterator") and not isinstance(obj, Remote)
+            hasattr(obj, "__next__")
+            and type(obj).__name__.endswith("iterator")
+            and not isinstance(obj, Remote)
         ):
             return iter, (list(obj),)
         return super().reducer_override(obj)
@@ -271,14 +273,15 @@ class Watch:
     def watch(self, name: str, forbid: list, ops: set[str], answer: Any):
         hits: list[str] = []
         specs = [s for s in (_spec(f) for f in forbid) if s is not None]
-        self.submission.request("watch", name, specs, sorted(ops), answer if isinstance(answer, Remote) else None)
+        self.submission.request(
+            "watch", name, specs, sorted(ops), answer if isinstance(answer, Remote) else None
+        )
         try:
             yield hits
         finally:
             with contextlib.suppress(SubmissionGone, Exception):
                 found = self.submission.request("unwatch")
                 hits.extend(str(h)[:200] for h in found if isinstance(found, list))
-
 
     def beside(self, helper, args: tuple, kwargs: dict) -> Any:
         return self.submission.request("run", helper, args, kwargs)

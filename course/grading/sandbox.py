@@ -18,13 +18,10 @@ resident memory passes the limit; `kill_tree` ends a process and everything belo
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import shutil
 import sys
 import threading
-import time
 from pathlib import Path
 
 CONFIG_ENV = "LABKIT_SANDBOX"

@@ -176,9 +176,9 @@ class Server:
         return hits
 
     def serve(self, requests) -> None:
-        import cloudpickle  # noqa: F401 - the requests' functions are rebuilt by it
-
         import pickle
+
+        import cloudpickle  # noqa: F401 - the requests' functions are rebuilt by it
 
         while True:
             try:

@@ -67,12 +67,16 @@ def master_sources(master) -> tuple[dict[str, str], dict[str, str]]:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:
                     name = (alias.asname or alias.name).split(".")[0]
-                    single = ast.Import([alias]) if isinstance(node, ast.Import) else ast.ImportFrom(
-                        node.module, [alias], node.level
+                    single = (
+                        ast.Import([alias])
+                        if isinstance(node, ast.Import)
+                        else ast.ImportFrom(node.module, [alias], node.level)
                     )
                     imports.setdefault(name, ast.unparse(single))
-            elif meta.get("locked") and not meta.get("grade") and isinstance(
-                node, (ast.FunctionDef, ast.ClassDef)
+            elif (
+                meta.get("locked")
+                and not meta.get("grade")
+                and isinstance(node, (ast.FunctionDef, ast.ClassDef))
             ):
                 definitions[node.name] = ast.unparse(node)
     return imports, definitions

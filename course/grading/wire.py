@@ -93,7 +93,9 @@ def encode(obj: Any, handle, depth: int = 0, known: dict | None = None) -> Any:
         return ("Z", [int(v) for v in obj])
     if kind is dict or kind.__name__ == "OrderedDict" and kind.__module__ == "collections":
         tag = "D" if kind is dict else "O"
-        pairs = [[encode(k, handle, depth + 1, known), encode(v, handle, depth + 1, known)] for k, v in obj.items()]
+        pairs = [
+            [encode(k, handle, depth + 1, known), encode(v, handle, depth + 1, known)] for k, v in obj.items()
+        ]
         return (tag, pairs)
     if isinstance(obj, PurePath) and kind.__module__ == "pathlib":
         return ("P", str(obj))
@@ -150,7 +152,10 @@ def decode(tree: Any, make_handle, depth: int = 0, sent=None) -> Any:
         if tag in ("D", "O"):
             from collections import OrderedDict
 
-            pairs = [(decode(k, make_handle, depth + 1, sent), decode(v, make_handle, depth + 1, sent)) for k, v in tree[1]]
+            pairs = [
+                (decode(k, make_handle, depth + 1, sent), decode(v, make_handle, depth + 1, sent))
+                for k, v in tree[1]
+            ]
             return dict(pairs) if tag == "D" else OrderedDict(pairs)
         if tag == "P":
             from pathlib import Path
@@ -220,7 +225,10 @@ def sent_objects(args: tuple, kwargs: dict) -> list[tuple[tuple, Any]]:
     """(where, object) for what a request handed over: each argument, and each item of an argument that
     is a list, tuple or dict."""
     found: list[tuple[tuple, Any]] = []
-    for key, value in [*((("a", i), v) for i, v in enumerate(args)), *((("k", k), v) for k, v in kwargs.items())]:
+    for key, value in [
+        *((("a", i), v) for i, v in enumerate(args)),
+        *((("k", k), v) for k, v in kwargs.items()),
+    ]:
         found.append((key, value))
         found += [((*key, j), item) for j, item in _items(value)]
     return found
@@ -273,7 +281,11 @@ def changes(args: tuple, kwargs: dict, before: dict[int, int]) -> list:
             continue  # the submission's own object, which the grader only named
         if isinstance(obj, torch.nn.Module):
             # buffers always: batch-norm's kernel updates its running statistics without a version bump
-            changed = {n: t for n, t in obj.named_parameters(remove_duplicate=False) if before.get(id(t)) != t._version}
+            changed = {
+                n: t
+                for n, t in obj.named_parameters(remove_duplicate=False)
+                if before.get(id(t)) != t._version
+            }
             changed.update(obj.named_buffers(remove_duplicate=False))
             modes = {n: m.training for n, m in obj.named_modules()}
             grads = {n: p.requires_grad for n, p in obj.named_parameters(remove_duplicate=False)}
@@ -308,7 +320,11 @@ def apply_changes(args: tuple, kwargs: dict, found: list) -> None:
             with torch.no_grad():
                 for name, value in tensors.items():
                     local = find_sent((target,), {}, [("a", 0), name])
-                    if isinstance(local, torch.Tensor) and isinstance(value, torch.Tensor) and local.shape == value.shape:
+                    if (
+                        isinstance(local, torch.Tensor)
+                        and isinstance(value, torch.Tensor)
+                        and local.shape == value.shape
+                    ):
                         local.copy_(value)
             for name, module in target.named_modules():
                 if isinstance(modes.get(name), bool):
@@ -316,7 +332,11 @@ def apply_changes(args: tuple, kwargs: dict, found: list) -> None:
             for name, param in target.named_parameters(remove_duplicate=False):
                 if isinstance(grads.get(name), bool) and param.is_leaf:
                     param.requires_grad_(grads[name])
-        elif change[0] == "tensor" and issubclass(type(target), torch.Tensor) and isinstance(change[2], torch.Tensor):
+        elif (
+            change[0] == "tensor"
+            and issubclass(type(target), torch.Tensor)
+            and isinstance(change[2], torch.Tensor)
+        ):
             if target.shape == change[2].shape:
                 with torch.no_grad():
                     target.copy_(change[2])

@@ -75,8 +75,11 @@ def cells_to_run(submitted, release, parameters: dict) -> list[Cell]:
         for c in release.cells
         if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id")
     }
-    tests = {k for k, c in released.items() if c.metadata["nbgrader"].get("grade") and not c.metadata[
-        "nbgrader"].get("solution")}
+    tests = {
+        k
+        for k, c in released.items()
+        if c.metadata["nbgrader"].get("grade") and not c.metadata["nbgrader"].get("solution")
+    }
     fixed = {k for k, c in released.items() if not c.metadata["nbgrader"].get("solution")}
     seen: set[str] = set()
     out: list[Cell] = []
@@ -93,7 +96,9 @@ def cells_to_run(submitted, release, parameters: dict) -> list[Cell]:
             out.append(Cell(source, grade_id if grade_id in tests else None))
             if "parameters" in released[grade_id].metadata.get("tags", []):
                 chosen = {k: v for k, v in parameters.items() if k in _assigned(source)}
-                out.append(Cell(translate_parameters("python", "python", chosen, "Parameters set by the grader")))
+                out.append(
+                    Cell(translate_parameters("python", "python", chosen, "Parameters set by the grader"))
+                )
         else:
             out.append(Cell(str(cell.get("source", ""))))
     out += [Cell(released[k].source, k) for k in released if k in tests and k not in seen]
