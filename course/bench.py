@@ -345,8 +345,9 @@ def bench_ddp() -> None:
 
 
 def bench_grading() -> None:
-    """Grading throughput (course.grading, nbgrader autograde in sandboxed kernels): lab 02 under smoke,
-    2 submissions per core (masters and untouched student versions, alternating), one at a time per core."""
+    """Grading throughput (course.grading: each notebook in its own process behind the isolation boundary,
+    its tests in the grader's): lab 02 under smoke, 2 submissions per core (masters and untouched student
+    versions, alternating), one at a time per core."""
     import shutil
 
     from course.grading.assignments import make_student_copies

@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ import cloudpickle
 
 from course.grading import wire
 
+MAX_LOG = 10 * 2**20  # bytes of a notebook's output kept in its log
 MAX_MESSAGE = 500  # characters of a message from the submission that reach a test's failure
 RAISED = {  # what the submission's errors become in the grader: builtins by name, anything else RemoteError
     name: getattr(builtins, name)
@@ -56,13 +58,15 @@ class Submission:
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log,
+            stderr=subprocess.PIPE,
             env=env,
             cwd=cwd,
             start_new_session=True,
             preexec_fn=preexec,
             bufsize=0,  # raw pipes: `select` then sees every byte not yet read
         )
+        self.drainer = threading.Thread(target=_drain, args=(self.proc.stderr, log), daemon=True)
+        self.drainer.start()
         self.gone: str | None = None
         self.exceptions: dict[str, Any] = {}  # the tests' own exception classes, by name
         self.timed_out = False
@@ -108,6 +112,19 @@ class Submission:
             wire.send(self.proc.stdin, _dumps(("exit",)))
         with contextlib.suppress(Exception):
             self.proc.stdin.close()
+
+
+def _drain(stream, log) -> None:
+    """Keep the first MAX_LOG bytes of the notebook's output; read and drop the rest (a notebook that
+    prints without end fills neither the grader's memory nor its disk)."""
+    kept = 0
+    while chunk := stream.read(65536):
+        if kept < MAX_LOG:
+            log.write(chunk[: MAX_LOG - kept])
+            log.flush()
+            kept += len(chunk)
+            if kept >= MAX_LOG:
+                log.write(b"\n[the grader kept the first 10 MB of this notebook's output]\n")
 
 
 class _Pickler(cloudpickle.Pickler):

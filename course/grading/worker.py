@@ -215,6 +215,7 @@ def grade_submission(spec: dict) -> dict:
             except Exception:  # noqa: BLE001
                 pass
             sandbox.kill_tree(submission.pid)
+            submission.drainer.join(timeout=30)
             if watchdog:
                 watchdog.stopped.set()
     if watchdog and watchdog.fired or submission.out_of_memory:
