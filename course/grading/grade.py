@@ -341,7 +341,7 @@ class Grader:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=(lambda: os.nice(nice)) if nice else None,
-                cwd=str(folder),
+                cwd=str(self.out),  # not the work folder: nothing a submission wrote is importable here
             )
             try:
                 proc.wait(timeout=self.settings.time_limit + STARTUP_SECONDS)
