@@ -29,10 +29,12 @@ import json
 import os
 import queue
 import re
+import secrets
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,8 +48,7 @@ from course.grading import assignments, boundary, questions, sandbox
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
-UID_BASE = 61000  # under root, the n-th submission of a run runs as uid UID_BASE + n (a fresh user each)
-MAX_UIDS = 4000
+UID_BASE, UID_SPAN = 200_000, 2**24  # under root, each submission runs as a user drawn from this range
 STARTUP_SECONDS = 90  # worker and kernel start, nbgrader's bookkeeping: on top of the time limit
 
 
@@ -273,6 +274,8 @@ class Grader:
         self.texts: dict[str, dict[str, str]] = {}  # {student: {question: answer}}
         self.work = self.out / ".work"
         self.labs: dict[str, assignments.Lab] = {}
+        self.uids: set[int] = set()
+        self.uid_lock = threading.Lock()
         self.slots: queue.Queue[int] = queue.Queue()
         for slot in range(settings.jobs):
             self.slots.put(slot)
@@ -324,13 +327,32 @@ class Grader:
             "networks": self.settings.networks(),
         }
 
+    def _fresh_uid(self) -> int:
+        """A user id no process has and no submission of this run had: nothing of another submission, or
+        of a grader running beside this one, shares it."""
+        import psutil
+
+        with self.uid_lock:
+            while True:
+                uid = UID_BASE + secrets.randbelow(UID_SPAN)
+                if uid in self.uids:
+                    continue
+                in_use = False
+                for proc in psutil.process_iter(["uids"]):
+                    ids = proc.info["uids"]
+                    if ids and uid in (ids.real, ids.effective, ids.saved):
+                        in_use = True
+                        break
+                if not in_use:
+                    self.uids.add(uid)
+                    return uid
+
     def _run_worker(self, spec: dict) -> dict:
         folder = Path(spec["work"])
         slot = self.slots.get()
         try:
             if self.settings.unprivileged and os.geteuid() == 0:
-                spec["uid"] = UID_BASE + spec.pop("index") % MAX_UIDS
-                _kill_user(spec["uid"])  # whatever an earlier run left under this uid
+                spec["uid"] = self._fresh_uid()
             spec_path, result_path = folder / "spec.json", folder / "result.json"
             spec_path.write_text(json.dumps(spec))
             result_path.unlink(missing_ok=True)
@@ -421,7 +443,7 @@ class Grader:
             copy.unlink(missing_ok=True)
             copy.touch(mode=0o600)  # kernels of other submissions pass through .work; they read nothing here
             copy.write_bytes(data)
-            todo.append({**self._spec(copy, student, lab, key), "index": len(todo)})
+            todo.append(self._spec(copy, student, lab, key))
         # refused before any grading starts: a marks file the run could not apply
         marks = self.read_marks(set(students.values()), results, todo)
         self.log(
