@@ -2,9 +2,11 @@
 
 Most cases grade submissions of a tiny two-exercise lab (tests/tiny_course.py) in one parallel run:
 the solution, the untouched student version, a wrong answer, an exception, an endless loop, memory
-without bound, and the exploits (checks redefined, error reporting silenced, instructor files read,
-files written outside the sandbox, labkit's reference called). The real lab 02 is graded once, in
-test_grading_lab02.py.
+without bound, and the first exploits (checks redefined, error reporting silenced, instructor files
+read, files written outside the sandbox, labkit's reference called). The verdict is computed in the
+grader's process (course.grading.verdict), so a notebook that changes the checks in its own process
+only changes what its own log says. The hostile classes of issue 22, one run of their own:
+test_grading_hostile.py; the real labs: test_grading_labs.py.
 """
 
 from __future__ import annotations
@@ -173,7 +175,9 @@ def graded(tmp_path_factory):
             str(master),
             str(out / ".grader" / tc.NAME / "gradebook.db"),
             str(subs_dir / "alice.ipynb"),
-            str(out / ".work" / "alice" / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"),
+            # the grader's own files about another submission: its spec holds the hidden tests' lines
+            str(out / ".work" / "alice" / "spec.json"),
+            str(out / ".work" / "alice" / "submission.ipynb"),
         ],
         "targets": [
             str(out / "grades.csv"),
@@ -217,11 +221,8 @@ def message(graded, student, exercise) -> str:
 
 
 def executed(graded, student) -> str:
-    path = (
-        graded["out"] / ".work" / student / "course" / "autograded" / "student" / tc.NAME / f"{tc.NAME}.ipynb"
-    )
-    nb = nbformat.read(path, as_version=4)
-    return "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    """What the notebook printed (its stdout and stderr: the log the grader keeps, not for students)."""
+    return (graded["out"] / ".work" / student / "notebook.log").read_text(errors="replace")
 
 
 def test_student_version_has_no_solutions_and_no_hidden_tests(graded):
@@ -286,7 +287,8 @@ def test_endless_loop_hits_the_time_limit_and_is_recorded(graded):
 def test_unbounded_memory_is_stopped_and_recorded(graded):
     assert graded["results"]["frank"]["status"] == "memory limit"  # refused by the data limit (MemoryError)
     assert graded["results"]["gina"]["status"] == "memory limit"  # shared memory: killed by the watchdog
-    assert "killed" in message(graded, "gina", "00-double")
+    assert "passed the memory limit" in message(graded, "gina", "00-double")
+    assert points(graded, "gina") == {"00-double": 0, "00-tv": 0}, "stopped before its first test"
 
 
 def test_the_batch_is_unaffected_by_loops_memory_and_exploits(graded):
@@ -297,37 +299,45 @@ def test_the_batch_is_unaffected_by_loops_memory_and_exploits(graded):
     assert json.loads((graded["out"] / ".work" / "alice" / "result.json").read_text())["student"] == "alice"
 
 
-@pytest.mark.parametrize("student", ["hank", "ivy", "jack"])
-def test_redefining_the_checks_gains_nothing(graded, student):
+def test_changing_the_checks_written_out_is_read_from_the_code(graded):
+    # read from the code before it runs (more forms: test_grading_units.py)
+    assert points(graded, "hank") == {"00-double": 0, "00-tv": 0}
+    assert graded["results"]["hank"]["status"] == "tampering"
+    assert any("labkit.check.close" in t for t in graded["results"]["hank"]["tampering"])
+    assert "changes the checks" in (graded["out"] / "feedback" / "hank.md").read_text()
+
+
+@pytest.mark.parametrize("student", ["ivy", "jack", "liam"])
+def test_checks_changed_out_of_sight_change_nothing_the_grader_decides(graded, student):
+    # hidden in exec, so the reading of the code misses them: the checks (ivy, jack) or the error
+    # reports (liam) are changed in the notebook's process, where no test is decided. The master's
+    # test cells run in the grader's process and fail the wrong answers for what they are.
+    result = graded["results"][student]
+    assert result["status"] == "ok" and not result["tampering"], result
     assert points(graded, student) == {"00-double": 0, "00-tv": 0}
-    if (
-        student == "hank"
-    ):  # written out: read from the code before it runs (more forms: test_grading_units.py)
-        assert graded["results"]["hank"]["status"] == "tampering"
-        assert any("labkit.check.close" in t for t in graded["results"]["hank"]["tampering"])
-        assert "changes the checks" in (graded["out"] / "feedback" / "hank.md").read_text()
-    if student == "ivy":  # hidden in exec: the checks find themselves changed
-        assert "checks were changed" in message(graded, "ivy", "00-double")
-    if student == "jack":  # the checks replaced by a no-op: no report of passed hidden tests
-        assert "did not report" in message(graded, "jack", "00-tv")
-
-
-def test_silencing_error_reports_gains_nothing(graded):
-    # hidden in exec (written out, the reading of the code flags it: test_grading_units.py): nbgrader
-    # takes failures from the kernel's replies, not from the tracebacks it shows (its PR 1324)
-    assert points(graded, "liam") == {"00-double": 0, "00-tv": 0}
+    assert "my_double([1, 2]) differs from the expected value" in message(graded, student, "00-double")
+    assert "your total variation differs from the expected value" in message(graded, student, "00-tv")
+    log = executed(graded, student)
+    if student != "liam":  # the change took effect where it was made: its visible checks went quiet
+        assert "differs" not in log, log
 
 
 def test_reading_solutions_hidden_tests_or_other_submissions_is_refused(graded):
     assert points(graded, "mia") == {"00-double": 0, "00-tv": 0}
     text = executed(graded, "mia")
     reads = json.loads(next(line for line in text.splitlines() if line.startswith("{")))
-    assert set(reads.values()) == {"PermissionError"}, reads
+    assert len(reads) == 5, reads
+    # refused by the audit hook (PermissionError), or not there at all inside the boundary
+    assert set(reads.values()) <= {"PermissionError", "FileNotFoundError"}, reads
 
 
 def test_writing_outside_the_sandbox_is_refused(graded):
+    import ast
+
     text = executed(graded, "noah")
-    assert "written" not in text and text.count("PermissionError") == 6, text
+    done = ast.literal_eval(next(line for line in text.splitlines() if line.startswith("{")))
+    # four files, then the parent and pid 1 (one pid inside a pid namespace, where the parent is 1)
+    assert len(done) in (5, 6) and set(done.values()) == {"PermissionError"}, done
     assert not (graded["base"] / "escaped.txt").exists()
     assert "overwritten" not in (graded["out"] / "grades.csv").read_text()
     assert points(graded, "noah") == {"00-double": 0, "00-tv": 0}
@@ -346,7 +356,12 @@ def test_feedback_never_shows_the_hidden_tests(graded):
     for feedback in (graded["out"] / "feedback").glob("*.md"):
         text = feedback.read_text()
         assert not [line for line in hidden if line in text], feedback.name
-    assert "withheld" in message(graded, "quinn", "00-tv")
+    # quinn's answer raises the source of the frame that called it: the test runs in the grader's
+    # process, so that frame is the submission process's own request loop, and its source reaches the
+    # feedback unredacted (nothing of the tests in it)
+    why = message(graded, "quinn", "00-tv")
+    assert why.startswith("ValueError") and "withheld" not in why and "z_hidden_case" not in why, why
+    assert points(graded, "quinn") == {"00-double": 2, "00-tv": 0}
 
 
 def test_each_kernel_uses_the_threads_the_grader_gives_it(graded):

@@ -6,7 +6,9 @@ With bubblewrap (`bwrap`, Debian's package `bubblewrap`) the process gets
 * a root of its own built from read-only binds: /usr and the libraries, the Python installation,
   the virtual environment, and labkit's and course's source folders; nothing else of the project (no
   masters, no tests, no instructors' files, no .git), no other submission, no gradebook;
-* a private, writable /tmp and /dev/shm, and its own scratch folder (HOME, caches, the lab's outputs)
+* a private, writable /tmp and /dev/shm of `TMPFS_BYTES` each (bubblewrap 0.8's `--size`: a file in a
+  tmpfs is memory that no process's resident size shows, so the memory watchdog would not see a
+  notebook that fills them), and its own scratch folder (HOME, caches, the lab's outputs)
   as the only writable place it shares with the grader;
 * its own network namespace (no interface but a loopback that reaches nothing), pid namespace (it sees
   no other process and everything in it dies with it), IPC and UTS namespaces, a new session (no
@@ -30,6 +32,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+TMPFS_BYTES = 512 * 2**20  # each of a submission's /tmp and /dev/shm (a DataLoader's shared batches fit)
 ETC = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "passwd", "group", "nsswitch.conf"]
 
 
@@ -47,6 +50,21 @@ def bwrap() -> str | None:
     except (OSError, subprocess.SubprocessError):
         ok = False
     return path if ok else None
+
+
+@functools.cache
+def sized_tmpfs() -> bool:
+    """Whether this bubblewrap can bound the size of a tmpfs (`--size`, since 0.8)."""
+    tool = bwrap()
+    if tool is None:
+        return False
+    probe = [tool, "--ro-bind", "/", "/", "--size", str(2**20), "--tmpfs", "/tmp", "true"]
+    if os.geteuid() != 0:
+        probe[1:1] = ["--unshare-user"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def warning() -> str | None:
@@ -100,8 +118,16 @@ def readable() -> list[Path]:
     return chosen
 
 
-def command(program: list[str], scratch: Path, uid: int | None) -> tuple[list[str], str]:
-    """The command running `program` for one submission, and how it is isolated, in words."""
+def command(
+    program: list[str],
+    scratch: Path,
+    uid: int | None,
+    tmpfs_bytes: int = TMPFS_BYTES,
+    shared: Path | None = None,
+) -> tuple[list[str], str]:
+    """The command running `program` for one submission, and how it is isolated, in words
+    (`tmpfs_bytes`: the size of each of its /tmp and /dev/shm, where bubblewrap can bound it; `shared`:
+    a folder of the grader's it may read, where the tests put files for the answer)."""
     scratch = Path(scratch).resolve()
     switch: list[str] = []
     who = "the grader's own user"
@@ -134,19 +160,13 @@ def command(program: list[str], scratch: Path, uid: int | None) -> tuple[list[st
         "/proc",
         "--dev",
         "/dev",
-        "--perms",
-        "01777",
-        "--tmpfs",
-        "/tmp",
-        "--perms",
-        "01777",
-        "--tmpfs",
-        "/dev/shm",
     ]
+    size = ["--size", str(tmpfs_bytes)] if sized_tmpfs() else []
+    args += ["--perms", "01777", *size, "--tmpfs", "/tmp", "--perms", "01777", *size, "--tmpfs", "/dev/shm"]
     if os.geteuid() != 0:
         args.insert(1, "--unshare-user")
     made: set[str] = set()
-    for path in [*readable(), scratch]:
+    for path in [*readable(), *([Path(shared).resolve()] if shared else []), scratch]:
         parents = [p for p in reversed(path.parents) if str(p) != "/" and str(p) not in made]
         for parent in parents:
             args += ["--perms", "0755", "--dir", str(parent)]
@@ -156,7 +176,9 @@ def command(program: list[str], scratch: Path, uid: int | None) -> tuple[list[st
         made.add(str(path))
     args += ["--chdir", str(scratch), "--", *switch, *program]
     how = (
-        f"bubblewrap: a read-only root of the system, Python and labkit only, private /tmp, no network, "
+        "bubblewrap: a read-only root of the system, Python and labkit only, private /tmp"
+        + (f" of {tmpfs_bytes // 2**20} MB" if sized_tmpfs() else " (unbounded: bubblewrap older than 0.8)")
+        + ", no network, "
         f"its own pid namespace, as {who}"
     )
     return args, how

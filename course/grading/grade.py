@@ -130,6 +130,23 @@ MAX_NOTEBOOK_BYTES = 20 * 2**20  # a lab with its outputs is about 2 MB; bigger 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}")
 
 
+SAFE_TORCH = (2, 6)  # torch.load(weights_only=True) before 2.6 could run code (CVE-2025-32434)
+
+
+def _check_torch() -> None:
+    """The grader reads every reply of a submission's process with torch's safe unpickler: refuse a
+    torch whose safe unpickler is known to be unsafe."""
+    import torch
+
+    found = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
+    if found < SAFE_TORCH:
+        raise LabError(
+            f"grading needs torch {'.'.join(map(str, SAFE_TORCH))} or newer (this is {torch.__version__}): "
+            "its safe loader is what keeps a submission's replies from running code in the grader, and "
+            "older ones could be made to (CVE-2025-32434). Run: pip install -U torch"
+        )
+
+
 def admit(path: Path) -> tuple[str, str | None]:
     """(the student's id, why the file is refused or None): only a regular notebook file, not a link, a
     FIFO or a device, with a name that is safe as a folder name and a spreadsheet cell, and not too big."""
@@ -256,6 +273,7 @@ class Grader:
         log=print,
         marks: Path | None = None,
     ) -> None:
+        _check_torch()
         self.submissions = Path(submissions).resolve()
         if not self.submissions.is_dir():
             raise LabError(f"{submissions} is not a folder of submitted notebooks.")
@@ -298,6 +316,8 @@ class Grader:
 
     def lab(self, name: str) -> assignments.Lab:
         if name not in self.labs:
+            (self.out / ".grader").mkdir(parents=True, exist_ok=True)
+            os.chmod(self.out / ".grader", 0o700)  # gradebooks: the grader's alone
             self.labs[name] = assignments.prepare(self.masters[name], self.out / ".grader" / name)
         return self.labs[name]
 
@@ -354,6 +374,8 @@ class Grader:
             if self.settings.unprivileged and os.geteuid() == 0:
                 spec["uid"] = self._fresh_uid()
             spec_path, result_path = folder / "spec.json", folder / "result.json"
+            spec_path.unlink(missing_ok=True)
+            spec_path.touch(mode=0o600)  # it names the hidden tests' lines
             spec_path.write_text(json.dumps(spec))
             result_path.unlink(missing_ok=True)
             nice = self.settings.nice

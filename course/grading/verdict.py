@@ -118,12 +118,12 @@ class Tests:
 
     @contextlib.contextmanager
     def shared_temporary_files(self):
-        """The tests' temporary files in a folder the submission's process can read (its /tmp is its
-        own): files a test makes for the answer to read (lab 01's damaged images) reach it."""
+        """The tests' temporary files in a folder of the grader's that the submission's process can read
+        and not change (its /tmp is its own): files a test makes for the answer to read (lab 01's
+        damaged images) reach it."""
         if self.shared is None:
             yield
             return
-        self.shared.mkdir(mode=0o755, exist_ok=True)
         made = tempfile.mkdtemp
 
         def readable_mkdtemp(*args, **kwargs):

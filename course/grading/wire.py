@@ -238,22 +238,37 @@ def _tensors(module) -> list[tuple[str, Any]]:
     return [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
 
 
+class _Known(dict):
+    """{id: (where, what inside)} that holds the objects too: one the call drops (the layer a new head
+    replaced, its parameters) keeps its id until the reply is encoded, so no new object can take that id
+    and pass for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive: list = []
+
+    def add(self, obj: Any, where: tuple) -> None:
+        if id(obj) not in self:
+            self[id(obj)] = where
+            self.alive.append(obj)
+
+
 def known_ids(args: tuple, kwargs: dict) -> dict[int, tuple]:
     """{id: (where, what inside)} of the objects a request handed over, modules' tensors and submodules
     included (what the answer returns of them goes back as the grader's own)."""
     import torch
 
-    known: dict[int, tuple] = {}
+    known = _Known()
     for where, obj in sent_objects(args, kwargs):
         if obj is None or type(obj) in (bool, int, float, str, bytes):
             continue
-        known.setdefault(id(obj), (where, ""))
+        known.add(obj, (where, ""))
         if isinstance(obj, torch.nn.Module):
             for name, tensor in _tensors(obj):
-                known.setdefault(id(tensor), (where, name))
+                known.add(tensor, (where, name))
             for name, module in obj.named_modules():
                 if name:
-                    known.setdefault(id(module), (where, "module:" + name))
+                    known.add(module, (where, "module:" + name))
     return known
 
 
@@ -271,8 +286,8 @@ def versions(args: tuple, kwargs: dict) -> dict[int, int]:
 
 
 def changes(args: tuple, kwargs: dict, before: dict[int, int]) -> list:
-    """What a call changed in what it was handed: modules' changed tensors, modes and requires_grad;
-    tensors changed in place."""
+    """What a call changed in what it was handed: modules' changed tensors (the answer trained them),
+    modes and requires_grad; tensors' requires_grad."""
     import torch
 
     out: list = []
@@ -290,8 +305,11 @@ def changes(args: tuple, kwargs: dict, before: dict[int, int]) -> list:
             modes = {n: m.training for n, m in obj.named_modules()}
             grads = {n: p.requires_grad for n, p in obj.named_parameters(remove_duplicate=False)}
             out.append(["module", list(where), changed, modes, grads])
-        elif isinstance(obj, torch.Tensor) and before.get(id(obj)) != obj._version:
-            out.append(["tensor", list(where), obj])
+        elif isinstance(obj, torch.Tensor):
+            # its values never come back: an answer that zeroed its input, then the test's expected
+            # value computed from that input afterwards, would agree with a wrong answer; an answer
+            # that calls x.requires_grad_() on its input changes the grader's x too
+            out.append(["requires_grad", list(where), bool(obj.requires_grad)])
     return out
 
 
@@ -332,6 +350,13 @@ def apply_changes(args: tuple, kwargs: dict, found: list) -> None:
             for name, param in target.named_parameters(remove_duplicate=False):
                 if isinstance(grads.get(name), bool) and param.is_leaf:
                     param.requires_grad_(grads[name])
+        elif (
+            change[0] == "requires_grad"
+            and issubclass(type(target), torch.Tensor)
+            and isinstance(change[2], bool)
+        ):
+            if target.is_leaf and target.requires_grad != change[2] and target.dtype.is_floating_point:
+                target.requires_grad_(change[2])
         elif (
             change[0] == "tensor"
             and issubclass(type(target), torch.Tensor)

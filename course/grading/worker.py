@@ -132,7 +132,9 @@ def _limits(spec: dict):
     return apply
 
 
-def _start(spec: dict, sandbox_dir: Path, log, deadline: float) -> tuple[remote.Submission, str]:
+def _start(
+    spec: dict, sandbox_dir: Path, log, deadline: float, shared: Path | None = None
+) -> tuple[remote.Submission, str]:
     config = {
         "root": str(sandbox_dir),
         "deny": spec["deny"],
@@ -140,7 +142,7 @@ def _start(spec: dict, sandbox_dir: Path, log, deadline: float) -> tuple[remote.
         "file_bytes": spec["file_bytes"],
     }
     program = [sys.executable, "-m", "course.grading.submission_process"]
-    command, how = boundary.command(program, sandbox_dir, spec["uid"])
+    command, how = boundary.command(program, sandbox_dir, spec["uid"], shared=shared)
     if spec["uid"] is not None and os.geteuid() == 0:
         _hand_over(sandbox_dir, spec["uid"])
     env = {
@@ -175,8 +177,13 @@ def grade_submission(spec: dict) -> dict:
     }
     entries = {e["id"]: e for e in result["exercises"]}
     work, sandbox_dir = Path(spec["work"]), Path(spec["sandbox"])
-    shutil.rmtree(sandbox_dir, ignore_errors=True)
+    # the tests' files for the answer (lab 01's damaged images): the grader's folder, read-only inside the
+    # boundary, so the notebook can neither plant a link there nor change a file under a test
+    shared = work / "shared"
+    for folder in (sandbox_dir, shared):
+        shutil.rmtree(folder, ignore_errors=True)
     sandbox_dir.mkdir(mode=0o700)
+    shared.mkdir(mode=0o755)
     if spec.get("networks"):  # trained networks the labs reuse (lab 02's for labs 05-08), a copy each
         (sandbox_dir / "out" / "checkpoints").mkdir(parents=True)
         for network in spec["networks"]:
@@ -198,12 +205,12 @@ def grade_submission(spec: dict) -> dict:
     cells = cells_to_run(nb, nbformat.read(spec["release"], as_version=4), parameters)
     deadline = start + float(spec["time_limit"])
     with open(work / "notebook.log", "wb") as log:
-        submission, how = _start(spec, sandbox_dir, log, deadline)
+        submission, how = _start(spec, sandbox_dir, log, deadline, shared)
         result["isolation"] = how
         watchdog = sandbox.Watchdog(submission.pid, spec["memory_bytes"]) if spec["memory_bytes"] else None
         if watchdog:
             watchdog.start()
-        runner = verdict.Tests(master, submission, sandbox_dir / "tests")
+        runner = verdict.Tests(master, submission, shared)
         labkit.check._REMOTE = remote.Watch(submission)
         try:
             _run(cells, tests, submission, runner, entries, spec["hidden_lines"])
