@@ -810,7 +810,15 @@ def test_nothing_outside_the_graders_own_files_appears_beside_the_submissions(gr
     assert sorted(p.name for p in graded["out"].iterdir()) == sorted(
         [".grader", ".work", "feedback", "grades.csv", "marks_template.csv", "questions"]
     )
-    expected = {"notebook.log", "result.json", "sandbox", "spec.json", "submission.ipynb", "worker.log"}
+    expected = {
+        "notebook.log",
+        "result.json",
+        "sandbox",
+        "shared",
+        "spec.json",
+        "submission.ipynb",
+        "worker.log",
+    }
     for folder in (graded["out"] / ".work").iterdir():
         assert {p.name for p in folder.iterdir()} <= expected, folder.name
 
