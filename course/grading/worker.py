@@ -174,6 +174,7 @@ def grade_submission(spec: dict) -> dict:
         "tampering": [],
         "suspicious": [],
         "isolation": spec["isolation"],
+        "cell_errors": [],  # the notebook's cells that raised, in its own process (for the instructor)
     }
     entries = {e["id"]: e for e in result["exercises"]}
     work, sandbox_dir = Path(spec["work"]), Path(spec["sandbox"])
@@ -213,7 +214,7 @@ def grade_submission(spec: dict) -> dict:
         runner = verdict.Tests(master, submission, shared)
         labkit.check._REMOTE = remote.Watch(submission)
         try:
-            _run(cells, tests, submission, runner, entries, spec["hidden_lines"])
+            _run(cells, tests, submission, runner, entries, spec["hidden_lines"], result["cell_errors"])
         finally:
             labkit.check._REMOTE = None
             submission.close()
@@ -256,9 +257,9 @@ def _not_run(status: str, time_limit: float) -> str:
     }.get(status, "no points: the test cell did not pass")
 
 
-def _run(cells, tests, submission, runner, entries, hidden_lines) -> None:
+def _run(cells, tests, submission, runner, entries, hidden_lines, errors: list) -> None:
     """Each cell in the submission's process; after each test cell, its test in this one."""
-    for cell in cells:
+    for number, cell in enumerate(cells):
         if submission.gone:
             return
         try:
@@ -268,6 +269,7 @@ def _run(cells, tests, submission, runner, entries, hidden_lines) -> None:
         except Exception as err:  # noqa: BLE001 - a failing cell of the notebook: the next cells still run
             if isinstance(err, MemoryError) or OUT_OF_MEMORY.search(str(err)):
                 submission.out_of_memory = True
+            errors.append({"cell": number, "test": cell.grade_id, "error": _reason(err)[:300]})
         if cell.grade_id is None or cell.grade_id not in entries:
             continue
         entry = entries[cell.grade_id]
