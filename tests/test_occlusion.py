@@ -98,7 +98,8 @@ def test_batch_size_does_not_change_the_maps(x):
 
 
 def test_covering_with_the_image_itself_changes_nothing(x):
-    assert occlusion(tiny_cnn(), x, window=3, stride=2, baseline=x).abs().max() == 0
+    # zero up to float64 rounding: the batched forward passes may sum in another order than the unbatched one
+    assert occlusion(tiny_cnn(), x, window=3, stride=2, baseline=x).abs().max() < 1e-12
 
 
 def test_bad_settings_are_refused_before_any_work(x):

@@ -138,6 +138,7 @@ def _start(
     config = {
         "root": str(sandbox_dir),
         "deny": spec["deny"],
+        "readable": [str(shared)] if shared else [],
         "memory_bytes": spec["memory_bytes"],
         "file_bytes": spec["file_bytes"],
     }
