@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import pickle
 import sys
@@ -93,20 +94,23 @@ def test_free_names_follow_pythons_scoping():
     assert not {"images", "g", "k", "np", "shifted", "shift"} & set(names)
 
 
+def start(root, log, seconds: float) -> remote.Submission:
+    """A submission's process without the boundary (its mechanics only), in folder `root`."""
+    env = {
+        **os.environ,
+        sandbox.CONFIG_ENV: json.dumps({"root": str(root), "deny": []}),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "-m", "course.grading.submission_process"]
+    return remote.Submission(command, env, str(root), log, time.monotonic() + seconds)
+
+
 @pytest.fixture(scope="module")
 def notebook(tmp_path_factory):
     """A submission's process (without the boundary: its mechanics only) that has run one cell."""
     root = tmp_path_factory.mktemp("remote")
-    env = {**os.environ, sandbox.CONFIG_ENV: __import__("json").dumps({"root": str(root), "deny": []})}
-    env["OMP_NUM_THREADS"] = "1"
     log = open(root / "log.txt", "wb")
-    sub = remote.Submission(
-        [sys.executable, "-m", "course.grading.submission_process"],
-        env,
-        str(root),
-        log,
-        time.monotonic() + 300,
-    )
+    sub = start(root, log, 300)
     sub.request(
         "exec",
         """
@@ -187,15 +191,8 @@ def test_the_notebooks_exceptions_arrive_as_exceptions_never_as_results(notebook
 
 
 def test_a_notebook_that_stops_answering_ends_at_the_deadline(tmp_path):
-    env = {**os.environ, sandbox.CONFIG_ENV: __import__("json").dumps({"root": str(tmp_path), "deny": []})}
     with open(tmp_path / "log.txt", "wb") as log:
-        sub = remote.Submission(
-            [sys.executable, "-m", "course.grading.submission_process"],
-            env,
-            str(tmp_path),
-            log,
-            time.monotonic() + 20,
-        )
+        sub = start(tmp_path, log, 20)
         with pytest.raises(remote.SubmissionGone, match="time limit"):
             sub.request("exec", "while True:\n    pass")
         assert sub.timed_out

@@ -251,12 +251,11 @@ def _lost_spec(spec: dict, status: str, why: str) -> dict:
 
 
 def _isolation(settings: Settings) -> str:
-    """How a submission is isolated; the worker fills in the user the kernel runs as."""
+    """How a submission is isolated, until its worker says exactly (`course.grading.boundary.command`)."""
     return (
-        f"a kernel process of its own as {{user}}, in its own folder; "
-        f"data limit {settings.memory / 2**30:.1f} "
-        f"GiB and a resident-memory watchdog; {settings.time_limit:.0f} s for the notebook; an audit hook on "
-        "files, programs and signals"
+        f"a process of its own ({'bubblewrap' if boundary.bwrap() else 'no isolation tool'}); data limit "
+        f"{settings.memory / 2**30:.1f} GiB and a resident-memory watchdog; {settings.time_limit:.0f} s for "
+        "the notebook and its tests"
     )
 
 

@@ -21,7 +21,6 @@ import contextlib
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 import cloudpickle
@@ -315,7 +314,3 @@ def _spec(obj: Any) -> tuple | None:
     if not module or not qualname or module == "__main__" or "<" in qualname:
         return None
     return ("object", module, qualname)
-
-
-def wait_until(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
