@@ -11,7 +11,9 @@ test_grading_hostile.py; the real labs: test_grading_labs.py.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import textwrap
 
 import nbformat
@@ -362,6 +364,18 @@ def test_feedback_never_shows_the_hidden_tests(graded):
     why = message(graded, "quinn", "00-tv")
     assert why.startswith("ValueError") and "withheld" not in why and "z_hidden_case" not in why, why
     assert points(graded, "quinn") == {"00-double": 2, "00-tv": 0}
+
+
+def test_the_class_report_covers_every_submission_and_shows_no_test_code(graded):
+    page = (graded["out"] / "report.html").read_text()
+    for student, result in graded["results"].items():  # the ones to look at are named
+        assert result["status"] == "ok" or html.escape(student) in page, student
+    for status in {r["status"] for r in graded["results"].values()}:
+        assert html.escape(status) in page, status
+    assert "00-double" in page and "00-tv" in page  # the item analysis has a row per exercise
+    hidden = assignments.hidden_lines(nbformat.read(graded["master"], as_version=4), minimum=12)
+    assert not [line for line in hidden if html.escape(line) in page]
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "the report fetches nothing"
 
 
 def test_each_kernel_uses_the_threads_the_grader_gives_it(graded):

@@ -14,8 +14,17 @@ submission. The grader writes
   `OUT/marks_template.csv`, the marks still to give (`--marks FILE` merges the instructor's);
 * `OUT/feedback/<student>.md`: for each exercise its points and, when it lost some, why: the check's
   message, never a test's code;
+* `OUT/report.html`: the class report (`course.grading.class_report`): score distribution, item analysis,
+  failure messages, statuses and run times, marks pending, and pairs of submissions whose answers share
+  code beyond the starter and the reference (`course.grading.similarity`; nothing is deducted);
 * `OUT/.work/<student>/`: the grader's own files (the submission's private copy, the notebook's output
   in `notebook.log`, the result), which are not for students.
+
+With a course config (`--config course.toml`: due dates and a late policy, see `course.grading.late`)
+each result gains `submitted_at`, `submitted_from` ("timestamps" or "file time"), `due`, `late_by`
+(hours) and `penalty` (points), grades.csv gains `late_by` and `penalty` columns before `total`, and
+`total` is after the penalty; the submission times come from `--timestamps times.csv`, else the files'
+modification times. The penalty is applied to cached results too: a changed config regrades nothing.
 
 A submission whose content, lab master and grading settings are unchanged since the last run in the
 same OUT is not graded again (`force=True` regrades everything).
@@ -44,7 +53,7 @@ from typing import Any
 
 import nbformat
 
-from course.grading import assignments, boundary, questions, sandbox
+from course.grading import assignments, boundary, class_report, late, questions, sandbox, similarity
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
@@ -271,6 +280,8 @@ class Grader:
         force: bool = False,
         log=print,
         marks: Path | None = None,
+        config: Path | None = None,
+        timestamps: Path | None = None,
     ) -> None:
         _check_torch()
         self.submissions = Path(submissions).resolve()
@@ -287,8 +298,14 @@ class Grader:
             n: assignments.grade_ids(nbformat.read(p, as_version=4)) for n, p in self.masters.items()
         }
         self.settings, self.force, self.log = settings, force, log
+        # due dates and submission times are checked now, before any grading
+        self.late = late.read_config(config, list(self.masters)) if config else None
+        if timestamps and self.late is None:
+            raise LabError("--timestamps needs --config course.toml: the due dates to compare them with.")
+        self.times = late.read_timestamps(timestamps, self.late.zone) if timestamps and self.late else {}
         self.marks_path = Path(marks) if marks else None
         self.texts: dict[str, dict[str, str]] = {}  # {student: {question: answer}}
+        self.notebooks: dict[str, Any] = {}  # {student: notebook}, for the similarity of answers
         self.work = self.out / ".work"
         self.labs: dict[str, assignments.Lab] = {}
         self.uids: set[int] = set()
@@ -452,6 +469,7 @@ class Grader:
                 continue
             lab = self.lab(name)
             self.texts[student] = questions.answers(nb, [q.id for q in lab.questions])
+            self.notebooks[student] = nb
             key = _sha(data, lab.sha, json.dumps(self.settings.key(), sort_keys=True))
             previous = folder / "result.json"
             if not self.force and previous.is_file():
@@ -484,12 +502,18 @@ class Grader:
                     f"[grade] {result['student']}: {_points(result):g} / {_max(result):g} "
                     f"({result['status']})"
                 )
-        ordered = [self.with_questions(results[students[p]], marks) for p in paths]
+        ordered = [self.with_late(self.with_questions(results[students[p]], marks), p) for p in paths]
+        guessed = [r["student"] for r in ordered if r.get("submitted_from") == "file time"]
+        if guessed:  # an LMS download may have set them to the time of the download
+            self.log(
+                f"[grade] no timestamp for {len(guessed)} submission(s); their files' modification times "
+                f"stand in: {', '.join(guessed[:10])}{' ...' if len(guessed) > 10 else ''}"
+            )
         self.write(ordered)
         self.log(
             f"[grade] {len(todo)} graded in {time.monotonic() - start:.1f} s; "
             f"gradebook {self.out / 'grades.csv'}, "
-            f"feedback in {self.out / 'feedback'}"
+            f"feedback in {self.out / 'feedback'}, class report {self.out / 'report.html'}"
         )
         return ordered
 
@@ -518,6 +542,16 @@ class Grader:
                 )
         return {**result, "questions": entries}
 
+    def with_late(self, result: dict, path: Path) -> dict:
+        """`result` with when it was submitted and its late penalty, when its lab has a due date."""
+        if self.late is None or result.get("lab") not in self.late.due:
+            return result
+        submitted = self.times.get(result["student"])
+        source = "timestamps" if submitted else "file time"
+        when = submitted or late.file_time(path)
+        found = late.assess(self.late.policy, self.late.due[result["lab"]], when, _points(result))
+        return {**result, **found, "submitted_from": source, "late_policy": self.late.policy.describe()}
+
     def columns(self, results: list[dict]) -> list[str]:
         labs = sorted({r["lab"] for r in results if r["lab"]})
         return [item.id for name in labs for item in [*self.lab(name).exercises, *self.lab(name).questions]]
@@ -526,14 +560,16 @@ class Grader:
         columns = self.columns(results)
         with atomic_write(self.out / "grades.csv", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["student", *columns, "total", "pending", "status"])
+            lateness = ["late_by", "penalty"] if self.late is not None else []
+            writer.writerow(["student", *columns, *lateness, "total", "pending", "status"])
             for r in results:
                 points = {e["id"]: e["points"] for e in [*r["exercises"], *r.get("questions", [])]}
                 writer.writerow(
                     [
                         _cell(r["student"]),
                         *(_fmt(points[c]) if points.get(c) is not None else "" for c in columns),
-                        _fmt(_points(r)),
+                        *(_fmt(r[k]) if r.get(k) is not None else "" for k in lateness),
+                        _fmt(_total(r)),
                         _fmt(_pending(r)),
                         r["status"],
                     ]
@@ -548,6 +584,23 @@ class Grader:
             (feedback / f"{r['student']}.md").write_text(feedback_text(r, self.settings))
         questions.write_template(self.out / "marks_template.csv", results)
         questions.write_pages(self.out / "questions", results, self.rubrics(results))
+        class_report.write_report(self.out, results, self.similar_pairs(results))
+
+    def similar_pairs(self, results: list[dict]) -> list[similarity.Pair] | None:
+        """Pairs of one lab's submissions whose answers share code beyond the starter and the reference
+        (`course.grading.similarity`); None when the detector is not installed (the report says so)."""
+        pairs: list[similarity.Pair] = []
+        for name in sorted({r["lab"] for r in results if r["lab"]}):
+            lab = self.lab(name)
+            notebooks = {r["student"]: self.notebooks[r["student"]] for r in results if r["lab"] == name}
+            master = nbformat.read(lab.master, as_version=4)
+            starter = nbformat.read(lab.release, as_version=4)
+            try:
+                pairs += similarity.similar_pairs(notebooks, similarity.boilerplate(master, starter))
+            except LabError as err:  # copydetect missing: grading goes on, the report says why
+                self.log(f"[grade] similarity not computed: {err}")
+                return None
+        return pairs
 
     def rubrics(self, results: list[dict]) -> dict[str, questions.Rubric]:
         folder = self.masters_dir.parent / "instructors" / "rubrics"
@@ -561,6 +614,11 @@ def _points(result: dict) -> float:
     """Points earned: the exercises and the written answers marked so far."""
     marked = [q["points"] for q in result.get("questions", []) if q["points"] is not None]
     return round(sum(e["points"] for e in result["exercises"]) + sum(marked), 3)
+
+
+def _total(result: dict) -> float:
+    """Points earned less any late penalty, never below 0."""
+    return max(0.0, round(_points(result) - (result.get("penalty") or 0.0), 3))
 
 
 def _pending(result: dict) -> float:
@@ -583,11 +641,13 @@ def _fmt(x: float) -> str:
 def feedback_text(result: dict, settings: Settings) -> str:
     """A student's feedback: points per exercise and why any were lost (no test code, no outputs)."""
     lines = [f"# Feedback for {result['student']}" + (f": lab {result['lab']}" if result["lab"] else ""), ""]
+    penalty = f", after a late penalty of {_fmt(result['penalty'])}" if result.get("penalty") else ""
     lines.append(
-        f"**Total: {_fmt(_points(result))} / {_fmt(_max(result))} points** "
-        f"(graded {datetime.now():%Y-%m-%d %H:%M} under the `{settings.params['profile']}` profile)."
+        f"**Total: {_fmt(_total(result))} / {_fmt(_max(result))} points** "
+        f"(graded {datetime.now():%Y-%m-%d %H:%M} under the `{settings.params['profile']}` profile{penalty})."
     )
     lines.append("")
+    lines += late.feedback_lines(result)
     if result.get("error") and not result["exercises"]:
         lines += [result["error"], ""]
     if result["exercises"]:
@@ -635,11 +695,14 @@ def grade(
     force: bool = False,
     log=print,
     marks: str | Path | None = None,
+    config: str | Path | None = None,
+    timestamps: str | Path | None = None,
 ) -> list[dict]:
     """Grade every `*.ipynb` in `submissions` into `out`; returns one result per submission (see the
     module docstring). `checkpoints`: a folder of trained networks (`runs/smoke/checkpoints` after
     `make smoke`) copied into every submission's output folder, so that labs 05-08 explain lab 02's
-    network instead of each training a quick one."""
+    network instead of each training a quick one. `config`: a course.toml with due dates and the late
+    policy, `timestamps`: a CSV of student,timestamp (see `course.grading.late`)."""
     settings = Settings(
         params=dict(params or {}),
         time_limit=float(time_limit),
@@ -651,6 +714,14 @@ def grade(
         checkpoints=str(checkpoints) if checkpoints else None,
     )
     grader = Grader(
-        Path(submissions), Path(out), settings, masters=masters, force=force, log=log, marks=marks
+        Path(submissions),
+        Path(out),
+        settings,
+        masters=masters,
+        force=force,
+        log=log,
+        marks=marks,
+        config=Path(config) if config else None,
+        timestamps=Path(timestamps) if timestamps else None,
     )
     return grader.run()
