@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 P      ?=
 
-.PHONY: setup lab smoke test test-browser jupyter lint bench student grade site clean
+.PHONY: setup lab smoke test test-browser jupyter lint bench student grade gradescope lms site clean
 
 # Re-running is quick: pip runs again only when a requirements or project file changed.
 setup: $(STAMP)
@@ -59,6 +59,20 @@ SUBMISSIONS ?= submissions
 GRADES      ?= runs/grades
 grade: setup
 	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(if $(MARKS),--marks $(MARKS)) $(P)
+
+# Canvas and Moodle gradebook imports in GRADES/lms/ from GRADES/grades.csv and the class list ROSTER (a Canvas
+# export works as it is); LMS_ARGS='--canvas-id 12345 --missing zero' passes options (python -m course lms -h).
+ROSTER   ?= roster.csv
+LMS_ARGS ?=
+lms: setup
+	$(PY) -m course lms $(GRADES) --roster $(ROSTER) $(LMS_ARGS)
+
+# Gradescope autograder of lab LAB: OUT/autograder_<lab>.zip (setup.sh, run_autograder, the project, the lab's
+# master) to upload to the assignment; P="--time-limit 900 --visibility visible" passes options.
+LAB ?= 01
+OUT ?= runs/gradescope
+gradescope: setup
+	$(PY) -m course gradescope $(LAB) --out $(OUT) $(P)
 
 # The course site: the executed labs of a run as a static book in runs/site/ (open runs/site/index.html, or
 # serve the folder). SITE_RUN=runs/smoke after `make smoke`; AUDIENCE=instructor shows the solutions

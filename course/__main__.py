@@ -4,6 +4,9 @@ python -m course run [NOTEBOOK ...] --profile smoke -p key=value   (course/run.p
 python -m course train naive|resnet --dataset cifar10 ...           (course/train.py, also under torchrun)
 python -m course student --out student                              (course/grading/cli.py)
 python -m course grade SUBMISSIONS --out OUT -p profile=smoke       (course/grading/cli.py)
+python -m course lms GRADES --roster roster.csv                     (course/grading/cli.py)
+python -m course gradescope LAB --out DIR                           (course/grading/gradescope.py)
+python -m course gradescope-run                                     (what Gradescope's run_autograder calls)
 python -m course bench [smoke fit ...]                              (course/bench.py)
 python -m course colab                                              (course/colab.py)
 python -m course site [--run runs/full] [--audience instructor]      (course/site.py)
@@ -19,6 +22,9 @@ COMMANDS = {
     "train": ("course.train", False),
     "student": ("course.grading.cli", True),
     "grade": ("course.grading.cli", True),
+    "lms": ("course.grading.cli", True),
+    "gradescope": ("course.grading.gradescope", True),
+    "gradescope-run": ("course.grading.gradescope", True),
     "bench": ("course.bench", False),
     "colab": ("course.colab", False),
     "site": ("course.site", False),
