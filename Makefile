@@ -53,12 +53,14 @@ student: setup
 
 # Grade every *.ipynb in SUBMISSIONS (the file's stem is the student) into GRADES: grades.csv and
 # feedback/<student>.md; the written answers side by side in GRADES/questions/, marked through MARKS=marks.csv
-# (student,question,points[,comment]). P="-p profile=full --time-limit 1800" passes options; unchanged ones
-# are not regraded.
+# (student,question,points[,comment]); CONFIG=course.toml (due dates, late policy) and TIMES=times.csv
+# (student,timestamp) add late penalties; GRADES/report.html is the class report. P="-p profile=full
+# --time-limit 1800" passes options; unchanged submissions are not regraded.
 SUBMISSIONS ?= submissions
 GRADES      ?= runs/grades
 grade: setup
-	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(if $(MARKS),--marks $(MARKS)) $(P)
+	$(PY) -m course grade $(SUBMISSIONS) --out $(GRADES) $(if $(MARKS),--marks $(MARKS)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(if $(TIMES),--timestamps $(TIMES)) $(P)
 
 # Canvas and Moodle gradebook imports in GRADES/lms/ from GRADES/grades.csv and the class list ROSTER (a Canvas
 # export works as it is); LMS_ARGS='--canvas-id 12345 --missing zero' passes options (python -m course lms -h).
