@@ -13,8 +13,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course.grading import assignments, similarity
+from course.grading import assignments, similarity, synthetic
 from labkit.core import LabError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MASTER = Path(__file__).resolve().parents[1] / "notebooks" / "01_data_prep.ipynb"
 
@@ -309,3 +311,21 @@ def test_a_missing_detector_is_named_with_the_fix(monkeypatch, klass, reference)
 def test_starter_code_is_the_answer_cells_of_nbgraders_student_version(tmp_path):
     (student,) = assignments.make_student_copies(MASTER.parent, tmp_path, ["01"])
     assert similarity.solution_code(nbformat.read(student, as_version=4)) == similarity.starter_code(master())
+
+
+@pytest.mark.parametrize("lab", ["01", "02"])
+def test_the_synthetic_class_has_its_copies_flagged_and_no_independent_pair(tmp_path, lab):
+    # course.grading.synthetic: own code drawn from one grammar, so independent students share many short
+    # idioms by chance; the copies in disguise (renamed, re-commented) must stand out, and nothing else
+    manifest = synthetic.make_class(lab, tmp_path, 80, seed=3)
+    students = list(manifest.students.values()) if isinstance(manifest.students, dict) else manifest.students
+    notebooks = {
+        s.student: nbformat.read(tmp_path / "submissions" / f"{s.student}.ipynb", as_version=4)
+        for s in students
+        if not s.malformed
+    }
+    masters = ROOT / "notebooks"
+    master = nbformat.read(next(masters.glob(f"{lab}_*.ipynb")), as_version=4)
+    flagged = {(p.a, p.b) for p in similarity.similar_pairs(notebooks, similarity.boilerplate(master))}
+    copies = {tuple(sorted((s.student, s.pair))) for s in students if s.pair}
+    assert copies and flagged == copies
