@@ -3,6 +3,7 @@
     python -m course bench                 # everything the data at hand allows
     python -m course bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats,
                                            # folder, gpu, grading
+    BENCH_CLASS=20 python -m course bench grading   # grading a synthetic class of 20 (default 200)
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
 repeated runs, and a ratio is always measured within one run, alternating its two sides. Time it on
@@ -344,40 +345,91 @@ def bench_ddp() -> None:
     report("ddp", "speed-up of 2 processes over 1 (median of 3 pairs)", round(statistics.median(pairs), 3))
 
 
+def _as_expected(student, result: dict) -> bool:
+    """Whether grading gave a synthetic student (`course.grading.synthetic.Student`) what its kind should
+    get: full marks for full answers, 0 for the untouched student version, the answered exercises' points
+    for a partial one, the wrong exercises' points lost for a wrong one (what else it loses is not
+    judged), unreadable / unknown lab for a malformed file."""
+    if result["status"] != student.expected_status:
+        return False
+    if student.expected_points is None:
+        return True
+    points = {e["id"]: e["points"] for e in result["exercises"]}
+    if student.wrong:
+        return all(points[e] == 0 for e in student.wrong)
+    return sum(points.values()) == student.expected_points
+
+
 def bench_grading() -> None:
-    """Grading throughput (course.grading: each notebook in its own process behind the isolation boundary,
-    its tests in the grader's): lab 02 under smoke, 2 submissions per core (masters and untouched student
-    versions, alternating), one at a time per core."""
+    """Grading a synthetic class (`course.grading.synthetic`: full, partial, wrong, empty, near-duplicate
+    and malformed submissions) of lab 02 under smoke: $BENCH_CLASS students (default 200), one per core
+    at a time. Throughput, the grader's overhead per submission beyond the lab's own kernel time
+    (result.json's `seconds` - `notebook_seconds`), peak memory, and whether each kind got what it should."""
     import shutil
+    from collections import defaultdict
 
-    from course.grading.assignments import make_student_copies
     from course.grading.grade import grade
+    from course.grading.synthetic import make_class
+    from labkit.core import LabError
 
+    text = os.environ.get("BENCH_CLASS", "200")
+    if not text.isdigit():
+        raise LabError(f"BENCH_CLASS={text!r}: give the number of students, e.g. BENCH_CLASS=200.")
+    n = int(text)
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
-    masters = project_root() / "notebooks"
-    student = make_student_copies(masters, work / "student", ["02"])[0]
-    (work / "submissions").mkdir()
-    n = 2 * (os.cpu_count() or 1)
-    for i in range(n):
-        shutil.copyfile(
-            masters / "02_naive_cnn.ipynb" if i % 2 == 0 else student,
-            work / "submissions" / f"s{i:02d}.ipynb",
+    try:
+        manifest = make_class("02", work / "class", n)
+        start = time.perf_counter()
+        results = grade(
+            work / "class" / "submissions", work / "out", params={"profile": "smoke"}, log=lambda *a: None
         )
-    start = time.perf_counter()
-    results = grade(work / "submissions", work / "out", params={"profile": "smoke"}, log=lambda *a: None)
-    minutes = (time.perf_counter() - start) / 60
-    bad = [r["student"] for r in results if r["status"] != "ok"]
-    report(
-        "grading",
-        f"lab 02 smoke, {n} submissions, {os.cpu_count()} at once: per minute",
-        round(n / minutes, 2),
-    )
-    report(
-        "grading", "seconds per submission, median", statistics.median(r.get("seconds", 0.0) for r in results)
-    )
-    if bad:
-        report("grading", "not graded ok", ", ".join(bad))
-    shutil.rmtree(work, ignore_errors=True)
+        minutes = (time.perf_counter() - start) / 60
+        ran = [r for r in results if "notebook_seconds" in r]  # the worker graded it (not refused at once)
+        jobs = os.cpu_count() or 1
+        report("grading", f"lab 02 smoke, class of {n}, {jobs} at once: wall minutes", round(minutes, 2))
+        report("grading", "submissions per minute (the whole class)", round(n / minutes, 2))
+        report("grading", "graded submissions per minute (a notebook run)", round(len(ran) / minutes, 2))
+        if ran:
+            seconds = [r["seconds"] for r in ran]
+            kernel = [r["notebook_seconds"] for r in ran]
+            report("grading", "seconds per graded submission, median (worker)", statistics.median(seconds))
+            report("grading", "lab's own kernel seconds per submission, median", statistics.median(kernel))
+            overhead = [r["seconds"] - r["notebook_seconds"] for r in ran]
+            report(
+                "grading",
+                "grader overhead per submission, median seconds",
+                round(statistics.median(overhead), 1),
+            )
+            report("grading", "grader overhead per submission, max seconds", round(max(overhead), 1))
+            report(
+                "grading",
+                "peak RSS of one submission's processes, MiB (max)",
+                max(r["peak_rss_mib"] for r in ran),
+            )
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+        report("grading", "grader's own peak RSS (this process), MiB", own)
+        report("grading", "largest worker or kernel process, peak RSS, MiB", children)
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        unexpected = []
+        for r in results:
+            student = manifest.students[r["student"]]
+            good = _as_expected(student, r)
+            tally[student.kind][0] += good
+            tally[student.kind][1] += 1
+            if not good:
+                got = sum(e["points"] for e in r["exercises"])
+                unexpected.append(f"{r['student']} ({student.kind}: {r['status']}, {got:g} points)")
+        for kind, (good, count) in sorted(tally.items()):
+            report("grading", f"{kind}: graded as expected", f"{good}/{count}")
+        if unexpected:
+            report(
+                "grading",
+                "not as expected",
+                ", ".join(unexpected[:12]) + (" ..." if len(unexpected) > 12 else ""),
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 BENCHMARKS = {

@@ -199,17 +199,21 @@ def _rss(pid: int) -> int:
 
 
 class Watchdog(threading.Thread):
-    """Kills the kernel when its resident memory (with its children) passes `limit` bytes."""
+    """Kills the kernel when its resident memory (with its children) passes `limit` bytes (0: no limit,
+    it only watches); `peak` is the highest resident memory it saw, in bytes."""
 
     def __init__(self, pid: int, limit: int, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.pid, self.limit, self.interval = pid, limit, interval
         self.fired = False
+        self.peak = 0
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            if _rss(self.pid) > self.limit:
+            rss = _rss(self.pid)
+            self.peak = max(self.peak, rss)
+            if self.limit and rss > self.limit:
                 self.fired = True
                 kill_tree(self.pid)
                 return

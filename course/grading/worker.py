@@ -13,7 +13,10 @@ trusted side of the grading, and it keeps two processes apart:
 
 nbgrader made the student version and the gradebook (`course.grading.assignments`); its autograde,
 which runs the hidden tests inside the student's kernel and reads the score from its outputs, is not
-used. The result, with the reason each failing test gives, goes to RESULT.json.
+used. The result, with the reason each failing test gives, goes to RESULT.json, with two figures for
+the grader's cost: `notebook_seconds`, the time the submission's process spent running the cells (the
+lab's own time; `seconds` is this whole process's), and `peak_rss_mib`, the highest resident memory of
+the submission's processes that the memory watchdog saw.
 """
 
 from __future__ import annotations
@@ -209,13 +212,15 @@ def grade_submission(spec: dict) -> dict:
     with open(work / "notebook.log", "wb") as log:
         submission, how = _start(spec, sandbox_dir, log, deadline, shared)
         result["isolation"] = how
-        watchdog = sandbox.Watchdog(submission.pid, spec["memory_bytes"]) if spec["memory_bytes"] else None
-        if watchdog:
-            watchdog.start()
+        # with no memory limit it only watches: its peak is the submission's peak_rss_mib either way
+        watchdog = sandbox.Watchdog(submission.pid, spec["memory_bytes"] or 0)
+        watchdog.start()
         runner = verdict.Tests(master, submission, shared)
         labkit.check._REMOTE = remote.Watch(submission)
         try:
-            _run(cells, tests, submission, runner, entries, spec["hidden_lines"], result["cell_errors"])
+            notebook_seconds = _run(
+                cells, tests, submission, runner, entries, spec["hidden_lines"], result["cell_errors"]
+            )
         finally:
             labkit.check._REMOTE = None
             submission.close()
@@ -225,9 +230,10 @@ def grade_submission(spec: dict) -> dict:
                 pass
             sandbox.kill_tree(submission.pid)
             submission.drainer.join(timeout=30)
-            if watchdog:
-                watchdog.stopped.set()
-    if watchdog and watchdog.fired or submission.out_of_memory:
+            watchdog.stopped.set()
+    result["notebook_seconds"] = round(notebook_seconds, 1)  # the lab's own time; the rest is the grader's
+    result["peak_rss_mib"] = round(watchdog.peak / 2**20, 1)
+    if watchdog.fired or submission.out_of_memory:
         result["status"] = "memory limit"
     elif submission.timed_out:
         result["status"] = "time limit"
@@ -258,19 +264,23 @@ def _not_run(status: str, time_limit: float) -> str:
     }.get(status, "no points: the test cell did not pass")
 
 
-def _run(cells, tests, submission, runner, entries, hidden_lines, errors: list) -> None:
-    """Each cell in the submission's process; after each test cell, its test in this one."""
+def _run(cells, tests, submission, runner, entries, hidden_lines, errors: list) -> float:
+    """Each cell in the submission's process; after each test cell, its test in this one. Returns the
+    seconds the submission's process spent running the cells (the tests' time is not counted)."""
+    spent = 0.0
     for number, cell in enumerate(cells):
         if submission.gone:
-            return
+            return spent
+        began = time.monotonic()
         try:
             submission.request("exec", cell.source)
         except remote.SubmissionGone:
-            return
+            return spent + time.monotonic() - began
         except Exception as err:  # noqa: BLE001 - a failing cell of the notebook: the next cells still run
             if isinstance(err, MemoryError) or OUT_OF_MEMORY.search(str(err)):
                 submission.out_of_memory = True
             errors.append({"cell": number, "test": cell.grade_id, "error": _reason(err)[:300]})
+        spent += time.monotonic() - began
         if cell.grade_id is None or cell.grade_id not in entries:
             continue
         entry = entries[cell.grade_id]
@@ -278,11 +288,12 @@ def _run(cells, tests, submission, runner, entries, hidden_lines, errors: list) 
             with contextlib.redirect_stdout(io.StringIO()):
                 runner.run(tests[cell.grade_id])
         except remote.SubmissionGone:
-            return
+            return spent
         except BaseException as err:  # noqa: BLE001 - the test's failure is the student's feedback
             entry["message"] = _redact(_reason(err), hidden_lines)
             continue
         entry["points"] = entry["max"]
+    return spent
 
 
 def _reason(err: BaseException) -> str:
