@@ -808,7 +808,7 @@ def test_nothing_outside_the_graders_own_files_appears_beside_the_submissions(gr
         ["bait", "instructors", "masters", "out", "root-only.txt", "student", "submissions"]
     )
     assert sorted(p.name for p in graded["out"].iterdir()) == sorted(
-        [".grader", ".work", "feedback", "grades.csv", "marks_template.csv", "questions"]
+        [".grader", ".work", "feedback", "grades.csv", "marks_template.csv", "questions", "report.html"]
     )
     expected = {
         "notebook.log",
