@@ -53,7 +53,7 @@ from typing import Any
 
 import nbformat
 
-from course.grading import assignments, boundary, class_report, late, questions, sandbox, similarity
+from course.grading import assignments, boundary, class_report, late, lms, questions, sandbox, similarity
 from labkit.core import PROFILES, LabError, atomic_write, project_root
 
 VERSION = "1"  # bump when a change to grading should regrade unchanged submissions
@@ -566,7 +566,7 @@ class Grader:
                 points = {e["id"]: e["points"] for e in [*r["exercises"], *r.get("questions", [])]}
                 writer.writerow(
                     [
-                        _cell(r["student"]),
+                        lms.safe_cell(r["student"]),
                         *(_fmt(points[c]) if points.get(c) is not None else "" for c in columns),
                         *(_fmt(r[k]) if r.get(k) is not None else "" for k in lateness),
                         _fmt(_total(r)),
@@ -627,11 +627,6 @@ def _pending(result: dict) -> float:
 
 def _max(result: dict) -> float:
     return round(sum(e["max"] for e in [*result["exercises"], *result.get("questions", [])]), 3)
-
-
-def _cell(text: str) -> str:
-    """A spreadsheet cell that stays text: a leading =, +, - or @ would make it a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _fmt(x: float) -> str:

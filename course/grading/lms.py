@@ -75,12 +75,13 @@ def _key(name: str) -> str:
 
 
 def safe_cell(text: str) -> str:
-    """A spreadsheet cell that stays text: a leading =, +, - or @ would make it a formula."""
+    """A spreadsheet cell that stays text: a leading =, +, - or @ would make it a formula (grades.csv's
+    student cells too)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _unsafe(text: str) -> str:
-    """grades.csv's student cell as the grader wrote it (`grade._cell`), back to the name."""
+    """grades.csv's student cell as the grader wrote it (`safe_cell`), back to the name."""
     return text[1:] if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@") else text
 
 
