@@ -2,7 +2,7 @@
 
     python -m course bench                 # everything the data at hand allows
     python -m course bench smoke fit       # some of: smoke, fit, loader, features, ddp, cifar, cats,
-                                           # folder, gpu, grading
+                                           # folder, gpu, grading, judge
     BENCH_CLASS=20 python -m course bench grading   # grading a synthetic class of 20 (default 200)
 
 Nothing here is asserted; the figures are for people to read and compare. Speeds are medians of
@@ -246,6 +246,8 @@ def _bench_lab04(name: str, dataset: str, root: Path) -> None:
     report(name, "head seconds (features + head training)", m["head_train_seconds"])
     for key in ("frozen_test_accuracy", "finetune_test_accuracy", "finetune_aug_test_accuracy"):
         report(name, key, m[key])
+    report(name, "chosen on the validation split", m["chosen"])
+    report(name, "chosen_test_accuracy", m["chosen_test_accuracy"])
 
 
 def bench_cats() -> None:
@@ -266,6 +268,44 @@ def bench_folder() -> None:
         return
     root = held_out(train_dir / "train", "small_folder", n_test=75, n_train=125)
     _bench_lab04("folder", f"folder:{root}", root.parent)
+    # ImageNet features separate full-size cats and dogs almost perfectly (0.993), so this check cannot
+    # see whether fine-tuning hurts; two harder folders of the same size: the same photographs at 32 px,
+    # and CIFAR-10's cats and dogs (32 px, a pair its networks confuse most).
+    low = _small_copy(root, "small_folder_32px", side=32)
+    _bench_lab04("folder-32px", f"folder:{low}", low.parent)
+    cifar = _unpacked("cifar10-train.tar.gz", "cifar10")
+    if cifar is None:
+        report("folder-cifar", "skipped", "no cifar10-train.tar.gz")
+        return
+    pairs = _two_classes(cifar / "train", "cifar10_cat_dog", ("cat", "dog"))
+    root = held_out(pairs, "small_folder_cifar", n_test=75, n_train=125)
+    _bench_lab04("folder-cifar", f"folder:{root}", root.parent)
+
+
+def _small_copy(root: Path, name: str, side: int) -> Path:
+    """`BENCH_CACHE/holdout/<name>`: every image under `root` shrunk to `side` x `side` pixels (PNG)."""
+    from PIL import Image
+
+    target = BENCH_CACHE / "holdout" / name
+    if target.is_dir():
+        return target
+    tmp = Path(tempfile.mkdtemp(dir=BENCH_CACHE))
+    for image in sorted(p for p in root.rglob("*") if p.is_file()):
+        out = (tmp / image.relative_to(root)).with_suffix(".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(image).convert("RGB").resize((side, side), Image.Resampling.BICUBIC).save(out)
+    os.replace(tmp, target)
+    return target
+
+
+def _two_classes(train_dir: Path, name: str, classes: tuple[str, str]) -> Path:
+    """`BENCH_CACHE/<name>/`: links to the folders of two classes of an ImageFolder tree."""
+    target = BENCH_CACHE / name
+    target.mkdir(parents=True, exist_ok=True)
+    for cls in classes:
+        if not (target / cls).exists():
+            (target / cls).symlink_to(train_dir / cls)
+    return target
 
 
 def bench_gpu() -> None:
@@ -293,6 +333,32 @@ def bench_gpu() -> None:
     )
     for key, value in result.items():
         report("gpu", key, value)
+
+
+def bench_judge() -> None:
+    """Lab 08 under full on shapes: how often a network that took no part in the synthesis names the
+    class models (EfficientNet-Lite2 on Lite0's ImageNet class models; the seed-1 network on `shapes`),
+    for the bare pixel ascent and for feature visualisation, and the lab's seconds. Run alone, the lab
+    explains the quick lab-02 network `labkit.zoo` trains (`make lab` explains lab 02's own)."""
+    outcome = _run_labs(["08"], "full")["08_class_model_synthesis"]
+    m = outcome.metrics
+    classes = len(m["imagenet_classes"])
+    for key in (
+        "imagenet_judge_top1_pixels",
+        "imagenet_judge_top5_pixels",
+        "imagenet_judge_top1",
+        "imagenet_judge_top5",
+    ):
+        report("judge", f"{key} (Lite2, {classes} classes)", round(m[key], 3))
+    report(
+        "judge",
+        "cross_model_recognition on shapes (best pixel setting)",
+        round(m["cross_model_recognition"], 3),
+    )
+    report(
+        "judge", "cross_model_recognition_fourier on shapes", round(m["cross_model_recognition_fourier"], 3)
+    )
+    report("judge", "lab 08 under full, seconds", outcome.seconds)
 
 
 def _train_run(processes: int, threads: int, out: Path) -> dict:
@@ -443,6 +509,7 @@ BENCHMARKS = {
     "folder": bench_folder,
     "gpu": bench_gpu,
     "grading": bench_grading,
+    "judge": bench_judge,
 }
 
 

@@ -93,3 +93,27 @@ def write_predictions_csv(
     with atomic_write(path, newline="") as fh:
         df.to_csv(fh, index=False)
     return Path(path)
+
+
+def class_ranks(scores: Any, targets: Any) -> np.ndarray:
+    """The rank of each row's target class among that row's `scores` (N, K), logits or probabilities:
+    1 + the number of classes scored strictly higher, so 1 = the class named first (a tie counts for the
+    target). Introduced in notebooks/08_class_model_synthesis.ipynb, where a judge network ranks the
+    class of each class model."""
+    s = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=np.float64)
+    t = np.asarray(targets.detach().cpu() if hasattr(targets, "detach") else targets).astype(np.int64)
+    if s.ndim != 2 or t.shape != (len(s),):
+        raise LabError(f"scores {s.shape} and targets {t.shape}: expected (N, K) scores and N targets.")
+    if len(t) and (t.min() < 0 or t.max() >= s.shape[1]):
+        raise LabError(f"targets must be class indices in [0, {s.shape[1]}); got {t.min()} to {t.max()}.")
+    own = s[np.arange(len(t)), t]
+    return 1 + (s > own[:, None]).sum(axis=1)
+
+
+def top_k_share(ranks: Any, k: int) -> float:
+    """The share of ranks (from `class_ranks`) at most `k`: top-1 / top-5 accuracy when each row is an
+    image of its target class."""
+    r = np.asarray(ranks)
+    if k < 1 or r.size == 0:
+        raise LabError(f"top_k_share needs k >= 1 and at least one rank (k={k}, {r.size} ranks).")
+    return float((r <= k).mean())

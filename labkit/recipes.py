@@ -187,14 +187,20 @@ LAB07: dict[str, Any] = {
              "deletion_steps": 12, "occlusion_window": 0.25,
              "deletion_photos": ["chelsea", "coffee", "astronaut", "rocket"], "deletion_photo_size": 160},
 }  # fmt: skip
+# Lab 08's ImageNet classes under full, fixed before the comparison was run (the lab's settings were
+# chosen on ten other classes): animals, plants, food, objects and a scene, no two of one family.
+IMAGENET_CLASSES = ["goldfish", "flamingo", "monarch", "pineapple", "tree frog", "bald eagle", "peacock",
+                    "jellyfish", "starfish", "king penguin", "zebra", "ladybug", "strawberry", "lemon",
+                    "broccoli", "volcano", "daisy", "espresso", "pizza", "school bus"]  # fmt: skip
 LAB08: dict[str, Any] = {
     "smoke": {"dataset": "shapes", "steps": 30, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
-              "images_per_class": 1, "ensemble_seeds": [2, 3], "imagenet_classes": ["goldfish"],
-              "imagenet_steps": 20, "imagenet_size": 96, "n_fooling": 8, "fooling_max_steps": 100},
+              "images_per_class": 1, "ensemble_seeds": [2, 3], "imagenet_classes": ["goldfish", "flamingo"],
+              "imagenet_steps": 20, "imagenet_size": 96, "imagenet_shown": 2, "n_fooling": 8,
+              "fooling_max_steps": 100},
     "full": {"dataset": "shapes", "steps": 120, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
              "images_per_class": 3, "ensemble_seeds": [2, 3],
-             "imagenet_classes": ["goldfish", "flamingo", "monarch", "pineapple"], "imagenet_steps": 60,
-             "imagenet_size": 160, "n_fooling": 40, "fooling_max_steps": 200},
+             "imagenet_classes": IMAGENET_CLASSES, "imagenet_steps": 128, "imagenet_size": 128,
+             "imagenet_shown": 5, "n_fooling": 40, "fooling_max_steps": 200},
 }  # fmt: skip
 
 LABS: dict[str, dict[str, Any]] = {

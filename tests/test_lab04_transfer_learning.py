@@ -1,5 +1,5 @@
-"""Lab 04 under the smoke profile: the offline backbone recognises the photographs, and the
-frozen/fine-tuned/scratch comparison is recorded."""
+"""Lab 04 under the smoke profile: the offline backbone recognises the photographs, the
+frozen/fine-tuned/scratch comparison is recorded, and the network kept is chosen on the validation split."""
 
 import pytest
 
@@ -27,6 +27,21 @@ def test_records_the_comparison(smoke_metrics):
     assert m["frozen_test_accuracy"] >= 0.4
     assert m["frozen_test_accuracy"] > m["scratch_test_accuracy"]
     assert m["head_train_seconds"] >= m["feature_seconds"] > 0
+
+
+def test_the_network_kept_is_chosen_on_the_validation_split_cheapest_first_on_a_tie(smoke_metrics):
+    m = smoke_metrics("04_transfer_learning")
+    val = m["val_accuracies"]
+    order = ["frozen", "fine-tuned", "fine-tuned + augmentation"]
+    assert set(val) == set(order)  # the metrics file sorts keys
+    best = max(val.values())
+    assert m["chosen"] == next(name for name in order if val[name] == best)
+    test_key = {
+        "frozen": "frozen_test_accuracy",
+        "fine-tuned": "finetune_test_accuracy",
+        "fine-tuned + augmentation": "finetune_aug_test_accuracy",
+    }[m["chosen"]]
+    assert m["chosen_test_accuracy"] == m[test_key]
 
 
 def test_only_a_plain_train_moves_the_frozen_features(smoke_metrics):

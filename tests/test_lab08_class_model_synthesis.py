@@ -12,11 +12,21 @@ import pytest
 
 NOTEBOOK = "08_class_model_synthesis"
 SETTINGS = ["none", "L2", "+ jitter", "+ blur", "+ TV"]
+IMAGENET_SETTINGS = [
+    "pixels",
+    "pixels, regularised",
+    "+ Fourier basis",
+    "+ decorrelated colour",
+    "+ transforms",
+]
 ENSEMBLE = "3 networks"  # the lab-02 network and two more (seeds 2 and 3); the judge (seed 1) is not one
 # The README's full-profile targets (section "Full-profile targets"); keep the two in step.
 FULL_CONFIDENCE = 0.95  # the network's mean p(c) on its own class models, best single-network setting (0.968)
 FULL_RECOGNITION = (
     0.30  # share of the 30 class models the held-out judge names, best setting (0.600; chance 0.1)
+)
+FULL_IMAGENET_TOP5 = (
+    0.5  # share of the 20 classes whose class model (all three changes) Lite2 puts in its top 5 (0.70)
 )
 FULL_FOOLING_SUCCESS = 0.95  # adversarial images that flip the network to the target (of 40; measured 1.0)
 FULL_FOOLING_TRANSFER = 0.25  # of those, the share the judge also assigns to the chosen class (measured 0.0)
@@ -76,10 +86,40 @@ def test_lab08_log_probability_objective_beats_the_raw_score(smoke_metrics):
 
 
 @pytest.mark.notebook
-def test_lab08_imagenet_class_model_convinces_the_pretrained_network(smoke_metrics):
+def test_lab08_imagenet_class_models_are_judged_by_a_network_that_took_no_part(smoke_metrics):
     m = smoke_metrics(NOTEBOOK)
-    assert set(m["imagenet_confidence"]) == {"goldfish"}
-    assert m["imagenet_confidence"]["goldfish"] > 0.9
+    assert m["imagenet_classes"] == ["goldfish", "flamingo"]
+    assert set(m["imagenet_ablation"]) == set(IMAGENET_SETTINGS)
+    n = len(m["imagenet_classes"])
+    for name, figures in m["imagenet_ablation"].items():
+        assert len(figures["judge_ranks"]) == n and all(1 <= r <= 1000 for r in figures["judge_ranks"])
+        assert figures["judge_top1"] == sum(r == 1 for r in figures["judge_ranks"]) / n, name
+        assert figures["judge_top5"] == sum(r <= 5 for r in figures["judge_ranks"]) / n, name
+    # the headline figures are the full method's and the bare pixel ascent's
+    method, pixels = m["imagenet_ablation"]["+ transforms"], m["imagenet_ablation"]["pixels"]
+    assert (m["imagenet_judge_top1"], m["imagenet_judge_top5"]) == (
+        method["judge_top1"],
+        method["judge_top5"],
+    )
+    assert (m["imagenet_judge_top1_pixels"], m["imagenet_judge_top5_pixels"]) == (
+        pixels["judge_top1"],
+        pixels["judge_top5"],
+    )
+    # the Fourier basis climbs faster than the pixels: after the same few steps Lite0 is surer of its
+    # images (0.97 against 0.66 under smoke)
+    fourier = m["imagenet_ablation"]["+ Fourier basis"]
+    assert fourier["confidence"] > 0.9 and fourier["confidence"] > pixels["confidence"]
+
+
+@pytest.mark.notebook
+def test_lab08_records_feature_visualisation_on_shapes(smoke_metrics):
+    m = smoke_metrics(NOTEBOOK)
+    figures = m["shapes_feature_visualisation"]
+    assert m["cross_model_recognition_fourier"] == figures["cross_model_recognition"]
+    assert figures["cross_model_recognition"] * 10 == pytest.approx(
+        round(figures["cross_model_recognition"] * 10)
+    )
+    assert figures["confidence"] > 3 * m["chance"], "the network barely finds its Fourier class models likely"
 
 
 @pytest.mark.notebook
@@ -103,6 +143,7 @@ def test_lab08_saves_its_figures(saved_figures):
             "regulariser_ablation",
             "ensemble_class_models",
             "class_models_shapes",
+            "class_models_shapes_fourier",
             "class_models_imagenet",
             "fooling_images",
         ],
@@ -118,6 +159,7 @@ def test_lab08_full_run_meets_the_readme_targets(full_metrics):
     ensemble, single = m["ablation"][ENSEMBLE], m["ablation"][m["best_single_network_setting"]]
     assert ensemble["cross_model_recognition"] > single["cross_model_recognition"]
     assert m["log_softmax_objective_confidence"] > m["score_objective_confidence"]
-    assert min(p for p in m["imagenet_confidence"].values()) > 0.9
+    assert m["imagenet_judge_top5"] >= FULL_IMAGENET_TOP5
+    assert m["imagenet_judge_top5"] > m["imagenet_judge_top5_pixels"]
     assert m["fooling_success_rate"] >= FULL_FOOLING_SUCCESS
     assert m["fooling_transfer_rate"] <= FULL_FOOLING_TRANSFER

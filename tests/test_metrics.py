@@ -1,13 +1,15 @@
-"""labkit.metrics against numbers worked out by hand on a 6-sample example."""
+"""labkit.metrics against numbers worked out by hand on a 6-sample example, and the class ranks of a judge
+against scikit-learn's top-k accuracy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.metrics as sk
 
 from labkit.core import LabError
-from labkit.metrics import confusion, report, summary, write_predictions_csv
+from labkit.metrics import class_ranks, confusion, report, summary, top_k_share, write_predictions_csv
 from labkit.train import Predictions
 
 # true:  0 0 0 1 1 2
@@ -95,3 +97,24 @@ def test_write_predictions_csv_default_ids_and_length_check(tmp_path):
     with pytest.raises(LabError, match="2 predictions but 3 ids"):
         write_predictions_csv(tmp_path / "q.csv", preds, ["a", "b"], ids=[1, 2, 3])
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_class_ranks_count_the_classes_scored_higher_and_agree_with_sklearns_top_k_accuracy():
+    scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]])
+    assert class_ranks(scores, [1, 2, 0]).tolist() == [1, 3, 3]
+    assert class_ranks(np.array([[0.4, 0.4, 0.2]]), [1]).tolist() == [1]  # a tie counts for the target
+    rng = np.random.default_rng(0)
+    logits, targets = rng.normal(size=(200, 50)), rng.integers(0, 50, 200)
+    ranks = class_ranks(logits, targets)
+    for k in (1, 5, 10):
+        oracle = sk.top_k_accuracy_score(targets, logits, k=k, labels=np.arange(50))
+        assert top_k_share(ranks, k) == pytest.approx(oracle)
+
+
+def test_class_ranks_refuse_targets_outside_the_classes_and_mismatched_shapes():
+    with pytest.raises(LabError, match=r"class indices in \[0, 3\)"):
+        class_ranks([[0.1, 0.2, 0.7]], [3])
+    with pytest.raises(LabError, match="expected \\(N, K\\) scores and N targets"):
+        class_ranks([[0.1, 0.2, 0.7]], [0, 1])
+    with pytest.raises(LabError, match="k >= 1"):
+        top_k_share([1, 2], 0)

@@ -9,6 +9,7 @@ from labkit.interpret.attribution import GuidedReLU, class_index, conv_layers, m
 from labkit.interpret.class_model import class_model
 from labkit.interpret.deconvnet import GradientRuleWarning, deconvnet
 from labkit.interpret.deletion import auc, blurred, deletion_curve, pixel_order
+from labkit.interpret.feature_visualisation import visualise
 from labkit.interpret.filters import channel_means, feature_maps, filters, input_channel_norms
 from labkit.interpret.fooling import fool
 from labkit.interpret.gradcam import default_gradcam_layer, gradcam, guided_gradcam, spatial_layers
@@ -30,5 +31,5 @@ __all__ = [
     "max_activating_patches", "occlusion", "occlusion_masks", "pixel_order", "pointing_game", "pointing_hits",
     "randomised", "rank_correlation", "receptive_field", "receptive_field_error", "receptive_field_table",
     "relative_error", "saliency", "sanity_check", "spatial_layers", "topk_targets", "total_variation",
-    "train_inversion",
+    "train_inversion", "visualise",
 ]  # fmt: skip
