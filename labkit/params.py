@@ -230,7 +230,8 @@ _INTERPRETING: dict[str, Rule] = {"n_patch_images": POSITIVE, "n_units": POSITIV
                                   "steps": POSITIVE, "objective": choice(OBJECTIVES),
                                   "second_seed": _second_seed, "images_per_class": POSITIVE,
                                   "ensemble_seeds": _seed_lists, "imagenet_classes": _imagenet_classes,
-                                  "imagenet_steps": POSITIVE, "imagenet_size": integer(32)}  # fmt: skip
+                                  "imagenet_steps": POSITIVE, "imagenet_size": integer(32),
+                                  "imagenet_shown": POSITIVE}  # fmt: skip
 RULES: dict[str, Rule] = {**_EVERY_LAB, **_TRAINING, **_INTERPRETING}
 
 

@@ -1,8 +1,9 @@
 """The real labs through the grader, in one parallel run under smoke: every lab's master (full marks,
 its written answers waiting to be marked), lab 02's untouched student version (bob) and the master
-with one exercise answered wrongly (carol), and the untouched student version of every other lab
-(every exercise unanswered: zero points, a message each, and every other cell still runs on the
-reference versions). Each exercise's own wrong answers are tested in tests/test_exercises.py."""
+with two exercises answered wrongly (carol: one of them changes its input in place), and the
+untouched student version of every other lab (every exercise unanswered: zero points, a message
+each, and every other cell still runs on the reference versions). Each exercise's own wrong answers
+are tested in tests/test_exercises.py."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def graded(tmp_path_factory, smoke_run):
     )
     assert "    model.train()\n" in answer.source
     answer.source = answer.source.replace("    model.train()\n", "")  # the classic bug: left in eval mode
+    # an in-place change of an input: graded in another process, the grader must still see it
+    confused = next(
+        c for c in master02.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "02-confused-answer"
+    )
+    assert "off_diagonal = np.array(cm, copy=True)" in confused.source
+    confused.source = confused.source.replace("off_diagonal = np.array(cm, copy=True)", "off_diagonal = cm")
     nbformat.write(master02, subs / "carol.ipynb")
     for name, path in copies.items():
         if name != LAB02:
@@ -75,15 +82,16 @@ def test_student_versions_carry_no_solutions_no_hidden_tests_and_nothing_beside_
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
 
 
-def test_lab02_master_gets_full_marks_student_version_zero_and_a_wrong_answer_loses_only_its_exercise(graded):
+def test_lab02_master_full_marks_student_version_zero_and_wrong_answers_lose_only_their_exercises(graded):
     r = graded["results"]
     full = {"02-cnn": 4, "02-size": 2, "02-params": 3, "02-table": 3, "02-epoch": 3, "02-confused": 1}
     assert r["alice"]["status"] == "ok" and points(r["alice"]) == full
     assert r["bob"]["status"] == "ok" and points(r["bob"]) == dict.fromkeys(full, 0)
     assert r["carol"]["status"] == "ok", r["carol"].get("error")
-    assert points(r["carol"]) == {**full, "02-epoch": 0}, r["carol"]["exercises"]
-    carol = next(e for e in r["carol"]["exercises"] if e["id"] == "02-epoch")["message"]
-    assert "not in training mode" in carol
+    assert points(r["carol"]) == {**full, "02-epoch": 0, "02-confused": 0}, r["carol"]["exercises"]
+    messages = {e["id"]: e["message"] for e in r["carol"]["exercises"]}
+    assert "not in training mode" in messages["02-epoch"]
+    assert "changed the matrix it was given" in messages["02-confused"]
     rows = (graded["out"] / "grades.csv").read_text().splitlines()
     assert rows[0].startswith(
         "student,01-verify,01-split,01-stats,01-shift,01-weights,01-sampler,"

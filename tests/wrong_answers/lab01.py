@@ -91,6 +91,16 @@ WRONG = [
     },
     {
         "exercise": "01-shift",
+        "why": "writes the shifted images back into the caller's batch",
+        "replace": {
+            "    return shifted[:, :c], shifted[:, c] > 0.5": (
+                "    images.copy_(shifted[:, :c])\n    return shifted[:, :c], shifted[:, c] > 0.5"
+            )
+        },
+        "says": "changed the images or masks it was given",
+    },
+    {
+        "exercise": "01-shift",
         "why": "draws the offsets from torch's global generator, not from `generator`",
         "replace": {"(n, 2), generator=generator)": "(n, 2))"},
         "says": "same generator seed",

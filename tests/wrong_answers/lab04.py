@@ -84,6 +84,12 @@ WRONG = [
     },
     {
         "exercise": "04-fit-head",
+        "why": "clears the caller's features once trained, as if to free their memory",
+        "replace": {"    return losses\n": "    features.zero_()\n    return losses\n"},
+        "says": "changed the features",
+    },
+    {
+        "exercise": "04-fit-head",
         "why": "drops the last, smaller batch of every epoch",
         "replace": {"range(0, len(order), batch_size)": "range(0, len(order) - batch_size + 1, batch_size)"},
         "says": "the epoch losses at learning rate 0",
