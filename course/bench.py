@@ -349,10 +349,10 @@ def bench_judge() -> None:
         "imagenet_judge_top1",
         "imagenet_judge_top5",
     ):
-        report("judge", f"{key} (Lite2, {classes} classes)", round(m[key], 3))
+        report("judge", f"{key} (Lite2, {classes} classes; _pixels: regularised pixels)", round(m[key], 3))
     report(
         "judge",
-        "cross_model_recognition on shapes (best pixel setting)",
+        "cross_model_recognition on shapes (best setting, maybe the ensemble's)",
         round(m["cross_model_recognition"], 3),
     )
     report(
