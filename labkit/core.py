@@ -48,6 +48,23 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         ) from err
 
 
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively, so autocast to it makes training faster: a CUDA
+    GPU that supports it, or an x86 CPU with AMX or AVX512-BF16 (where it is about three times faster
+    than float32 for convolutions; elsewhere a CPU emulates it, slower than float32)."""
+    device = pick_device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:  # not Linux: assume no native bfloat16
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch (all devices); with `deterministic`, ask torch for deterministic
     kernels so the same seed, device and data give the same figures."""

@@ -32,31 +32,35 @@ _LAB02_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64],
               "hidden": 128, "dropout": 0.2, "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
               "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "none", "tta": True, "patience": 4,
-              "overfit_steps": 40},
+              "overfit_steps": 40, "amp": False},
     "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400, "channels": [16, 32, 64],
              "hidden": 128, "dropout": 0.2, "epochs": 14, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
              "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "light", "tta": False, "patience": 5,
-             "overfit_steps": 120},
+             "overfit_steps": 120, "amp": False},
 }  # fmt: skip
 
 # CIFAR-10: notebooks/02_naive_cnn.ipynb, section "Recipes for real data", shows what each part bought.
 _LAB02_CIFAR10 = {
     "full": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 8,
              "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
-             "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 120},
+             "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 120,
+             "amp": None},
     "smoke": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 1,
               "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
-              "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 40},
+              "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 40,
+              "amp": None},
 }  # fmt: skip
 
 # Photographs (cats vs dogs, any folder): 96-px inputs, random resized crops and flips.
 _LAB02_PHOTOS = {
     "full": {"image_size": 96, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.2, "epochs": 20,
              "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4,
-             "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": 6, "overfit_steps": 120},
+             "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": 6, "overfit_steps": 120,
+             "amp": False},
     "smoke": {"image_size": 64, "channels": [16, 32, 64], "hidden": 0, "dropout": 0.2, "epochs": 1,
               "batch_size": 64, "optimizer": "nesterov", "lr": 0.05, "weight_decay": 5e-4,
-              "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": None, "overfit_steps": 40},
+              "label_smoothing": 0.1, "augment": "light", "tta": True, "patience": None, "overfit_steps": 40,
+              "amp": False},
 }  # fmt: skip
 
 LAB02: dict[str, Any] = {
@@ -76,10 +80,13 @@ QUICK_EPOCHS = {"shapes": {"smoke": 4, "full": 10}, "cifar10": {"smoke": 1, "ful
 # (labkit.models.ResNet9; SGD + Nesterov, one-cycle), on CIFAR-10 airbench's network with residual
 # groups (labkit.models.AirbenchResNet) and airbench's recipe (Jordan 2024): batch 1024, Nesterov
 # momentum 0.85, batch-norm shifts trained 64x faster, a linear warm-up and decay, Lookahead. Both
-# with label smoothing 0.2, augmentation, mirrored test views, and the short last batch dropped.
+# with label smoothing 0.2, augmentation, mirrored test views, and the short last batch dropped; airbench
+# also with its whitening stem (whose bias trains for 3 epochs), identity-initialised convolutions,
+# alternating flips, one-pixel shifted test views too, and bfloat16 where the hardware has it (amp None).
 _RESNET9 = {"resnet_arch": "resnet9", "resnet_momentum": 0.9, "resnet_weight_decay": 5e-4,
-            "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle",
-            "resnet_lookahead": False}  # fmt: skip
+            "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle", "resnet_lookahead": False,
+            "resnet_whitening": True, "resnet_dirac": True, "resnet_whiten_bias_epochs": None,
+            "resnet_label_smoothing": 0.2, "resnet_tta": "mirror", "amp": False}  # fmt: skip
 _LAB03_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 32, "n_per_class": 60, "val_fraction": 0.1, "epochs": 1,
               "batch_size": 64, "lr": 3e-3, "depth": 8, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
@@ -92,12 +99,14 @@ _LAB03_SHAPES = {
 # curves, and the residual network trains on the rest); the notebook's section 4 shows what it reached.
 _AIRBENCH = {"resnet_arch": "airbench", "resnet_batch_size": 1024, "resnet_lr": 1.5, "resnet_momentum": 0.85,
              "resnet_weight_decay": 0.0013, "resnet_norm_lr_scale": 64.0, "resnet_scheduler": "linear",
-             "resnet_lookahead": True}  # fmt: skip
+             "resnet_lookahead": True, "resnet_whitening": True, "resnet_dirac": True,
+             "resnet_whiten_bias_epochs": 3, "resnet_label_smoothing": 0.2, "resnet_tta": "mirror_translate",
+             "amp": None}  # fmt: skip
 _LAB03_CIFAR10 = {
     "full": {"image_size": 32, "val_fraction": 0.02, "epochs": 2, "batch_size": 256, "lr": 3e-3, **_AIRBENCH,
-             "resnet_channels": [64, 256, 256], "resnet_epochs": 10, "augment": "small_shift"},
+             "resnet_channels": [64, 256, 256], "resnet_epochs": 15, "augment": "small_shift_alternating"},
     "smoke": {"image_size": 32, "val_fraction": 0.02, "epochs": 1, "batch_size": 256, "lr": 3e-3, **_AIRBENCH,
-              "resnet_channels": [16, 32, 32], "resnet_epochs": 1, "augment": "small_shift"},
+              "resnet_channels": [16, 32, 32], "resnet_epochs": 1, "augment": "small_shift_alternating"},
 }  # fmt: skip
 _LAB03_PHOTOS = {
     "full": {"image_size": 96, "epochs": 4, "batch_size": 64, "lr": 3e-3, **_RESNET9,
@@ -250,18 +259,24 @@ def quick_epochs(profile: str, dataset: str) -> int:
 
 def naive_training(params: dict[str, Any]) -> dict[str, Any]:
     """How lab 02 trains its network, from the lab's resolved parameters: what `labkit.zoo.fit_recipe`
-    takes (Adam or SGD, a one-cycle schedule, label smoothing, early stopping, mirrored test views)."""
+    takes (Adam or SGD, a one-cycle schedule, label smoothing, early stopping, mirrored test views,
+    bfloat16 autocast as `amp` says: None where the hardware computes it natively)."""
     keys = "epochs batch_size augment optimizer lr weight_decay label_smoothing patience tta".split()
     return {**{k: params[k] for k in keys}, "momentum": 0.9, "norm_lr_scale": 1.0, "scheduler": "onecycle",
-            "lookahead": False}  # fmt: skip
+            "lookahead": False, "amp": params.get("amp", False)}  # fmt: skip
 
 
 def resnet_training(params: dict[str, Any]) -> dict[str, Any]:
     """How lab 03 trains its residual network (section 4), from the lab's resolved parameters:
-    SGD with Nesterov momentum, label smoothing 0.2, mirrored test views, and the `resnet_*` values."""
+    SGD with Nesterov momentum and the `resnet_*` values (label smoothing, test-time views, the
+    whitening stem's bias epochs), and bfloat16 autocast as `amp` says (None: where it is native)."""
+    tta = {"none": False, "mirror": "mirror", "mirror_translate": "mirror_translate"}
     return {"epochs": params["resnet_epochs"], "batch_size": params["resnet_batch_size"],
             "augment": params["augment"], "optimizer": "nesterov", "lr": params["resnet_lr"],
-            "weight_decay": params["resnet_weight_decay"], "label_smoothing": 0.2, "patience": None,
-            "tta": True, "momentum": params["resnet_momentum"],
+            "weight_decay": params["resnet_weight_decay"],
+            "label_smoothing": params.get("resnet_label_smoothing", 0.2), "patience": None,
+            "tta": tta[params.get("resnet_tta", "mirror")], "momentum": params["resnet_momentum"],
             "norm_lr_scale": params["resnet_norm_lr_scale"], "scheduler": params["resnet_scheduler"],
-            "lookahead": params["resnet_lookahead"]}  # fmt: skip
+            "lookahead": params["resnet_lookahead"],
+            "whiten_bias_epochs": params.get("resnet_whiten_bias_epochs"),
+            "amp": params.get("amp")}  # fmt: skip

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from labkit import recipes
-from labkit.core import LabError, dataset_key
+from labkit.core import LabError, dataset_key, native_bfloat16
 from labkit.data import load_dataset, make_loaders
 from labkit.models import AirbenchResNet, NaiveCNN, ResNet9
+from labkit.models.airbench import PatchWhitening
 from labkit.params import check_layers
 from labkit.train import History, Lookahead, evaluate, fit, load_checkpoint, save_checkpoint
-from labkit.train.optim import build_optimizer, norm_scaled_groups
+from labkit.train.optim import build_optimizer, freeze_after, norm_scaled_groups
 
 WHITENING_IMAGES = 5000  # training images airbench's patch-whitening stem is fitted to
 
@@ -41,19 +42,28 @@ def fit_recipe(
     """Train `model` in place on `loaders` (`make_loaders`) with a lab's recipe and return fit's History.
 
     `training` is `labkit.recipes.naive_training(...)` or `resnet_training(...)`: the optimiser and
-    its rates, batch-norm's rate factor, Lookahead, the schedule, label smoothing and patience.
+    its rates, batch-norm's rate factor, Lookahead, the schedule, label smoothing, patience, how many
+    epochs a whitening stem's bias trains (`whiten_bias_epochs`, None: all) and `amp` (bfloat16
+    autocast; None: where the device computes it natively, `labkit.core.native_bfloat16`).
     `steps_per_epoch` (default `len(loaders.train)`) sizes Lookahead's schedule under torchrun;
-    `fit_options` go to `labkit.train.fit` (checkpoint, resume, progress, amp, world).
+    `fit_options` go to `labkit.train.fit` (checkpoint, resume, progress, world; `amp` overrides).
     """
     epochs = epochs or training["epochs"]
+    steps = steps_per_epoch or len(loaders.train)
     groups = norm_scaled_groups(model, training["lr"], training["weight_decay"], training["norm_lr_scale"])
     optimizer = build_optimizer(
         training["optimizer"], model, lr=training["lr"], momentum=training["momentum"], param_groups=groups
     )
+    bias_epochs, stem = training.get("whiten_bias_epochs"), getattr(model, "stem", None)
+    if bias_epochs is not None and isinstance(stem, PatchWhitening):
+        freeze_after(optimizer, [stem.get_parameter("bias")], bias_epochs * steps)  # airbench: 3 epochs
     if training["lookahead"]:  # every 5 steps, average the weights with a slow copy (Zhang et al. 2019)
-        optimizer = Lookahead(optimizer, model, total_steps=epochs * (steps_per_epoch or len(loaders.train)))
+        optimizer = Lookahead(optimizer, model, total_steps=epochs * steps)
+    amp = fit_options.pop("amp", None)
+    amp = training.get("amp") if amp is None else amp
     options = {k: training[k] for k in ("label_smoothing", "scheduler", "patience")}
     options.update(epochs=epochs, device=device, optimizer=optimizer, channels_last=True)
+    options.update(amp=native_bfloat16(device) if amp is None else bool(amp))
     return fit(model, loaders.train, loaders.val, **options, **fit_options)
 
 
@@ -74,14 +84,18 @@ def residual_network(params: dict[str, Any], splits) -> nn.Module:
         return ResNet9(splits.num_classes, channels=channels)
     if arch != "airbench":
         raise LabError(f"resnet_arch={arch!r}: expected one of {recipes.RESNET_ARCHS}.")
-    model = AirbenchResNet(splits.num_classes, widths=channels)
+    switches = {k: params.get(f"resnet_{k}", True) for k in ("whitening", "dirac")}  # off: ablations
+    model = AirbenchResNet(splits.num_classes, widths=channels, **switches)
+    if not switches["whitening"]:
+        return model
     # A fixed random sample: a folder's training images come class by class.
     pick = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:WHITENING_IMAGES]
     if splits.in_memory():
         images = splits.normalize(splits.images("train")[pick].float() / 255)
     else:
         images = torch.stack([splits.train_eval[int(i)][0] for i in pick])
-    model.stem.fit(images)
+    if isinstance(model.stem, PatchWhitening):
+        model.stem.fit(images)
     return model
 
 

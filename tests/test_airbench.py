@@ -150,3 +150,102 @@ def test_train_resnet_on_cifar10_trains_airbench_with_its_recipe(tmp_path, monke
 
 
 LAB03_SMOKE_CIFAR = recipes.resolve(recipes.LAB03, "smoke", "cifar10")
+
+
+def test_freeze_after_updates_for_the_first_steps_only_and_survives_a_checkpoint():
+    from labkit.train.optim import freeze_after
+
+    def make():
+        torch.manual_seed(0)
+        stem, rest = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3))
+        opt = torch.optim.SGD([stem, rest], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)
+        freeze_after(opt, [stem], 2)
+        return stem, rest, opt
+
+    def step(stem, rest, opt):
+        opt.zero_grad()
+        ((stem * 2).sum() + (rest * 2).sum()).backward()
+        opt.step()
+
+    stem, rest, opt = make()
+    values = []
+    for _ in range(5):
+        step(stem, rest, opt)
+        values.append((stem.detach().clone(), rest.detach().clone()))
+    assert not torch.equal(values[0][0], values[1][0])  # steps 1 and 2 move it
+    assert all(torch.equal(values[1][0], v[0]) for v in values[2:])  # then nothing: no momentum, no decay
+    assert all(not torch.equal(a[1], b[1]) for a, b in zip(values, values[1:]))  # the others go on
+    # The count is in the optimiser's state: a resumed optimiser freezes at the same step.
+    stem2, rest2, opt2 = make()
+    step(stem2, rest2, opt2)
+    saved = opt2.state_dict()
+    stem3, rest3, opt3 = make()
+    stem3.data.copy_(stem2.data), rest3.data.copy_(rest2.data)
+    opt3.load_state_dict(saved)
+    for _ in range(4):
+        step(stem3, rest3, opt3)
+    torch.testing.assert_close(stem3.detach(), values[-1][0])
+    with pytest.raises(LabError, match="steps=-1"):
+        freeze_after(opt, [stem], -1)
+    with pytest.raises(LabError, match="parameters the optimiser updates"):
+        freeze_after(opt, [nn.Parameter(torch.ones(1))], 1)
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_stays():
+    from labkit.zoo import fit_recipe
+
+    torch.manual_seed(0)
+    model = AirbenchResNet(3, widths=(8, 8, 8))
+    model.stem.fit(torch.randn(64, 3, 12, 12))
+    batches = [(torch.randn(8, 3, 12, 12), torch.randint(0, 3, (8,))) for _ in range(3)]
+
+    class Loaders:
+        train, val = batches, None
+
+    training = dict(recipes.resnet_training(recipes.defaults("03_residual_inception", "smoke", "cifar10")))
+    training.update(epochs=1, whiten_bias_epochs=1, lookahead=False, amp=False)
+    fit_recipe(model, Loaders, training, device=torch.device("cpu"), progress=False)
+    after_one = model.stem.bias.detach().clone()
+    assert after_one.abs().sum() > 0  # it trained in epoch 1
+    training.update(whiten_bias_epochs=0)
+    fit_recipe(model, Loaders, training, device=torch.device("cpu"), progress=False)
+    torch.testing.assert_close(model.stem.bias.detach(), after_one, rtol=0, atol=0)  # 0 epochs: frozen
+    assert not model.stem.weight.requires_grad
+
+
+def test_ablation_switches_replace_the_stem_and_the_identity_start():
+    plain = AirbenchResNet(10, widths=(8, 16, 16), whitening=False, dirac=False)
+    assert type(plain.stem) is nn.Conv2d and plain.stem.weight.requires_grad and plain.stem.out_channels == 24
+    assert plain(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    w = plain.group1.conv2.weight
+    assert not torch.equal(w[:, :, 1, 1].diagonal(), torch.ones(8))  # not an identity start
+    rebuilt = build(plain.arch)
+    assert type(rebuilt.stem) is nn.Conv2d and rebuilt.config == plain.config
+    default = AirbenchResNet(10, widths=(8, 16, 16))
+    assert (
+        isinstance(default.stem, PatchWhitening) and default.config["whitening"] and default.config["dirac"]
+    )
+
+
+def test_native_bfloat16_reads_the_cpu_flags(monkeypatch):
+    import builtins
+    import io
+
+    from labkit.core import native_bfloat16
+
+    real_open = builtins.open
+
+    def fake(flags):
+        def opener(path, *args, **kwargs):
+            if str(path) == "/proc/cpuinfo":
+                return io.StringIO(f"processor\t: 0\nflags\t\t: {flags}\n")
+            return real_open(path, *args, **kwargs)
+
+        return opener
+
+    monkeypatch.setattr(builtins, "open", fake("fpu sse avx2 avx512f"))
+    assert native_bfloat16("cpu") is False  # AVX-512 alone emulates bfloat16: slower than float32
+    monkeypatch.setattr(builtins, "open", fake("fpu avx512f amx_tile amx_bf16"))
+    assert native_bfloat16("cpu") is True
+    monkeypatch.setattr(builtins, "open", fake("fpu avx512f avx512_bf16"))
+    assert native_bfloat16("cpu") is True

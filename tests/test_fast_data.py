@@ -307,3 +307,67 @@ def test_tta_averages_the_logits_of_each_image_and_its_mirror():
     assert train.evaluate(Left(), loader)["accuracy"] == 1.0
     p = train.predict(Left(), loader, tta=True)
     assert np.allclose(p.probs, 0.5)  # the mirror image says the opposite: the average is undecided
+
+
+def test_mirror_translate_views_are_airbench_s():
+    # The oracle: airbench94's infer_mirror_translate (legacy/airbench94.py), written out on 32 px images.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(5))
+    x = torch.randn(6, 3, 32, 32)
+    model(x)  # materialise the lazy layer
+
+    def mirror(v):
+        return 0.5 * model(v) + 0.5 * model(v.flip(-1))
+
+    padded = torch.nn.functional.pad(x, (1,) * 4, "reflect")
+    shifted = [mirror(padded[:, :, 0:32, 0:32]), mirror(padded[:, :, 2:34, 2:34])]
+    expected = 0.5 * mirror(x) + 0.5 * torch.stack(shifted).mean(0)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    p = train.predict(model, [(x, y)], tta="mirror_translate")
+    np.testing.assert_allclose(p.probs, torch.softmax(expected, 1).detach().numpy(), rtol=1e-5, atol=1e-6)
+    mirror_only = train.predict(model, [(x, y)], tta="mirror").probs
+    assert not np.allclose(p.probs, mirror_only, atol=1e-4)  # the shifted views do count
+    with pytest.raises(LabError, match="tta='mirror_shift'.*mirror_translate"):
+        train.evaluate(model, [(x, y)], tta="mirror_shift")
+
+
+def _flipped(loader, images):
+    """For each epoch's batches, which images (by index) came out mirrored."""
+    seen = {}
+    for x, y in loader:
+        for xi, yi in zip(x, y):
+            mirrored = torch.allclose(xi, images[yi].float().flip(-1), atol=1e-3)
+            assert mirrored or torch.allclose(xi, images[yi].float(), atol=1e-3)
+            seen[int(yi)] = mirrored
+    return seen
+
+
+def test_alternating_flip_mirrors_each_image_every_other_epoch():
+    # Asymmetric images (each its own index as target): which way each one comes out can be read off.
+    images = torch.randint(0, 256, (40, 3, 6, 6), dtype=torch.uint8)
+    loader = TensorLoader(
+        images, torch.arange(40), 7, mean=(0, 0, 0), std=(1 / 255,) * 3, augment=("alternating_flip",),
+        shuffle=True, seed=3,
+    )  # fmt: skip
+    epochs = [_flipped(loader, images) for _ in range(4)]
+    assert all(len(e) == 40 for e in epochs)
+    first = torch.tensor([epochs[0][i] for i in range(40)])
+    assert 10 <= int(first.sum()) <= 30  # about half, drawn once
+    for a, b in zip(epochs, epochs[1:]):  # every image both ways in any two epochs in a row
+        assert all(a[i] != b[i] for i in range(40))
+    assert epochs[0] == epochs[2] and epochs[1] == epochs[3]
+    loader.set_epoch(2)  # as fit does on resume: epoch 2's flips, whatever came before
+    assert _flipped(loader, images) == epochs[1]
+    again = TensorLoader(
+        images, torch.arange(40), 7, mean=(0, 0, 0), std=(1 / 255,) * 3, augment=("alternating_flip",),
+        shuffle=True, seed=3,
+    )  # fmt: skip
+    assert _flipped(again, images) == epochs[0]  # the same seed: the same half
+
+
+def test_alternating_flip_falls_back_to_random_flips_per_image():
+    # A per-image loader cannot know the epoch: the name is accepted and flips at random.
+    from labkit.data.transforms import train_transform
+
+    t = train_transform(8, (0, 0, 0), (1, 1, 1), augment="small_shift_alternating")
+    assert any(type(s).__name__ == "RandomHorizontalFlip" for s in t.transforms)

@@ -14,7 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BATCH_AUGMENTATIONS = ("translate", "small_translate", "crop", "flip", "vflip", "rotation", "color")
+BATCH_AUGMENTATIONS = (
+    "translate", "small_translate", "crop", "flip", "alternating_flip", "vflip", "rotation", "color"
+)  # fmt: skip
+# Not drawn per batch: the loader flips with `alternating_flip`, which must know each image and the epoch.
+PER_EPOCH = ("alternating_flip",)
 CROP_SCALE, CROP_RATIO = (0.7, 1.0), (0.85, 1.18)
 MAX_DEGREES, COLOR_STRENGTH = 20.0, 0.3
 
@@ -27,6 +31,19 @@ def flip(x: torch.Tensor, generator: torch.Generator | None, dim: int = -1) -> t
     """Mirror half of the images along `dim` (-1: left-right, -2: top-bottom). x: (N, C, H, W)."""
     mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
     return torch.where(mask, x.flip(dim), x)
+
+
+def flip_parity(n: int, seed: int) -> torch.Tensor:
+    """(n,) bool: which images `alternating_flip` mirrors in even epochs (about half), drawn from `seed`."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+
+
+def alternating_flip(x: torch.Tensor, parity: torch.Tensor, epoch: int) -> torch.Tensor:
+    """airbench's flips (Jordan 2024): image i of x (N, C, H, W) is mirrored when parity[i] (N,) bool
+    differs from whether `epoch` (from 1) is even. Every image is seen both ways in any two epochs in a
+    row, where random flips show a quarter of them the same way twice."""
+    mask = (parity.to(x.device) ^ (epoch % 2 == 0)).view(-1, 1, 1, 1)
+    return torch.where(mask, x.flip(-1), x)
 
 
 def translate(x: torch.Tensor, generator: torch.Generator | None, padding: int | None = None) -> torch.Tensor:
@@ -93,7 +110,7 @@ class BatchAugment:
     `names` from `BATCH_AUGMENTATIONS` (empty: normalise only)."""
 
     def __init__(self, names: Sequence[str], mean: Sequence[float], std: Sequence[float]):
-        unknown = [n for n in names if n not in BATCH_AUGMENTATIONS]
+        unknown = [n for n in names if n not in BATCH_AUGMENTATIONS]  # PER_EPOCH ones: the loader's
         if unknown:
             raise ValueError(f"no batch version of {unknown}; batch augmentations are {BATCH_AUGMENTATIONS}")
         self.names = tuple(names)

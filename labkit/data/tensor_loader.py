@@ -15,13 +15,15 @@ import torch
 
 from labkit.core import generator as seeded_generator
 from labkit.core import pick_device
-from labkit.data.batch_aug import BatchAugment
+from labkit.data.batch_aug import PER_EPOCH, BatchAugment, alternating_flip, flip_parity
 
 
 class TensorLoader:
     """Shuffled (or ordered), normalised, augmented batches from uint8 images (N, 3, S, S) in memory.
 
-    `augment` names batch augmentations (`labkit.data.batch_aug`); with `weights` (N,) each epoch
+    `augment` names batch augmentations (`labkit.data.batch_aug`; "alternating_flip" mirrors a fixed
+    half of the images in even epochs and the other half in odd ones: call `set_epoch` before each
+    epoch, as `labkit.train.fit` does, else epochs count iterations); with `weights` (N,) each epoch
     draws N indices with replacement in proportion to them (a class-balanced sampler) instead of
     shuffling; `dataset` is the per-sample Dataset of the same split; `device` None: the CPU.
     """
@@ -48,10 +50,18 @@ class TensorLoader:
         self.images = images.to(self.device)
         self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.long).to(self.device)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
-        self.augment, self.generator = BatchAugment(augment, mean, std), seeded_generator(seed)
+        batch_names = [a for a in augment if a not in PER_EPOCH]
+        self.augment, self.generator = BatchAugment(batch_names, mean, std), seeded_generator(seed)
+        self.epoch, self.parity = 0, None  # alternating flips: the epoch, and which images flip in even ones
+        if "alternating_flip" in augment:
+            self.parity = flip_parity(len(self.targets), seed)
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.dataset = dataset
         self.rank, self.world_size, self.pad = 0, 1, False  # all of the data (see `shard`)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch (from 1) the next pass over the data belongs to; it decides the alternating flips."""
+        self.epoch = int(epoch) - 1
 
     def shard(self, rank: int, world_size: int, *, pad: bool = True) -> TensorLoader:
         """The share of process `rank` among `world_size`: a view of the same images and generator.
@@ -91,13 +101,18 @@ class TensorLoader:
                 generator.manual_seed(int(torch.randint(0, 2**62, (), generator=self.generator)) + self.rank)
             order = order[self.rank :: size]
         order = order.to(self.device)
+        self.epoch += 1
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.augment(self.images[idx], generator), self.targets[idx]
+            x = self.augment(self.images[idx], generator)
+            if self.parity is not None:
+                x = alternating_flip(x, self.parity[idx.cpu()], self.epoch)
+            yield x, self.targets[idx]
 
     def __repr__(self) -> str:
         share = f", share {self.rank} of {self.world_size}" if self.world_size > 1 else ""
+        names = [*self.augment.names, *(["alternating_flip"] if self.parity is not None else [])]
         return (
             f"TensorLoader({len(self.targets)} images, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"augment={list(self.augment.names)}, device={self.device}{share})"
+            f"augment={names}, device={self.device}{share})"
         )

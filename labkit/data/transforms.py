@@ -20,6 +20,8 @@ AUGMENTATIONS = {
     "translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 8), padding_mode="reflect"),
     "small_translate": lambda s, fill: v2.RandomCrop(s, padding=max(1, s // 16), padding_mode="reflect"),
     "flip": lambda s, fill: v2.RandomHorizontalFlip(),
+    # A per-image loader does not know the epoch: it flips at random; `TensorLoader` alternates.
+    "alternating_flip": lambda s, fill: v2.RandomHorizontalFlip(),
     "vflip": lambda s, fill: v2.RandomVerticalFlip(),
     "rotation": lambda s, fill: v2.RandomRotation(20, fill=fill),
     "perspective": lambda s, fill: v2.RandomPerspective(distortion_scale=0.2, p=0.3, fill=fill),
@@ -32,6 +34,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "light": ("crop", "flip"),
     "shift": ("translate", "flip"),
     "small_shift": ("small_translate", "flip"),
+    "small_shift_alternating": ("small_translate", "alternating_flip"),
     "strong": ("crop", "flip", "rotation", "perspective", "color"),
 }
 

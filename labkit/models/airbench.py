@@ -42,15 +42,18 @@ class PatchWhitening(nn.Conv2d):
 
 class ResidualGroup(nn.Module):
     """conv 3x3 -> max-pool 2 -> BN -> GELU, then `x + GELU(BN(conv 3x3(x)))`:
-    (N, in_channels, H, W) -> (N, out_channels, H // 2, W // 2)."""
+    (N, in_channels, H, W) -> (N, out_channels, H // 2, W // 2). `dirac`: both convolutions start as
+    identities (their first filters copy an input channel each)."""
 
-    def __init__(self, in_channels: int, out_channels: int, bn_momentum: float = 0.4) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, bn_momentum: float = 0.4, dirac: bool = True
+    ) -> None:
         super().__init__()
-        self.conv1 = _conv(in_channels, out_channels)
+        self.conv1 = _conv(in_channels, out_channels, dirac)
         self.pool = nn.MaxPool2d(2)
         self.norm1 = _batch_norm(out_channels, bn_momentum)
         self.act1 = nn.GELU()
-        self.conv2 = _conv(out_channels, out_channels)
+        self.conv2 = _conv(out_channels, out_channels, dirac)
         self.norm2 = _batch_norm(out_channels, bn_momentum)
         self.act2 = nn.GELU()
 
@@ -62,7 +65,9 @@ class ResidualGroup(nn.Module):
 class AirbenchResNet(Rebuildable, nn.Module):
     """A whitening stem, three `ResidualGroup`s of `widths` channels, global max pooling and logits scaled
     by `logit_scale`: (N, 3, H, W) -> (N, num_classes), H, W >= 9. Call `model.stem.fit(images)` with a
-    few thousand normalised training images before training."""
+    few thousand normalised training images before training. For ablations: `whitening=False` makes the
+    stem an ordinary trained 2x2 convolution of the same width, `dirac=False` keeps PyTorch's random
+    initialisation of the convolutions."""
 
     ARCH = "airbench_resnet"
 
@@ -72,6 +77,8 @@ class AirbenchResNet(Rebuildable, nn.Module):
         widths: Sequence[int] = (64, 256, 256),
         logit_scale: float = 1 / 9,
         bn_momentum: float = 0.4,
+        whitening: bool = True,
+        dirac: bool = True,
     ) -> None:
         super().__init__()
         check_int("num_classes", num_classes, 2)
@@ -80,11 +87,12 @@ class AirbenchResNet(Rebuildable, nn.Module):
             raise LabError(f"widths={widths!r}: expected three positive ints, one per group.")
         self.config = dict(num_classes=num_classes, widths=widths)
         self.config.update(logit_scale=float(logit_scale), bn_momentum=float(bn_momentum))
-        self.stem = PatchWhitening(3, 2)
+        self.config.update(whitening=bool(whitening), dirac=bool(dirac))
+        self.stem: nn.Conv2d = PatchWhitening(3, 2) if whitening else nn.Conv2d(3, 24, 2)
         self.stem_act = nn.GELU()
         c_in = self.stem.out_channels
         for g, width in enumerate(widths, start=1):
-            self.add_module(f"group{g}", ResidualGroup(c_in, width, bn_momentum))
+            self.add_module(f"group{g}", ResidualGroup(c_in, width, bn_momentum, dirac))
             c_in = width
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.flatten = nn.Flatten()
@@ -97,10 +105,11 @@ class AirbenchResNet(Rebuildable, nn.Module):
         return self.fc(self.flatten(self.pool(x))) * self.logit_scale  # (N, num_classes)
 
 
-def _conv(c_in: int, c_out: int) -> nn.Conv2d:
+def _conv(c_in: int, c_out: int, dirac: bool = True) -> nn.Conv2d:
     conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-    with torch.no_grad():  # starts as an identity: the first min(c_in, c_out) filters copy their input
-        nn.init.dirac_(conv.weight[: min(c_in, c_out)])
+    if dirac:
+        with torch.no_grad():  # starts as an identity: the first min(c_in, c_out) filters copy their input
+            nn.init.dirac_(conv.weight[: min(c_in, c_out)])
     return conv
 
 

@@ -91,6 +91,8 @@ def fit(
                 break
             start, lr_now = time.perf_counter(), float(opt.param_groups[0]["lr"])
             world.start_epoch(epoch)
+            if hasattr(train_part, "set_epoch"):  # a TensorLoader's alternating flips follow the epoch
+                train_part.set_epoch(epoch)
             bar = {"desc": f"epoch {epoch}/{epochs}", "disable": not show}
             sums = train_sums(net, train_part, opt, criterion, device, batch_sched, bar, **fast)
             train_loss, train_acc = means(world.all_sum(sums), "train loader")  # over every process

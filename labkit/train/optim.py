@@ -56,6 +56,32 @@ def norm_scaled_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr
     return [g for g in groups if g["params"]]
 
 
+def freeze_after(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter], steps: int) -> None:
+    """Let `optimizer` update `params` for its first `steps` steps only, then never again.
+
+    airbench trains its whitening stem's bias for the first 3 epochs and then freezes it. Dropping the
+    gradient before each later step, rather than setting `requires_grad=False`, keeps momentum and weight
+    decay from moving them too (torch's optimisers skip a parameter whose grad is None) and works the
+    same under DistributedDataParallel. The count lives in the optimiser's state, so checkpoints keep it."""
+    params = list(params)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise LabError(
+            f"steps={steps!r}: expected a number of optimiser steps >= 0 (0: frozen from the start)."
+        )
+    owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    if not params or any(id(p) not in owned for p in params):
+        raise LabError("freeze_after needs parameters the optimiser updates (in one of its param_groups).")
+
+    def drop_late_gradients(opt, args, kwargs):
+        for p in params:
+            state = opt.state[p]
+            state["steps_before_freeze"] = seen = int(state.get("steps_before_freeze", 0)) + 1
+            if seen > steps:
+                p.grad = None
+
+    optimizer.register_step_pre_hook(drop_late_gradients)
+
+
 def build_optimizer(
     optimizer: str | torch.optim.Optimizer,
     model: nn.Module,

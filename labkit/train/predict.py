@@ -59,12 +59,36 @@ class Predictions:
         return f"Predictions(n={len(self)}, classes={classes}, accuracy={self.accuracy:.4f})"
 
 
-def _logits(model: nn.Module, x: torch.Tensor, tta: bool, amp: bool = False) -> torch.Tensor:
-    """The model's logits (N, K) for x, averaged with those of the mirrored images when `tta`."""
+TTA = (False, True, "mirror", "mirror_translate")  # True: "mirror"
+
+
+def check_tta(tta) -> None:
+    """A LabError unless `tta` is one of TTA."""
+    if not any(tta is t or (isinstance(tta, str) and tta == t) for t in TTA):
+        raise LabError(
+            f"tta={tta!r}: expected False (one view), True or 'mirror' (each image and its mirror image), "
+            "or 'mirror_translate' (those and both shifted by one pixel, as airbench does)."
+        )
+
+
+def _logits(model: nn.Module, x: torch.Tensor, tta: bool | str, amp: bool = False) -> torch.Tensor:
+    """The model's logits (N, K) for x (N, C, H, W): one view; with `tta` ("mirror" or True) averaged
+    with the mirror images'; "mirror_translate": half that average, half the average over the mirror
+    pairs of x shifted one pixel up-left and down-right (reflect-padded), airbench's test-time views."""
+    check_tta(tta)
+
+    def mirrored(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model(v).float() + model(v.flip(-1)).float())
+
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        logits = model(x).float()
-        if tta:
-            logits = 0.5 * (logits + model(x.flip(-1)).float())
+        if not tta:
+            return model(x).float()
+        logits = mirrored(x)
+        if tta == "mirror_translate":
+            h, w = x.shape[-2:]
+            padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")  # (N, C, H + 2, W + 2)
+            shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+            logits = 0.5 * logits + 0.25 * (mirrored(shifted[0]) + mirrored(shifted[1]))
     return logits
 
 
@@ -74,7 +98,7 @@ def eval_sums(
     criterion: nn.Module | None,
     device: torch.device,
     *,
-    tta: bool = False,
+    tta: bool | str = False,
     channels_last: bool = False,
     amp: bool = False,
 ) -> tuple[float, int, int]:
@@ -113,17 +137,23 @@ def _placed(model: nn.Module, device: Device) -> tuple[torch.device, bool]:
     return device, False
 
 
-def evaluate(model: nn.Module, loader, device: Device = None, *, tta: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader, device: Device = None, *, tta: bool | str = False, amp: bool = False
+) -> dict[str, float]:
     """{"loss": mean cross-entropy, "accuracy"} of `model` over `loader`, in eval mode (modes restored);
-    `device=None` keeps the model where it is, `tta` averages the logits of each image and its mirror."""
+    `device=None` keeps the model where it is; `tta` True or "mirror" averages the logits of each image
+    and its mirror, "mirror_translate" adds one-pixel shifts (`_logits`); `amp`: bfloat16 autocast."""
+    check_tta(tta)
     device, channels_last = _placed(model, device)
-    loss, accuracy = means(eval_sums(model, loader, None, device, tta=tta, channels_last=channels_last))
+    sums = eval_sums(model, loader, None, device, tta=tta, channels_last=channels_last, amp=amp)
+    loss, accuracy = means(sums)
     return {"loss": loss, "accuracy": accuracy}
 
 
-def predict(model: nn.Module, loader, device: Device = None, *, tta: bool = False) -> Predictions:
+def predict(model: nn.Module, loader, device: Device = None, *, tta: bool | str = False) -> Predictions:
     """Targets, predicted classes and softmax probabilities over `loader`, in its order; eval mode
     without gradients, modes restored. `device` and `tta` as in `evaluate`."""
+    check_tta(tta)
     device, channels_last = _placed(model, device)
     ys, probs = [], []
     with preserved(model), torch.no_grad():
