@@ -20,6 +20,7 @@ IMAGENET_SETTINGS = [
     "+ transforms",
 ]
 ENSEMBLE = "3 networks"  # the lab-02 network and two more (seeds 2 and 3); the judge (seed 1) is not one
+FEATURE_VISUALISATION = ["Fourier, colour, transforms", f"Fourier, colour, transforms, {ENSEMBLE}"]  # section 6
 # The README's full-profile targets (section "Full-profile targets"); keep the two in step.
 FULL_CONFIDENCE = 0.95  # the network's mean p(c) on its own class models, best single-network setting (0.968)
 FULL_RECOGNITION = (
@@ -35,7 +36,7 @@ FULL_FOOLING_TRANSFER = 0.25  # of those, the share the judge also assigns to th
 @pytest.mark.notebook
 def test_lab08_records_confidence_and_cross_model_recognition_per_setting(smoke_metrics):
     m = smoke_metrics(NOTEBOOK)
-    assert set(m["ablation"]) == {*SETTINGS, ENSEMBLE}  # the metrics file sorts keys
+    assert set(m["ablation"]) == {*SETTINGS, ENSEMBLE, *FEATURE_VISUALISATION}  # the metrics file sorts keys
     assert m["ensemble_size"] == 3 and m["best_single_network_setting"] in SETTINGS
     for figures in m["ablation"].values():
         assert figures["cross_model_recognition"] * 10 == pytest.approx(

@@ -34,14 +34,14 @@ def flip(x: torch.Tensor, generator: torch.Generator | None, dim: int = -1) -> t
 
 
 def flip_parity(n: int, seed: int) -> torch.Tensor:
-    """(n,) bool: which images `alternating_flip` mirrors in even epochs (about half), drawn from `seed`."""
+    """(n,) bool: which images `alternating_flip` mirrors in odd epochs (about half), drawn from `seed`."""
     return torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
 
 
 def alternating_flip(x: torch.Tensor, parity: torch.Tensor, epoch: int) -> torch.Tensor:
     """airbench's flips (Jordan 2024): image i of x (N, C, H, W) is mirrored when parity[i] (N,) bool
     differs from whether `epoch` (from 1) is even. Every image is seen both ways in any two epochs in a
-    row, where random flips show a quarter of them the same way twice."""
+    row, where random flips show half of them the same way twice."""
     mask = (parity.to(x.device) ^ (epoch % 2 == 0)).view(-1, 1, 1, 1)
     return torch.where(mask, x.flip(-1), x)
 

@@ -52,7 +52,7 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         batch_names = [a for a in augment if a not in PER_EPOCH]
         self.augment, self.generator = BatchAugment(batch_names, mean, std), seeded_generator(seed)
-        self.epoch, self.parity = 0, None  # alternating flips: the epoch, and which images flip in even ones
+        self.epoch, self.parity = 0, None  # alternating flips: the epoch, and which flip in odd ones
         if "alternating_flip" in augment:
             self.parity = flip_parity(len(self.targets), seed)
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
