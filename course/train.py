@@ -102,7 +102,7 @@ def train_recipe(
     profile: str = "full",
     epochs: int | None = None,
     device: str = "auto",
-    amp: bool = False,
+    amp: bool | None = None,
     out: str | os.PathLike | None = None,
     target: float | None = None,
     *,
@@ -122,7 +122,8 @@ def train_recipe(
         profile: "full" or "smoke": the recipe's profile; a lab finds the checkpoint under the same one.
         epochs: None: the recipe's; else this many (the one-cycle schedule spans them).
         device: "auto", "cpu", "cuda", ... (under torchrun each process takes the GPU of its LOCAL_RANK).
-        amp: bfloat16 autocast (GPUs of the Ampere generation and newer).
+        amp: bfloat16 autocast; None: the recipe's (CIFAR-10: where the hardware computes it natively,
+            `labkit.core.native_bfloat16`; elsewhere float32).
         out: the output folder, as a lab's `out_dir` (None: runs/{profile}); the network goes to
             `{out}/checkpoints/`, the figures to `{out}/metrics/train_{name}_{dataset}.json`.
         target: a validation accuracy; the result then says after how many seconds it was reached.
@@ -258,7 +259,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--profile", default="full", choices=PROFILES, help="the recipe's profile (default full)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (recent GPUs)")
+    p.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast, --amp or --no-amp (default: the recipe's; CIFAR-10: where it is native)",
+    )
     p.add_argument("--out", default=None, help="output folder, as the labs' --out (default runs/{profile})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -39,16 +39,17 @@ _LAB02_SHAPES = {
              "overfit_steps": 120, "amp": False},
 }  # fmt: skip
 
-# CIFAR-10: notebooks/02_naive_cnn.ipynb, section "Recipes for real data", shows what each part bought.
+# CIFAR-10: notebooks/02_naive_cnn.ipynb, section "Recipes for real data", shows what each part bought:
+# within five minutes of training, bfloat16 (where native) buys a wider network, 10 epochs and shifts.
 _LAB02_CIFAR10 = {
-    "full": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 8,
+    "full": {"image_size": 32, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.0, "epochs": 10,
              "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
-             "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 120,
-             "amp": None},
-    "smoke": {"image_size": 32, "channels": [24, 48, 96], "hidden": 0, "dropout": 0.0, "epochs": 1,
+             "label_smoothing": 0.2, "augment": "small_shift", "tta": True, "patience": None,
+             "overfit_steps": 120, "amp": None},
+    "smoke": {"image_size": 32, "channels": [32, 64, 128], "hidden": 0, "dropout": 0.0, "epochs": 1,
               "batch_size": 256, "optimizer": "nesterov", "lr": 0.2, "weight_decay": 5e-4,
-              "label_smoothing": 0.2, "augment": "none", "tta": True, "patience": None, "overfit_steps": 40,
-              "amp": None},
+              "label_smoothing": 0.2, "augment": "small_shift", "tta": True, "patience": None,
+              "overfit_steps": 40, "amp": None},
 }  # fmt: skip
 
 # Photographs (cats vs dogs, any folder): 96-px inputs, random resized crops and flips.

@@ -20,7 +20,10 @@ IMAGENET_SETTINGS = [
     "+ transforms",
 ]
 ENSEMBLE = "3 networks"  # the lab-02 network and two more (seeds 2 and 3); the judge (seed 1) is not one
-FEATURE_VISUALISATION = ["Fourier, colour, transforms", f"Fourier, colour, transforms, {ENSEMBLE}"]  # section 6
+FEATURE_VISUALISATION = [
+    "Fourier, colour, transforms",
+    f"Fourier, colour, transforms, {ENSEMBLE}",
+]  # section 6
 # The README's full-profile targets (section "Full-profile targets"); keep the two in step.
 FULL_CONFIDENCE = 0.95  # the network's mean p(c) on its own class models, best single-network setting (0.968)
 FULL_RECOGNITION = (
