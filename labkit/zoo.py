@@ -60,11 +60,19 @@ def fit_recipe(
     if training["lookahead"]:  # every 5 steps, average the weights with a slow copy (Zhang et al. 2019)
         optimizer = Lookahead(optimizer, model, total_steps=epochs * steps)
     amp = fit_options.pop("amp", None)
-    amp = training.get("amp") if amp is None else amp
     options = {k: training[k] for k in ("label_smoothing", "scheduler", "patience")}
     options.update(epochs=epochs, device=device, optimizer=optimizer, channels_last=True)
-    options.update(amp=native_bfloat16(device) if amp is None else bool(amp))
+    options.update(
+        amp=uses_bfloat16({**training, "amp": training.get("amp") if amp is None else amp}, device)
+    )
     return fit(model, loaders.train, loaders.val, **options, **fit_options)
+
+
+def uses_bfloat16(training: dict[str, Any], device) -> bool:
+    """Whether `fit_recipe` trains with bfloat16 autocast: `training["amp"]`, or where it is None (or
+    absent) whether `device` computes bfloat16 natively (`labkit.core.native_bfloat16`)."""
+    amp = training.get("amp")
+    return native_bfloat16(device) if amp is None else bool(amp)
 
 
 def naive_network(num_classes: int, params: dict[str, Any]) -> NaiveCNN:
@@ -86,7 +94,7 @@ def residual_network(params: dict[str, Any], splits) -> nn.Module:
         raise LabError(f"resnet_arch={arch!r}: expected one of {recipes.RESNET_ARCHS}.")
     switches = {k: params.get(f"resnet_{k}", True) for k in ("whitening", "dirac")}  # off: ablations
     model = AirbenchResNet(splits.num_classes, widths=channels, **switches)
-    if not switches["whitening"]:
+    if not isinstance(model.stem, PatchWhitening):  # resnet_whitening=False: an ordinary trained stem
         return model
     # A fixed random sample: a folder's training images come class by class.
     pick = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:WHITENING_IMAGES]
@@ -94,8 +102,7 @@ def residual_network(params: dict[str, Any], splits) -> nn.Module:
         images = splits.normalize(splits.images("train")[pick].float() / 255)
     else:
         images = torch.stack([splits.train_eval[int(i)][0] for i in pick])
-    if isinstance(model.stem, PatchWhitening):
-        model.stem.fit(images)
+    model.stem.fit(images)
     return model
 
 
