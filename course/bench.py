@@ -259,6 +259,11 @@ def _bench_lab04(name: str, dataset: str, root: Path) -> None:
     report(name, "head seconds (features + head training)", m["head_train_seconds"])
     for key in ("frozen_test_accuracy", "finetune_test_accuracy", "finetune_aug_test_accuracy"):
         report(name, key, m[key])
+    gains = {
+        run: f"{g['wins']} won, {g['losses']} lost, p={g['p_value']:.2f}"
+        for run, g in m["fine_tune_gains"].items()
+    }
+    report(name, "fine-tuned against frozen on the validation split (McNemar)", gains)
     report(name, "chosen on the validation split", m["chosen"])
     report(name, "chosen_test_accuracy", m["chosen_test_accuracy"])
 

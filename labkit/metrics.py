@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn.metrics as sk
+from scipy.stats import binomtest
 
 from labkit.core import LabError, atomic_write
 
@@ -117,3 +118,19 @@ def top_k_share(ranks: Any, k: int) -> float:
     if k < 1 or r.size == 0:
         raise LabError(f"top_k_share needs k >= 1 and at least one rank (k={k}, {r.size} ranks).")
     return float((r <= k).mean())
+
+
+def paired_gain(y_true: Any, base_pred: Any, new_pred: Any) -> dict[str, Any]:
+    """Is `new_pred` better than `base_pred` on the same images, beyond chance? McNemar's exact test
+    (McNemar 1947): only the images where exactly one of the two is right count; if the two were equally
+    good, each such image would be a fair coin. Returns the images only the new one gets right (`wins`),
+    only the base gets right (`losses`), and `p_value`, the chance of at least `wins` heads in
+    `wins + losses` fair tosses (one-sided: 1.0 when nothing differs). Introduced in
+    notebooks/04_transfer_learning.ipynb, where a few dozen validation images decide whether
+    fine-tuning is kept over the frozen network."""
+    y, base = _labels(y_true, base_pred)
+    _, new = _labels(y_true, new_pred)
+    base_right, new_right = base == y, new == y
+    wins, losses = int((new_right & ~base_right).sum()), int((base_right & ~new_right).sum())
+    p = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins + losses else 1.0
+    return {"wins": wins, "losses": losses, "p_value": float(p)}

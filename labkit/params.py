@@ -221,7 +221,8 @@ _TRAINING: dict[str, Rule] = {"image_size": _shapes_image_size, "n_per_class": i
                               "finetune_epochs": POSITIVE, "unfreeze_stages": integer(0),
                               "finetune_lr": number(0, low_open=True),
                               "lr_decay": number(0, 1, low_open=True), "mirror_features": flag(),
-                              "train_batchnorm": flag()}  # fmt: skip
+                              "train_batchnorm": flag(),
+                              "scratch_batch_size": integer(1, none=True)}  # fmt: skip
 # interpretability
 _INTERPRETING: dict[str, Rule] = {"n_patch_images": POSITIVE, "n_units": POSITIVE, "pattern_steps": POSITIVE,
                                   "photo_size": integer(32), "photos": names(PHOTOS, "photo"),

@@ -1,5 +1,8 @@
 """Lab 04 under the smoke profile: the offline backbone recognises the photographs, the
-frozen/fine-tuned/scratch comparison is recorded, and the network kept is chosen on the validation split."""
+frozen/fine-tuned/scratch comparison is recorded, and the network kept is chosen on the validation split
+(fine-tuning only when McNemar's test says it is better than the frozen network)."""
+
+import math
 
 import pytest
 
@@ -29,13 +32,23 @@ def test_records_the_comparison(smoke_metrics):
     assert m["head_train_seconds"] >= m["feature_seconds"] > 0
 
 
-def test_the_network_kept_is_chosen_on_the_validation_split_cheapest_first_on_a_tie(smoke_metrics):
+def test_fine_tuning_is_kept_only_when_it_beats_frozen_beyond_chance_on_the_validation_split(smoke_metrics):
     m = smoke_metrics("04_transfer_learning")
-    val = m["val_accuracies"]
-    order = ["frozen", "fine-tuned", "fine-tuned + augmentation"]
-    assert set(val) == set(order)  # the metrics file sorts keys
-    best = max(val.values())
-    assert m["chosen"] == next(name for name in order if val[name] == best)
+    val, gains = m["val_accuracies"], m["fine_tune_gains"]
+    tuned = ["fine-tuned", "fine-tuned + augmentation"]
+    assert set(val) == {"frozen", *tuned} and set(gains) == set(tuned)  # the metrics file sorts keys
+    for name in tuned:
+        wins, losses = gains[name]["wins"], gains[name]["losses"]
+        # McNemar's exact test, one-sided: the binomial tail of the disagreements, summed here by hand
+        tail = sum(math.comb(wins + losses, k) for k in range(wins, wins + losses + 1)) / 2 ** (wins + losses)
+        assert gains[name]["p_value"] == pytest.approx(tail)
+        # wins - losses is the difference in validation images right, so it has the accuracies' sign
+        assert (wins > losses) == (val[name] > val["frozen"]) and (wins == losses) == (
+            val[name] == val["frozen"]
+        )
+    passed = [name for name in tuned if gains[name]["p_value"] < 0.05]
+    expected = max(passed, key=lambda name: val[name]) if passed else "frozen"
+    assert m["chosen"] == expected
     test_key = {
         "frozen": "frozen_test_accuracy",
         "fine-tuned": "finetune_test_accuracy",

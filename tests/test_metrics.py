@@ -1,7 +1,9 @@
-"""labkit.metrics against numbers worked out by hand on a 6-sample example, and the class ranks of a judge
-against scikit-learn's top-k accuracy."""
+"""labkit.metrics against numbers worked out by hand on a 6-sample example, the class ranks of a judge
+against scikit-learn's top-k accuracy, and McNemar's exact test against the binomial tail summed by hand."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -9,7 +11,15 @@ import pytest
 import sklearn.metrics as sk
 
 from labkit.core import LabError
-from labkit.metrics import class_ranks, confusion, report, summary, top_k_share, write_predictions_csv
+from labkit.metrics import (
+    class_ranks,
+    confusion,
+    paired_gain,
+    report,
+    summary,
+    top_k_share,
+    write_predictions_csv,
+)
 from labkit.train import Predictions
 
 # true:  0 0 0 1 1 2
@@ -118,3 +128,37 @@ def test_class_ranks_refuse_targets_outside_the_classes_and_mismatched_shapes():
         class_ranks([[0.1, 0.2, 0.7]], [0, 1])
     with pytest.raises(LabError, match="k >= 1"):
         top_k_share([1, 2], 0)
+
+
+def binomial_tail(wins: int, n: int) -> float:
+    """P(at least `wins` heads in `n` fair tosses), summed term by term."""
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
+
+
+@pytest.mark.parametrize("wins, losses", [(5, 0), (4, 0), (6, 2), (2, 6), (9, 3), (0, 0)])
+def test_paired_gain_counts_only_the_images_the_two_disagree_on(wins, losses):
+    rng = np.random.default_rng(wins * 10 + losses)
+    both, neither = 30, 4  # images both get right, and both get wrong (with different wrong classes)
+    n = both + neither + wins + losses
+    y = rng.integers(0, 3, n)
+    base, new = y.copy(), y.copy()
+    wrong = (y + 1) % 3
+    base[both : both + neither], new[both : both + neither] = (
+        wrong[both : both + neither],
+        (y[both : both + neither] + 2) % 3,
+    )
+    base[both + neither : both + neither + wins] = wrong[both + neither : both + neither + wins]
+    new[n - losses : n] = wrong[n - losses : n]
+    order = rng.permutation(n)
+    gain = paired_gain(y[order], base[order], new[order])
+    assert (gain["wins"], gain["losses"]) == (wins, losses)
+    assert gain["p_value"] == pytest.approx(binomial_tail(wins, wins + losses) if wins + losses else 1.0)
+    # swapping the two networks turns wins into losses
+    swapped = paired_gain(y[order], new[order], base[order])
+    assert (swapped["wins"], swapped["losses"]) == (losses, wins)
+
+
+def test_paired_gain_five_clean_wins_are_the_least_that_pass_at_five_percent():
+    assert binomial_tail(4, 4) > 0.05 > paired_gain([1] * 5, [0] * 5, [1] * 5)["p_value"]
+    with pytest.raises(LabError, match="y_true has 3 labels but y_pred has 2"):
+        paired_gain([0, 1, 1], [0, 1, 1], [0, 1])
