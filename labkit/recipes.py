@@ -153,8 +153,13 @@ _LAB04_PHOTOS = {
 # training images, notebooks/04_transfer_learning.ipynb's appendix; on two development folders of 250
 # images its frozen features beat Lite0's at 224 px by 2-4 points). From scratch, 16 images a step: the
 # whole network's activations at 260 px take about 150 MB an image, so 32 would need 5 GB.
-_LAB04_LITE2 = {**_LAB04_PHOTOS["full"], "backbone": "efficientnet_lite2", "image_size": 260,
-                "scratch_batch_size": 16, "train_batchnorm": False}
+_LAB04_LITE2 = {
+    **_LAB04_PHOTOS["full"],
+    "backbone": "efficientnet_lite2",
+    "image_size": 260,
+    "scratch_batch_size": 16,
+    "train_batchnorm": False,
+}
 _LAB04_CATS = {
     "full": {**_LAB04_LITE2, "mirror_features": False},
     "smoke": _LAB04_PHOTOS["smoke"],
