@@ -29,12 +29,23 @@ def _tensor_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """Run every selected notebook once under smoke; returns {notebook: Outcome} and the output folder."""
+    """Run every selected notebook once under smoke; returns {notebook: Outcome} and the output folder.
+    Each lab's exercises meet their wrong answers on the way, in forks of its kernel that leave the run's
+    own figures alone (tests/wrong_answer_probes.py; read in tests/test_exercises.py)."""
+    from wrong_answer_probes import insert
+
     from course import run as runner
 
     out = tmp_path_factory.mktemp("runs_smoke")
     only = os.environ.get("LABKIT_TEST_NOTEBOOKS", "").split()
-    outcomes = runner.run(only or None, profile="smoke", out=out, keep_going=True, html_index=True)
+    outcomes = runner.run(
+        only or None,
+        profile="smoke",
+        out=out,
+        keep_going=True,
+        html_index=True,
+        prepare=lambda nb, lab: insert(nb, lab, out / "probes"),
+    )
     return {o.notebook: o for o in outcomes}, out
 
 
