@@ -1,8 +1,9 @@
-"""The Gradescope autograder bundle (course/grading/gradescope.py): what the zip holds, and run_autograder run
-in a folder laid out as Gradescope lays out /autograder (the zip unpacked into source/, run_autograder
-copied beside it, the notebook in submission/), on lab 01's master, its student version and a wrong
-answer (one grading run each: marked `notebook`), and on submissions that never reach a notebook run
-(missing, malformed, another lab's). Every results.json is checked against Gradescope's documented schema."""
+"""The Gradescope autograder bundle (course/grading/gradescope.py): what the zip holds, and run_autograder
+run in a folder laid out as Gradescope lays out /autograder (the zip unpacked into source/, run_autograder
+copied beside it, the notebook in submission/), on lab 01's master (one grading run), its student version
+and a wrong answer (one grading run each: marked `labs`, run by `make test-labs`), and on submissions that
+never reach a notebook run (missing, malformed, another lab's). Every results.json is checked against
+Gradescope's documented schema."""
 
 from __future__ import annotations
 
@@ -496,7 +497,7 @@ def test_the_master_gets_full_marks_and_a_late_note(autograder):
     assert_no_hidden_test(results)
 
 
-@pytest.mark.notebook
+@pytest.mark.labs
 def test_the_student_version_runs_and_scores_zero_with_a_message_per_exercise(autograder, tmp_path):
     copy = assignments.make_student_copies(runner.notebooks_dir(), tmp_path, ["01"])[0]
     results, _ = submit(autograder, {"submission.ipynb": copy.read_bytes()})
@@ -509,7 +510,7 @@ def test_the_student_version_runs_and_scores_zero_with_a_message_per_exercise(au
     assert_no_hidden_test(results)
 
 
-@pytest.mark.notebook
+@pytest.mark.labs
 def test_a_wrong_answer_loses_only_its_exercise(autograder):
     wrong = next(w for w in runpy.run_path(str(WRONG))["WRONG"] if w["exercise"] == "01-split")
     nb = master_nb()

@@ -1,4 +1,5 @@
-"""The real labs through the grader, in one parallel run under smoke: every lab's master (full marks,
+"""The real labs through the grader, in one parallel run under smoke (marked `labs`: about two smoke
+series of work, so `make test-labs` runs it, and CI after `make test`): every lab's master (full marks,
 its written answers waiting to be marked), lab 02's untouched student version (bob) and the master
 with two exercises answered wrongly (carol: one of them changes its input in place), and the
 untouched student version of every other lab (every exercise unanswered: zero points, a message
@@ -14,7 +15,7 @@ from course import run as runner
 from course.grading import assignments, questions
 from course.grading.grade import grade
 
-pytestmark = pytest.mark.notebook
+pytestmark = pytest.mark.labs
 LAB02 = "02_naive_cnn"
 
 

@@ -148,3 +148,17 @@ def test_labkit_has_no_import_cycle_and_imports_run_down_its_floors():
     assert not _cycles(graph)
     upward = sorted(f"{a} -> {b}" for a, deps in graph.items() for b in deps if _floor(b) > _floor(a))
     assert len(upward) <= 3, upward
+
+
+def test_a_grading_worker_does_not_build_rfc3987_syntaxs_grammars_at_import():
+    """Each submission's worker (python -m course.grading.worker) reads notebooks with nbformat; the
+    grammars rfc3987-syntax builds for jsonschema would cost it 1.2 s (course/__init__.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, course.grading.worker; "
+        "print(sorted(m for m in ('rfc3987_syntax', 'lark') if sys.modules.get(m)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -1,5 +1,5 @@
 """The synthetic class (`course.grading.synthetic`): its kinds and files on a class of 12 for lab 01, and one
-real grading run of a class of 9 (marked `notebook`: a few minutes)."""
+real grading run of a class of 9 (marked `labs`: a few minutes; `make test-labs`)."""
 
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def test_bad_requests_are_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "small").exists() and not (tmp_path / "none").exists()
 
 
-@pytest.mark.notebook
+@pytest.mark.labs
 def test_grading_a_small_class_gives_each_kind_its_expected_result(tmp_path):
     manifest = synthetic.make_class("01", tmp_path / "class", 9, seed=0)
     results = grade(
