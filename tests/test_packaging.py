@@ -150,15 +150,16 @@ def test_labkit_has_no_import_cycle_and_imports_run_down_its_floors():
     assert len(upward) <= 3, upward
 
 
-def test_a_grading_worker_does_not_build_rfc3987_syntaxs_grammars_at_import():
-    """Each submission's worker (python -m course.grading.worker) reads notebooks with nbformat; the
-    grammars rfc3987-syntax builds for jsonschema would cost it 1.2 s (course/__init__.py)."""
+def test_a_grading_worker_imports_neither_rfc3987_syntax_nor_torchvision_before_a_test_needs_them():
+    """Each submission's worker (python -m course.grading.worker) reads notebooks with nbformat, and runs
+    checks that import labkit.interpret: the grammars rfc3987-syntax builds for jsonschema would cost it
+    1.2 s (course/__init__.py), torchvision 1.3 s (labkit.interpret imports it where it blurs)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, course.grading.worker; "
-        "print(sorted(m for m in ('rfc3987_syntax', 'lark') if sys.modules.get(m)))"
+        "import sys, course.grading.worker, labkit.check, labkit.interpret; "
+        "print(sorted(m for m in ('rfc3987_syntax', 'lark', 'torchvision') if sys.modules.get(m)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from labkit.core import LabError
 from labkit.interpret.attribution import check_numbers
@@ -67,6 +66,10 @@ def ascend(
 ) -> torch.Tensor:
     """Maximise gain(image) minus the penalties for each image of `start` (N, C, H, W; not changed), pixels
     kept in [`low`, `high`]: the images, detached; `gain` maps (N, C, H, W) to (N,), images independent."""
+    # imported here: torchvision takes over a second to import, and each grading worker imports
+    # labkit.interpret for the checks of every lab (labkit.interpret imports no torchvision at the top)
+    from torchvision.transforms.v2.functional import gaussian_blur
+
     l2, jitter, blur_every, blur_sigma, tv, tv_beta = check_settings(steps, lr, **regularisers)
     x = start.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
@@ -86,7 +89,7 @@ def ascend(
         opt.step()
         with torch.no_grad():
             if blur_every and blur_sigma > 0 and step % blur_every == 0:
-                x.copy_(TF.gaussian_blur(x, [kernel, kernel], [blur_sigma, blur_sigma]))
+                x.copy_(gaussian_blur(x, [kernel, kernel], [blur_sigma, blur_sigma]))
             if low is not None and high is not None:
                 x.copy_(torch.maximum(torch.minimum(x, high), low))
     return x.detach()

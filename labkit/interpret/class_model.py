@@ -14,7 +14,6 @@ from torch import nn
 from labkit.core import LabError
 from labkit.interpret import attribution
 from labkit.interpret.ascent import ascend, check_settings, pixel_range
-from labkit.models.pretrained import imagenet_classes
 
 INITS = ("zeros", "noise")
 OBJECTIVES = ("score", "log_softmax")
@@ -73,6 +72,8 @@ def class_model(
         if not items:
             raise LabError("target is empty; give a class index, a class name, or a list of them.")
         if classes is None and counts[0] == 1000 and any(isinstance(t, str) for t in items):
+            from labkit.models.pretrained import imagenet_classes  # here: see ascent.ascend
+
             classes = imagenet_classes()  # the names of a 1000-class model: ImageNet's
         targets = attribution.resolve_targets(items, torch.zeros(len(items), counts[0]), classes).to(device)
         n = len(targets)

@@ -10,7 +10,6 @@ import math
 
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from labkit.core import LabError
 from labkit.interpret import attribution
@@ -23,7 +22,9 @@ def blurred(x: torch.Tensor, sigma: float = INSERTION_BLUR_SIGMA) -> torch.Tenso
     """A Gaussian-blurred copy of x (N, C, H, W), kernel 2 * ceil(3 sigma) + 1 cut to the image side."""
     side = min(x.shape[-2:])
     kernel = min(2 * math.ceil(3 * sigma) + 1, side - 1 if side % 2 == 0 else side)
-    return TF.gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    from torchvision.transforms.v2.functional import gaussian_blur  # here: see ascent.ascend
+
+    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
 
 
 def pixel_order(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
