@@ -220,6 +220,12 @@ def main() -> None:
     requests, replies = wire.pipe_files(0, replies_fd)
     sandbox.enter(config)
     Server(replies).serve(requests)
+    # The grader has hung up and holds every answer: skip the interpreter's teardown (IPython saving its
+    # history, torch's), 0.6-0.9 s of each submission, and any atexit handler the notebook registered.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
