@@ -55,6 +55,7 @@ def test_each_wrong_answer_fails_its_exercise_and_the_master_passes(lab, smoke_r
         what = f"{w['exercise']}, {w['why']}"
         note = notes.get((w["exercise"], w["why"]))
         assert note is not None, f"{what}: never probed (the lab did not reach its answer cell)"
+        assert "died" not in note, f"{what}: the probe's kernel copy died (exit status {note.get('died')})"
         assert "answer_error" not in note, f"{what}: the wrong answer itself raised {note['answer_error']}"
         assert note["failed"], f"{what}: the exercise's test cell passed it"
         assert w["says"] in note["message"], f"{what}: the check said {note['message']!r}"

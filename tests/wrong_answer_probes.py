@@ -33,9 +33,13 @@ def _probe_wrong_answers(cases, test, path):
     for case in cases:
         pid = os.fork()
         if pid:
-            os.waitpid(pid, 0)
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            if status:  # the copy died before it wrote its note (a signal, the memory limit, a failed write)
+                with open(path, "a") as f:
+                    note = {"exercise": case["exercise"], "why": case["why"], "died": status}
+                    f.write(json.dumps(note) + "\\n")
             continue
-        note = {"exercise": case["exercise"], "why": case["why"]}
+        note, written = {"exercise": case["exercise"], "why": case["why"]}, False
         try:
             sys.stdout = sys.stderr = open(os.devnull, "w")
             torch.set_num_threads(1)
@@ -52,8 +56,9 @@ def _probe_wrong_answers(cases, test, path):
                     note["message"] = f"{type(err).__name__}: {err}"
             with open(path, "a") as f:
                 f.write(json.dumps(note) + "\\n")
+            written = True
         finally:
-            os._exit(0)
+            os._exit(0 if written else 1)
 """
 
 
