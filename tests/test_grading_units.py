@@ -206,3 +206,12 @@ def test_the_folder_walk_refuses_what_is_not_a_regular_notebook_file_before_any_
     assert all(row[-1] == "refused" and row[0][:1].isalnum() for row in rows[1:])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["instructors", "masters", "out", "subs"]
     assert not any((out / ".work").iterdir()), "nothing was prepared for a refused file"
+
+
+def test_the_networks_handed_to_submissions_are_absolute_paths_without_resume_states(tmp_path, monkeypatch):
+    """Each worker runs in the output folder: a relative --checkpoints must still reach the networks."""
+    (tmp_path / "ck").mkdir()
+    for name in ("02_naive_cnn.pt", "02_naive_cnn_training.pt"):
+        (tmp_path / "ck" / name).write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    assert Settings(checkpoints="ck").networks() == [str(tmp_path / "ck" / "02_naive_cnn.pt")]

@@ -120,7 +120,8 @@ class Settings:
     def networks(self) -> list[str]:
         """The trained networks to hand every submission (not fit's `*_training.pt` resume states)."""
         found = Path(self.checkpoints).glob("*.pt") if self.checkpoints else []
-        return sorted(str(p) for p in found if not p.name.endswith("_training.pt"))
+        # absolute: each worker runs in the output folder, not where the grader was started
+        return sorted(str(p.resolve()) for p in found if not p.name.endswith("_training.pt"))
 
     def key(self) -> dict:
         networks = [
