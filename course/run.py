@@ -178,9 +178,9 @@ def run(
         print(f"[labkit] {path.stem} ({profile}) ...", flush=True)
         start = time.perf_counter()
         try:
-            source = nbformat.read(path, as_version=4) if prepare else str(path)
+            notebook = prepare(nbformat.read(path, as_version=4), path.stem) if prepare else str(path)
             papermill.execute_notebook(
-                prepare(source, path.stem) if prepare else source,
+                notebook,
                 str(target),
                 parameters=parameters,
                 cwd=str(path.parent),
