@@ -27,16 +27,19 @@ LAB01: dict[str, Any] = {
 
 # ----------------------------------------------------------------------------- lab 02
 # shapes (the embedded default): the recipe the series was built on. Smoke scores mirrored views too
-# (test accuracy 0.896 -> 0.927 at seed 0); labs 05-08 explain the same network either way.
+# (test accuracy 0.896 -> 0.927 at seed 0); labs 05-08 explain the same network either way. Both in
+# bfloat16 where it is native (amp None: 1.7-1.9x the float32 speed here, test accuracy 0.988 against
+# 0.992 under full); smoke then trains 12 epochs (0.958, 16 s) and without early stopping, which the
+# one-cycle warm-up's noisy validation loss ended after 5 epochs at chance.
 _LAB02_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64],
-              "hidden": 128, "dropout": 0.2, "epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
-              "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "none", "tta": True, "patience": 4,
-              "overfit_steps": 40, "amp": False},
+              "hidden": 128, "dropout": 0.2, "epochs": 12, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
+              "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "none", "tta": True, "patience": None,
+              "overfit_steps": 40, "amp": None},
     "full": {"dataset": "shapes", "image_size": 64, "n_per_class": 400, "channels": [16, 32, 64],
              "hidden": 128, "dropout": 0.2, "epochs": 14, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
              "weight_decay": 1e-4, "label_smoothing": 0.0, "augment": "light", "tta": False, "patience": 5,
-             "overfit_steps": 120, "amp": False},
+             "overfit_steps": 120, "amp": None},
 }  # fmt: skip
 
 # CIFAR-10: notebooks/02_naive_cnn.ipynb, section "Recipes for real data", shows what each part bought:
@@ -91,10 +94,10 @@ _RESNET9 = {"resnet_arch": "resnet9", "resnet_momentum": 0.9, "resnet_weight_dec
 _LAB03_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 32, "n_per_class": 60, "val_fraction": 0.1, "epochs": 1,
               "batch_size": 64, "lr": 3e-3, "depth": 8, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
-              "resnet_epochs": 2, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light"},
+              "resnet_epochs": 2, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light", "amp": None},
     "full": {"dataset": "shapes", "image_size": 48, "n_per_class": 500, "val_fraction": 0.1, "epochs": 8,
              "batch_size": 64, "lr": 3e-3, "depth": 20, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
-             "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light"},
+             "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light", "amp": None},
 }  # fmt: skip
 # CIFAR-10: 2 % of the training images for validation (1,000 of the official 50,000: enough for the
 # curves, and the residual network trains on the rest); the notebook's section 4 shows what it reached.
@@ -214,7 +217,7 @@ IMAGENET_CLASSES = ["goldfish", "flamingo", "monarch", "pineapple", "tree frog",
                     "broccoli", "volcano", "daisy", "espresso", "pizza", "school bus"]  # fmt: skip
 LAB08: dict[str, Any] = {
     "smoke": {"dataset": "shapes", "steps": 30, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
-              "images_per_class": 1, "ensemble_seeds": [2, 3], "imagenet_classes": ["goldfish", "flamingo"],
+              "images_per_class": 1, "ensemble_seeds": [2], "imagenet_classes": ["goldfish", "flamingo"],
               "imagenet_steps": 20, "imagenet_size": 96, "imagenet_shown": 2, "n_fooling": 8,
               "fooling_max_steps": 100},
     "full": {"dataset": "shapes", "steps": 120, "lr": 0.1, "objective": "log_softmax", "second_seed": 1,
