@@ -122,7 +122,7 @@ def train_recipe(
         profile: "full" or "smoke": the recipe's profile; a lab finds the checkpoint under the same one.
         epochs: None: the recipe's; else this many (the one-cycle schedule spans them).
         device: "auto", "cpu", "cuda", ... (under torchrun each process takes the GPU of its LOCAL_RANK).
-        amp: bfloat16 autocast; None: the recipe's (CIFAR-10: where the hardware computes it natively,
+        amp: bfloat16 autocast; None: the recipe's (shapes, CIFAR-10: where the hardware computes it natively,
             `labkit.core.native_bfloat16`; elsewhere float32).
         out: the output folder, as a lab's `out_dir` (None: runs/{profile}); the network goes to
             `{out}/checkpoints/`, the figures to `{out}/metrics/train_{name}_{dataset}.json`.
@@ -263,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
         "--amp",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="bfloat16 autocast, --amp or --no-amp (default: the recipe's; CIFAR-10: where it is native)",
+        help="bfloat16 autocast, --amp or --no-amp (default: the recipe's; shapes, CIFAR-10: where native)",
     )
     p.add_argument("--out", default=None, help="output folder, as the labs' --out (default runs/{profile})")
     p.add_argument("--seed", type=int, default=0)

@@ -86,7 +86,9 @@ QUICK_EPOCHS = {"shapes": {"smoke": 4, "full": 10}, "cifar10": {"smoke": 1, "ful
 # momentum 0.85, batch-norm shifts trained 64x faster, a linear warm-up and decay, Lookahead. Both
 # with label smoothing 0.2, augmentation, mirrored test views, and the short last batch dropped; airbench
 # also with its whitening stem (whose bias trains for 3 epochs), identity-initialised convolutions,
-# alternating flips, one-pixel shifted test views too, and bfloat16 where the hardware has it (amp None).
+# alternating flips and one-pixel shifted test views too. On shapes and CIFAR-10 in bfloat16 where the
+# hardware has it natively (amp None: ResNet-9 on shapes, 12 epochs in 53 s against 113 s); photographs
+# in float32, as their recipes were measured.
 _RESNET9 = {"resnet_arch": "resnet9", "resnet_momentum": 0.9, "resnet_weight_decay": 5e-4,
             "resnet_norm_lr_scale": 1.0, "resnet_scheduler": "onecycle", "resnet_lookahead": False,
             "resnet_whitening": True, "resnet_dirac": True, "resnet_whiten_bias_epochs": None,
@@ -97,7 +99,8 @@ _LAB03_SHAPES = {
               "resnet_epochs": 2, "resnet_batch_size": 64, "resnet_lr": 0.1, "augment": "light", "amp": None},
     "full": {"dataset": "shapes", "image_size": 48, "n_per_class": 500, "val_fraction": 0.1, "epochs": 8,
              "batch_size": 64, "lr": 3e-3, "depth": 20, **_RESNET9, "resnet_channels": [16, 32, 64, 128],
-             "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light", "amp": None},
+             "resnet_epochs": 12, "resnet_batch_size": 128, "resnet_lr": 0.1, "augment": "light",
+             "amp": None},
 }  # fmt: skip
 # CIFAR-10: 2 % of the training images for validation (1,000 of the official 50,000: enough for the
 # curves, and the residual network trains on the rest); the notebook's section 4 shows what it reached.
