@@ -187,6 +187,9 @@ def run(
                 progress_bar=progress,
                 kernel_name="python3",
                 kernel_manager_class=kernel_manager_class(),
+                # The run is over when the last cell returns: a lab writes every file inside its cells.
+                # A graceful shutdown then waits about 2 s per lab (IPython's history, torch's teardown).
+                shutdown_kernel="immediate",
             )
             outcome.status = "ok"
         except papermill.PapermillExecutionError as err:
