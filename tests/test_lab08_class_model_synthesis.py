@@ -23,13 +23,13 @@ IMAGENET_SETTINGS = [
 ]
 
 
-def ensemble(profile):
+def ensemble_name(profile):
     """The ensemble's name in a run of `profile`: the lab-02 network and one more per seed of
     `ensemble_seeds` (smoke 2, full 2 and 3); the judge (seed 1) is never one of them."""
     return f"{1 + len(recipes.defaults(NOTEBOOK, profile)['ensemble_seeds'])} networks"
 
 
-ENSEMBLE = ensemble("smoke")
+ENSEMBLE = ensemble_name("smoke")
 FEATURE_VISUALISATION = [
     "Fourier, colour, transforms",
     f"Fourier, colour, transforms, {ENSEMBLE}",
@@ -177,7 +177,7 @@ def test_lab08_full_run_meets_the_readme_targets(full_metrics):
     assert m["ablation"][m["best_single_network_setting"]]["confidence"] >= FULL_CONFIDENCE
     assert m["cross_model_recognition"] >= FULL_RECOGNITION
     assert m["cross_model_recognition_fourier_ensemble"] > m["cross_model_recognition_fourier"]
-    together, single = m["ablation"][ensemble("full")], m["ablation"][m["best_single_network_setting"]]
+    together, single = m["ablation"][ensemble_name("full")], m["ablation"][m["best_single_network_setting"]]
     assert together["cross_model_recognition"] > single["cross_model_recognition"]
     assert m["log_softmax_objective_confidence"] > m["score_objective_confidence"]
     assert m["imagenet_judge_top5"] >= FULL_IMAGENET_TOP5
