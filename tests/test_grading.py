@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
+import stat
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -459,3 +463,26 @@ def test_marks_are_merged_without_regrading_and_a_bad_marks_file_changes_nothing
     assert f"{tc.QUESTION} | 1.5 / 2 | no matrix" in (out / "feedback" / "alice.md").read_text()
     template = (out / "marks_template.csv").read_text()
     assert f"bob,{tc.QUESTION}" in template and "alice" not in template
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="the fallback user exists only under root"
+)
+def test_a_root_grader_without_bubblewrap_refuses_a_folder_its_submissions_cannot_enter(
+    graded, tmp_path, monkeypatch
+):
+    from course.grading import boundary
+
+    monkeypatch.setattr(boundary, "bwrap", lambda: None)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    out = closed / "grades"
+    kwargs = dict(masters=graded["base"] / "masters", time_limit=TIME_LIMIT, memory=MEMORY, nice=19)
+    with pytest.raises(LabError) as err:
+        grade(graded["subs"], out, log=lambda *a: None, **kwargs)
+    named = Path(str(err.value).split(" is closed to other users")[0])
+    # the folder named is really closed, on the way to the grades or to what the submission imports
+    assert not named.stat().st_mode & stat.S_IXOTH
+    assert any(p.resolve().is_relative_to(named) for p in [out, *boundary.readable()])
+    assert "apt-get install bubblewrap" in str(err.value) and f"chmod o+x {named}" in str(err.value)
+    assert not out.exists(), "nothing is made before the refusal"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -78,6 +79,17 @@ def warning() -> str | None:
         + " and a Python audit hook stand between a hostile notebook and this machine's files, processes "
         "and network. Grade a class on a machine with bubblewrap (`apt-get install bubblewrap`)."
     )
+
+
+def closed_to_others(paths: list[Path]) -> Path | None:
+    """The first folder on the way to one of `paths` that another user cannot pass through (no search
+    permission for others), or None. Without bubblewrap a root grader runs each submission as a user of its
+    own, which must reach Python, labkit and its scratch folder through the real folders."""
+    for path in paths:
+        for folder in [*reversed(Path(path).resolve().parents), Path(path).resolve()]:
+            if folder.is_dir() and not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+    return None
 
 
 def _system() -> list[str]:

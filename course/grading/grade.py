@@ -39,6 +39,7 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import signal
 import stat
 import subprocess
@@ -432,7 +433,22 @@ class Grader:
         finally:
             self.slots.put(slot)
 
+    def _refuse_closed_folders(self) -> None:
+        """Without bubblewrap a root grader runs each submission as a user of its own, which reaches Python,
+        labkit and its scratch folder through the real folders: refuse a folder it cannot pass through."""
+        if not (self.settings.unprivileged and os.geteuid() == 0 and shutil.which("setpriv")):
+            return
+        closed = None if boundary.bwrap() else boundary.closed_to_others([*boundary.readable(), self.work])
+        if closed is not None:
+            raise LabError(
+                f"{closed} is closed to other users (mode {closed.stat().st_mode & 0o777:o}), and without "
+                "bubblewrap each submission runs as a user of its own, which must pass through it to reach "
+                f"Python, labkit and {self.work}. Install bubblewrap (`apt-get install bubblewrap`), grade "
+                f"into a folder other users can enter (--out under /tmp), or `chmod o+x {closed}`."
+            )
+
     def run(self) -> list[dict]:
+        self._refuse_closed_folders()  # before any folder is made: a run that could only fail them all
         self.out.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(exist_ok=True)
         os.chmod(self.work, 0o711)  # kernels under their own user pass through to their sandbox, list nothing
