@@ -9,6 +9,7 @@ LABKIT_FULL_METRICS=runs/full/metrics to check a full run against the README's f
 from __future__ import annotations
 
 import os
+import stat
 
 import matplotlib
 import pytest
@@ -24,6 +25,20 @@ def _tensor_cache(tmp_path_factory):
     not to the user's ~/.cache, unless LABKIT_CACHE already names one."""
     if "LABKIT_CACHE" not in os.environ:
         os.environ["LABKIT_CACHE"] = str(tmp_path_factory.mktemp("tensor_cache"))
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _enterable_temp_folders(tmp_path_factory):
+    """Without bubblewrap a root grader runs each submission as a user of its own, which must pass
+    through the folders above its scratch folder; pytest makes its own (/tmp/pytest-of-root) closed to
+    other users, and the grader refuses such a folder. Add passing through, not listing."""
+    from course.grading import boundary
+
+    if os.geteuid() == 0 and boundary.bwrap() is None:
+        base = tmp_path_factory.getbasetemp()
+        for folder in (base.parent, base):
+            os.chmod(folder, folder.stat().st_mode | stat.S_IXGRP | stat.S_IXOTH)
     yield
 
 
