@@ -75,18 +75,26 @@ def warning() -> str | None:
     return (
         "WARNING: bubblewrap (bwrap) is not available here, so submissions run without an isolation "
         "boundary: only resource limits"
-        + (", a user of their own" if os.geteuid() == 0 and shutil.which("setpriv") else "")
+        + (", a user of their own" if setpriv() else "")
         + " and a Python audit hook stand between a hostile notebook and this machine's files, processes "
         "and network. Grade a class on a machine with bubblewrap (`apt-get install bubblewrap`)."
     )
 
 
-def closed_to_others(paths: list[Path]) -> Path | None:
-    """The first folder on the way to one of `paths` that another user cannot pass through (no search
-    permission for others), or None. Without bubblewrap a root grader runs each submission as a user of its
-    own, which must reach Python, labkit and its scratch folder through the real folders."""
-    for path in paths:
-        for folder in [*reversed(Path(path).resolve().parents), Path(path).resolve()]:
+def setpriv() -> str | None:
+    """setpriv's path where the grader is root: then, without bubblewrap, each submission runs as a user of
+    its own (None: it runs as the grader's user)."""
+    return shutil.which("setpriv") if os.geteuid() == 0 else None
+
+
+def closed_to_others(scratch: Path) -> Path | None:
+    """Where bubblewrap is missing and the grader is root: the first folder on the way to Python, labkit or
+    `scratch` that another user cannot pass through (no search permission for others), which the
+    submission's own user must (None: none, or no such user)."""
+    if bwrap() or not setpriv():
+        return None
+    for path in [*readable(), Path(scratch)]:
+        for folder in [*reversed(path.resolve().parents), path.resolve()]:
             if folder.is_dir() and not folder.stat().st_mode & stat.S_IXOTH:
                 return folder
     return None
@@ -143,9 +151,10 @@ def command(
     scratch = Path(scratch).resolve()
     switch: list[str] = []
     who = "the grader's own user"
-    if uid is not None and os.geteuid() == 0 and shutil.which("setpriv"):
+    user_switch = setpriv()
+    if uid is not None and user_switch:
         switch = [
-            shutil.which("setpriv") or "setpriv",
+            user_switch,
             f"--reuid={uid}",
             f"--regid={uid}",
             "--clear-groups",

@@ -39,7 +39,6 @@ import os
 import queue
 import re
 import secrets
-import shutil
 import signal
 import stat
 import subprocess
@@ -436,9 +435,7 @@ class Grader:
     def _refuse_closed_folders(self) -> None:
         """Without bubblewrap a root grader runs each submission as a user of its own, which reaches Python,
         labkit and its scratch folder through the real folders: refuse a folder it cannot pass through."""
-        if not (self.settings.unprivileged and os.geteuid() == 0 and shutil.which("setpriv")):
-            return
-        closed = None if boundary.bwrap() else boundary.closed_to_others([*boundary.readable(), self.work])
+        closed = boundary.closed_to_others(self.work) if self.settings.unprivileged else None
         if closed is not None:
             raise LabError(
                 f"{closed} is closed to other users (mode {closed.stat().st_mode & 0o777:o}), and without "
