@@ -1,8 +1,8 @@
 """Lab 07: the localisation figures against the baselines measured in the same run, the pretrained
 network's answers on photos, and the full-profile targets.
 
-Under smoke the `shapes` network is barely trained, so its maps are compared with what the lab
-measures beside them: a uniform map (its energy on the objects is their share of the image) and a
+Under smoke the maps are few and the `shapes` network trains for a minute, so they are compared with
+what the lab measures beside them: a uniform map (its energy on the objects is their share of the image) and a
 centred Gaussian (a prior that points at the middle, where many objects are). A method that stopped
 following the class evidence would fall to those baselines. The fixed figures of a full run are the
 README's "Full-profile targets"; `test_lab07_full_run_meets_the_readme_targets` checks a full run
@@ -10,6 +10,9 @@ when LABKIT_FULL_METRICS names its metrics folder.
 """
 
 import pytest
+from torch import nn
+
+from labkit import recipes, zoo
 
 NOTEBOOK = "07_gradcam"
 METHODS = {"saliency", "guided backprop", "Grad-CAM", "guided Grad-CAM"}
@@ -25,16 +28,15 @@ FIGURES = ("four_maps", "predicted_vs_second_class", "gradcam_layers", "localisa
            "photos_four_maps", "two_objects_two_classes", "top3_classes_static", "class_chooser_static",
            "sanity_rank_correlation", "sanity_cascade_maps", "deletion_insertion", "deletion_photo_maps",
            "deletion_insertion_photos")  # fmt: skip
-NAIVE_LAYERS = [
-    "classifier.fc2",
-    "classifier.fc1",
-    "features.conv3_2",
-    "features.conv3_1",
-    "features.conv2_2",
-    "features.conv2_1",
-    "features.conv1_2",
-    "features.conv1_1",
-]  # top first: the cascade's order
+
+
+def naive_layers(profile: str = "smoke") -> list[str]:
+    """The naive CNN's convolutions and linear layers under `profile`'s recipe on shapes, top first: the
+    cascade's order (the head has one linear layer or two, as the recipe's `hidden` says)."""
+    net = zoo.naive_network(10, recipes.defaults("02_naive_cnn", profile))
+    return [name for name, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))][::-1]
+
+
 DELETION_METHODS = ("saliency", "guided backprop", "Grad-CAM", "occlusion")
 
 
@@ -84,7 +86,7 @@ def test_lab07_sanity_checks_record_every_method_at_every_layer(smoke_metrics):
     for key in ("sanity_rank_correlation", "sanity_rank_correlation_independent"):
         assert set(m[key]) == METHODS
         for method, by_layer in m[key].items():
-            assert set(by_layer) == set(NAIVE_LAYERS), (key, method)
+            assert set(by_layer) == set(naive_layers()), (key, method)
             assert all(-1.0 <= r <= 1.0 for r in by_layer.values())
 
 
@@ -93,7 +95,7 @@ def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(sm
     # Adebayo et al. 2018: with the classifier random, Grad-CAM asks for random channels, while guided
     # backprop still draws the image's edges.
     cascade = smoke_metrics(NOTEBOOK)["sanity_rank_correlation"]
-    top, everything = NAIVE_LAYERS[0], NAIVE_LAYERS[-1]
+    top, everything = naive_layers()[0], naive_layers()[-1]
     gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
     assert gb[top] >= 0.7, f"guided backprop with a random classifier: {gb[top]:.2f}"
     assert cam[top] < gb[top] - 0.3, (
