@@ -1,12 +1,12 @@
 """Lab 07: the localisation figures against the baselines measured in the same run, the pretrained
 network's answers on photos, and the full-profile targets.
 
-Under smoke the maps are few and the `shapes` network trains for a minute, so they are compared with
-what the lab measures beside them: a uniform map (its energy on the objects is their share of the image) and a
-centred Gaussian (a prior that points at the middle, where many objects are). A method that stopped
-following the class evidence would fall to those baselines. The fixed figures of a full run are the
-README's "Full-profile targets"; `test_lab07_full_run_meets_the_readme_targets` checks a full run
-when LABKIT_FULL_METRICS names its metrics folder.
+Under smoke the maps are few and the `shapes` network trains for a minute, so they are compared
+with what the lab measures beside them: a uniform map (its energy on the objects is their share of
+the image) and a centred Gaussian (a prior that points at the middle, where many objects are). A
+method that stopped following the class evidence would fall to those baselines. The fixed figures of
+a full run are the README's "Full-profile targets"; `test_lab07_full_run_meets_the_readme_targets`
+checks a full run when LABKIT_FULL_METRICS names its metrics folder.
 """
 
 import pytest
@@ -95,7 +95,7 @@ def test_lab07_gradcam_depends_on_the_network_and_guided_backprop_hardly_does(sm
     # Adebayo et al. 2018: with the classifier random, Grad-CAM asks for random channels, while guided
     # backprop still draws the image's edges.
     cascade = smoke_metrics(NOTEBOOK)["sanity_rank_correlation"]
-    top, everything = naive_layers()[0], naive_layers()[-1]
+    top, *_, everything = naive_layers()
     gb, cam = cascade["guided backprop"], cascade["Grad-CAM"]
     assert gb[top] >= 0.7, f"guided backprop with a random classifier: {gb[top]:.2f}"
     assert cam[top] < gb[top] - 0.3, (
