@@ -32,10 +32,11 @@ LAB01: dict[str, Any] = {
 # early stopping: with patience 4 the one-cycle warm-up's noisy validation loss stopped bfloat16's run
 # after 5 epochs, at chance. Smoke has no hidden layer and no dropout: the dense head with dropout slowed
 # learning most (float32, AVX2 processor, bare loop 415-482 images/s, seed 1, 4 epochs: 0.642 with it,
-# 0.807 without; Adam at 1e-2 0.553, Nesterov SGD at 0.1 0.598), and without it 8 epochs reach 0.989-1.0
-# where the head needed 12 for 0.991 (8 epochs with the head: 0.907, and lab 06's occlusion then points
-# worse than its centre prior). 6 epochs: 0.967. At 32 or 40 px (12 epochs, with the head) lab 06's
-# pointing game could not beat its centre prior either, and 200 images a class gave 0.867.
+# 0.807 without; with it, Adam at 1e-2 0.553, Nesterov SGD at 0.1 0.598), and without it 8 epochs
+# reach 0.989-1.0 where the head needed 12 for 0.991 (8 epochs with the head: 0.907, and lab 06's
+# occlusion then points worse than its centre prior). 6 epochs: 0.967. At 32 or 40 px (12 epochs, with
+# the head) lab 06's pointing game could not beat its centre prior either, and 200 images a class gave
+# 0.867.
 _LAB02_SHAPES = {
     "smoke": {"dataset": "shapes", "image_size": 48, "n_per_class": 300, "channels": [16, 32, 64],
               "hidden": 0, "dropout": 0.0, "epochs": 8, "batch_size": 32, "optimizer": "adam", "lr": 3e-3,
